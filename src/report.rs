@@ -1,0 +1,1 @@
+//! Check results as readable text, JSON and JUnit XML.

@@ -1,0 +1,211 @@
+//! `provision.yaml`: the serde model, per-value format rules, cross-field validation, and the
+//! validated `Plan` that rendering consumes. Errors name the file, line, column and field.
+
+mod locate;
+pub mod model;
+pub mod plan;
+pub mod rules;
+mod validate;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub use model::Spec;
+pub use plan::Plan;
+
+/// The spec could not be read, parsed or validated. Always a user error (exit code 2).
+#[derive(Debug)]
+pub struct SpecError {
+    pub file: PathBuf,
+    pub problems: Vec<Problem>,
+}
+
+/// One thing wrong with the spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted path of the field, when known.
+    pub field: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.problems.len();
+        write!(
+            f,
+            "{} is not a valid spec ({count} problem{})",
+            self.file.display(),
+            if count == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            write!(f, "\n  {}", self.file.display())?;
+            if let Some(line) = problem.line {
+                write!(f, ":{line}")?;
+                if let Some(column) = problem.column {
+                    write!(f, ":{column}")?;
+                }
+            }
+            f.write_str(": ")?;
+            if let Some(field) = &problem.field {
+                write!(f, "{field}: ")?;
+            }
+            f.write_str(&problem.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for SpecError {}
+
+/// Reads, parses and validates the spec at `path`.
+pub fn load(path: &Path) -> Result<Plan, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        let message = if err.kind() == std::io::ErrorKind::NotFound {
+            "file not found; create one with `provision init` or pass --spec".to_owned()
+        } else {
+            format!("cannot read the file: {err}")
+        };
+        SpecError {
+            file: path.to_owned(),
+            problems: vec![Problem {
+                field: None,
+                line: None,
+                column: None,
+                message,
+            }],
+        }
+    })?;
+    let base_dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    from_text(&text, path, base_dir)
+}
+
+/// Parses and validates spec text; `file` is only used in messages.
+pub fn from_text(text: &str, file: &Path, base_dir: &Path) -> Result<Plan, SpecError> {
+    let spec = parse(text).map_err(|problem| SpecError {
+        file: file.to_owned(),
+        problems: vec![problem],
+    })?;
+    validate::validate(&spec, base_dir).map_err(|violations| SpecError {
+        file: file.to_owned(),
+        problems: violations
+            .into_iter()
+            .map(|v| {
+                let path: Vec<&str> = v.field.split('.').collect();
+                let position = locate::locate(text, &path);
+                Problem {
+                    line: position.map(|p| p.line),
+                    column: position.map(|p| p.column),
+                    field: Some(v.field),
+                    message: v.message,
+                }
+            })
+            .collect(),
+    })
+}
+
+/// Parses spec text into the serde model (no cross-field rules).
+pub fn parse(text: &str) -> Result<Spec, Problem> {
+    serde_yaml::from_str::<Spec>(text).map_err(|err| problem_from_yaml(&err))
+}
+
+/// serde_yaml writes "path: message at line L column C"; split it into our parts.
+fn problem_from_yaml(err: &serde_yaml::Error) -> Problem {
+    let location = err.location();
+    let mut message = err.to_string();
+    if let Some(loc) = &location {
+        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
+        if let Some(stripped) = message.strip_suffix(&suffix) {
+            message = stripped.to_owned();
+        }
+    }
+    let mut field = None;
+    // serde_yaml prefixes the dotted path ("web.port: invalid type ..."); "." is the root.
+    if let Some((path, rest)) = message.split_once(": ") {
+        if !path.contains(' ') && path != "." {
+            field = Some(path.to_owned());
+            message = rest.to_owned();
+        }
+    }
+    if message == "EOF while parsing a value" || message.contains("missing field `project`") {
+        message = format!("{message}; the spec needs at least `project: NAME`");
+    }
+    Problem {
+        field,
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        from_text(text, Path::new("provision.yaml"), Path::new("."))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_spec_gets_defaults() {
+        let plan = from_text("project: hits\n", Path::new("p.yaml"), Path::new(".")).unwrap();
+        assert_eq!(plan.project, "hits");
+        assert_eq!(plan.discovery, "consul-template");
+        assert_eq!(plan.web.replicas, 1);
+        assert_eq!(plan.lb.max_replicas, 10);
+    }
+
+    #[test]
+    fn unknown_field_names_field_and_line() {
+        let e = err("project: hits\nweb:\n  replica: 2\n");
+        assert!(
+            e.contains("provision.yaml:3:3: web: unknown field `replica`"),
+            "{e}"
+        );
+        assert!(e.contains("`replicas`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_names_field_and_line() {
+        let e = err("project: hits\nweb:\n  port: lots\n");
+        assert!(e.contains(":3:") && e.contains("web.port"), "{e}");
+    }
+
+    #[test]
+    fn newline_in_name_is_rejected_with_line() {
+        let e = err("project: \"hits\\nevil: 1\"\n");
+        assert!(
+            e.contains("provision.yaml:1:") && e.contains("project") && e.contains("\\n"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn cross_field_rules_name_line() {
+        let e = err(
+            "project: hits\nweb:\n  replicas: 20\nlb:\n  max_replicas: 5\n  stats_port: 8080\n",
+        );
+        assert!(e.contains("provision.yaml:3:3: web.replicas: must be between 1 and lb.max_replicas (5), got 20"), "{e}");
+        assert!(
+            e.contains(
+                "provision.yaml:6:3: lb.stats_port: host port 8080 is already used by lb.port"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_app_dir_is_reported() {
+        let e = err("project: hits\nweb:\n  app: no-such-dir\n");
+        assert!(
+            e.contains(":3:3: web.app: directory") && e.contains("does not exist"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! The serde model of `provision.yaml`: what a user may write, with defaults for everything optional.
+//!
+//! Values that have a format of their own (names, image references, durations, paths) are newtypes
+//! that check themselves while they are deserialized, so a bad value is reported by serde_yaml with
+//! the field's path, line and column. Rules that relate several fields live in `validate.rs`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole spec.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Spec {
+    /// Compose project name; also names images, networks and the redis volume.
+    pub project: ProjectName,
+    /// How the load balancer learns which web replicas exist.
+    #[serde(default)]
+    pub discovery: Discovery,
+    /// The image of every component, overridable for private registries and air-gapped sites.
+    #[serde(default)]
+    pub images: Images,
+    #[serde(default)]
+    pub web: Web,
+    #[serde(default)]
+    pub redis: Redis,
+    #[serde(default)]
+    pub consul: Consul,
+    #[serde(default)]
+    pub lb: LoadBalancer,
+}
+
+/// Service discovery modes. New modes are added as variants here and as blueprint branches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Discovery {
+    /// registrator registers containers in consul; consul-template renders haproxy.cfg and
+    /// reloads HAProxy (the reference system).
+    #[default]
+    ConsulTemplate,
+    /// Each web replica registers itself in consul; HAProxy resolves consul's DNS SRV records.
+    ConsulDns,
+    /// HAProxy resolves the web service through Docker's embedded DNS; no consul.
+    DockerDns,
+}
+
+impl Discovery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Discovery::ConsulTemplate => "consul-template",
+            Discovery::ConsulDns => "consul-dns",
+            Discovery::DockerDns => "docker-dns",
+        }
+    }
+
+    /// Whether the stack runs a consul agent.
+    pub fn uses_consul(self) -> bool {
+        !matches!(self, Discovery::DockerDns)
+    }
+}
+
+impl fmt::Display for Discovery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Images. `base` is the FROM of every image provision builds (web, lb, and redis unless
+/// `redis` names a prebuilt one); the others are run as they are.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Images {
+    pub base: ImageRef,
+    pub consul: ImageRef,
+    pub registrator: ImageRef,
+    pub consul_template: ImageRef,
+    pub redis: Option<ImageRef>,
+}
+
+impl Default for Images {
+    fn default() -> Self {
+        Images {
+            base: ImageRef::new_unchecked(defaults::BASE_IMAGE),
+            consul: ImageRef::new_unchecked(defaults::CONSUL_IMAGE),
+            registrator: ImageRef::new_unchecked(defaults::REGISTRATOR_IMAGE),
+            consul_template: ImageRef::new_unchecked(defaults::CONSUL_TEMPLATE_IMAGE),
+            redis: None,
+        }
+    }
+}
+
+/// Default images and versions, in one place so README, example spec and code agree.
+pub mod defaults {
+    pub const BASE_IMAGE: &str = "debian:bookworm-slim";
+    pub const CONSUL_IMAGE: &str = "hashicorp/consul:1.21";
+    pub const REGISTRATOR_IMAGE: &str = "gliderlabs/registrator:master";
+    pub const CONSUL_TEMPLATE_IMAGE: &str = "hashicorp/consul-template:0.41";
+    pub const CONSUL_TEMPLATE_VERSION: &str = "0.41.2";
+}
+
+/// The web service.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Web {
+    /// Replicas started by `apply`.
+    pub replicas: u32,
+    /// Port the app listens on inside its container.
+    pub port: u16,
+    /// Path that answers 200 when the replica can serve (used by every health check).
+    pub health_path: UrlPath,
+    /// `builtin` (the hit counter) or a directory holding the user's app and its Dockerfile.
+    pub app: App,
+    /// gunicorn worker processes per replica (built-in app only).
+    pub workers: u32,
+}
+
+impl Default for Web {
+    fn default() -> Self {
+        Web {
+            replicas: 1,
+            port: 5000,
+            health_path: UrlPath("/health".into()),
+            app: App::Builtin,
+            workers: 2,
+        }
+    }
+}
+
+/// Which web app to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum App {
+    Builtin,
+    /// A directory (relative to the spec's directory) with a Dockerfile.
+    Dir(SafePath),
+}
+
+impl Serialize for App {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            App::Builtin => s.serialize_str("builtin"),
+            App::Dir(p) => s.serialize_str(&p.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for App {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(d)?;
+        if raw == "builtin" {
+            return Ok(App::Builtin);
+        }
+        SafePath::try_from(raw)
+            .map(App::Dir)
+            .map_err(|e| serde::de::Error::custom(format!("{e}; or `builtin` for the hit counter")))
+    }
+}
+
+/// Redis, the counter's store. Append-only persistence is always on.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Redis {
+    /// How often the append-only file is synced to disk.
+    pub appendfsync: AppendFsync,
+}
+
+impl Default for Redis {
+    fn default() -> Self {
+        Redis {
+            appendfsync: AppendFsync::Everysec,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppendFsync {
+    Always,
+    Everysec,
+    No,
+}
+
+/// The consul agent (a single dev-mode server).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Consul {
+    /// Host port for consul's HTTP API and UI, published on 127.0.0.1 only.
+    pub http_port: u16,
+    /// Consul datacenter name.
+    pub datacenter: Name,
+}
+
+impl Default for Consul {
+    fn default() -> Self {
+        Consul {
+            http_port: 8500,
+            datacenter: Name("dc1".into()),
+        }
+    }
+}
+
+/// The HAProxy load balancer.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadBalancer {
+    /// Host port the load balancer publishes (on every interface).
+    pub port: u16,
+    /// Host port for HAProxy's stats page, published on 127.0.0.1 only.
+    pub stats_port: u16,
+    /// HAProxy balance algorithm.
+    pub balance: Balance,
+    /// Interval between health checks of each web replica.
+    pub check_interval: Duration,
+    /// Most web replicas the load balancer can route to (HAProxy server slots).
+    pub max_replicas: u32,
+    /// Where the lb image gets consul-template (consul-template discovery only).
+    pub consul_template: ConsulTemplateSource,
+    /// consul-template release downloaded when `consul_template: download`.
+    pub consul_template_version: Version,
+}
+
+impl Default for LoadBalancer {
+    fn default() -> Self {
+        LoadBalancer {
+            port: 8080,
+            stats_port: 8404,
+            balance: Balance::Roundrobin,
+            check_interval: Duration {
+                millis: 2000,
+                text: "2s".into(),
+            },
+            max_replicas: 10,
+            consul_template: ConsulTemplateSource::Image,
+            consul_template_version: Version(defaults::CONSUL_TEMPLATE_VERSION.into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Balance {
+    Roundrobin,
+    Leastconn,
+    Source,
+    First,
+    Random,
+}
+
+impl Balance {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Balance::Roundrobin => "roundrobin",
+            Balance::Leastconn => "leastconn",
+            Balance::Source => "source",
+            Balance::First => "first",
+            Balance::Random => "random",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsulTemplateSource {
+    /// `COPY --from` the image in `images.consul_template`.
+    Image,
+    /// Download the release zip and verify it against SHA256SUMS and HashiCorp's signature.
+    Download,
+}
+
+macro_rules! checked_string {
+    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(pub(crate) String);
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                let check: fn(&str) -> Result<(), String> = $check;
+                check(&value).map(|()| $name(value))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0
+            }
+        }
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+checked_string!(
+    /// A Compose project name: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
+    ProjectName,
+    crate::spec::rules::project_name
+);
+checked_string!(
+    /// A simple name (letters, digits, `-`, `_`, `.`), safe in YAML, shell and HAProxy config.
+    Name,
+    crate::spec::rules::simple_name
+);
+checked_string!(
+    /// An image reference: `[registry[:port]/]path[:tag][@digest]`.
+    ImageRef,
+    crate::spec::rules::image_ref
+);
+checked_string!(
+    /// An absolute URL path such as `/health`, limited to unreserved characters.
+    UrlPath,
+    crate::spec::rules::url_path
+);
+checked_string!(
+    /// A relative path inside the project directory.
+    SafePath,
+    crate::spec::rules::safe_relative_path
+);
+checked_string!(
+    /// A release version such as `0.41.2`.
+    Version,
+    crate::spec::rules::version
+);
+
+impl ImageRef {
+    /// For defaults, which are known to be valid.
+    pub(crate) fn new_unchecked(value: &str) -> Self {
+        ImageRef(value.to_owned())
+    }
+}
+
+/// A duration written as HAProxy and consul accept it: a whole number with `ms`, `s` or `m`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Duration {
+    pub millis: u64,
+    text: String,
+}
+
+impl Duration {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl TryFrom<String> for Duration {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let millis = crate::spec::rules::duration_millis(&text)?;
+        Ok(Duration { millis, text })
+    }
+}
+
+impl From<Duration> for String {
+    fn from(value: Duration) -> String {
+        value.text
+    }
+}

@@ -1,0 +1,217 @@
+//! Format rules for single values. Each returns a message that says what is allowed; the caller
+//! (serde_yaml, or the validation pass) adds the field, line and column.
+//!
+//! The rules are deliberately narrow: a value that passes can be written into YAML, a Dockerfile,
+//! a shell word, HAProxy config or a Go template without any way to break out of its place.
+
+fn all_chars(value: &str, allowed: impl Fn(char) -> bool) -> bool {
+    value.chars().all(allowed)
+}
+
+pub fn project_name(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && all_chars(value, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid project name {value:?}: allowed are 1 to 63 lowercase letters, digits, `-` and `_`, starting with a letter or digit"
+        ))
+    }
+}
+
+pub fn simple_name(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && all_chars(value, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid name {value:?}: allowed are 1 to 63 letters, digits, `-`, `_` and `.`, starting with a letter or digit"
+        ))
+    }
+}
+
+pub fn image_ref(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && value.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && !value.ends_with([':', '/', '@'])
+        && !value.contains("//")
+        && all_chars(value, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid image reference {value:?}: expected `[registry[:port]/]name[:tag][@sha256:digest]` using letters, digits, `.`, `_`, `-`, `/`, `:` and `@`"
+        ))
+    }
+}
+
+pub fn url_path(value: &str) -> Result<(), String> {
+    let ok = value.starts_with('/')
+        && value.len() <= 200
+        && all_chars(value, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.' | '~')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid URL path {value:?}: expected a path starting with `/` using letters, digits, `/`, `-`, `_`, `.` and `~`"
+        ))
+    }
+}
+
+pub fn safe_relative_path(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && !value.starts_with('/')
+        && !value.starts_with('-')
+        && all_chars(value, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid path {value:?}: expected a relative directory path using letters, digits, `/`, `-`, `_` and `.`"
+        ))
+    }
+}
+
+pub fn version(value: &str) -> Result<(), String> {
+    let mut parts = value.split('.');
+    let numeric =
+        |p: Option<&str>| p.is_some_and(|p| !p.is_empty() && all_chars(p, |c| c.is_ascii_digit()));
+    let ok = numeric(parts.next())
+        && numeric(parts.next())
+        && numeric(parts.next())
+        && parts.next().is_none();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid version {value:?}: expected MAJOR.MINOR.PATCH, such as 0.41.2"
+        ))
+    }
+}
+
+/// Parses `500ms`, `2s`, `1m` into milliseconds.
+pub fn duration_millis(value: &str) -> Result<u64, String> {
+    let err = || {
+        format!("invalid duration {value:?}: expected a whole number followed by `ms`, `s` or `m`, such as 2s")
+    };
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or_else(err)?;
+    let (digits, unit) = value.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| err())?;
+    let millis = match unit {
+        "ms" => number,
+        "s" => number.checked_mul(1000).ok_or_else(err)?,
+        "m" => number.checked_mul(60_000).ok_or_else(err)?,
+        _ => return Err(err()),
+    };
+    if millis == 0 {
+        return Err(format!(
+            "invalid duration {value:?}: must be greater than zero"
+        ));
+    }
+    Ok(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_names() {
+        assert!(project_name("hits").is_ok());
+        assert!(project_name("my-stack_2").is_ok());
+        for bad in [
+            "",
+            "Hits",
+            "-x",
+            "a b",
+            "a\nb",
+            "a\"b",
+            "a{{b}}",
+            &"a".repeat(64),
+        ] {
+            assert!(project_name(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn image_refs() {
+        for good in [
+            "debian:bookworm-slim",
+            "hashicorp/consul:1.21",
+            "registry.example:5000/team/web:1.0",
+            "redis@sha256:0123abcd",
+        ] {
+            assert!(image_ref(good).is_ok(), "{good:?} should pass");
+        }
+        for bad in [
+            "",
+            "x y",
+            "a\nb",
+            "a'b",
+            "-x",
+            "x:",
+            "a//b",
+            "{{x}}",
+            "a;rm -rf /",
+        ] {
+            assert!(image_ref(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn url_paths() {
+        assert!(url_path("/health").is_ok());
+        assert!(url_path("/api/v1/ready").is_ok());
+        for bad in ["health", "/a b", "/a\nb", "/a?b", "/{{x}}", "/a'b", "/a%20"] {
+            assert!(url_path(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert!(safe_relative_path("app").is_ok());
+        assert!(safe_relative_path("../shared/app").is_ok());
+        for bad in ["/abs", "", "a b", "-rf", "a\nb"] {
+            assert!(
+                safe_relative_path(bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn versions() {
+        assert!(version("0.41.2").is_ok());
+        for bad in ["0.41", "v0.41.2", "0.41.2.1", "0..1", "1.2.x"] {
+            assert!(version(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_millis("500ms"), Ok(500));
+        assert_eq!(duration_millis("2s"), Ok(2000));
+        assert_eq!(duration_millis("1m"), Ok(60_000));
+        for bad in ["", "2", "s", "2h", "0s", "1.5s", "-1s", "2 s"] {
+            assert!(duration_millis(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! Rules that relate several fields, and the step from `Spec` to `Plan`.
+
+use std::path::Path;
+
+use super::model::{App, AppendFsync, ConsulTemplateSource, Spec};
+use super::plan::{Plan, PlanConsul, PlanImages, PlanLb, PlanRedis, PlanWeb};
+
+/// One broken rule: the dotted field path and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    pub field: String,
+    pub message: String,
+}
+
+const MAX_REPLICAS_LIMIT: u32 = 256;
+
+/// Checks every cross-field rule; `base_dir` is the spec's directory (for `web.app`).
+pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
+    let mut violations = Vec::new();
+    let mut violation = |field: &str, message: String| {
+        violations.push(Violation {
+            field: field.to_owned(),
+            message,
+        });
+    };
+
+    let lb = &spec.lb;
+    if lb.max_replicas == 0 || lb.max_replicas > MAX_REPLICAS_LIMIT {
+        violation(
+            "lb.max_replicas",
+            format!(
+                "must be between 1 and {MAX_REPLICAS_LIMIT}, got {}",
+                lb.max_replicas
+            ),
+        );
+    }
+    let web = &spec.web;
+    if web.replicas == 0 || web.replicas > lb.max_replicas {
+        violation(
+            "web.replicas",
+            format!(
+                "must be between 1 and lb.max_replicas ({}), got {}",
+                lb.max_replicas, web.replicas
+            ),
+        );
+    }
+    if web.workers == 0 || web.workers > 64 {
+        violation(
+            "web.workers",
+            format!("must be between 1 and 64, got {}", web.workers),
+        );
+    }
+    for (field, port) in [
+        ("web.port", web.port),
+        ("lb.port", lb.port),
+        ("lb.stats_port", lb.stats_port),
+        ("consul.http_port", spec.consul.http_port),
+    ] {
+        if port == 0 {
+            violation(field, "must be a port between 1 and 65535, got 0".into());
+        }
+    }
+    // Host ports must not collide with each other.
+    let mut host_ports = vec![("lb.port", lb.port), ("lb.stats_port", lb.stats_port)];
+    if spec.discovery.uses_consul() {
+        host_ports.push(("consul.http_port", spec.consul.http_port));
+    }
+    for (i, (field, port)) in host_ports.iter().enumerate() {
+        if let Some((other, _)) = host_ports[..i].iter().find(|(_, p)| p == port) {
+            violation(
+                field,
+                format!("host port {port} is already used by {other}; choose another"),
+            );
+        }
+    }
+    let interval = lb.check_interval.millis;
+    if !(100..=3_600_000).contains(&interval) {
+        violation(
+            "lb.check_interval",
+            format!(
+                "must be between 100ms and 60m, got {}",
+                lb.check_interval.as_str()
+            ),
+        );
+    }
+    if let App::Dir(dir) = &web.app {
+        let path = base_dir.join(dir.as_str());
+        if !path.is_dir() {
+            violation(
+                "web.app",
+                format!(
+                    "directory {} does not exist (relative to the spec's directory)",
+                    path.display()
+                ),
+            );
+        } else if !path.join("Dockerfile").is_file() {
+            violation(
+                "web.app",
+                format!("directory {} has no Dockerfile", path.display()),
+            );
+        }
+    }
+
+    if !violations.is_empty() {
+        return Err(violations);
+    }
+    Ok(plan_of(spec))
+}
+
+fn plan_of(spec: &Spec) -> Plan {
+    let images = &spec.images;
+    let lb = &spec.lb;
+    Plan {
+        project: spec.project.to_string(),
+        discovery: spec.discovery.as_str().to_owned(),
+        uses_consul: spec.discovery.uses_consul(),
+        images: PlanImages {
+            base: images.base.to_string(),
+            consul: images.consul.to_string(),
+            registrator: images.registrator.to_string(),
+            consul_template: images.consul_template.to_string(),
+            redis: images.redis.as_ref().map(ToString::to_string),
+        },
+        web: PlanWeb {
+            service: "web".to_owned(),
+            replicas: spec.web.replicas,
+            port: spec.web.port,
+            health_path: spec.web.health_path.to_string(),
+            workers: spec.web.workers,
+            app_dir: match &spec.web.app {
+                App::Builtin => None,
+                App::Dir(dir) => Some(dir.to_string()),
+            },
+        },
+        redis: PlanRedis {
+            appendfsync: match spec.redis.appendfsync {
+                AppendFsync::Always => "always",
+                AppendFsync::Everysec => "everysec",
+                AppendFsync::No => "no",
+            }
+            .to_owned(),
+        },
+        consul: PlanConsul {
+            http_port: spec.consul.http_port,
+            datacenter: spec.consul.datacenter.to_string(),
+        },
+        lb: PlanLb {
+            port: lb.port,
+            stats_port: lb.stats_port,
+            balance: lb.balance.as_str().to_owned(),
+            check_interval: lb.check_interval.as_str().to_owned(),
+            check_interval_ms: lb.check_interval.millis,
+            max_replicas: lb.max_replicas,
+            consul_template_source: match lb.consul_template {
+                ConsulTemplateSource::Image => "image",
+                ConsulTemplateSource::Download => "download",
+            }
+            .to_owned(),
+            consul_template_version: lb.consul_template_version.to_string(),
+        },
+    }
+}
