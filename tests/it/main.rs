@@ -1,0 +1,8 @@
+//! The one integration-test binary: CLI behaviour, render snapshots, the real tools' checks of the
+//! generated files, and end-to-end runs against a real Docker engine.
+
+mod cli;
+mod e2e;
+mod harness;
+mod render_snapshots;
+mod static_checks;
