@@ -55,8 +55,8 @@ need_apt docker.io mmdebstrap haproxy shellcheck ca-certificates curl python3-pi
 if ! docker compose version >/dev/null 2>&1; then
   log "fetching docker-compose (Compose v2) from Debian trixie"
   fetch_from_suite trixie docker-compose "$STATE_DIR/debs"
-  deb=$(ls "$STATE_DIR"/debs/docker-compose_*.deb | head -n1)
-  rm -rf "$STATE_DIR/compose-x" && dpkg -x "$deb" "$STATE_DIR/compose-x"
+  debs=("$STATE_DIR"/debs/docker-compose_*.deb)
+  rm -rf "$STATE_DIR/compose-x" && dpkg -x "${debs[-1]}" "$STATE_DIR/compose-x"
   # The package ships the plugin under /usr/libexec; /usr/local/lib is where any docker CLI looks too.
   install -D -m 0755 "$STATE_DIR/compose-x/usr/libexec/docker/cli-plugins/docker-compose" /usr/local/lib/docker/cli-plugins/docker-compose
 fi
@@ -66,8 +66,8 @@ docker compose version >&2
 if [ ! -x "$STATE_DIR/consul/consul" ]; then
   log "fetching consul from Debian bullseye"
   fetch_from_suite bullseye consul "$STATE_DIR/debs"
-  deb=$(ls "$STATE_DIR"/debs/consul_*.deb | head -n1)
-  rm -rf "$STATE_DIR/consul-x" && dpkg -x "$deb" "$STATE_DIR/consul-x"
+  debs=("$STATE_DIR"/debs/consul_*.deb)
+  rm -rf "$STATE_DIR/consul-x" && dpkg -x "${debs[-1]}" "$STATE_DIR/consul-x"
   mkdir -p "$STATE_DIR/consul"
   install -m 0755 "$STATE_DIR/consul-x/usr/bin/consul" "$STATE_DIR/consul/consul"
 fi
