@@ -66,8 +66,14 @@ build_consul() {
   cp "$HERE/rig/consul.Dockerfile" "$ctx/Dockerfile"
   cp "$CONSUL_BIN" "$ctx/consul"
   # The classic builder: it is what a CLI without the buildx plugin has, said out loud so it does not warn.
-  DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE=$BASE_IMAGE" --label "$HASH_LABEL=$inputs" \
-    --tag "$CONSUL_IMAGE" "$ctx" >/dev/null
+  # Its output is shown only when it fails (the classic builder's deprecation notice is noise here).
+  local out
+  if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE_IMAGE" --label "$HASH_LABEL=$inputs" \
+    --tag "$CONSUL_IMAGE" "$ctx" 2>&1); then
+    printf '%s\n' "$out" >&2
+    log "docker build of $CONSUL_IMAGE failed"
+    exit 1
+  fi
   # Prove the image works before anyone relies on it: the binary runs as the image's user.
   docker run --rm "$CONSUL_IMAGE" version | head -n1 | sed 's/^/[rig]   /' >&2
   log "consul image built in $(since "$t0")"
