@@ -1,1 +1,639 @@
-//! e2e tests.
+//! End-to-end tests: the built `provision` binary drives a real stack on a real Docker engine.
+//!
+//! The stacks use the offline rig images that `.ci/rig-images.sh` builds (a Debian base imported
+//! with mmdebstrap, and consul from Debian's static binary), so they need no registry. They run one
+//! stack at a time (a lock: two stacks would fight over 2 cores), with their own Compose project
+//! names and host ports (38xxx), and remove everything they created in a drop guard, also when an
+//! assertion fails; a failing step dumps the command, its stdout and stderr, and the stack's logs.
+//! Each step is logged to stderr as it happens (not captured by the test harness), with timings.
+//!
+//! Switches (environment variables):
+//! - `PROVISION_E2E=require`: the engine, Compose v2 and the rig images must be there, or these
+//!   tests FAIL. This is the default when `CI` is set; `.ci/run` sets it explicitly.
+//! - `PROVISION_E2E=skip`: skip them. Unset (and no `CI`): they run when an engine answers and the
+//!   rig images exist, and otherwise print why they were skipped.
+//! - `PROVISION_RIG_PREFIX`: where the rig images live (default `localhost/provision-rig`).
+//! - `PROVISION_E2E_CONSUL_TEMPLATE=1`: run the reference-mode test (consul-template + registrator)
+//!   even when its images are not present locally: Compose then pulls them, so a registry must be
+//!   reachable. `=0` always skips it. Unset, it runs only when both images are already present
+//!   locally, and otherwise prints that it was skipped and which image is missing.
+//!   `PROVISION_E2E_CONSUL_TEMPLATE_IMAGE` / `PROVISION_E2E_REGISTRATOR_IMAGE` choose those images
+//!   (default: the spec's defaults), and `PROVISION_E2E_CONSUL_TEMPLATE_SOURCE=download` makes the
+//!   lb image download consul-template (verified) instead of copying it from the image.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{run_program, Project, Ran};
+
+const APPLY_TIMEOUT: Duration = Duration::from_secs(1200);
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
+const SHORT_TIMEOUT: Duration = Duration::from_secs(180);
+const DOCKER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One stack at a time, across every test of this binary.
+static ENGINE: Mutex<()> = Mutex::new(());
+
+/// A line on the test's stderr, written directly so that it shows while the test runs (libtest
+/// captures only `print!`/`eprint!`); in CI this is the readable story of each e2e run.
+fn note(msg: impl AsRef<str>) {
+    let mut err = std::io::stderr().lock();
+    for line in msg.as_ref().lines() {
+        let _ = writeln!(err, "[e2e] {line}");
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Policy {
+    Require,
+    Auto,
+    Skip,
+}
+
+fn policy() -> Policy {
+    match std::env::var("PROVISION_E2E").as_deref() {
+        Ok("require") | Ok("1") => Policy::Require,
+        Ok("skip") | Ok("0") => Policy::Skip,
+        Ok(other) if !other.is_empty() => {
+            panic!("PROVISION_E2E={other}: expected `require`, `skip`, or unset")
+        }
+        _ if std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") => {
+            Policy::Require
+        }
+        _ => Policy::Auto,
+    }
+}
+
+fn rig_image(name: &str) -> String {
+    let prefix =
+        std::env::var("PROVISION_RIG_PREFIX").unwrap_or_else(|_| "localhost/provision-rig".into());
+    format!("{prefix}/{name}")
+}
+
+fn docker(args: &[&str]) -> Ran {
+    run_program("docker", args, DOCKER_TIMEOUT)
+}
+
+fn image_present(image: &str) -> bool {
+    docker(&["image", "inspect", "--format", "{{.Id}}", image]).code == Some(0)
+}
+
+/// Why the engine cannot run an e2e stack, or None when it can.
+fn engine_problem(images: &[String]) -> Option<String> {
+    let version = docker(&["version", "--format", "{{.Server.Version}}"]);
+    if version.code != Some(0) {
+        let why = version
+            .stderr
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        return Some(format!(
+            "no Docker engine answers (`docker version`: {why}); start one (.ci/engine.sh start)"
+        ));
+    }
+    if docker(&["compose", "version", "--short"]).code != Some(0) {
+        return Some("the Docker Compose v2 plugin is missing (.ci/install-tools.sh)".into());
+    }
+    let missing: Vec<&str> = images
+        .iter()
+        .filter(|image| !image_present(image))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        return Some(format!(
+            "rig images missing: {} (build them with .ci/rig-images.sh)",
+            missing.join(", ")
+        ));
+    }
+    None
+}
+
+/// Takes the engine lock and decides whether `test` runs: None means skipped (reason printed).
+fn start(test: &str, images: &[String]) -> Option<MutexGuard<'static, ()>> {
+    let policy = policy();
+    if policy == Policy::Skip {
+        note(format!("SKIPPED {test}: PROVISION_E2E=skip"));
+        return None;
+    }
+    // A test that panicked while holding the lock cleaned up in its guard: the lock is usable.
+    let lock = ENGINE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match engine_problem(images) {
+        None => Some(lock),
+        Some(problem) if policy == Policy::Require => panic!(
+            "{test}: end-to-end tests are required here (PROVISION_E2E=require or CI) but {problem}"
+        ),
+        Some(problem) => {
+            note(format!(
+                "SKIPPED {test}: {problem}. Set PROVISION_E2E=require to make this a failure."
+            ));
+            None
+        }
+    }
+}
+
+/// One container of a Compose project, as `docker inspect` sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Container {
+    id: String,
+    name: String,
+    service: String,
+    number: u32,
+    running: bool,
+    started_at: String,
+}
+
+impl Container {
+    fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+}
+
+/// A Compose project owned by one test: cleaned before it starts (leftovers of an aborted run)
+/// and when it is dropped, with plain docker commands so that cleanup does not depend on the code
+/// under test.
+struct Stack {
+    project: String,
+    t0: Instant,
+}
+
+impl Stack {
+    fn new(project: &str) -> Stack {
+        let stack = Stack {
+            project: project.to_owned(),
+            t0: Instant::now(),
+        };
+        if stack.remove_everything() {
+            note(format!("removed leftovers of an earlier run of {project}"));
+        }
+        stack
+    }
+
+    fn label(&self) -> String {
+        format!("label=com.docker.compose.project={}", self.project)
+    }
+
+    fn step(&self, msg: &str) {
+        note(format!(
+            "{:>6.1}s {}: {msg}",
+            self.t0.elapsed().as_secs_f64(),
+            self.project
+        ));
+    }
+
+    /// `docker <kind> ls -q` of this project's objects.
+    fn ids(&self, kind: &str) -> Vec<String> {
+        let label = self.label();
+        let ran = match kind {
+            "container" => docker(&["ps", "-aq", "--filter", &label]),
+            _ => docker(&[kind, "ls", "-q", "--filter", &label]),
+        };
+        ran.expect_success();
+        ran.stdout.split_whitespace().map(str::to_owned).collect()
+    }
+
+    fn containers(&self) -> Vec<Container> {
+        let ids = self.ids("container");
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        let format = "{{.Id}}|{{.Name}}|{{index .Config.Labels \"com.docker.compose.service\"}}|\
+                      {{index .Config.Labels \"com.docker.compose.container-number\"}}|\
+                      {{.State.Running}}|{{.State.StartedAt}}";
+        let mut args = vec!["inspect", "--format", format];
+        args.extend(ids.iter().map(String::as_str));
+        let ran = docker(&args);
+        ran.expect_success();
+        let mut containers: Vec<Container> = ran
+            .stdout
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split('|').collect();
+                assert_eq!(f.len(), 6, "unexpected docker inspect line {line:?}");
+                Container {
+                    id: f[0].to_owned(),
+                    name: f[1].trim_start_matches('/').to_owned(),
+                    service: f[2].to_owned(),
+                    number: f[3].parse().unwrap_or(0),
+                    running: f[4] == "true",
+                    started_at: f[5].to_owned(),
+                }
+            })
+            .collect();
+        containers.sort_by(|a, b| (&a.service, a.number).cmp(&(&b.service, b.number)));
+        containers
+    }
+
+    fn web(&self) -> Vec<Container> {
+        self.containers()
+            .into_iter()
+            .filter(|c| c.service == "web")
+            .collect()
+    }
+
+    /// Removes every container, volume and network of the project; true if there was any.
+    fn remove_everything(&self) -> bool {
+        let containers = self.ids("container");
+        if !containers.is_empty() {
+            let mut args = vec!["rm", "-f", "-v"];
+            args.extend(containers.iter().map(String::as_str));
+            docker(&args);
+        }
+        let mut any = !containers.is_empty();
+        for kind in ["volume", "network"] {
+            let ids = self.ids(kind);
+            if !ids.is_empty() {
+                let mut args = vec![kind, "rm"];
+                args.extend(ids.iter().map(String::as_str));
+                docker(&args);
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// What a failed run needs for a diagnosis: every container's state and its last log lines.
+    fn dump_diagnostics(&self) {
+        for c in self.containers() {
+            let logs = docker(&["logs", "--tail", "25", &c.id]);
+            note(format!(
+                "--- {} ({}, running: {}) last log lines:\n{}{}",
+                c.name,
+                c.short_id(),
+                c.running,
+                logs.stdout,
+                logs.stderr
+            ));
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_diagnostics();
+        }
+        if self.remove_everything() {
+            note(format!("{}: removed what the test left", self.project));
+        }
+    }
+}
+
+/// What the load balancer answered to `requests` sequential JSON requests.
+#[derive(Debug, Default)]
+struct Probe {
+    per_host: BTreeMap<String, u32>,
+    hits: Vec<u64>,
+    errors: Vec<String>,
+}
+
+fn probe_lb(port: u16, requests: u32) -> Probe {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let url = format!("http://127.0.0.1:{port}/");
+    let mut probe = Probe::default();
+    for _ in 0..requests {
+        let answer = agent
+            .get(&url)
+            .set("Accept", "application/json")
+            .call()
+            .map_err(|e| e.to_string())
+            .and_then(|resp| resp.into_string().map_err(|e| e.to_string()))
+            .and_then(|body| {
+                serde_json::from_str::<Value>(&body).map_err(|e| format!("{e}: {body:?}"))
+            });
+        match answer {
+            Ok(v) => {
+                let host = v["hostname"].as_str().unwrap_or("?").to_owned();
+                *probe.per_host.entry(host).or_default() += 1;
+                probe.hits.push(v["hits"].as_u64().unwrap_or(0));
+            }
+            Err(e) => probe.errors.push(e),
+        }
+    }
+    probe
+}
+
+/// The checks of a `verify --json` report as (name, status), statuses lowercased.
+fn report_checks(report: &Value) -> Vec<(String, String)> {
+    let checks = report["checks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `checks` array in the verify report:\n{report:#}"));
+    checks
+        .iter()
+        .map(|c| {
+            let name = c["name"].as_str().unwrap_or("?").to_owned();
+            let status = match (&c["status"], &c["passed"]) {
+                (Value::String(s), _) => s.to_lowercase(),
+                (_, Value::Bool(true)) => "pass".into(),
+                (_, Value::Bool(false)) => "fail".into(),
+                _ => "?".into(),
+            };
+            (name, status)
+        })
+        .collect()
+}
+
+/// Runs `verify ARGS --json`, asserts it passed with every check passing (or skipped), and that
+/// the load balancer answers from exactly the running web replicas, `expect` of them.
+fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize, lb_port: u16) {
+    let mut full: Vec<&str> = vec!["verify"];
+    full.extend_from_slice(args);
+    full.push("--json");
+    stack.step(&format!("provision {}", full.join(" ")));
+    let ran = project.run(&full, &[], VERIFY_TIMEOUT);
+    ran.expect_success();
+    let report: Value = serde_json::from_str(&ran.stdout)
+        .unwrap_or_else(|e| panic!("verify --json printed no JSON ({e})\n{ran}"));
+    let checks = report_checks(&report);
+    let bad: Vec<&(String, String)> = checks
+        .iter()
+        .filter(|(_, status)| !matches!(status.as_str(), "pass" | "passed" | "skip" | "skipped"))
+        .collect();
+    assert!(bad.is_empty(), "checks not passing: {bad:?}\n{ran}");
+    assert!(
+        checks.iter().any(|(_, s)| s.starts_with("pass")),
+        "no check passed\n{ran}"
+    );
+
+    // Independent of the report: ask the load balancer ourselves and compare with docker's view.
+    let running: BTreeSet<String> = stack
+        .web()
+        .iter()
+        .filter(|c| c.running)
+        .map(|c| c.short_id().to_owned())
+        .collect();
+    assert_eq!(
+        running.len(),
+        expect,
+        "running web replicas after `{}`\n{ran}",
+        ran.line
+    );
+    let probe = probe_lb(lb_port, 4 * expect as u32);
+    let answered: BTreeSet<String> = probe.per_host.keys().cloned().collect();
+    assert!(probe.errors.is_empty(), "errors through the lb: {probe:?}");
+    assert_eq!(
+        answered, running,
+        "hosts answering through the lb vs running web containers"
+    );
+    assert!(
+        probe.hits.windows(2).all(|w| w[0] < w[1]),
+        "hit counter not strictly increasing: {:?}",
+        probe.hits
+    );
+    stack.step(&format!(
+        "verify passed in {:.1}s: {}; lb answered from {} hosts {:?}",
+        ran.elapsed.as_secs_f64(),
+        checks
+            .iter()
+            .map(|(n, s)| format!("{n}={s}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        answered.len(),
+        probe.per_host
+    ));
+}
+
+fn hits_now(lb_port: u16) -> u64 {
+    let probe = probe_lb(lb_port, 1);
+    assert!(probe.errors.is_empty(), "GET / through the lb: {probe:?}");
+    probe.hits[0]
+}
+
+/// A consul-dns spec on the rig images, with this test's project name and host ports.
+fn consul_dns_spec(project: &str, lb_port: u16, stats_port: u16, consul_port: u16) -> String {
+    format!(
+        "# end-to-end test stack: consul-dns discovery on the offline rig images\n\
+         project: {project}\n\
+         discovery: consul-dns\n\
+         images:\n  base: {base}\n  consul: {consul}\n\
+         web:\n  replicas: 2\n\
+         consul:\n  http_port: {consul_port}\n\
+         lb:\n  port: {lb_port}\n  stats_port: {stats_port}\n",
+        base = rig_image("debian:bookworm"),
+        consul = rig_image("consul:1.8.7"),
+    )
+}
+
+/// The offline mode, the whole life of a stack: apply, verify at 5, 2 and as it stands, an
+/// idempotent re-apply, a replica stopped by hand, the counter surviving destroy, destroy --volumes.
+#[test]
+fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
+    const PROJECT: &str = "provision-e2e-dns";
+    const LB: u16 = 38080;
+    let images = [rig_image("debian:bookworm"), rig_image("consul:1.8.7")];
+    let Some(_engine) = start("e2e_consul_dns", &images) else {
+        return;
+    };
+    let project = Project::new();
+    project.write(
+        "provision.yaml",
+        &consul_dns_spec(PROJECT, LB, 38404, 38500),
+    );
+    let stack = Stack::new(PROJECT);
+
+    stack.step("provision apply (first: builds the images)");
+    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    ran.expect_success();
+    stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
+    assert_eq!(stack.web().len(), 2, "web replicas after apply (spec: 2)");
+
+    verify_passes(&stack, &project, &["--scale", "5"], 5, LB);
+    verify_passes(&stack, &project, &["--scale", "2"], 2, LB);
+
+    // The JUnit report of the same run, as CI systems consume it.
+    let ran = project.run(&["verify", "--junit", "verify.xml"], &[], VERIFY_TIMEOUT);
+    ran.expect_success();
+    let junit = project.read("verify.xml");
+    assert!(
+        junit.contains("<testsuite") && !junit.contains("<failure"),
+        "{junit}\n{ran}"
+    );
+    verify_passes(&stack, &project, &[], 2, LB);
+
+    // A second apply with nothing changed must not restart (or replace) any container.
+    let before = stack.containers();
+    stack.step("provision apply (second, nothing changed)");
+    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    ran.expect_success();
+    let after = stack.containers();
+    assert_eq!(
+        before, after,
+        "containers (id, StartedAt) changed across a no-change apply\n{ran}"
+    );
+    stack.step(&format!(
+        "second apply in {:.1}s restarted none of {} containers",
+        ran.elapsed.as_secs_f64(),
+        after.len()
+    ));
+
+    // A replica stopped by hand: verify fails and names it.
+    let victim = stack.web().into_iter().next().expect("a web replica");
+    stack.step(&format!(
+        "docker stop {} ({})",
+        victim.name,
+        victim.short_id()
+    ));
+    docker(&["stop", &victim.id]).expect_success();
+    let ran = project.run(&["verify", "--timeout", "20"], &[], VERIFY_TIMEOUT);
+    ran.expect_code(1);
+    let out = ran.all_output();
+    assert!(
+        out.contains(&victim.name) || out.contains(victim.short_id()),
+        "verify does not name the stopped replica {} ({})\n{ran}",
+        victim.name,
+        victim.short_id()
+    );
+    let naming = out
+        .lines()
+        .find(|l| l.contains(&victim.name) || l.contains(victim.short_id()))
+        .unwrap_or_default();
+    stack.step(&format!(
+        "verify failed (exit 1) and said: {}",
+        naming.trim()
+    ));
+
+    // The counter lives in the redis volume: destroy without --volumes keeps it.
+    let hits = hits_now(LB);
+    stack.step(&format!("hits = {hits}; provision destroy"));
+    project
+        .run(&["destroy"], &[], SHORT_TIMEOUT)
+        .expect_success();
+    assert!(stack.containers().is_empty(), "containers left by destroy");
+    assert!(
+        !stack.ids("volume").is_empty(),
+        "destroy without --volumes removed the redis volume"
+    );
+    stack.step("provision apply (after destroy)");
+    project.run(&["apply"], &[], APPLY_TIMEOUT).expect_success();
+    let hits_after = hits_now(LB);
+    assert!(
+        hits_after > hits,
+        "hit counter did not survive destroy + apply: {hits} then {hits_after}"
+    );
+    stack.step(&format!("hits = {hits_after} after destroy + apply"));
+
+    stack.step("provision destroy --volumes");
+    project
+        .run(&["destroy", "--volumes"], &[], SHORT_TIMEOUT)
+        .expect_success();
+    assert!(stack.containers().is_empty(), "containers left");
+    assert!(stack.ids("volume").is_empty(), "volumes left");
+    stack.step("done");
+}
+
+/// The reference mode (registrator + consul-template). Its images cannot be had offline, so it
+/// runs only when they are present locally or PROVISION_E2E_CONSUL_TEMPLATE=1 (see the top).
+#[test]
+fn e2e_consul_template_apply_verify_3_1_destroy() {
+    const PROJECT: &str = "provision-e2e-ct";
+    const LB: u16 = 38180;
+    use provision::spec::model::defaults;
+    let env = |key: &str, default: &str| std::env::var(key).unwrap_or_else(|_| default.into());
+    let ct_image = env(
+        "PROVISION_E2E_CONSUL_TEMPLATE_IMAGE",
+        defaults::CONSUL_TEMPLATE_IMAGE,
+    );
+    let registrator = env(
+        "PROVISION_E2E_REGISTRATOR_IMAGE",
+        defaults::REGISTRATOR_IMAGE,
+    );
+    let source = env("PROVISION_E2E_CONSUL_TEMPLATE_SOURCE", "image");
+    let forced = std::env::var("PROVISION_E2E_CONSUL_TEMPLATE").ok();
+    if forced.as_deref() == Some("0") {
+        note("SKIPPED e2e_consul_template: PROVISION_E2E_CONSUL_TEMPLATE=0");
+        return;
+    }
+    let rig = [rig_image("debian:bookworm"), rig_image("consul:1.8.7")];
+    let Some(_engine) = start("e2e_consul_template", &rig) else {
+        return;
+    };
+    if forced.as_deref() != Some("1") {
+        let mut needed = vec![registrator.clone()];
+        if source == "image" {
+            needed.push(ct_image.clone());
+        }
+        let missing: Vec<String> = needed.into_iter().filter(|i| !image_present(i)).collect();
+        if !missing.is_empty() {
+            note(format!(
+                "SKIPPED e2e_consul_template (reference mode): image(s) not present locally: {}; \
+                 no registry is reachable to pull them. Load them (docker load) or set \
+                 PROVISION_E2E_CONSUL_TEMPLATE=1 to let Compose pull them.",
+                missing.join(", ")
+            ));
+            return;
+        }
+    }
+
+    let project = Project::new();
+    project.write(
+        "provision.yaml",
+        &format!(
+            "# end-to-end test stack: the reference mode (registrator + consul-template)\n\
+             project: {PROJECT}\n\
+             discovery: consul-template\n\
+             images:\n  base: {base}\n  consul: {consul}\n  \
+             consul_template: {ct_image}\n  registrator: {registrator}\n\
+             consul:\n  http_port: 38600\n\
+             lb:\n  port: {LB}\n  stats_port: 38504\n  consul_template: {source}\n",
+            base = rig_image("debian:bookworm"),
+            consul = rig_image("consul:1.8.7"),
+        ),
+    );
+    let stack = Stack::new(PROJECT);
+    stack.step("provision apply");
+    project.run(&["apply"], &[], APPLY_TIMEOUT).expect_success();
+    verify_passes(&stack, &project, &["--scale", "3"], 3, LB);
+    verify_passes(&stack, &project, &["--scale", "1"], 1, LB);
+    stack.step("provision destroy --volumes");
+    project
+        .run(&["destroy", "--volumes"], &[], SHORT_TIMEOUT)
+        .expect_success();
+    assert!(stack.containers().is_empty(), "containers left");
+    stack.step("done");
+}
+
+/// With the daemon unreachable, every docker-facing command stops quickly with exit code 3 and
+/// says what is wrong. Needs no engine (only the docker CLI, or its absence), so it always runs.
+#[test]
+fn e2e_every_docker_command_fails_fast_without_a_daemon() {
+    let project = Project::new();
+    project.write(
+        "provision.yaml",
+        &consul_dns_spec("provision-e2e-dead", 38280, 38704, 38800),
+    );
+    let dead = [(
+        "DOCKER_HOST",
+        "unix:///nonexistent/provision-e2e/docker.sock",
+    )];
+    for command in ["apply", "verify", "status", "destroy", "doctor"] {
+        let ran = project.run(&[command], &dead, Duration::from_secs(60));
+        ran.expect_code(3);
+        assert!(
+            ran.elapsed < Duration::from_secs(15),
+            "`{command}` took {:.1?} to give up\n{ran}",
+            ran.elapsed
+        );
+        let err = ran.stderr.to_lowercase();
+        assert!(
+            err.contains("docker")
+                && ["daemon", "reach", "connect", "not installed"]
+                    .iter()
+                    .any(|w| err.contains(w)),
+            "`{command}` does not say clearly that the docker daemon is unreachable\n{ran}"
+        );
+        note(format!(
+            "dead daemon: `provision {command}` exit 3 after {:.2}s: {}",
+            ran.elapsed.as_secs_f64(),
+            ran.stderr.lines().next().unwrap_or("").trim()
+        ));
+    }
+}

@@ -1,7 +1,9 @@
 //! Shared test helpers: a temporary project directory and a fluent way to run the built binary.
 #![allow(dead_code)]
 
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 
@@ -45,6 +47,100 @@ impl Project {
             .env_remove("PROVISION_SPEC")
             .env("NO_COLOR", "1");
         cmd
+    }
+}
+
+impl Project {
+    /// Runs `provision ARGS` here with extra environment, killed after `timeout`; never panics,
+    /// so the caller can assert on the outcome and dump it.
+    pub fn run(&self, args: &[&str], env: &[(&str, &str)], timeout: Duration) -> Ran {
+        let mut cmd = self.provision(args);
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let env_words: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v} ")).collect();
+        let line = format!("{}provision {}", env_words.concat(), args.join(" "));
+        Ran::capture(line, Some(self.path().to_owned()), &mut cmd, timeout)
+    }
+}
+
+/// Runs any program (docker, mostly), killed after `timeout`.
+pub fn run_program(program: &str, args: &[&str], timeout: Duration) -> Ran {
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    Ran::capture(
+        format!("{program} {}", args.join(" ")),
+        None,
+        &mut cmd,
+        timeout,
+    )
+}
+
+/// A finished command: how it was called and everything it said. `Display` dumps all of it, so a
+/// failing assertion shows the command, its exit status, its stdout and its stderr.
+pub struct Ran {
+    pub line: String,
+    pub cwd: Option<PathBuf>,
+    /// None when killed (by the timeout or a signal).
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    pub timed_out: bool,
+}
+
+impl Ran {
+    fn capture(line: String, cwd: Option<PathBuf>, cmd: &mut Command, timeout: Duration) -> Ran {
+        let start = Instant::now();
+        let output = cmd
+            .timeout(timeout)
+            .output()
+            .unwrap_or_else(|e| panic!("could not start `{line}`: {e}"));
+        let elapsed = start.elapsed();
+        Ran {
+            code: output.status.code(),
+            timed_out: output.status.code().is_none() && elapsed >= timeout,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            line,
+            cwd,
+            elapsed,
+        }
+    }
+
+    /// Panics with the whole dump unless the command exited with `code`.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        if self.code != Some(code) {
+            panic!("expected exit code {code}\n{self}");
+        }
+        self
+    }
+
+    #[track_caller]
+    pub fn expect_success(&self) -> &Self {
+        self.expect_code(0)
+    }
+
+    /// stdout and stderr together, for "does the output mention X" checks.
+    pub fn all_output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl fmt::Display for Ran {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "command: {}", self.line)?;
+        if let Some(cwd) = &self.cwd {
+            writeln!(f, "cwd: {}", cwd.display())?;
+        }
+        match (self.code, self.timed_out) {
+            (Some(code), _) => writeln!(f, "exit code: {code} after {:.1?}", self.elapsed)?,
+            (None, true) => writeln!(f, "KILLED: still running after {:.1?}", self.elapsed)?,
+            (None, false) => writeln!(f, "killed by a signal after {:.1?}", self.elapsed)?,
+        }
+        writeln!(f, "--- stdout ---\n{}", self.stdout.trim_end())?;
+        write!(f, "--- stderr ---\n{}", self.stderr.trim_end())
     }
 }
 
