@@ -27,19 +27,40 @@ need_apt() {
   fi
 }
 
+# A deb822 stanza for SUITE on the host's own main Debian archive: the first non-security entry of
+# its deb822 .sources files, or else of its one-line sources.list (a debian-installer machine has
+# only that). So the configured mirror is reused and no host name is written here.
+main_archive_stanza() {
+  local suite=$1 f uri=""
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -f "$f" ] || continue
+    uri=$(awk 'tolower($1) == "uris:" && $2 !~ /security/ { print $2; exit }' "$f")
+    [ -n "$uri" ] && break
+  done
+  if [ -z "$uri" ]; then
+    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+      [ -f "$f" ] || continue
+      # Drop `[option=value ...]` so the URI is the second word.
+      uri=$(sed -e 's/\[[^]]*\]//' "$f" | awk '$1 == "deb" && $2 !~ /security/ { print $2; exit }')
+      [ -n "$uri" ] && break
+    done
+  fi
+  if [ -z "$uri" ]; then
+    log "no Debian archive found in the host's apt sources (/etc/apt/sources.list*)"
+    return 1
+  fi
+  printf 'Types: deb\nURIs: %s\nSuites: %s\nComponents: main\n' "$uri" "$suite"
+  if [ -f /usr/share/keyrings/debian-archive-keyring.gpg ]; then
+    printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
+  fi
+}
+
 # Download one package from another Debian suite, reusing the host's mirror configuration.
 fetch_from_suite() {
   local suite=$1 pkg=$2 dest=$3
   local dir="$STATE_DIR/apt-$suite"
   mkdir -p "$dir/sources" "$dir/lists/partial" "$dest"
-  # The first stanza of the machine's debian.sources is the main archive; keep it, change the suite.
-  awk -v suite="$suite" '
-    BEGIN { done = 0 }
-    /^$/ { if (seen) done = 1; next }
-    done { next }
-    /^Suites:/ { print "Suites: " suite; seen = 1; next }
-    { print; seen = 1 }
-  ' /etc/apt/sources.list.d/debian.sources > "$dir/sources/debian.sources"
+  main_archive_stanza "$suite" >"$dir/sources/debian.sources"
   local opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$dir/sources"
     -o "Dir::State::Lists=$dir/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=)
   if [ ! -f "$dir/.updated" ]; then
