@@ -440,11 +440,32 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     );
     let stack = Stack::new(PROJECT);
 
+    stack.step("provision doctor; provision apply --dry-run");
+    project
+        .run(&["doctor"], &[], SHORT_TIMEOUT)
+        .expect_success();
+    let ran = project.run(&["apply", "--dry-run"], &[], SHORT_TIMEOUT);
+    ran.expect_success();
+    assert!(
+        ran.stdout.contains("docker compose"),
+        "no commands shown\n{ran}"
+    );
+    assert!(
+        stack.containers().is_empty(),
+        "apply --dry-run started containers\n{ran}"
+    );
+
     stack.step("provision apply (first: builds the images)");
     let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
     ran.expect_success();
     stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
     assert_eq!(stack.web().len(), 2, "web replicas after apply (spec: 2)");
+    let ran = project.run(&["status"], &[], SHORT_TIMEOUT);
+    ran.expect_success();
+    assert!(
+        ran.stdout.contains("web"),
+        "status does not show web\n{ran}"
+    );
 
     verify_passes(&stack, &project, &["--scale", "5"], 5, LB);
     verify_passes(&stack, &project, &["--scale", "2"], 2, LB);
