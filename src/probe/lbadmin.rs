@@ -1,0 +1,76 @@
+//! HAProxy's runtime API, reached through `docker exec <lb> socat stdio /run/haproxy/admin.sock`
+//! (the lb image carries socat; the socket is not published). Used to drain replicas before
+//! Compose stops them.
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::docker::Docker;
+
+/// The stats socket inside the lb container (fixed by the lb blueprint).
+pub const ADMIN_SOCKET: &str = "/run/haproxy/admin.sock";
+
+/// Sends one line of runtime commands (several may be joined with `;`) and returns the answer.
+pub fn command(docker: &Docker, lb_container: &str, line: &str) -> anyhow::Result<String> {
+    docker
+        .call(
+            format!("sending `{line}` to HAProxy's runtime API"),
+            ["exec", "-i", lb_container, "socat", "stdio", ADMIN_SOCKET],
+        )
+        .stdin(format!("{line}\n"))
+        .timeout(Duration::from_secs(10))
+        .changes_state()
+        .output()
+}
+
+/// The runtime command that puts `servers` of `backend` into `state` (`maint`, `drain`, `ready`).
+pub fn set_state_line(backend: &str, servers: &[String], state: &str) -> String {
+    servers
+        .iter()
+        .map(|s| format!("set server {backend}/{s} state {state}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Puts servers into `state`; HAProxy answers nothing on success and a sentence on error.
+pub fn set_state(
+    docker: &Docker,
+    lb_container: &str,
+    backend: &str,
+    servers: &[String],
+    state: &str,
+) -> anyhow::Result<()> {
+    if servers.is_empty() {
+        return Ok(());
+    }
+    let line = set_state_line(backend, servers, state);
+    let answer = command(docker, lb_container, &line)?;
+    let complaints: Vec<&str> = answer
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if complaints.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::ToolError(format!(
+            "HAProxy refused `{line}`: {}",
+            complaints.join("; ")
+        )))
+        .context("draining replicas before scaling down")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_for_several_servers() {
+        assert_eq!(
+            set_state_line("web", &["web3".into(), "web4".into()], "maint"),
+            "set server web/web3 state maint; set server web/web4 state maint"
+        );
+    }
+}
