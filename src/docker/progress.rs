@@ -1,6 +1,7 @@
 //! Progress on stderr: an indicatif spinner on a terminal, plain lines otherwise, nothing with
 //! `--quiet`. stdout stays for results, so piping a command's output never captures progress.
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
@@ -72,6 +73,7 @@ impl Progress {
             mode: self.mode,
             summary: summary.to_owned(),
             started: Instant::now(),
+            last_status: RefCell::new(String::new()),
         }
     }
 }
@@ -83,6 +85,8 @@ pub struct Step {
     mode: Mode,
     summary: String,
     started: Instant,
+    /// Plain mode prints a status only when it changes, so a long wait stays readable.
+    last_status: RefCell<String>,
 }
 
 impl Step {
@@ -97,7 +101,16 @@ impl Step {
     pub fn status(&self, message: &str) {
         match (&self.bar, self.mode) {
             (Some(bar), _) => bar.set_message(message.to_owned()),
-            (None, Mode::Plain) => eprintln!("  {message}"),
+            (None, Mode::Plain) => {
+                let mut last = self.last_status.borrow_mut();
+                if *last != message {
+                    eprintln!(
+                        "  {message} ({:.1} s)",
+                        self.started.elapsed().as_secs_f64()
+                    );
+                    message.clone_into(&mut last);
+                }
+            }
             _ => {}
         }
     }

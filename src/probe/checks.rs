@@ -90,6 +90,12 @@ fn converged(obs: &Observations) -> Check {
             if c.up == 1 { "" } else { "s" },
             c.seconds
         )
+    } else if c.fatal {
+        format!(
+            "stopped waiting after {:.1} s: {}",
+            c.seconds,
+            c.last_problem.as_deref().unwrap_or("unknown problem")
+        )
     } else {
         format!(
             "gave up after {} s waiting for {} running replica{} to be routed: last seen: {}",
@@ -404,6 +410,7 @@ mod tests {
                 up: running.len() as u32,
                 passing: Some(running.len() as u32),
                 last_problem: None,
+                fatal: false,
             },
             probe: Probe {
                 sent: answers.len() as u32,

@@ -36,6 +36,9 @@ pub struct Convergence {
     pub passing: Option<u32>,
     /// Why the last look was not good enough (or why it could not look).
     pub last_problem: Option<String>,
+    /// The last problem cannot go away by waiting (a configuration problem).
+    #[serde(skip)]
+    pub fatal: bool,
 }
 
 /// Polls until HAProxy has exactly `target.ips` UP (and consul lists exactly them passing).
@@ -49,6 +52,7 @@ pub fn wait(target: &Target, timeout: Duration, step: Option<&Step>) -> Converge
         up: 0,
         passing: target.consul.as_ref().map(|_| 0),
         last_problem: None,
+        fatal: false,
     };
     loop {
         let problem = look(target, &mut result);
@@ -66,7 +70,7 @@ pub fn wait(target: &Target, timeout: Duration, step: Option<&Step>) -> Converge
                 result.last_problem = Some(problem);
             }
         }
-        if started.elapsed() >= timeout {
+        if started.elapsed() >= timeout || result.fatal {
             return result;
         }
         std::thread::sleep(POLL);
@@ -78,7 +82,12 @@ fn look(target: &Target, result: &mut Convergence) -> Option<String> {
     let want = target.ips.len();
     let servers = match stats::fetch(&target.stats_url, &target.backend) {
         Ok(servers) => servers,
-        Err(err) => return Some(format!("HAProxy stats not readable: {err:#}")),
+        Err(err) => {
+            if err.chain().any(|c| c.is::<stats::HiddenAddresses>()) {
+                result.fatal = true;
+            }
+            return Some(format!("HAProxy stats not readable: {err:#}"));
+        }
     };
     let up: BTreeSet<String> = servers
         .iter()

@@ -33,33 +33,27 @@ pub fn set_state_line(backend: &str, servers: &[String], state: &str) -> String 
         .join("; ")
 }
 
-/// Puts servers into `state`; HAProxy answers nothing on success and a sentence on error.
+/// Puts servers into `state`. HAProxy answers nothing on success and a sentence per refused
+/// command (such as "No such server."); those sentences are returned for the caller to judge.
 pub fn set_state(
     docker: &Docker,
     lb_container: &str,
     backend: &str,
     servers: &[String],
     state: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<String>> {
     if servers.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let line = set_state_line(backend, servers, state);
-    let answer = command(docker, lb_container, &line)?;
-    let complaints: Vec<&str> = answer
+    let answer = command(docker, lb_container, &line)
+        .with_context(|| format!("setting HAProxy servers {} to {state}", servers.join(", ")))?;
+    Ok(answer
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .collect();
-    if complaints.is_empty() {
-        Ok(())
-    } else {
-        Err(crate::ToolError(format!(
-            "HAProxy refused `{line}`: {}",
-            complaints.join("; ")
-        )))
-        .context("draining replicas before scaling down")
-    }
+        .map(str::to_owned)
+        .collect())
 }
 
 #[cfg(test)]

@@ -75,6 +75,24 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
     Ok(servers)
 }
 
+/// The stats page leaves `addr` empty unless the stats section has `stats show-legends`;
+/// without addresses, servers cannot be matched to containers, and waiting will not help.
+#[derive(Debug)]
+pub struct HiddenAddresses(pub String);
+
+impl std::fmt::Display for HiddenAddresses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HAProxy's stats at {} hide the servers' addresses: the lb configuration needs \
+             `stats show-legends` in its stats frontend",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for HiddenAddresses {}
+
 /// The servers of `backend`, read from the stats page at `url`.
 pub fn fetch(url: &str, backend: &str) -> anyhow::Result<Vec<Server>> {
     let text = super::http::get_text(url, Duration::from_secs(3))
@@ -82,7 +100,16 @@ pub fn fetch(url: &str, backend: &str) -> anyhow::Result<Vec<Server>> {
     let mut servers =
         parse_csv(&text).with_context(|| format!("reading HAProxy's stats at {url}"))?;
     servers.retain(|s| s.backend == backend);
+    check_addresses(&servers, url)?;
     Ok(servers)
+}
+
+fn check_addresses(servers: &[Server], url: &str) -> Result<(), HiddenAddresses> {
+    // A server that is UP has an address; an empty one means the page hides it.
+    if servers.iter().any(|s| s.is_up() && s.addr.is_empty()) {
+        return Err(HiddenAddresses(url.to_owned()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -130,6 +157,15 @@ web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,
         assert!(!server("DOWN 1/2").is_up());
         assert!(!server("MAINT").is_up());
         assert!(!server("no check").is_up());
+    }
+
+    #[test]
+    fn hidden_addresses_are_explained() {
+        let hidden = CSV.replace("172.20.0.5:5000", "");
+        let servers = parse_csv(&hidden).unwrap();
+        let err = check_addresses(&servers, "http://127.0.0.1:8404/stats;csv").unwrap_err();
+        assert!(err.to_string().contains("stats show-legends"), "{err}");
+        assert!(check_addresses(&parse_csv(CSV).unwrap(), "u").is_ok());
     }
 
     #[test]
