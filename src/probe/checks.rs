@@ -319,6 +319,9 @@ fn haproxy(obs: &Observations) -> Check {
             }
         }
     }
+    for c in obs.replicas.iter().filter(|c| !c.running) {
+        message.push_str(&format!("\n{} is not running", c.describe()));
+    }
     for s in &up {
         if obs.by_ip(s.ip()).is_none() {
             message.push_str(&format!(
@@ -455,6 +458,8 @@ mod tests {
             .contains("hits-web-3 (container 000000000003) is exited"));
         assert_eq!(outcome(&checks, "registry"), Outcome::Fail);
         assert_eq!(outcome(&checks, "haproxy"), Outcome::Fail);
+        assert!(message(&checks, "haproxy")
+            .contains("hits-web-3 (container 000000000003) is not running"));
         // What still works, passes: the two running replicas answered and counted.
         assert_eq!(outcome(&checks, "counter increasing"), Outcome::Pass);
         assert_eq!(outcome(&checks, "requests answered"), Outcome::Pass);
