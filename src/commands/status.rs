@@ -84,7 +84,15 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
         },
         lb: View::of(
             endpoints.stats_csv.clone(),
-            stats::fetch(&endpoints.stats_csv, "web"),
+            stats::Source::new(
+                &endpoints.stats_csv,
+                "web",
+                details
+                    .iter()
+                    .find(|c| c.service == "lb" && c.running)
+                    .map(|c| (&docker, c.id.clone())),
+            )
+            .fetch(),
         ),
         consul: endpoints
             .consul

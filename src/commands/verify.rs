@@ -82,10 +82,12 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         running.len(),
         if running.len() == 1 { "" } else { "s" }
     ));
+    let lb = lb_container(&docker.project_containers(&plan.project)?);
+    let stats_source =
+        stats::Source::new(&endpoints.stats_csv, BACKEND, lb.map(|id| (&docker, id)));
     let target = Target {
         ips: running.iter().filter_map(|c| c.ip.clone()).collect(),
-        stats_url: endpoints.stats_csv.clone(),
-        backend: BACKEND.to_owned(),
+        stats: &stats_source,
         consul: endpoints
             .consul
             .clone()
@@ -106,7 +108,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let probe = http::probe(&endpoints.lb, &probe_plan);
     step.finish();
 
-    let (haproxy, haproxy_error) = match stats::fetch(&endpoints.stats_csv, BACKEND) {
+    let (haproxy, haproxy_error) = match stats_source.fetch() {
         Ok(servers) => (servers, None),
         Err(err) => (Vec::new(), Some(format!("{err:#}"))),
     };
@@ -169,6 +171,14 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     }
 }
 
+/// The running load balancer container, for the runtime API.
+fn lb_container(containers: &[Container]) -> Option<String> {
+    containers
+        .iter()
+        .find(|c| c.service == "lb" && c.running)
+        .map(|c| c.id.clone())
+}
+
 fn web_of(containers: &[Container], plan: &Plan) -> Vec<Container> {
     containers
         .iter()
@@ -199,14 +209,16 @@ fn scale_web(
         .into_iter()
         .take(from.saturating_sub(n) as usize)
         .collect();
-    let lb = containers
-        .iter()
-        .find(|c| c.service == "lb" && c.running)
-        .map(|c| c.id.clone());
+    let lb = lb_container(containers);
 
     let mut drained = Vec::new();
     if !leaving.is_empty() {
-        match (&lb, stats::fetch(&endpoints.stats_csv, BACKEND)) {
+        let source = stats::Source::new(
+            &endpoints.stats_csv,
+            BACKEND,
+            lb.clone().map(|id| (docker, id)),
+        );
+        match (&lb, source.fetch()) {
             (Some(lb), Ok(servers)) => {
                 let ips: BTreeSet<&str> = leaving.iter().filter_map(|c| c.ip.as_deref()).collect();
                 drained = servers

@@ -13,12 +13,11 @@ use crate::docker::Step;
 const POLL: Duration = Duration::from_millis(250);
 
 /// What the wait is for.
-#[derive(Debug, Clone)]
-pub struct Target {
+#[derive(Debug)]
+pub struct Target<'a> {
     /// IPs of the running web replicas.
     pub ips: BTreeSet<String>,
-    pub stats_url: String,
-    pub backend: String,
+    pub stats: &'a stats::Source<'a>,
     /// consul's base URL and the service name, when discovery uses consul.
     pub consul: Option<(String, String)>,
 }
@@ -42,7 +41,7 @@ pub struct Convergence {
 }
 
 /// Polls until HAProxy has exactly `target.ips` UP (and consul lists exactly them passing).
-pub fn wait(target: &Target, timeout: Duration, step: Option<&Step>) -> Convergence {
+pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Convergence {
     let started = Instant::now();
     let mut result = Convergence {
         converged: false,
@@ -78,9 +77,9 @@ pub fn wait(target: &Target, timeout: Duration, step: Option<&Step>) -> Converge
 }
 
 /// One look; None when everything matches.
-fn look(target: &Target, result: &mut Convergence) -> Option<String> {
+fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
     let want = target.ips.len();
-    let servers = match stats::fetch(&target.stats_url, &target.backend) {
+    let servers = match target.stats.fetch() {
         Ok(servers) => servers,
         Err(err) => {
             if err.chain().any(|c| c.is::<stats::HiddenAddresses>()) {

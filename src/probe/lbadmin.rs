@@ -24,6 +24,18 @@ pub fn command(docker: &Docker, lb_container: &str, line: &str) -> anyhow::Resul
         .output()
 }
 
+/// A read-only runtime command (`show stat`, `show servers state web`).
+pub fn query(docker: &Docker, lb_container: &str, line: &str) -> anyhow::Result<String> {
+    docker
+        .call(
+            format!("asking HAProxy's runtime API for `{line}`"),
+            ["exec", "-i", lb_container, "socat", "stdio", ADMIN_SOCKET],
+        )
+        .stdin(format!("{line}\n"))
+        .timeout(Duration::from_secs(10))
+        .output()
+}
+
 /// The runtime command that puts `servers` of `backend` into `state` (`maint`, `drain`, `ready`).
 pub fn set_state_line(backend: &str, servers: &[String], state: &str) -> String {
     servers

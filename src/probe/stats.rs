@@ -1,9 +1,12 @@
 //! HAProxy's own view of a backend, from the stats page's CSV (`/stats;csv`).
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
+
+use crate::docker::Docker;
 
 /// One server line of the CSV (FRONTEND and BACKEND summary lines are left out).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -102,6 +105,48 @@ pub fn fetch(url: &str, backend: &str) -> anyhow::Result<Vec<Server>> {
     servers.retain(|s| s.backend == backend);
     check_addresses(&servers, url)?;
     Ok(servers)
+}
+
+/// Where to read a backend's servers: the stats page over HTTP, or, when that page hides the
+/// servers' addresses, the runtime API's `show stat` inside the lb container (same CSV; the
+/// admin-level socket always shows addresses).
+#[derive(Debug)]
+pub struct Source<'a> {
+    pub url: String,
+    pub backend: String,
+    /// docker and the lb container, for the fallback.
+    pub runtime: Option<(&'a Docker, String)>,
+    use_runtime: Cell<bool>,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(url: &str, backend: &str, runtime: Option<(&'a Docker, String)>) -> Self {
+        Source {
+            url: url.to_owned(),
+            backend: backend.to_owned(),
+            runtime,
+            use_runtime: Cell::new(false),
+        }
+    }
+
+    pub fn fetch(&self) -> anyhow::Result<Vec<Server>> {
+        if !self.use_runtime.get() {
+            match fetch(&self.url, &self.backend) {
+                Err(err)
+                    if self.runtime.is_some() && err.chain().any(|c| c.is::<HiddenAddresses>()) =>
+                {
+                    self.use_runtime.set(true);
+                }
+                other => return other,
+            }
+        }
+        let (docker, lb) = self.runtime.as_ref().expect("checked above");
+        let text = super::lbadmin::query(docker, lb, "show stat")?;
+        let mut servers =
+            parse_csv(&text).context("reading `show stat` from HAProxy's runtime API")?;
+        servers.retain(|s| s.backend == self.backend);
+        Ok(servers)
+    }
 }
 
 fn check_addresses(servers: &[Server], url: &str) -> Result<(), HiddenAddresses> {
