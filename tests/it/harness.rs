@@ -12,7 +12,9 @@ pub struct Project {
 
 impl Project {
     pub fn new() -> Self {
-        Project { dir: tempfile::tempdir().expect("create a temporary directory") }
+        Project {
+            dir: tempfile::tempdir().expect("create a temporary directory"),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -31,13 +33,17 @@ impl Project {
     }
 
     pub fn read(&self, relative: &str) -> String {
-        std::fs::read_to_string(self.file(relative)).unwrap_or_else(|e| panic!("read {relative}: {e}"))
+        std::fs::read_to_string(self.file(relative))
+            .unwrap_or_else(|e| panic!("read {relative}: {e}"))
     }
 
     /// `provision ARGS` run in this project's directory, with no terminal on stdin.
     pub fn provision(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("provision").expect("the provision binary is built");
-        cmd.current_dir(self.path()).args(args).env_remove("PROVISION_SPEC").env("NO_COLOR", "1");
+        cmd.current_dir(self.path())
+            .args(args)
+            .env_remove("PROVISION_SPEC")
+            .env("NO_COLOR", "1");
         cmd
     }
 }
