@@ -70,7 +70,10 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     }
 
     compose.up(
-        &format!("starting the stack ({replicas} web replicas)"),
+        &format!(
+            "starting the stack ({replicas} web replica{})",
+            if replicas == 1 { "" } else { "s" }
+        ),
         &UpOptions {
             scale: Some((plan.web.service.clone(), replicas)),
             wait_timeout: Some(args.timeout),

@@ -73,21 +73,30 @@ impl Docker {
         }
     }
 
-    /// Which of `images` exist locally, in the same order.
+    /// Which of `images` exist locally, in the same order. One `docker image inspect` for all:
+    /// it names each missing image on stderr ("No such image: REF").
     pub fn images_present(&self, images: &[String]) -> anyhow::Result<Vec<bool>> {
-        images
-            .iter()
-            .map(|image| {
-                let out = self
-                    .call(
-                        format!("looking for image {image}"),
-                        ["image", "inspect", "--format", "{{.Id}}", image.as_str()],
-                    )
-                    .timeout(Duration::from_secs(20))
-                    .output_unchecked()?;
-                Ok(out.success)
-            })
-            .collect()
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args = vec!["image", "inspect", "--format", "{{.Id}}"];
+        args.extend(images.iter().map(String::as_str));
+        let out = self
+            .call("looking for images", args)
+            .timeout(Duration::from_secs(20))
+            .output_unchecked()?;
+        if out.success {
+            return Ok(vec![true; images.len()]);
+        }
+        match missing_images(&out.stderr, images) {
+            Some(missing) => Ok(images.iter().map(|i| !missing.contains(i)).collect()),
+            None => Err(failure(
+                "looking for images",
+                "docker image inspect ...",
+                &out.stderr,
+                &out.stdout,
+            )),
+        }
     }
 
     /// Every container of a Compose project (running or not), oldest first within a service.
@@ -283,6 +292,19 @@ impl Call<'_> {
     }
 }
 
+/// The images that `docker image inspect` said do not exist; None when stderr says anything
+/// else (a real failure).
+fn missing_images(stderr: &str, images: &[String]) -> Option<Vec<String>> {
+    let mut missing = Vec::new();
+    for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (_, reference) = line.rsplit_once("No such image: ")?;
+        let reference = reference.trim();
+        let image = images.iter().find(|i| i.as_str() == reference)?;
+        missing.push(image.clone());
+    }
+    (!missing.is_empty()).then_some(missing)
+}
+
 fn spawn_error(summary: &str, err: std::io::Error) -> anyhow::Error {
     if err.kind() == std::io::ErrorKind::NotFound {
         ToolError(format!(
@@ -355,6 +377,19 @@ mod tests {
         assert!(text.contains("line 40") && text.contains("line 16"));
         assert!(!text.contains("line 15\n"));
         assert!(err.is::<ToolError>());
+    }
+
+    #[test]
+    fn missing_images_are_read_from_stderr() {
+        let images = vec!["base:1".to_owned(), "nope:1".to_owned(), "a/b:2".to_owned()];
+        let stderr = "Error response from daemon: no such image: nope:1: No such image: nope:1\n\
+                      Error response from daemon: no such image: a/b:2: No such image: a/b:2\n";
+        assert_eq!(
+            missing_images(stderr, &images),
+            Some(vec!["nope:1".to_owned(), "a/b:2".to_owned()])
+        );
+        assert_eq!(missing_images("permission denied\n", &images), None);
+        assert_eq!(missing_images("", &images), None);
     }
 
     #[test]
