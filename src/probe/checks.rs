@@ -170,6 +170,12 @@ fn requests_answered(obs: &Observations) -> Check {
         p.answers.len(),
         p.sent
     );
+    if p.gave_up {
+        message.push_str(&format!(
+            " (stopped after {} failures in a row)",
+            super::http::ERRORS_IN_A_ROW
+        ));
+    }
     for sample in &p.error_samples {
         message.push_str(&format!("\n{sample}"));
     }
@@ -420,6 +426,7 @@ mod tests {
                 answers,
                 errors: 0,
                 error_samples: vec![],
+                gave_up: false,
             },
             haproxy,
             registry: Some(registry),

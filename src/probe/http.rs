@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// Error messages kept per probe; the count covers the rest.
 const ERROR_SAMPLES: usize = 5;
+/// A load balancer that failed this many requests in a row is not going to answer the rest:
+/// stop rather than spend a timeout on each.
+pub const ERRORS_IN_A_ROW: u32 = 5;
 
 fn agent(timeout: Duration) -> ureq::Agent {
     ureq::AgentBuilder::new()
@@ -28,7 +31,26 @@ pub fn get_text(url: &str, timeout: Duration) -> anyhow::Result<String> {
             let body: String = body.trim().chars().take(200).collect();
             anyhow::bail!("HTTP {code}: {body}")
         }
-        Err(err) => Err(err.into()),
+        Err(err) => anyhow::bail!("{}", describe(&err)),
+    }
+}
+
+/// A short account of a failed request: ureq's own text repeats the URL and nests messages.
+fn describe(err: &ureq::Error) -> String {
+    match err {
+        ureq::Error::Status(code, _) => format!("HTTP {code}"),
+        ureq::Error::Transport(t) => {
+            let mut innermost = None;
+            let mut source = std::error::Error::source(t);
+            while let Some(s) = source {
+                innermost = Some(s.to_string());
+                source = s.source();
+            }
+            match innermost.as_deref().or(t.message()) {
+                Some(detail) => format!("{}: {detail}", t.kind()),
+                None => t.kind().to_string(),
+            }
+        }
     }
 }
 
@@ -88,6 +110,8 @@ pub struct Probe {
     pub answers: Vec<Answer>,
     pub errors: u32,
     pub error_samples: Vec<String>,
+    /// Stopped early: this many requests in a row failed.
+    pub gave_up: bool,
 }
 
 impl Probe {
@@ -110,10 +134,15 @@ impl Probe {
 
 /// Sends sequential `GET url` with `Accept: application/json` as `plan` says.
 pub fn probe(url: &str, plan: &ProbePlan) -> Probe {
-    let agent = agent(Duration::from_secs(5));
+    let agent = agent(Duration::from_secs(3));
     let mut probe = Probe::default();
     let mut seen = BTreeSet::new();
+    let mut in_a_row = 0;
     while probe.sent < plan.max {
+        if in_a_row >= ERRORS_IN_A_ROW {
+            probe.gave_up = true;
+            break;
+        }
         if probe.sent >= plan.min && plan.want_hosts.is_subset(&seen) {
             break;
         }
@@ -122,18 +151,19 @@ pub fn probe(url: &str, plan: &ProbePlan) -> Probe {
             .get(url)
             .set("Accept", "application/json")
             .call()
-            .map_err(|e| match e {
-                ureq::Error::Status(code, _) => format!("HTTP {code}"),
-                other => other.to_string(),
-            })
+            .map_err(|e| describe(&e))
             .and_then(|r| r.into_string().map_err(|e| e.to_string()))
             .and_then(|body| parse_answer(&body).map_err(|e| e.to_string()));
         match result {
             Ok(answer) => {
+                in_a_row = 0;
                 seen.insert(answer.hostname.clone());
                 probe.answers.push(answer);
             }
-            Err(message) => probe.record_error(message),
+            Err(message) => {
+                in_a_row += 1;
+                probe.record_error(message);
+            }
         }
     }
     probe
@@ -164,12 +194,17 @@ mod tests {
     }
 
     #[test]
-    fn an_unreachable_balancer_gives_errors_not_a_panic() {
+    fn an_unreachable_balancer_gives_errors_and_an_early_stop() {
         // Port 9 (discard) on localhost: nothing listens there in a test environment.
-        let probe = probe("http://127.0.0.1:9/", &ProbePlan::exactly(2));
-        assert_eq!(probe.sent, 2);
-        assert_eq!(probe.errors, 2);
+        let probe = probe("http://127.0.0.1:9/", &ProbePlan::exactly(50));
+        assert_eq!(probe.sent, ERRORS_IN_A_ROW);
+        assert_eq!(probe.errors, ERRORS_IN_A_ROW);
+        assert!(probe.gave_up);
         assert!(probe.answers.is_empty());
-        assert_eq!(probe.error_samples.len(), 2);
+        assert!(
+            probe.error_samples[0].starts_with("request 1: Connection Failed: "),
+            "{:?}",
+            probe.error_samples
+        );
     }
 }
