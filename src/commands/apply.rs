@@ -2,9 +2,12 @@
 //! `docker compose up --detach --wait`.
 //!
 //! Idempotent by construction: built images are tagged with a hash of their build context, so
-//! an image that exists is current and is never rebuilt, and `up` runs with `--no-build`, so
-//! Compose neither rebuilds nor tries to pull a local tag. With nothing changed, `up` finds every
-//! container up to date and restarts none.
+//! an image that exists is current and is never rebuilt. Checked with Compose 2.26: for a service
+//! with both `image:` and `build:`, `up` uses the tag when it exists locally, but when it is
+//! missing it first tries to pull it from a registry (a warning, or a long wait on a slow
+//! network) and only then builds; `compose build` always runs a build. So apply builds exactly
+//! the missing tags itself, then runs `up --no-build`. With nothing changed, `up` finds every
+//! container up to date and restarts none (compare `State.StartedAt`).
 //!
 //! Replicas: when the stack already runs, apply keeps its current number of web replicas (set by
 //! `verify --scale N`) rather than silently scaling back to `web.replicas`, which is only the

@@ -73,21 +73,21 @@ impl ComposeConfig {
 /// One line of `docker compose ps --format json`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct PsEntry {
-    #[serde(rename = "ID")]
+    #[serde(rename(deserialize = "ID"))]
     pub id: String,
-    #[serde(rename = "Name")]
+    #[serde(rename(deserialize = "Name"))]
     pub name: String,
-    #[serde(rename = "Service")]
+    #[serde(rename(deserialize = "Service"))]
     pub service: String,
     /// `running`, `exited`, `created`, `restarting`, `paused`, `dead`.
-    #[serde(rename = "State")]
+    #[serde(rename(deserialize = "State"))]
     pub state: String,
     /// `healthy`, `unhealthy`, `starting`, or empty without a healthcheck.
-    #[serde(rename = "Health", default)]
+    #[serde(rename(deserialize = "Health"), default)]
     pub health: String,
-    #[serde(rename = "Status", default)]
+    #[serde(rename(deserialize = "Status"), default)]
     pub status: String,
-    #[serde(rename = "ExitCode", default)]
+    #[serde(rename(deserialize = "ExitCode"), default)]
     pub exit_code: i64,
 }
 
