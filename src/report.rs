@@ -108,6 +108,9 @@ pub struct ScaleAction {
     /// HAProxy servers put into maintenance before their containers stopped.
     pub drained: Vec<String>,
     pub seconds: f64,
+    /// What Compose said when the scaled stack did not become healthy in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The outcome of one `verify`.
@@ -298,6 +301,7 @@ mod tests {
                 to: 2,
                 drained: vec!["web3".into(), "web4".into(), "web5".into()],
                 seconds: 3.4,
+                error: None,
             }),
             checks,
             Duration::from_millis(4321),

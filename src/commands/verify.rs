@@ -14,10 +14,10 @@ use crate::cli::VerifyArgs;
 use crate::commands::Global;
 use crate::docker::{preflight, Compose, Container, Docker, Progress, UpOptions};
 use crate::probe::checks::{self, Observations};
-use crate::probe::converge::{self, Target};
+use crate::probe::converge::{self, Convergence, Target};
 use crate::probe::http::{self, ProbePlan};
 use crate::probe::{lbadmin, registry, stats, Endpoints};
-use crate::report::{round1, Report, ScaleAction};
+use crate::report::{round1, Check, Outcome, Report, ScaleAction};
 use crate::spec::Plan;
 use crate::{render, CheckFailed, ExitStatus, UsageError};
 
@@ -73,7 +73,13 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         )?);
     }
 
-    let replicas = web_of(&docker.project_containers(&plan.project)?, plan);
+    let containers = docker.project_containers(&plan.project)?;
+    let replicas = web_of(&containers, plan);
+    let others: Vec<Container> = containers
+        .iter()
+        .filter(|c| c.service != plan.web.service)
+        .cloned()
+        .collect();
     let expected = args.scale.unwrap_or(replicas.len() as u32);
     let running: Vec<&Container> = replicas.iter().filter(|c| c.running).collect();
 
@@ -82,9 +88,12 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         running.len(),
         if running.len() == 1 { "" } else { "s" }
     ));
-    let lb = lb_container(&docker.project_containers(&plan.project)?);
-    let stats_source =
-        stats::Source::new(&endpoints.stats_csv, BACKEND, lb.map(|id| (&docker, id)));
+    let lb = lb_container(&containers);
+    let stats_source = stats::Source::new(
+        &endpoints.stats_csv,
+        BACKEND,
+        lb.clone().map(|id| (&docker, id)),
+    );
     let target = Target {
         ips: running.iter().filter_map(|c| c.ip.clone()).collect(),
         stats: &stats_source,
@@ -93,7 +102,12 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             .clone()
             .map(|url| (url, plan.web.service.clone())),
     };
-    let convergence = converge::wait(&target, Duration::from_secs(args.timeout), Some(&step));
+    let convergence = if lb.is_none() {
+        // Nothing will route while the load balancer is down; waiting would only cost time.
+        Convergence::impossible(&target, "the lb container is not running")
+    } else {
+        converge::wait(&target, Duration::from_secs(args.timeout), Some(&step))
+    };
     if convergence.converged {
         step.finish();
     } else {
@@ -121,6 +135,8 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     };
     let observations = Observations {
         expected,
+        services: expected_services(plan),
+        others,
         discovery: plan.discovery.clone(),
         balance: plan.lb.balance.clone(),
         replicas: replicas.clone(),
@@ -130,6 +146,9 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         registry,
     };
     let mut checks = checks::evaluate(&observations);
+    if let Some(error) = scale.as_ref().and_then(|s| s.error.clone()) {
+        checks.insert(0, Check::new("scale", Outcome::Fail, error));
+    }
     // A view that could not be read at all is said in its check, not lost.
     for c in checks.iter_mut() {
         let error = match c.name.as_str() {
@@ -169,6 +188,20 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         ))
         .into())
     }
+}
+
+/// The services besides web that the plan's stack runs.
+fn expected_services(plan: &Plan) -> Vec<String> {
+    let mut services = Vec::new();
+    if plan.uses_consul {
+        services.push("consul".to_owned());
+    }
+    if plan.discovery == "consul-template" {
+        services.push("registrator".to_owned());
+    }
+    services.push("redis".to_owned());
+    services.push("lb".to_owned());
+    services
 }
 
 /// The running load balancer container, for the runtime API.
@@ -258,15 +291,20 @@ fn scale_web(
             .output()?;
     }
 
-    compose.up(
-        &format!("scaling web {from} -> {n}"),
-        &UpOptions {
-            scale: Some((plan.web.service.clone(), n)),
-            wait_timeout: Some(timeout),
-            no_recreate: true,
-            remove_orphans: false,
-        },
-    )?;
+    // A replica that does not become healthy in time is a finding, not the end: the checks
+    // below say which one and why.
+    let error = compose
+        .up(
+            &format!("scaling web {from} -> {n}"),
+            &UpOptions {
+                scale: Some((plan.web.service.clone(), n)),
+                wait_timeout: Some(timeout),
+                no_recreate: true,
+                remove_orphans: false,
+            },
+        )
+        .err()
+        .map(|e| format!("{e:#}"));
 
     // A slot keeps its maintenance flag after its address is gone; a replica resolved into it
     // later would never get traffic. Clear it (a reloaded HAProxy may not know the name: fine).
@@ -291,5 +329,6 @@ fn scale_web(
         to: n,
         drained,
         seconds: round1(started.elapsed().as_secs_f64()),
+        error,
     })
 }

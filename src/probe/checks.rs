@@ -22,6 +22,10 @@ pub struct Observations {
     pub balance: String,
     /// Every web container of the project, running or not.
     pub replicas: Vec<Container>,
+    /// The other services the stack must run (consul, registrator, redis, lb, as the plan says).
+    pub services: Vec<String>,
+    /// Their containers.
+    pub others: Vec<Container>,
     pub convergence: Convergence,
     pub probe: Probe,
     /// HAProxy's servers in the web backend, after probing.
@@ -48,6 +52,7 @@ impl Observations {
 /// Every check, in the order they are reported.
 pub fn evaluate(obs: &Observations) -> Vec<Check> {
     vec![
+        services_running(obs),
         replicas_running(obs),
         converged(obs),
         distinct_hostnames(obs),
@@ -56,6 +61,41 @@ pub fn evaluate(obs: &Observations) -> Vec<Check> {
         registry(obs),
         haproxy(obs),
     ]
+}
+
+fn services_running(obs: &Observations) -> Check {
+    let mut problems = Vec::new();
+    let mut up = 0;
+    for service in &obs.services {
+        let containers: Vec<&Container> = obs
+            .others
+            .iter()
+            .filter(|c| &c.service == service)
+            .collect();
+        let before = problems.len();
+        if containers.is_empty() {
+            problems.push(format!("{service} has no container"));
+        }
+        for c in containers {
+            if !c.running {
+                problems.push(format!("{} is {}", c.describe(), c.state));
+            } else if c.health.as_deref() == Some("unhealthy") {
+                problems.push(format!("{} is unhealthy", c.describe()));
+            }
+        }
+        if problems.len() == before {
+            up += 1;
+        }
+    }
+    let mut message = format!(
+        "{up} of {} services up: {}",
+        obs.services.len(),
+        obs.services.join(", ")
+    );
+    for p in &problems {
+        message.push_str(&format!("\n{p}"));
+    }
+    Check::pass_if("services running", problems.is_empty(), message)
 }
 
 fn replicas_running(obs: &Observations) -> Check {
@@ -407,8 +447,18 @@ mod tests {
                 port: 5000,
             })
             .collect();
+        let services = vec!["consul".to_owned(), "redis".to_owned(), "lb".to_owned()];
+        let mut others: Vec<Container> = Vec::new();
+        for (i, service) in services.iter().enumerate() {
+            let mut c = container(100 + i as u32, true);
+            c.service = service.clone();
+            c.name = format!("hits-{service}-1");
+            others.push(c);
+        }
         Observations {
             expected: n,
+            services,
+            others,
             discovery: "consul-dns".into(),
             balance: "roundrobin".into(),
             convergence: Convergence {
@@ -470,6 +520,23 @@ mod tests {
         // What still works, passes: the two running replicas answered and counted.
         assert_eq!(outcome(&checks, "counter increasing"), Outcome::Pass);
         assert_eq!(outcome(&checks, "requests answered"), Outcome::Pass);
+    }
+
+    #[test]
+    fn a_stopped_or_missing_service_fails_and_is_named() {
+        let mut obs = stack(2, &[]);
+        obs.others[2].running = false;
+        obs.others[2].state = "exited".into();
+        obs.others.remove(0);
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "services running"), Outcome::Fail);
+        let m = message(&checks, "services running");
+        assert!(m.contains("consul has no container"), "{m}");
+        assert!(
+            m.contains("hits-lb-1 (container 000000000066) is exited"),
+            "{m}"
+        );
+        assert!(m.starts_with("1 of 3 services up"), "{m}");
     }
 
     #[test]

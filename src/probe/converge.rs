@@ -40,6 +40,22 @@ pub struct Convergence {
     pub fatal: bool,
 }
 
+impl Convergence {
+    /// A wait that cannot succeed, for `reason`, without polling.
+    pub fn impossible(target: &Target<'_>, reason: &str) -> Self {
+        Convergence {
+            converged: false,
+            seconds: 0.0,
+            timeout_seconds: 0,
+            target: target.ips.len() as u32,
+            up: 0,
+            passing: target.consul.as_ref().map(|_| 0),
+            last_problem: Some(reason.to_owned()),
+            fatal: true,
+        }
+    }
+}
+
 /// Polls until HAProxy has exactly `target.ips` UP (and consul lists exactly them passing).
 pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Convergence {
     let started = Instant::now();
