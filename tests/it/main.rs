@@ -3,6 +3,8 @@
 
 mod cli;
 mod e2e;
+mod gotmpl;
 mod harness;
+mod render_cli;
 mod render_snapshots;
 mod static_checks;
