@@ -415,6 +415,39 @@ mod tests {
     }
 
     #[test]
+    fn every_embedded_blueprint_is_used() {
+        // Outputs of the specs that together cover every mode and option.
+        let mut outputs = std::collections::BTreeSet::new();
+        for spec in [
+            "project: hits\n",
+            "project: hits\ndiscovery: consul-dns\n",
+            "project: hits\ndiscovery: docker-dns\n",
+        ] {
+            outputs.extend(render(&project(spec)).unwrap().files.into_keys());
+        }
+        let names = blueprint::embedded_names();
+        let sources: String = names
+            .iter()
+            .map(|n| blueprint::embedded_source(n).unwrap())
+            .collect();
+        for name in &names {
+            let file = name.rsplit('/').next().unwrap();
+            if file.starts_with('_') {
+                assert!(
+                    sources.contains(&format!("\"{name}\"")),
+                    "partial {name} is never included"
+                );
+            } else {
+                let output = name.strip_suffix(blueprint::SUFFIX).unwrap();
+                assert!(
+                    outputs.contains(output),
+                    "blueprint {name} is never rendered"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn tags_follow_the_build_context() {
         let a = render(&project("project: hits\n")).unwrap();
         let b = render(&project("project: hits\nlb:\n  balance: leastconn\n")).unwrap();
