@@ -194,10 +194,26 @@ fn build_contexts(plan: &Plan) -> Vec<(&'static str, Vec<&'static str>)> {
     contexts
 }
 
-/// Renders every file of the project in memory.
+/// Renders every file of the project in memory. A failure is a usage error (exit 2) when local
+/// blueprints took part, since the user can fix it; otherwise it is a bug in provision.
 pub fn render(project: &Project) -> anyhow::Result<Rendered> {
-    let plan = &project.plan;
     let blueprints = Blueprints::for_project(&project.spec_dir);
+    render_with(project, &blueprints).map_err(|err| {
+        let local = blueprints.local_overrides();
+        if local.is_empty() {
+            err
+        } else {
+            UsageError(format!(
+                "{err:#} (local blueprints in use: {})",
+                local.join(", ")
+            ))
+            .into()
+        }
+    })
+}
+
+fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Rendered> {
+    let plan = &project.plan;
     let web_context = match &plan.web.app_dir {
         None => "./web".to_owned(),
         Some(dir) => paths::relative_for_compose(&project.out_dir, &project.spec_dir.join(dir)),
@@ -214,7 +230,7 @@ pub fn render(project: &Project) -> anyhow::Result<Rendered> {
     for (service, outputs) in build_contexts(plan) {
         let value = minijinja::Value::from_serialize(&context);
         for output in outputs {
-            files.insert(output.to_owned(), render_one(&blueprints, output, &value)?);
+            files.insert(output.to_owned(), render_one(blueprints, output, &value)?);
         }
         let hash = hash_files(
             files
@@ -240,7 +256,7 @@ pub fn render(project: &Project) -> anyhow::Result<Rendered> {
 
     let value = minijinja::Value::from_serialize(&context);
     for output in ["compose.yaml", "diagram.md"] {
-        files.insert(output.to_owned(), render_one(&blueprints, output, &value)?);
+        files.insert(output.to_owned(), render_one(blueprints, output, &value)?);
     }
     files.insert(MANIFEST.to_owned(), manifest(&files));
     Ok(Rendered {
@@ -399,6 +415,39 @@ mod tests {
     }
 
     #[test]
+    fn every_embedded_blueprint_is_used() {
+        // Outputs of the specs that together cover every mode and option.
+        let mut outputs = std::collections::BTreeSet::new();
+        for spec in [
+            "project: hits\n",
+            "project: hits\ndiscovery: consul-dns\n",
+            "project: hits\ndiscovery: docker-dns\n",
+        ] {
+            outputs.extend(render(&project(spec)).unwrap().files.into_keys());
+        }
+        let names = blueprint::embedded_names();
+        let sources: String = names
+            .iter()
+            .map(|n| blueprint::embedded_source(n).unwrap())
+            .collect();
+        for name in &names {
+            let file = name.rsplit('/').next().unwrap();
+            if file.starts_with('_') {
+                assert!(
+                    sources.contains(&format!("\"{name}\"")),
+                    "partial {name} is never included"
+                );
+            } else {
+                let output = name.strip_suffix(blueprint::SUFFIX).unwrap();
+                assert!(
+                    outputs.contains(output),
+                    "blueprint {name} is never rendered"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn tags_follow_the_build_context() {
         let a = render(&project("project: hits\n")).unwrap();
         let b = render(&project("project: hits\nlb:\n  balance: leastconn\n")).unwrap();
@@ -422,6 +471,27 @@ mod tests {
             listed["compose.yaml"],
             sha256_hex(r.files["compose.yaml"].as_bytes())
         );
+    }
+
+    #[test]
+    fn ensure_rendered_writes_once_and_says_where_the_stack_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("provision.yaml");
+        std::fs::write(&spec, "project: hits\ndiscovery: docker-dns\n").unwrap();
+        let first = ensure_rendered(&spec, Path::new("generated"), true).unwrap();
+        assert!(first.changed);
+        assert!(first.out_dir.is_absolute());
+        assert_eq!(first.compose_file, first.out_dir.join("compose.yaml"));
+        assert!(first.compose_file.is_file());
+        assert_eq!(first.plan.discovery, "docker-dns");
+        let second = ensure_rendered(&spec, Path::new("generated"), true).unwrap();
+        assert!(!second.changed);
+        assert_eq!(second.out_dir, first.out_dir);
+
+        // A hand edit stops `apply` too, as a usage error (exit 2).
+        std::fs::write(first.out_dir.join("lb/haproxy.cfg"), "# mine\n").unwrap();
+        let err = ensure_rendered(&spec, Path::new("generated"), true).unwrap_err();
+        assert!(err.chain().any(|c| c.is::<UsageError>()), "{err:#}");
     }
 
     #[test]

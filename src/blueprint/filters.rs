@@ -69,6 +69,20 @@ fn require_defined(filter: &str, value: &Value) -> Result<(), Error> {
 
 fn to_json(filter: &str, value: &Value) -> Result<String, Error> {
     require_defined(filter, value)?;
+    // A flat list reads better as `["a", "b"]` (a Dockerfile CMD, a Python list) than compact.
+    if value.kind() == ValueKind::Seq {
+        let items: Vec<Value> = value.try_iter()?.collect();
+        if items
+            .iter()
+            .all(|item| !matches!(item.kind(), ValueKind::Seq | ValueKind::Map))
+        {
+            let parts = items
+                .iter()
+                .map(|item| to_json(filter, item))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(format!("[{}]", parts.join(", ")));
+        }
+    }
     serde_json::to_string(value).map_err(|err| {
         Error::new(
             ErrorKind::BadSerialization,
@@ -244,6 +258,7 @@ mod tests {
         assert_eq!(out(yaml(&Value::from(8080))), "8080");
         let list = Value::from(vec![s("a b"), s("c\"")]);
         let text = out(yaml(&list));
+        assert_eq!(text, r#"["a b", "c\""]"#);
         let parsed: Vec<String> = serde_yaml::from_str(&text).unwrap();
         assert_eq!(parsed, ["a b", "c\""]);
     }

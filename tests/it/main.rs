@@ -4,6 +4,8 @@
 mod cli;
 mod docker_cli;
 mod e2e;
+mod gotmpl;
 mod harness;
+mod render_cli;
 mod render_snapshots;
 mod static_checks;
