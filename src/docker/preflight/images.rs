@@ -214,7 +214,7 @@ mod tests {
         );
         let ct = images("consul-template");
         assert!(
-            ct.contains(&"gliderlabs/registrator:master".to_owned()),
+            ct.contains(&crate::spec::model::defaults::REGISTRATOR_IMAGE.to_owned()),
             "{ct:?}"
         );
         assert!(
