@@ -201,6 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn health_path_cannot_be_the_counter() {
+        let e = err("project: hits\nweb:\n  health_path: /\n");
+        assert!(e.contains(":3:3: web.health_path: must not be `/`"), "{e}");
+    }
+
+    #[test]
+    fn consul_dns_needs_the_builtin_app() {
+        let e = err("project: hits\ndiscovery: consul-dns\nweb:\n  app: ./app\n");
+        assert!(
+            e.contains(":4:3: web.app: consul-dns needs each replica"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn missing_app_dir_is_reported() {
         let e = err("project: hits\nweb:\n  app: no-such-dir\n");
         assert!(

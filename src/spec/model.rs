@@ -92,10 +92,15 @@ impl Default for Images {
 /// Default images and versions, in one place so README, example spec and code agree.
 pub mod defaults {
     pub const BASE_IMAGE: &str = "debian:bookworm-slim";
-    pub const CONSUL_IMAGE: &str = "hashicorp/consul:1.21";
-    pub const REGISTRATOR_IMAGE: &str = "gliderlabs/registrator:master";
-    pub const CONSUL_TEMPLATE_IMAGE: &str = "hashicorp/consul-template:0.41";
-    pub const CONSUL_TEMPLATE_VERSION: &str = "0.41.2";
+    /// The 1.22 line (a moving minor tag, so patch releases arrive). 2.0 exists but is a major
+    /// release this project has not been tested against.
+    pub const CONSUL_IMAGE: &str = "hashicorp/consul:1.22";
+    /// A maintained fork of gliderlabs/registrator: gliderlabs' `latest` (v7, 2016) has a
+    /// schema-1 manifest that Docker >= 26 refuses to pull. Same flags and SERVICE_* labels.
+    pub const REGISTRATOR_IMAGE: &str = "fayrus/registrator:v9.0.6";
+    /// HashiCorp publishes full-version tags; the image carries a static /bin/consul-template.
+    pub const CONSUL_TEMPLATE_IMAGE: &str = "hashicorp/consul-template:0.43.0";
+    pub const CONSUL_TEMPLATE_VERSION: &str = "0.43.0";
 }
 
 /// The web service.
@@ -145,13 +150,14 @@ impl Serialize for App {
 
 impl<'de> Deserialize<'de> for App {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(d)?;
-        if raw == "builtin" {
-            return Ok(App::Builtin);
-        }
-        SafePath::try_from(raw)
-            .map(App::Dir)
-            .map_err(|e| serde::de::Error::custom(format!("{e}; or `builtin` for the hit counter")))
+        deserialize_checked(d, |raw| {
+            if raw == "builtin" {
+                return Ok(App::Builtin);
+            }
+            SafePath::try_from(raw)
+                .map(App::Dir)
+                .map_err(|e| format!("{e}; or `builtin` for the hit counter"))
+        })
     }
 }
 
@@ -266,12 +272,42 @@ pub enum ConsulTemplateSource {
     Download,
 }
 
+/// Reads a string and converts it *inside* the scalar's own deserialization, so serde_yaml
+/// reports a rejected value at the value itself, with the field's dotted path. (With
+/// `#[serde(try_from = "String")]` the conversion runs after the scalar was read, and serde_yaml
+/// attributes the error to the enclosing mapping: its line, and no field name at the top level.)
+fn deserialize_checked<'de, D, T>(
+    d: D,
+    convert: fn(String) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Checked<T>(fn(String) -> Result<T, String>);
+    impl<'de, T> serde::de::Visitor<'de> for Checked<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<T, E> {
+            (self.0)(value.to_owned()).map_err(E::custom)
+        }
+    }
+    d.deserialize_string(Checked(convert))
+}
+
 macro_rules! checked_string {
     ($(#[$doc:meta])* $name:ident, $check:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
+        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[serde(into = "String")]
         pub struct $name(pub(crate) String);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize_checked(d, $name::try_from)
+            }
+        }
 
         impl TryFrom<String> for $name {
             type Error = String;
@@ -340,8 +376,8 @@ impl ImageRef {
 }
 
 /// A duration written as HAProxy and consul accept it: a whole number with `ms`, `s` or `m`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(into = "String")]
 pub struct Duration {
     pub millis: u64,
     text: String,
@@ -350,6 +386,12 @@ pub struct Duration {
 impl Duration {
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        deserialize_checked(d, Duration::try_from)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::model::{App, AppendFsync, ConsulTemplateSource, Spec};
+use super::model::{App, AppendFsync, ConsulTemplateSource, Discovery, Spec};
 use super::plan::{Plan, PlanConsul, PlanImages, PlanLb, PlanRedis, PlanWeb};
 
 /// One broken rule: the dotted field path and what is wrong.
@@ -82,6 +82,18 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
                 lb.check_interval.as_str()
             ),
         );
+    }
+    match &web.app {
+        App::Builtin if web.health_path.as_str() == "/" => violation(
+            "web.health_path",
+            "must not be `/`: GET / counts a hit in the built-in app; use a path such as /health"
+                .into(),
+        ),
+        App::Dir(_) if spec.discovery == Discovery::ConsulDns => violation(
+            "web.app",
+            "consul-dns needs each replica to register itself in consul, which only the built-in app does; use discovery consul-template (registrator registers your containers) or docker-dns".into(),
+        ),
+        _ => {}
     }
     if let App::Dir(dir) = &web.app {
         let path = base_dir.join(dir.as_str());

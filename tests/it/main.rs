@@ -2,7 +2,10 @@
 //! generated files, and end-to-end runs against a real Docker engine.
 
 mod cli;
+mod docker_cli;
 mod e2e;
+mod gotmpl;
 mod harness;
+mod render_cli;
 mod render_snapshots;
 mod static_checks;

@@ -1,1 +1,362 @@
-//! static_checks tests.
+//! The generated files checked by the real tools, for every fixture spec and the committed example:
+//!
+//! - `haproxy -c -f` on each haproxy.cfg, and on haproxy.cfg files obtained from haproxy.ctmpl
+//!   for zero and for three sample instances (with the evaluator in `gotmpl.rs`: no
+//!   consul-template binary can be had offline);
+//! - `docker compose -f compose.yaml config -q`, and the JSON schema of the Compose
+//!   Specification (`../shared/data/compose-spec.json`) with the `jsonschema` crate;
+//! - `hadolint` on every Dockerfile (info level and above fail);
+//! - `shellcheck` on every shell script;
+//! - `python3 -m py_compile` on every Python file.
+//!
+//! A missing tool skips its check with a printed reason, except when the environment variable
+//! `CI` is set: CI must run every check, so there a missing tool fails the test.
+//!
+//! HAProxy resolves `nameserver` host names while it parses, and `consul` only resolves on the
+//! stack's network. The check therefore runs `haproxy -c` in a private mount namespace whose
+//! /etc/hosts maps the stack's service names to 127.0.0.1 (`unshare --mount --map-root-user`),
+//! leaving the file itself untouched.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::gotmpl;
+use crate::harness::repo_root;
+use crate::render_snapshots::{render_fixture, FIXTURES};
+
+/// A rendered tree on disk, with the fixture's other files (the custom app) beside it.
+struct Rendered {
+    name: String,
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+    files: BTreeMap<String, String>,
+}
+
+fn rendered_fixtures() -> Vec<Rendered> {
+    let mut all = Vec::new();
+    for fixture in FIXTURES {
+        let files = render_fixture(fixture).files;
+        let dir = tempfile::tempdir().unwrap();
+        copy_tree(
+            &repo_root().join("tests/fixtures").join(fixture),
+            dir.path(),
+        );
+        let out = dir.path().join("generated");
+        for (rel, text) in &files {
+            let path = out.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        all.push(Rendered {
+            name: (*fixture).to_owned(),
+            _dir: dir,
+            out,
+            files,
+        });
+    }
+    // The committed example, as it is in the repository.
+    let committed = repo_root().join("generated");
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&committed, &dir.path().join("generated"));
+    let files = read_tree(&committed);
+    all.push(Rendered {
+        name: "generated/ (example)".into(),
+        out: dir.path().join("generated"),
+        _dir: dir,
+        files,
+    });
+    all
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn read_tree(dir: &Path) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(current).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                pending.push(entry.path());
+            } else {
+                let rel = entry
+                    .path()
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(rel, std::fs::read_to_string(entry.path()).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Whether `tool` can run. When it cannot: skip (printing why) locally, fail under CI.
+fn tool(tool: &str, version_args: &[&str]) -> bool {
+    let found = Command::new(tool)
+        .args(version_args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set, so every static check must run, but `{tool}` is not available (.ci/install-tools.sh installs it)"
+        );
+        eprintln!("SKIPPED: `{tool}` is not installed; its checks did not run (they are required when CI is set)");
+    }
+    found
+}
+
+/// Runs a command; on failure panics with what was checked, the command line and its output.
+fn run_ok(what: &str, cmd: &mut Command) {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {cmd:?} exited with {}\n--- stdout\n{}\n--- stderr\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn files_named<'a>(rendered: &'a Rendered, pred: impl Fn(&str, &str) -> bool + 'a) -> Vec<&'a str> {
+    rendered
+        .files
+        .iter()
+        .filter(|(path, text)| pred(path, text))
+        .map(|(path, _)| path.as_str())
+        .collect()
+}
+
+/// `haproxy -c -f FILE` with the stack's service names resolvable (see the module docs).
+fn haproxy_check(what: &str, config: &Path) {
+    let scratch = tempfile::tempdir().unwrap();
+    let hosts = scratch.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "127.0.0.1 localhost\n127.0.0.1 consul web redis lb\n",
+    )
+    .unwrap();
+    let script = "mount --bind \"$1\" /etc/hosts && exec haproxy -c -f \"$2\"";
+    run_ok(
+        what,
+        Command::new("unshare")
+            .args(["--mount", "--map-root-user", "sh", "-c", script, "sh"])
+            .arg(&hosts)
+            .arg(config),
+    );
+}
+
+fn can_unshare() -> bool {
+    let ok = Command::new("unshare")
+        .args(["--mount", "--map-root-user", "true"])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set, but `unshare --mount --map-root-user` does not work here, so haproxy -c cannot resolve the stack's host names"
+        );
+        eprintln!(
+            "SKIPPED: haproxy -c needs `unshare --mount --map-root-user` (root or user namespaces)"
+        );
+    }
+    ok
+}
+
+#[test]
+fn haproxy_accepts_every_config() {
+    if !tool("haproxy", &["-v"]) || !can_unshare() {
+        return;
+    }
+    let mut checked = 0;
+    for rendered in rendered_fixtures() {
+        for rel in files_named(&rendered, |p, _| p.ends_with("haproxy.cfg")) {
+            haproxy_check(&format!("{} {rel}", rendered.name), &rendered.out.join(rel));
+            checked += 1;
+        }
+        for rel in files_named(&rendered, |p, _| p.ends_with("haproxy.ctmpl")) {
+            let template = &rendered.files[rel];
+            for count in [0, 3] {
+                let services = BTreeMap::from([(
+                    "web".to_owned(),
+                    gotmpl::sample_instances("web", count, 5000),
+                )]);
+                let config = gotmpl::render(template, &services)
+                    .unwrap_or_else(|e| panic!("{} {rel}: {e}", rendered.name));
+                let servers = config
+                    .lines()
+                    .filter(|l| l.trim_start().starts_with("server "))
+                    .count();
+                assert_eq!(servers, count, "{config}");
+                let path = rendered
+                    .out
+                    .join(format!("lb/haproxy-from-ctmpl-{count}.cfg"));
+                std::fs::write(&path, config).unwrap();
+                haproxy_check(
+                    &format!("{} {rel} rendered for {count} instances", rendered.name),
+                    &path,
+                );
+                checked += 1;
+            }
+        }
+    }
+    // 3 fixtures and the example are consul-template (2 configs each), 2 are DNS modes.
+    assert!(checked >= 8, "only {checked} HAProxy configs checked");
+}
+
+#[test]
+fn compose_files_are_valid_for_compose_and_the_schema() {
+    let schema_path = repo_root().join("../shared/data/compose-spec.json");
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&schema_path)
+            .unwrap_or_else(|e| panic!("{}: {e}", schema_path.display())),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the Compose schema compiles");
+    let docker = tool("docker", &["compose", "version"]);
+    for rendered in rendered_fixtures() {
+        let text = &rendered.files["compose.yaml"];
+        let value: serde_json::Value = serde_yaml::from_str(text).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: compose.yaml against the schema:\n{}",
+            rendered.name,
+            errors.join("\n")
+        );
+        for forbidden in ["version", "links", "container_name"] {
+            assert!(
+                !text
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{forbidden}:"))),
+                "{}: compose.yaml uses `{forbidden}`",
+                rendered.name
+            );
+        }
+        if docker {
+            run_ok(
+                &format!("{}: docker compose config", rendered.name),
+                Command::new("docker")
+                    .args(["compose", "-f"])
+                    .arg(rendered.out.join("compose.yaml"))
+                    .args(["config", "-q"]),
+            );
+        }
+    }
+}
+
+#[test]
+fn hadolint_passes_every_dockerfile() {
+    if !tool("hadolint", &["--version"]) {
+        return;
+    }
+    for rendered in rendered_fixtures() {
+        for rel in files_named(&rendered, |p, _| p.ends_with("Dockerfile")) {
+            run_ok(
+                &format!("{} {rel}", rendered.name),
+                Command::new("hadolint")
+                    .arg("--no-color")
+                    .arg(rendered.out.join(rel)),
+            );
+        }
+    }
+}
+
+fn is_shell_script(path: &str, text: &str) -> bool {
+    path.ends_with(".sh")
+        || [
+            "#!/bin/sh",
+            "#!/bin/bash",
+            "#!/usr/bin/env sh",
+            "#!/usr/bin/env bash",
+        ]
+        .iter()
+        .any(|shebang| text.starts_with(shebang))
+}
+
+#[test]
+fn shellcheck_passes_every_shell_script() {
+    if !tool("shellcheck", &["--version"]) {
+        return;
+    }
+    let mut checked = 0;
+    for rendered in rendered_fixtures() {
+        for rel in files_named(&rendered, is_shell_script) {
+            run_ok(
+                &format!("{} {rel}", rendered.name),
+                Command::new("shellcheck").arg(rendered.out.join(rel)),
+            );
+            checked += 1;
+        }
+    }
+    // Today's blueprints generate no shell script (the entrypoint is Python, RUN lines are
+    // checked by hadolint's built-in ShellCheck); this keeps any future one honest.
+    eprintln!("shellcheck: {checked} shell scripts checked");
+}
+
+#[test]
+fn python_files_compile() {
+    if !tool("python3", &["--version"]) {
+        return;
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for rendered in rendered_fixtures() {
+        for rel in files_named(&rendered, |p, _| p.ends_with(".py")) {
+            run_ok(
+                &format!("{} {rel}", rendered.name),
+                Command::new("python3")
+                    .env("PYTHONPYCACHEPREFIX", cache.path())
+                    .args(["-m", "py_compile"])
+                    .arg(rendered.out.join(rel)),
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} Python files checked");
+}
+
+#[test]
+fn every_generated_file_is_covered_by_a_check() {
+    // A new kind of generated file must get a check here (or be listed as not checkable).
+    for rendered in rendered_fixtures() {
+        for (path, text) in &rendered.files {
+            let covered = path.ends_with("Dockerfile")
+                || path.ends_with(".py")
+                || path.ends_with("haproxy.cfg")
+                || path.ends_with("haproxy.ctmpl")
+                || path == "compose.yaml"
+                || is_shell_script(path, text)
+                // No offline tool: HCL (consul-template's config), Markdown, the manifest.
+                || path.ends_with(".hcl")
+                || path.ends_with(".md")
+                || path == ".provision-manifest";
+            assert!(
+                covered,
+                "{}: {path} is not checked by any tool",
+                rendered.name
+            );
+        }
+    }
+}

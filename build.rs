@@ -1,0 +1,6 @@
+//! The blueprints are embedded with `include_dir!`, which tracks each file it includes but not
+//! files added to the directory later: rebuild when anything under blueprints/ changes.
+
+fn main() {
+    println!("cargo:rerun-if-changed=blueprints");
+}

@@ -1,0 +1,379 @@
+//! Escaping filters, one per target format. A blueprint writes a value with the filter of the
+//! place it lands in: `{{ plan.project | yaml }}` in compose.yaml, `{{ path | haproxy }}` in
+//! haproxy.cfg. Each filter returns a *safe* string, and the environment's formatter refuses to
+//! print any other string (see `mod.rs`), so a value cannot reach a file unescaped by accident.
+//!
+//! Two kinds of filter: those that can quote anything (`yaml`, `json`, `py`, `sh`, `gotmpl`,
+//! `mermaid`) and those for formats without a reliable quoting (`haproxy`, `word`, `hcl` in
+//! part), which refuse anything outside a small safe alphabet. The spec's own rules
+//! (`spec::rules`) already keep values narrow; these filters are the second wall.
+
+use minijinja::value::{Value, ValueKind};
+use minijinja::{Error, ErrorKind};
+
+/// Registers every filter on `env`.
+pub fn register(env: &mut minijinja::Environment<'static>) {
+    env.add_filter("yaml", yaml);
+    env.add_filter("json", json);
+    env.add_filter("py", py);
+    env.add_filter("sh", sh);
+    env.add_filter("haproxy", haproxy);
+    env.add_filter("word", word);
+    env.add_filter("hcl", hcl);
+    env.add_filter("gotmpl", gotmpl);
+    env.add_filter("mermaid", mermaid);
+}
+
+fn refuse(filter: &str, value: &Value, allowed: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidOperation,
+        format!("the `{filter}` filter refuses {value:?}: only {allowed} can be written there"),
+    )
+}
+
+/// Strings and numbers only; anything else in these filters is a blueprint bug.
+fn scalar_text(filter: &str, value: &Value) -> Result<String, Error> {
+    match value.kind() {
+        ValueKind::String => Ok(value.as_str().unwrap_or_default().to_owned()),
+        ValueKind::Number | ValueKind::Bool => Ok(value.to_string()),
+        _ => {
+            require_defined(filter, value)?;
+            Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "the `{filter}` filter takes a string or number, got {}",
+                    value.kind()
+                ),
+            ))
+        }
+    }
+}
+
+/// minijinja's strict mode errors when an undefined value is printed or iterated, but hands it
+/// to filters as it is; a filter must refuse it (and none), or a typo would become `null`.
+fn require_defined(filter: &str, value: &Value) -> Result<(), Error> {
+    match value.kind() {
+        ValueKind::Undefined | ValueKind::None => Err(Error::new(
+            ErrorKind::UndefinedError,
+            format!("the `{filter}` filter got an undefined or none value"),
+        )),
+        ValueKind::Seq => {
+            for item in value.try_iter()? {
+                require_defined(filter, &item)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn to_json(filter: &str, value: &Value) -> Result<String, Error> {
+    require_defined(filter, value)?;
+    // A flat list reads better as `["a", "b"]` (a Dockerfile CMD, a Python list) than compact.
+    if value.kind() == ValueKind::Seq {
+        let items: Vec<Value> = value.try_iter()?.collect();
+        if items
+            .iter()
+            .all(|item| !matches!(item.kind(), ValueKind::Seq | ValueKind::Map))
+        {
+            let parts = items
+                .iter()
+                .map(|item| to_json(filter, item))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(format!("[{}]", parts.join(", ")));
+        }
+    }
+    serde_json::to_string(value).map_err(|err| {
+        Error::new(
+            ErrorKind::BadSerialization,
+            format!("the `{filter}` filter cannot serialize {value:?}: {err}"),
+        )
+    })
+}
+
+/// YAML: a JSON scalar or flow sequence/mapping. JSON is valid YAML, and a JSON-quoted string
+/// cannot end its line, open a new key or start a comment, whatever it contains.
+pub fn yaml(value: &Value) -> Result<Value, Error> {
+    Ok(Value::from_safe_string(to_json("yaml", value)?))
+}
+
+/// JSON, for Dockerfile exec-form arrays (`CMD ["a", "b"]`) and JSON files.
+pub fn json(value: &Value) -> Result<Value, Error> {
+    Ok(Value::from_safe_string(to_json("json", value)?))
+}
+
+/// A Python literal: a JSON-quoted string is a valid Python string literal (same escapes);
+/// numbers are written as they are.
+pub fn py(value: &Value) -> Result<Value, Error> {
+    match value.kind() {
+        ValueKind::String | ValueKind::Number => json(value),
+        ValueKind::Bool => Ok(Value::from_safe_string(
+            if value.is_true() { "True" } else { "False" }.to_owned(),
+        )),
+        _ => {
+            require_defined("py", value)?;
+            Err(Error::new(
+                ErrorKind::InvalidOperation,
+                format!(
+                    "the `py` filter takes a string, number or bool, got {}",
+                    value.kind()
+                ),
+            ))
+        }
+    }
+}
+
+fn is_shell_safe(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c)
+}
+
+/// One shell word: left bare when it is plainly safe, otherwise single-quoted, with each `'`
+/// written as `'\''` (single quotes have no other escapes in POSIX sh).
+pub fn sh(value: &Value) -> Result<Value, Error> {
+    let text = scalar_text("sh", value)?;
+    if !text.is_empty() && text.chars().all(is_shell_safe) {
+        return Ok(Value::from_safe_string(text));
+    }
+    Ok(Value::from_safe_string(format!(
+        "'{}'",
+        text.replace('\'', r"'\''")
+    )))
+}
+
+/// HAProxy config has quoting, but its rules differ between versions and keywords; a value
+/// there must be a plain token or rendering fails.
+pub fn haproxy(value: &Value) -> Result<Value, Error> {
+    let text = scalar_text("haproxy", value)?;
+    let ok = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:/~-".contains(c));
+    if !ok {
+        return Err(refuse("haproxy", value, "letters, digits and `._:/~-`"));
+    }
+    Ok(Value::from_safe_string(text))
+}
+
+/// A bare word in a Dockerfile (`FROM`, `ARG`, `EXPOSE`): Dockerfiles expand `$` and split on
+/// spaces, so only image-reference characters pass.
+pub fn word(value: &Value) -> Result<Value, Error> {
+    let text = scalar_text("word", value)?;
+    let ok = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:/@+=-".contains(c));
+    if !ok {
+        return Err(refuse("word", value, "letters, digits and `._:/@+=-`"));
+    }
+    Ok(Value::from_safe_string(text))
+}
+
+/// An HCL string (consul-template's config). Quoted like JSON; `${` and `%{` are refused because
+/// HCL versions disagree on whether they start an interpolation.
+pub fn hcl(value: &Value) -> Result<Value, Error> {
+    let text = scalar_text("hcl", value)?;
+    if text.contains("${") || text.contains("%{") {
+        return Err(refuse("hcl", value, "text without `${` or `%{`"));
+    }
+    Ok(Value::from_safe_string(to_json("hcl", &Value::from(text))?))
+}
+
+/// A Go template string literal (for consul-template's `{{ service "web" }}`): a JSON-quoted
+/// string is a valid Go interpreted string literal, and Go's template lexer reads a quoted
+/// string to its closing quote, so `}}` inside it cannot end the action.
+pub fn gotmpl(value: &Value) -> Result<Value, Error> {
+    let text = scalar_text("gotmpl", value)?;
+    Ok(Value::from_safe_string(to_json(
+        "gotmpl",
+        &Value::from(text),
+    )?))
+}
+
+/// A quoted Mermaid label. Mermaid has no backslash escapes; it reads `#<decimal>;` as a
+/// character, so everything outside a plain alphabet is written that way.
+pub fn mermaid(value: &Value) -> Result<Value, Error> {
+    let text = scalar_text("mermaid", value)?;
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() || " .,:/()_+=*@-".contains(c) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("#{};", c as u32));
+        }
+    }
+    out.push('"');
+    Ok(Value::from_safe_string(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Values an attacker (or a typo) could put in a spec if the spec rules ever loosened.
+    const HOSTILE: &[&str] = &[
+        "a\nb: injected",
+        "x\" y: 'z'",
+        "{{ evil }}",
+        "{% raw %}",
+        "$(rm -rf /)",
+        "`id`",
+        "it's",
+        "back\\slash",
+        "tab\there",
+        "nul\0byte",
+        "${HOME}",
+        "%{ if }",
+        "}} {{",
+        "# comment",
+        "é ü 🙂",
+        "\r\n",
+        "",
+    ];
+
+    fn s(v: &str) -> Value {
+        Value::from(v)
+    }
+
+    fn out(r: Result<Value, Error>) -> String {
+        let v = r.expect("filter succeeded");
+        assert!(v.is_safe(), "filters return safe strings");
+        v.as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn yaml_keeps_hostile_strings_inside_one_scalar() {
+        for raw in HOSTILE {
+            let quoted = out(yaml(&s(raw)));
+            assert!(!quoted.contains('\n'), "{quoted}");
+            let doc = format!("key: {quoted}\nother: 1\n");
+            let parsed: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
+            assert_eq!(parsed["key"].as_str(), Some(*raw), "{doc}");
+            assert_eq!(parsed["other"].as_i64(), Some(1), "{doc}");
+        }
+    }
+
+    #[test]
+    fn yaml_writes_numbers_and_lists() {
+        assert_eq!(out(yaml(&Value::from(8080))), "8080");
+        let list = Value::from(vec![s("a b"), s("c\"")]);
+        let text = out(yaml(&list));
+        assert_eq!(text, r#"["a b", "c\""]"#);
+        let parsed: Vec<String> = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(parsed, ["a b", "c\""]);
+    }
+
+    #[test]
+    fn python_literals_round_trip() {
+        // A JSON string literal is a Python string literal; check the escapes Python relies on.
+        for raw in HOSTILE {
+            let lit = out(py(&s(raw)));
+            assert!(lit.starts_with('"') && lit.ends_with('"') && !lit.contains('\n'));
+            let back: String = serde_json::from_str(&lit).unwrap();
+            assert_eq!(back, *raw);
+        }
+        assert_eq!(out(py(&Value::from(true))), "True");
+        assert_eq!(out(py(&Value::from(5000))), "5000");
+    }
+
+    #[test]
+    fn shell_words_are_quoted_unless_plainly_safe() {
+        assert_eq!(out(sh(&s("redis-server"))), "redis-server");
+        assert_eq!(out(sh(&s("0.0.0.0:5000"))), "0.0.0.0:5000");
+        assert_eq!(out(sh(&s(""))), "''");
+        assert_eq!(out(sh(&s("it's"))), r"'it'\''s'");
+        assert_eq!(out(sh(&s("$(rm -rf /)"))), "'$(rm -rf /)'");
+    }
+
+    #[test]
+    fn shell_quoting_survives_a_real_shell() {
+        let Ok(status) = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("true")
+            .status()
+        else {
+            return; // no sh: the unit test above still holds
+        };
+        assert!(status.success());
+        for raw in HOSTILE.iter().filter(|r| !r.contains('\0')) {
+            let script = format!("printf '%s' {}", out(sh(&s(raw))));
+            let output = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&output.stdout), *raw, "{script}");
+        }
+    }
+
+    #[test]
+    fn haproxy_and_word_refuse_anything_but_tokens() {
+        assert_eq!(out(haproxy(&s("/health"))), "/health");
+        assert_eq!(out(haproxy(&s("2s"))), "2s");
+        assert_eq!(
+            out(word(&s("localhost:5000/team/web@sha256:ab12"))),
+            "localhost:5000/team/web@sha256:ab12"
+        );
+        for raw in HOSTILE {
+            assert!(haproxy(&s(raw)).is_err(), "haproxy accepted {raw:?}");
+            assert!(word(&s(raw)).is_err(), "word accepted {raw:?}");
+        }
+        let err = haproxy(&s("a b")).unwrap_err().to_string();
+        assert!(err.contains("refuses \"a b\""), "{err}");
+    }
+
+    #[test]
+    fn hcl_quotes_and_refuses_interpolation() {
+        assert_eq!(out(hcl(&s("consul:8500"))), "\"consul:8500\"");
+        assert_eq!(out(hcl(&s("a\"b\nc"))), r#""a\"b\nc""#);
+        assert!(hcl(&s("${HOME}")).is_err());
+        assert!(hcl(&s("%{ if x }")).is_err());
+    }
+
+    #[test]
+    fn gotmpl_strings_cannot_close_the_action() {
+        let lit = out(gotmpl(&s("web\" }}{{ evil")));
+        assert_eq!(lit, r#""web\" }}{{ evil""#);
+        assert!(!lit.contains('\n'));
+    }
+
+    #[test]
+    fn mermaid_labels_encode_everything_unusual() {
+        assert_eq!(
+            out(mermaid(&s("web: gunicorn :5000"))),
+            "\"web: gunicorn :5000\""
+        );
+        assert_eq!(out(mermaid(&s("a\"b\nc"))), "\"a#34;b#10;c\"");
+        assert_eq!(out(mermaid(&s("<script>"))), "\"#60;script#62;\"");
+        for raw in HOSTILE {
+            let label = out(mermaid(&s(raw)));
+            let inner = &label[1..label.len() - 1];
+            assert!(
+                !inner.contains(['"', '\n', '`', '<', '>', '[', ']', '{', '}', '|']),
+                "{label}"
+            );
+        }
+    }
+
+    #[test]
+    fn filters_refuse_undefined_and_none() {
+        type Filter = fn(&Value) -> Result<Value, Error>;
+        let filters: [Filter; 9] = [yaml, json, py, sh, haproxy, word, hcl, gotmpl, mermaid];
+        for filter in filters {
+            for value in [Value::UNDEFINED, Value::from(())] {
+                let err = filter(&value).unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::UndefinedError, "{err}");
+            }
+        }
+        let list = Value::from(vec![Value::from("a"), Value::UNDEFINED]);
+        assert!(yaml(&list).is_err());
+    }
+
+    #[test]
+    fn filters_reject_maps() {
+        let map = Value::from_serialize(std::collections::BTreeMap::from([("a", 1)]));
+        assert!(haproxy(&map).is_err());
+        assert!(sh(&map).is_err());
+        assert!(py(&map).is_err());
+    }
+}
