@@ -322,7 +322,7 @@ fn probe_lb(port: u16, requests: u32) -> Probe {
     probe
 }
 
-/// The checks of a `verify --json` report as (name, status), statuses lowercased.
+/// The checks of a `verify --json` report as (name, outcome): `pass`, `fail` or `skip`.
 fn report_checks(report: &Value) -> Vec<(String, String)> {
     let checks = report["checks"]
         .as_array()
@@ -331,12 +331,7 @@ fn report_checks(report: &Value) -> Vec<(String, String)> {
         .iter()
         .map(|c| {
             let name = c["name"].as_str().unwrap_or("?").to_owned();
-            let status = match (&c["status"], &c["passed"]) {
-                (Value::String(s), _) => s.to_lowercase(),
-                (_, Value::Bool(true)) => "pass".into(),
-                (_, Value::Bool(false)) => "fail".into(),
-                _ => "?".into(),
-            };
+            let status = c["outcome"].as_str().unwrap_or("?").to_lowercase();
             (name, status)
         })
         .collect()
@@ -356,12 +351,29 @@ fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize,
     let checks = report_checks(&report);
     let bad: Vec<&(String, String)> = checks
         .iter()
-        .filter(|(_, status)| !matches!(status.as_str(), "pass" | "passed" | "skip" | "skipped"))
+        .filter(|(_, outcome)| !matches!(outcome.as_str(), "pass" | "skip"))
         .collect();
     assert!(bad.is_empty(), "checks not passing: {bad:?}\n{ran}");
     assert!(
-        checks.iter().any(|(_, s)| s.starts_with("pass")),
+        checks.iter().any(|(_, outcome)| outcome == "pass"),
         "no check passed\n{ran}"
+    );
+    assert_eq!(report["passed"], Value::Bool(true), "report.passed\n{ran}");
+    assert_eq!(
+        report["expected_replicas"].as_u64(),
+        Some(expect as u64),
+        "report.expected_replicas\n{ran}"
+    );
+    let per_host = report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|c| c["numbers"]["answers_per_host"].as_object())
+        .unwrap_or_else(|| panic!("no answers_per_host in the report\n{ran}"));
+    assert_eq!(
+        per_host.len(),
+        expect,
+        "distinct hosts in the report: {per_host:?}\n{ran}"
     );
 
     // Independent of the report: ask the load balancer ourselves and compare with docker's view.
@@ -622,8 +634,10 @@ fn e2e_consul_template_apply_verify_3_1_destroy() {
     stack.step("done");
 }
 
-/// With the daemon unreachable, every docker-facing command stops quickly with exit code 3 and
-/// says what is wrong. Needs no engine (only the docker CLI, or its absence), so it always runs.
+/// With the daemon unreachable (gone, or hung), every docker-facing command stops quickly and says what is wrong:
+/// exit code 3 (a tool failed), except `doctor`, whose job is to report problems: its report goes
+/// to stdout and it exits 1 like any failed check (see `ExitStatus`). Needs no engine (only the
+/// docker CLI, or its absence), so it always runs.
 #[test]
 fn e2e_every_docker_command_fails_fast_without_a_daemon() {
     let project = Project::new();
@@ -631,30 +645,59 @@ fn e2e_every_docker_command_fails_fast_without_a_daemon() {
         "provision.yaml",
         &consul_dns_spec("provision-e2e-dead", 38280, 38704, 38800),
     );
-    let dead = [(
-        "DOCKER_HOST",
-        "unix:///nonexistent/provision-e2e/docker.sock",
-    )];
-    for command in ["apply", "verify", "status", "destroy", "doctor"] {
+    // A daemon that is gone (no socket), and one that hangs: its socket accepts connections and
+    // never answers (a wedged dockerd), which only a timeout in provision can get out of.
+    let hung = project.file("hung-docker.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&hung).expect("bind a unix socket");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = listener.accept() {
+            held.push(conn);
+        }
+    });
+    let hung_host = format!("unix://{}", hung.display());
+    for (daemon, host) in [
+        ("gone", "unix:///nonexistent/provision-e2e/docker.sock"),
+        ("hung", hung_host.as_str()),
+    ] {
+        fails_fast_everywhere(&project, daemon, host);
+    }
+}
+
+fn fails_fast_everywhere(project: &Project, daemon: &str, host: &str) {
+    let dead = [("DOCKER_HOST", host)];
+    for (command, code) in [
+        ("apply", 3),
+        ("verify", 3),
+        ("status", 3),
+        ("destroy", 3),
+        ("doctor", 1),
+    ] {
         let ran = project.run(&[command], &dead, Duration::from_secs(60));
-        ran.expect_code(3);
+        ran.expect_code(code);
         assert!(
             ran.elapsed < Duration::from_secs(15),
             "`{command}` took {:.1?} to give up\n{ran}",
             ran.elapsed
         );
-        let err = ran.stderr.to_lowercase();
+        let out = ran.all_output().to_lowercase();
         assert!(
-            err.contains("docker")
+            out.contains("docker")
                 && ["daemon", "reach", "connect", "not installed"]
                     .iter()
-                    .any(|w| err.contains(w)),
+                    .any(|w| out.contains(w)),
             "`{command}` does not say clearly that the docker daemon is unreachable\n{ran}"
         );
+        let said = ran
+            .all_output()
+            .lines()
+            .find(|l| l.starts_with("error:") || l.contains("FAIL"))
+            .unwrap_or_default()
+            .to_owned();
         note(format!(
-            "dead daemon: `provision {command}` exit 3 after {:.2}s: {}",
+            "{daemon} daemon: `provision {command}` exit {code} after {:.2}s: {}",
             ran.elapsed.as_secs_f64(),
-            ran.stderr.lines().next().unwrap_or("").trim()
+            said.trim()
         ));
     }
 }
