@@ -1,9 +1,219 @@
-//! `provision apply`: not available yet (it needs the docker layer).
+//! `provision apply`: render if needed, preflight, build the images that are missing, then
+//! `docker compose up --detach --wait`.
+//!
+//! Idempotent by construction: built images are tagged with a hash of their build context, so
+//! an image that exists is current and is never rebuilt. Checked with Compose 2.26: for a service
+//! with both `image:` and `build:`, `up` uses the tag when it exists locally, but when it is
+//! missing it first tries to pull it from a registry (a warning, or a long wait on a slow
+//! network) and only then builds; `compose build` always runs a build. So apply builds exactly
+//! the missing tags itself, then runs `up --no-build`. With nothing changed, `up` finds every
+//! container up to date and restarts none (compare `State.StartedAt`).
+//!
+//! Replicas: when the stack already runs, apply keeps its current number of web replicas (set by
+//! `verify --scale N`) rather than silently scaling back to `web.replicas`, which is only the
+//! number a new stack starts with. It says so when the two differ.
+
+use std::collections::BTreeMap;
 
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
-use crate::{ExitStatus, UsageError};
+use crate::docker::preflight::{self, Preflight};
+use crate::docker::{Compose, Container, Docker, Progress, UpOptions};
+use crate::probe::Endpoints;
+use crate::{render, ExitStatus};
 
-pub fn run(_global: &Global, _args: ApplyArgs) -> anyhow::Result<ExitStatus> {
-    Err(UsageError("`provision apply` is not available yet in this version".into()).into())
+pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
+    let progress = Progress::detect(global.quiet);
+    let stack = render::ensure_rendered(&global.spec, &args.out, global.quiet)?;
+    let plan = &stack.plan;
+    let docker = Docker::new(progress).dry_run(args.dry_run);
+
+    // Preflight: nothing below changes anything until every check passed.
+    let engine = preflight::require_engine(&docker)?;
+    let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
+    let config = compose.config()?;
+    let needs = preflight::image_needs(plan, Some(&config));
+    Preflight {
+        engine,
+        findings: preflight::check_images(&docker, &needs, true),
+    }
+    .into_result()?;
+
+    let before = docker.project_containers(&plan.project)?;
+    let web_now = before
+        .iter()
+        .filter(|c| c.service == plan.web.service)
+        .count() as u32;
+    let replicas = if web_now == 0 {
+        plan.web.replicas
+    } else {
+        web_now
+    };
+    if web_now > 0 && web_now != plan.web.replicas {
+        progress.note(format!(
+            "keeping the {web_now} running web replicas (web.replicas = {} applies to a new \
+             stack; change the count with `provision verify --scale N`)",
+            plan.web.replicas
+        ));
+    }
+
+    let built = config.built_images();
+    let images: Vec<String> = built.iter().map(|(_, image)| image.clone()).collect();
+    let present = docker.images_present(&images)?;
+    let to_build: Vec<String> = built
+        .iter()
+        .zip(&present)
+        .filter(|(_, present)| !**present)
+        .map(|((service, _), _)| service.clone())
+        .collect();
+    if to_build.is_empty() {
+        progress.note("images: all built images are current, nothing to build");
+    } else {
+        compose.build(&to_build)?;
+    }
+
+    compose.up(
+        &format!(
+            "starting the stack ({replicas} web replica{})",
+            if replicas == 1 { "" } else { "s" }
+        ),
+        &UpOptions {
+            scale: Some((plan.web.service.clone(), replicas)),
+            wait_timeout: Some(args.timeout),
+            no_recreate: false,
+            remove_orphans: true,
+        },
+    )?;
+
+    if docker.is_dry_run() {
+        progress.note("dry run: the commands above were printed, not run");
+        return Ok(ExitStatus::Success);
+    }
+    let after = docker.project_containers(&plan.project)?;
+    print!(
+        "{}",
+        summary(
+            &plan.project,
+            &to_build,
+            &before,
+            &after,
+            &Endpoints::of(plan)
+        )
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// What apply did, for stdout: images built, containers started/kept, where to look.
+fn summary(
+    project: &str,
+    built: &[String],
+    before: &[Container],
+    after: &[Container],
+    endpoints: &Endpoints,
+) -> String {
+    let old: BTreeMap<&str, &Container> = before.iter().map(|c| (c.id.as_str(), c)).collect();
+    let new_ids: Vec<&str> = after.iter().map(|c| c.id.as_str()).collect();
+    let unchanged = after
+        .iter()
+        .filter(|c| {
+            old.get(c.id.as_str())
+                .is_some_and(|o| o.started_at == c.started_at)
+        })
+        .count();
+    let restarted = after
+        .iter()
+        .filter(|c| {
+            old.get(c.id.as_str())
+                .is_some_and(|o| o.started_at != c.started_at)
+        })
+        .count();
+    let created = after.len() - unchanged - restarted;
+    let removed = before
+        .iter()
+        .filter(|c| !new_ids.contains(&c.id.as_str()))
+        .count();
+    let mut services: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+    for c in after {
+        let entry = services.entry(c.service.as_str()).or_default();
+        entry.1 += 1;
+        if c.running {
+            entry.0 += 1;
+        }
+    }
+    let mut out = format!("applied {project}\n");
+    out.push_str(&format!(
+        "  images built:  {}\n",
+        if built.is_empty() {
+            "none (all current)".to_owned()
+        } else {
+            built.join(", ")
+        }
+    ));
+    out.push_str(&format!(
+        "  containers:    {created} created, {restarted} restarted, {unchanged} unchanged, {removed} removed\n"
+    ));
+    let list: Vec<String> = services
+        .iter()
+        .map(|(s, (running, total))| format!("{s} {running}/{total}"))
+        .collect();
+    out.push_str(&format!("  running:       {}\n", list.join(", ")));
+    out.push_str(&format!("  load balancer: {}\n", endpoints.lb));
+    out.push_str(&format!("  HAProxy stats: {}\n", endpoints.stats_page));
+    if let Some(consul) = &endpoints.consul {
+        out.push_str(&format!("  consul UI:     {consul}/ui/\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(id: &str, service: &str, started: &str) -> Container {
+        Container {
+            id: id.into(),
+            short_id: id.into(),
+            name: format!("hits-{service}-1"),
+            project: "hits".into(),
+            service: service.into(),
+            number: 1,
+            oneoff: false,
+            state: "running".into(),
+            running: true,
+            health: None,
+            hostname: id.into(),
+            ip: None,
+            started_at: started.into(),
+            image: String::new(),
+        }
+    }
+
+    #[test]
+    fn summary_tells_created_restarted_unchanged_removed() {
+        let before = vec![
+            container("a", "consul", "t1"),
+            container("b", "web", "t1"),
+            container("c", "lb", "t1"),
+        ];
+        let after = vec![
+            container("a", "consul", "t1"),
+            container("b", "web", "t2"),
+            container("d", "lb", "t3"),
+        ];
+        let endpoints = Endpoints {
+            lb: "http://127.0.0.1:8080/".into(),
+            stats_csv: String::new(),
+            stats_page: "http://127.0.0.1:8404/stats".into(),
+            consul: Some("http://127.0.0.1:8500".into()),
+        };
+        insta::assert_snapshot!(summary("hits", &["lb".into()], &before, &after, &endpoints), @r"
+        applied hits
+          images built:  lb
+          containers:    1 created, 1 restarted, 1 unchanged, 1 removed
+          running:       consul 1/1, lb 1/1, web 1/1
+          load balancer: http://127.0.0.1:8080/
+          HAProxy stats: http://127.0.0.1:8404/stats
+          consul UI:     http://127.0.0.1:8500/ui/
+        ");
+    }
 }

@@ -1,9 +1,48 @@
-//! `provision destroy`: not available yet (it needs the docker layer).
+//! `provision destroy`: `docker compose down --remove-orphans`. The redis volume (the hit
+//! counter) is kept unless `--volumes`, and the output says which.
+
+use std::time::Duration;
 
 use crate::cli::DestroyArgs;
 use crate::commands::Global;
-use crate::{ExitStatus, UsageError};
+use crate::docker::{preflight, Compose, Docker, Progress};
+use crate::{render, ExitStatus};
 
-pub fn run(_global: &Global, _args: DestroyArgs) -> anyhow::Result<ExitStatus> {
-    Err(UsageError("`provision destroy` is not available yet in this version".into()).into())
+pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
+    let stack = render::ensure_rendered(&global.spec, &args.out, global.quiet)?;
+    let plan = &stack.plan;
+    let docker = Docker::new(Progress::detect(global.quiet));
+    preflight::require_engine(&docker)?;
+    let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
+
+    let containers = docker.project_containers(&plan.project)?;
+    let label = format!("label=com.docker.compose.project={}", plan.project);
+    let volumes: Vec<String> = docker
+        .call(
+            format!("listing the volumes of project {}", plan.project),
+            ["volume", "ls", "--quiet", "--filter", label.as_str()],
+        )
+        .timeout(Duration::from_secs(30))
+        .output()?
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+
+    compose.down(args.volumes)?;
+
+    println!(
+        "removed {}: {} container{}, its network",
+        plan.project,
+        containers.len(),
+        if containers.len() == 1 { "" } else { "s" }
+    );
+    match (volumes.is_empty(), args.volumes) {
+        (true, _) => println!("volumes: none"),
+        (false, true) => println!("volumes: removed {}", volumes.join(", ")),
+        (false, false) => println!(
+            "volumes: kept {} (the hit counter survives; `provision destroy --volumes` removes it)",
+            volumes.join(", ")
+        ),
+    }
+    Ok(ExitStatus::Success)
 }

@@ -1,1 +1,40 @@
-//! Probes of a running stack: HTTP through the load balancer, HAProxy stats, the consul registry.
+//! Probes of a running stack: HTTP through the load balancer, HAProxy's stats CSV, consul's
+//! registry, the HAProxy runtime API (to drain replicas), the wait for convergence, and the
+//! checks computed from what was seen.
+
+pub mod checks;
+pub mod converge;
+pub mod http;
+pub mod lbadmin;
+pub mod registry;
+pub mod stats;
+
+use crate::spec::Plan;
+
+/// Where a stack answers on this host (published ports from the plan).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    /// The load balancer's front page.
+    pub lb: String,
+    /// HAProxy's stats CSV.
+    pub stats_csv: String,
+    /// HAProxy's stats page, for people.
+    pub stats_page: String,
+    /// consul's HTTP API, when discovery uses consul.
+    pub consul: Option<String>,
+}
+
+impl Endpoints {
+    pub fn of(plan: &Plan) -> Self {
+        // 127.0.0.1, not localhost: the admin ports are published on 127.0.0.1 only, and
+        // `localhost` may resolve to ::1 first.
+        Endpoints {
+            lb: format!("http://127.0.0.1:{}/", plan.lb.port),
+            stats_csv: format!("http://127.0.0.1:{}/stats;csv", plan.lb.stats_port),
+            stats_page: format!("http://127.0.0.1:{}/stats", plan.lb.stats_port),
+            consul: plan
+                .uses_consul
+                .then(|| format!("http://127.0.0.1:{}", plan.consul.http_port)),
+        }
+    }
+}

@@ -1,0 +1,645 @@
+//! From observations of a stack to named checks. Pure functions, so every rule is unit-tested on
+//! fake observations; `verify` only gathers the observations.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::json;
+
+use super::converge::Convergence;
+use super::http::Probe;
+use super::registry::Instance;
+use super::stats::Server;
+use crate::docker::Container;
+use crate::report::{Check, Numbers, Outcome};
+
+/// Everything verify saw.
+#[derive(Debug, Clone)]
+pub struct Observations {
+    /// Web replicas the stack should have.
+    pub expected: u32,
+    pub discovery: String,
+    /// HAProxy's balance algorithm (`source` pins one client to one server).
+    pub balance: String,
+    /// Every web container of the project, running or not.
+    pub replicas: Vec<Container>,
+    /// The other services the stack must run (consul, registrator, redis, lb, as the plan says).
+    pub services: Vec<String>,
+    /// Their containers.
+    pub others: Vec<Container>,
+    pub convergence: Convergence,
+    pub probe: Probe,
+    /// HAProxy's servers in the web backend, after probing.
+    pub haproxy: Vec<Server>,
+    /// consul's passing web instances; None when discovery has no registry.
+    pub registry: Option<Vec<Instance>>,
+}
+
+impl Observations {
+    fn running(&self) -> impl Iterator<Item = &Container> {
+        self.replicas.iter().filter(|c| c.running)
+    }
+
+    fn running_ips(&self) -> BTreeSet<String> {
+        self.running().filter_map(|c| c.ip.clone()).collect()
+    }
+
+    /// The replica with this address, for messages.
+    fn by_ip(&self, ip: &str) -> Option<&Container> {
+        self.running().find(|c| c.ip.as_deref() == Some(ip))
+    }
+}
+
+/// Every check, in the order they are reported.
+pub fn evaluate(obs: &Observations) -> Vec<Check> {
+    vec![
+        services_running(obs),
+        replicas_running(obs),
+        converged(obs),
+        distinct_hostnames(obs),
+        requests_answered(obs),
+        counter_increasing(obs),
+        registry(obs),
+        haproxy(obs),
+    ]
+}
+
+fn services_running(obs: &Observations) -> Check {
+    let mut problems = Vec::new();
+    let mut up = 0;
+    for service in &obs.services {
+        let containers: Vec<&Container> = obs
+            .others
+            .iter()
+            .filter(|c| &c.service == service)
+            .collect();
+        let before = problems.len();
+        if containers.is_empty() {
+            problems.push(format!("{service} has no container"));
+        }
+        for c in containers {
+            if !c.running {
+                problems.push(format!("{} is {}", c.describe(), c.state));
+            } else if c.health.as_deref() == Some("unhealthy") {
+                problems.push(format!("{} is unhealthy", c.describe()));
+            }
+        }
+        if problems.len() == before {
+            up += 1;
+        }
+    }
+    let mut message = format!(
+        "{up} of {} services up: {}",
+        obs.services.len(),
+        obs.services.join(", ")
+    );
+    for p in &problems {
+        message.push_str(&format!("\n{p}"));
+    }
+    Check::pass_if("services running", problems.is_empty(), message)
+}
+
+fn replicas_running(obs: &Observations) -> Check {
+    let running = obs.running().count();
+    let total = obs.replicas.len();
+    let ok = running == obs.expected as usize && total == obs.expected as usize;
+    let mut message = format!("{running} of {} web containers running", obs.expected);
+    if total != obs.expected as usize {
+        message.push_str(&format!(" ({total} exist)"));
+    }
+    for c in obs.replicas.iter().filter(|c| !c.running) {
+        message.push_str(&format!("\n{} is {}", c.describe(), c.state));
+    }
+    Check::pass_if("replicas running", ok, message).numbers(
+        Numbers::default()
+            .with("expected", obs.expected)
+            .with("running", running as u64)
+            .with("total", total as u64),
+    )
+}
+
+fn converged(obs: &Observations) -> Check {
+    let c = &obs.convergence;
+    let consul = c
+        .passing
+        .map(|p| format!(", consul lists {p} passing"))
+        .unwrap_or_default();
+    let message = if c.converged {
+        format!(
+            "HAProxy has {} server{} UP{consul}, one per running replica, after {:.1} s",
+            c.up,
+            if c.up == 1 { "" } else { "s" },
+            c.seconds
+        )
+    } else if c.fatal {
+        format!(
+            "stopped waiting after {:.1} s: {}",
+            c.seconds,
+            c.last_problem.as_deref().unwrap_or("unknown problem")
+        )
+    } else {
+        format!(
+            "gave up after {} s waiting for {} running replica{} to be routed: last seen: {}",
+            c.timeout_seconds,
+            c.target,
+            if c.target == 1 { "" } else { "s" },
+            c.last_problem.as_deref().unwrap_or("nothing")
+        )
+    };
+    let mut numbers = Numbers::default()
+        .with("seconds", c.seconds)
+        .with("target", c.target)
+        .with("up", c.up);
+    if let Some(p) = c.passing {
+        numbers = numbers.with("passing", p);
+    }
+    Check::pass_if("converged", c.converged, message).numbers(numbers)
+}
+
+fn distinct_hostnames(obs: &Observations) -> Check {
+    let per_host = obs.probe.per_host();
+    let numbers = Numbers::default()
+        .with("requests", obs.probe.sent)
+        .with("answers", obs.probe.answers.len() as u64)
+        .with("answers_per_host", json!(per_host));
+    if obs.balance == "source" {
+        return Check::new(
+            "distinct hostnames",
+            Outcome::Skip,
+            "lb.balance is `source`: every request from this host goes to the same replica",
+        )
+        .numbers(numbers);
+    }
+    let expected: BTreeSet<&str> = obs.replicas.iter().map(|c| c.hostname.as_str()).collect();
+    let seen: BTreeSet<&str> = per_host.keys().map(String::as_str).collect();
+    let ok = seen.len() == obs.expected as usize && seen == expected;
+    let mut message = format!(
+        "{} of {} replicas answered in {} requests",
+        seen.intersection(&expected).count(),
+        obs.expected,
+        obs.probe.sent
+    );
+    for c in &obs.replicas {
+        if seen.contains(c.hostname.as_str()) {
+            continue;
+        }
+        if c.running {
+            message.push_str(&format!("\n{} is running but did not answer", c.describe()));
+        } else {
+            message.push_str(&format!(
+                "\n{} is not running and did not answer",
+                c.describe()
+            ));
+        }
+    }
+    for host in seen.difference(&expected) {
+        message.push_str(&format!(
+            "\nhost {host} answered but is not a web container of this project"
+        ));
+    }
+    if expected.len() < obs.expected as usize {
+        message.push_str(&format!("\nonly {} web containers exist", expected.len()));
+    }
+    Check::pass_if("distinct hostnames", ok, message).numbers(numbers)
+}
+
+fn requests_answered(obs: &Observations) -> Check {
+    let p = &obs.probe;
+    let ok = p.errors == 0 && !p.answers.is_empty();
+    let mut message = format!(
+        "{} of {} requests answered by the hit counter",
+        p.answers.len(),
+        p.sent
+    );
+    if p.gave_up {
+        message.push_str(&format!(
+            " (stopped after {} failures in a row)",
+            super::http::ERRORS_IN_A_ROW
+        ));
+    }
+    for sample in &p.error_samples {
+        message.push_str(&format!("\n{sample}"));
+    }
+    if p.errors as usize > p.error_samples.len() {
+        message.push_str(&format!(
+            "\n... and {} more errors",
+            p.errors as usize - p.error_samples.len()
+        ));
+    }
+    Check::pass_if("requests answered", ok, message).numbers(
+        Numbers::default()
+            .with("requests", p.sent)
+            .with("errors", p.errors),
+    )
+}
+
+fn counter_increasing(obs: &Observations) -> Check {
+    let answers = &obs.probe.answers;
+    let numbers = Numbers::default().with("answers", answers.len() as u64);
+    if answers.len() < 2 {
+        return Check::new(
+            "counter increasing",
+            Outcome::Fail,
+            format!(
+                "{} answers: at least 2 are needed to compare",
+                answers.len()
+            ),
+        )
+        .numbers(numbers);
+    }
+    let (first, last) = (answers[0].hits, answers[answers.len() - 1].hits);
+    let numbers = numbers.with("first", first).with("last", last);
+    for (i, pair) in answers.windows(2).enumerate() {
+        if pair[1].hits <= pair[0].hits {
+            return Check::new(
+                "counter increasing",
+                Outcome::Fail,
+                format!(
+                    "answer {} (from {}) said {} after {} (from {}): the counter went back or stood still",
+                    i + 2,
+                    pair[1].hostname,
+                    pair[1].hits,
+                    pair[0].hits,
+                    pair[0].hostname
+                ),
+            )
+            .numbers(numbers);
+        }
+    }
+    Check::new(
+        "counter increasing",
+        Outcome::Pass,
+        format!(
+            "hits went {first} -> {last} over {} answers, each higher than the one before",
+            answers.len()
+        ),
+    )
+    .numbers(numbers)
+}
+
+fn registry(obs: &Observations) -> Check {
+    let Some(instances) = &obs.registry else {
+        return Check::new(
+            "registry",
+            Outcome::Skip,
+            format!("{} discovery has no registry", obs.discovery),
+        );
+    };
+    let listed: BTreeSet<String> = instances.iter().map(|i| i.address.clone()).collect();
+    let running = obs.running_ips();
+    let ok = instances.len() == obs.expected as usize && listed == running;
+    let mut message = format!(
+        "consul lists {} of {} web instances passing",
+        instances.len(),
+        obs.expected
+    );
+    for c in obs.replicas.iter() {
+        let listed_here = c.ip.as_ref().is_some_and(|ip| listed.contains(ip));
+        if !listed_here {
+            message.push_str(&format!("\n{} is not listed as passing", c.describe()));
+        }
+    }
+    for i in instances {
+        if !running.contains(&i.address) {
+            message.push_str(&format!(
+                "\n{} ({}:{}) is listed but no running replica has that address",
+                i.id, i.address, i.port
+            ));
+        }
+    }
+    Check::pass_if("registry", ok, message).numbers(
+        Numbers::default()
+            .with("passing", instances.len() as u64)
+            .with("expected", obs.expected),
+    )
+}
+
+fn haproxy(obs: &Observations) -> Check {
+    let up: Vec<&Server> = obs.haproxy.iter().filter(|s| s.is_up()).collect();
+    let up_ips: BTreeSet<&str> = up.iter().map(|s| s.ip()).collect();
+    let running = obs.running_ips();
+    let running_refs: BTreeSet<&str> = running.iter().map(String::as_str).collect();
+    let ok = up.len() == obs.expected as usize && up_ips == running_refs;
+    let mut by_status: BTreeMap<String, u64> = BTreeMap::new();
+    for s in &obs.haproxy {
+        let key = if s.is_unused_slot() {
+            "unused".to_owned()
+        } else {
+            s.status
+                .split(' ')
+                .next()
+                .unwrap_or_default()
+                .to_lowercase()
+        };
+        *by_status.entry(key).or_insert(0) += 1;
+    }
+    let backend = obs
+        .haproxy
+        .first()
+        .map(|s| s.backend.as_str())
+        .unwrap_or("web");
+    let mut message = format!(
+        "{} of {} servers UP in backend {backend} ({} slots)",
+        up.len(),
+        obs.expected,
+        obs.haproxy.len()
+    );
+    for c in obs.replicas.iter().filter(|c| c.running) {
+        if !c.ip.as_deref().is_some_and(|ip| up_ips.contains(ip)) {
+            let server = obs
+                .haproxy
+                .iter()
+                .find(|s| !s.is_unused_slot() && Some(s.ip()) == c.ip.as_deref());
+            match server {
+                Some(s) => message.push_str(&format!(
+                    "\n{} is server {} in state {} (check {})",
+                    c.describe(),
+                    s.name,
+                    s.status,
+                    if s.check_status.is_empty() {
+                        "-"
+                    } else {
+                        &s.check_status
+                    }
+                )),
+                None => message.push_str(&format!("\n{} has no server in HAProxy", c.describe())),
+            }
+        }
+    }
+    for c in obs.replicas.iter().filter(|c| !c.running) {
+        message.push_str(&format!("\n{} is not running", c.describe()));
+    }
+    for s in &up {
+        if obs.by_ip(s.ip()).is_none() {
+            message.push_str(&format!(
+                "\nserver {} ({}) is UP but no running replica has that address",
+                s.name, s.addr
+            ));
+        }
+    }
+    let mut numbers = Numbers::default().with("up", up.len() as u64);
+    for (status, n) in by_status {
+        if status != "up" {
+            numbers = numbers.with(&status, n);
+        }
+    }
+    Check::pass_if("haproxy", ok, message).numbers(numbers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::http::Answer;
+
+    fn container(n: u32, running: bool) -> Container {
+        let short = format!("{n:012x}");
+        Container {
+            id: format!("{short}{}", "0".repeat(52)),
+            short_id: short.clone(),
+            name: format!("hits-web-{n}"),
+            project: "hits".into(),
+            service: "web".into(),
+            number: n,
+            oneoff: false,
+            state: if running { "running" } else { "exited" }.into(),
+            running,
+            health: Some("healthy".into()),
+            hostname: short,
+            ip: running.then(|| format!("172.20.0.{}", 10 + n)),
+            started_at: "2026-11-25T09:17:19Z".into(),
+            image: "hits-web:0123456789ab".into(),
+        }
+    }
+
+    fn server(i: u32, ip: Option<String>) -> Server {
+        let used = ip.is_some();
+        Server {
+            backend: "web".into(),
+            name: format!("web{i}"),
+            status: if used { "UP" } else { "MAINT (resolution)" }.into(),
+            addr: ip.map(|ip| format!("{ip}:5000")).unwrap_or_default(),
+            check_status: if used { "L7OK" } else { "" }.into(),
+        }
+    }
+
+    /// A healthy stack of `n` replicas where `stopped` of them were stopped by hand.
+    fn stack(n: u32, stopped: &[u32]) -> Observations {
+        let replicas: Vec<Container> = (1..=n)
+            .map(|i| container(i, !stopped.contains(&i)))
+            .collect();
+        let running: Vec<&Container> = replicas.iter().filter(|c| c.running).collect();
+        let answers: Vec<Answer> = (0..3 * n as usize)
+            .map(|i| Answer {
+                hits: 100 + i as u64,
+                hostname: running[i % running.len()].hostname.clone(),
+            })
+            .collect();
+        let mut haproxy: Vec<Server> = running
+            .iter()
+            .enumerate()
+            .map(|(i, c)| server(i as u32 + 1, c.ip.clone()))
+            .collect();
+        haproxy.push(server(10, None));
+        let registry = running
+            .iter()
+            .map(|c| Instance {
+                id: format!("web-{}", c.hostname),
+                address: c.ip.clone().unwrap(),
+                port: 5000,
+            })
+            .collect();
+        let services = vec!["consul".to_owned(), "redis".to_owned(), "lb".to_owned()];
+        let mut others: Vec<Container> = Vec::new();
+        for (i, service) in services.iter().enumerate() {
+            let mut c = container(100 + i as u32, true);
+            c.service = service.clone();
+            c.name = format!("hits-{service}-1");
+            others.push(c);
+        }
+        Observations {
+            expected: n,
+            services,
+            others,
+            discovery: "consul-dns".into(),
+            balance: "roundrobin".into(),
+            convergence: Convergence {
+                converged: true,
+                seconds: 1.5,
+                timeout_seconds: 120,
+                target: running.len() as u32,
+                up: running.len() as u32,
+                passing: Some(running.len() as u32),
+                last_problem: None,
+                fatal: false,
+            },
+            probe: Probe {
+                sent: answers.len() as u32,
+                answers,
+                errors: 0,
+                error_samples: vec![],
+                gave_up: false,
+            },
+            haproxy,
+            registry: Some(registry),
+            replicas,
+        }
+    }
+
+    fn outcome(checks: &[Check], name: &str) -> Outcome {
+        checks.iter().find(|c| c.name == name).unwrap().outcome
+    }
+
+    fn message<'a>(checks: &'a [Check], name: &str) -> &'a str {
+        &checks.iter().find(|c| c.name == name).unwrap().message
+    }
+
+    #[test]
+    fn a_healthy_stack_passes_everything() {
+        let checks = evaluate(&stack(5, &[]));
+        for c in &checks {
+            assert_eq!(c.outcome, Outcome::Pass, "{}: {}", c.name, c.message);
+        }
+        assert_eq!(
+            message(&checks, "distinct hostnames"),
+            "5 of 5 replicas answered in 15 requests"
+        );
+    }
+
+    #[test]
+    fn a_stopped_replica_fails_and_is_named() {
+        let checks = evaluate(&stack(3, &[3]));
+        let missing = "hits-web-3 (container 000000000003) is not running and did not answer";
+        assert!(message(&checks, "distinct hostnames").contains(missing));
+        assert_eq!(outcome(&checks, "distinct hostnames"), Outcome::Fail);
+        assert_eq!(outcome(&checks, "replicas running"), Outcome::Fail);
+        assert!(message(&checks, "replicas running")
+            .contains("hits-web-3 (container 000000000003) is exited"));
+        assert_eq!(outcome(&checks, "registry"), Outcome::Fail);
+        assert_eq!(outcome(&checks, "haproxy"), Outcome::Fail);
+        assert!(message(&checks, "haproxy")
+            .contains("hits-web-3 (container 000000000003) is not running"));
+        // What still works, passes: the two running replicas answered and counted.
+        assert_eq!(outcome(&checks, "counter increasing"), Outcome::Pass);
+        assert_eq!(outcome(&checks, "requests answered"), Outcome::Pass);
+    }
+
+    #[test]
+    fn a_stopped_or_missing_service_fails_and_is_named() {
+        let mut obs = stack(2, &[]);
+        obs.others[2].running = false;
+        obs.others[2].state = "exited".into();
+        obs.others.remove(0);
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "services running"), Outcome::Fail);
+        let m = message(&checks, "services running");
+        assert!(m.contains("consul has no container"), "{m}");
+        assert!(
+            m.contains("hits-lb-1 (container 000000000066) is exited"),
+            "{m}"
+        );
+        assert!(m.starts_with("1 of 3 services up"), "{m}");
+    }
+
+    #[test]
+    fn a_counter_that_stands_still_fails() {
+        let mut obs = stack(2, &[]);
+        obs.probe.answers[3].hits = obs.probe.answers[2].hits;
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "counter increasing"), Outcome::Fail);
+        assert!(message(&checks, "counter increasing").starts_with("answer 4 "));
+    }
+
+    #[test]
+    fn too_few_answers_cannot_prove_the_counter() {
+        let mut obs = stack(1, &[]);
+        obs.probe.answers.truncate(1);
+        assert_eq!(
+            outcome(&evaluate(&obs), "counter increasing"),
+            Outcome::Fail
+        );
+    }
+
+    #[test]
+    fn errors_are_counted_and_sampled() {
+        let mut obs = stack(2, &[]);
+        obs.probe.errors = 7;
+        obs.probe.error_samples = vec!["request 3: HTTP 503".into()];
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "requests answered"), Outcome::Fail);
+        let m = message(&checks, "requests answered");
+        assert!(
+            m.contains("request 3: HTTP 503") && m.contains("6 more errors"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_host_fails_distinct_hostnames() {
+        let mut obs = stack(2, &[]);
+        obs.probe.answers[0].hostname = "stranger".into();
+        let checks = evaluate(&obs);
+        assert!(message(&checks, "distinct hostnames").contains("host stranger answered"));
+    }
+
+    #[test]
+    fn a_stale_up_server_fails_haproxy() {
+        let mut obs = stack(2, &[]);
+        obs.haproxy[1].addr = "172.20.0.99:5000".into();
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "haproxy"), Outcome::Fail);
+        let m = message(&checks, "haproxy");
+        assert!(
+            m.contains("server web2 (172.20.0.99:5000) is UP but no running replica"),
+            "{m}"
+        );
+        assert!(
+            m.contains("hits-web-2 (container 000000000002) has no server in HAProxy"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn a_down_server_is_described() {
+        let mut obs = stack(2, &[]);
+        obs.haproxy[0].status = "DOWN".into();
+        obs.haproxy[0].check_status = "L4CON".into();
+        let m = evaluate(&obs)
+            .into_iter()
+            .find(|c| c.name == "haproxy")
+            .unwrap();
+        assert_eq!(m.outcome, Outcome::Fail);
+        assert!(
+            m.message
+                .contains("is server web1 in state DOWN (check L4CON)"),
+            "{}",
+            m.message
+        );
+    }
+
+    #[test]
+    fn no_registry_is_a_skip_and_source_balance_skips_hostnames() {
+        let mut obs = stack(2, &[]);
+        obs.registry = None;
+        obs.discovery = "docker-dns".into();
+        obs.balance = "source".into();
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "registry"), Outcome::Skip);
+        assert_eq!(
+            message(&checks, "registry"),
+            "docker-dns discovery has no registry"
+        );
+        assert_eq!(outcome(&checks, "distinct hostnames"), Outcome::Skip);
+    }
+
+    #[test]
+    fn a_timed_out_wait_says_what_it_saw() {
+        let mut obs = stack(2, &[]);
+        obs.convergence.converged = false;
+        obs.convergence.last_problem = Some("HAProxy has 1 of 2 UP".into());
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "converged"), Outcome::Fail);
+        assert_eq!(
+            message(&checks, "converged"),
+            "gave up after 120 s waiting for 2 running replicas to be routed: last seen: HAProxy has 1 of 2 UP"
+        );
+    }
+}

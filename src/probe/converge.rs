@@ -1,0 +1,137 @@
+//! Waiting until the load balancer (and the registry, when there is one) sees exactly the
+//! running replicas. Compares addresses, not only counts, so a drained replica that is still
+//! listed, or a fresh one not yet resolved, keeps the wait going.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::{registry, stats};
+use crate::docker::Step;
+
+const POLL: Duration = Duration::from_millis(250);
+
+/// What the wait is for.
+#[derive(Debug)]
+pub struct Target<'a> {
+    /// IPs of the running web replicas.
+    pub ips: BTreeSet<String>,
+    pub stats: &'a stats::Source<'a>,
+    /// consul's base URL and the service name, when discovery uses consul.
+    pub consul: Option<(String, String)>,
+}
+
+/// How the wait ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Convergence {
+    pub converged: bool,
+    pub seconds: f64,
+    pub timeout_seconds: u64,
+    pub target: u32,
+    /// Servers UP at the end.
+    pub up: u32,
+    /// consul's passing instances at the end (None without consul).
+    pub passing: Option<u32>,
+    /// Why the last look was not good enough (or why it could not look).
+    pub last_problem: Option<String>,
+    /// The last problem cannot go away by waiting (a configuration problem).
+    #[serde(skip)]
+    pub fatal: bool,
+}
+
+impl Convergence {
+    /// A wait that cannot succeed, for `reason`, without polling.
+    pub fn impossible(target: &Target<'_>, reason: &str) -> Self {
+        Convergence {
+            converged: false,
+            seconds: 0.0,
+            timeout_seconds: 0,
+            target: target.ips.len() as u32,
+            up: 0,
+            passing: target.consul.as_ref().map(|_| 0),
+            last_problem: Some(reason.to_owned()),
+            fatal: true,
+        }
+    }
+}
+
+/// Polls until HAProxy has exactly `target.ips` UP (and consul lists exactly them passing).
+pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Convergence {
+    let started = Instant::now();
+    let mut result = Convergence {
+        converged: false,
+        seconds: 0.0,
+        timeout_seconds: timeout.as_secs(),
+        target: target.ips.len() as u32,
+        up: 0,
+        passing: target.consul.as_ref().map(|_| 0),
+        last_problem: None,
+        fatal: false,
+    };
+    loop {
+        let problem = look(target, &mut result);
+        result.seconds = crate::report::round1(started.elapsed().as_secs_f64());
+        match problem {
+            None => {
+                result.converged = true;
+                result.last_problem = None;
+                return result;
+            }
+            Some(problem) => {
+                if let Some(step) = step {
+                    step.status(&problem);
+                }
+                result.last_problem = Some(problem);
+            }
+        }
+        if started.elapsed() >= timeout || result.fatal {
+            return result;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// One look; None when everything matches.
+fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
+    let want = target.ips.len();
+    let servers = match target.stats.fetch() {
+        Ok(servers) => servers,
+        Err(err) => {
+            if err.chain().any(|c| c.is::<stats::HiddenAddresses>()) {
+                result.fatal = true;
+            }
+            return Some(format!("HAProxy stats not readable: {err:#}"));
+        }
+    };
+    let up: BTreeSet<String> = servers
+        .iter()
+        .filter(|s| s.is_up())
+        .map(|s| s.ip().to_owned())
+        .collect();
+    result.up = servers.iter().filter(|s| s.is_up()).count() as u32;
+    let mut problems = Vec::new();
+    if up != target.ips || result.up as usize != want {
+        problems.push(format!("HAProxy has {} of {want} UP", result.up));
+    }
+    if let Some((base, service)) = &target.consul {
+        match registry::passing(base, service) {
+            Ok(instances) => {
+                result.passing = Some(instances.len() as u32);
+                let addrs: BTreeSet<String> = instances.iter().map(|i| i.address.clone()).collect();
+                if addrs != target.ips || instances.len() != want {
+                    problems.push(format!(
+                        "consul lists {} of {want} passing",
+                        instances.len()
+                    ));
+                }
+            }
+            Err(err) => problems.push(format!("consul not readable: {err:#}")),
+        }
+    }
+    if problems.is_empty() {
+        None
+    } else {
+        Some(problems.join(", "))
+    }
+}

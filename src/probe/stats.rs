@@ -1,0 +1,221 @@
+//! HAProxy's own view of a backend, from the stats page's CSV (`/stats;csv`).
+
+use std::cell::Cell;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::docker::Docker;
+
+/// One server line of the CSV (FRONTEND and BACKEND summary lines are left out).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Server {
+    pub backend: String,
+    pub name: String,
+    /// `UP`, `DOWN`, `MAINT`, `MAINT (resolution)`, `UP 1/3`, `no check`, ...
+    pub status: String,
+    /// `ip:port`; empty for an unused `server-template` slot.
+    pub addr: String,
+    /// Last health check result, e.g. `L7OK`, `L4CON`.
+    pub check_status: String,
+}
+
+impl Server {
+    /// Serving traffic: `UP`, including `UP 1/3` (still up while checks start failing).
+    pub fn is_up(&self) -> bool {
+        self.status == "UP" || self.status.starts_with("UP ")
+    }
+
+    /// A free `server-template` slot, waiting for an address from DNS.
+    pub fn is_unused_slot(&self) -> bool {
+        self.status.contains("(resolution)") || self.addr.is_empty()
+    }
+
+    /// The address without the port.
+    pub fn ip(&self) -> &str {
+        self.addr
+            .rsplit_once(':')
+            .map(|(ip, _)| ip)
+            .unwrap_or(&self.addr)
+    }
+}
+
+/// Parses the CSV HAProxy prints at `/stats;csv` or with `show stat`.
+pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
+    let mut lines = text.lines();
+    let header = lines
+        .by_ref()
+        .find(|l| l.starts_with('#'))
+        .context("no header line (`# pxname,svname,...`) in HAProxy's CSV")?;
+    let columns: Vec<&str> = header.trim_start_matches('#').trim().split(',').collect();
+    let index = |name: &str| {
+        columns
+            .iter()
+            .position(|c| *c == name)
+            .with_context(|| format!("no `{name}` column in HAProxy's CSV"))
+    };
+    let (px, sv, status) = (index("pxname")?, index("svname")?, index("status")?);
+    // `addr` and `check_status` are missing from very old versions; tolerate that.
+    let addr = index("addr").ok();
+    let check = index("check_status").ok();
+    let mut servers = Vec::new();
+    for line in lines.filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
+        let fields: Vec<&str> = line.split(',').collect();
+        let field = |i: usize| fields.get(i).copied().unwrap_or_default().to_owned();
+        let name = field(sv);
+        if name == "FRONTEND" || name == "BACKEND" {
+            continue;
+        }
+        servers.push(Server {
+            backend: field(px),
+            name,
+            status: field(status),
+            addr: addr.map(field).unwrap_or_default(),
+            check_status: check.map(field).unwrap_or_default(),
+        });
+    }
+    Ok(servers)
+}
+
+/// The stats page leaves `addr` empty unless the stats section has `stats show-legends`;
+/// without addresses, servers cannot be matched to containers, and waiting will not help.
+#[derive(Debug)]
+pub struct HiddenAddresses(pub String);
+
+impl std::fmt::Display for HiddenAddresses {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "HAProxy's stats at {} hide the servers' addresses: the lb configuration needs \
+             `stats show-legends` in its stats frontend",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for HiddenAddresses {}
+
+/// The servers of `backend`, read from the stats page at `url`.
+pub fn fetch(url: &str, backend: &str) -> anyhow::Result<Vec<Server>> {
+    let text = super::http::get_text(url, Duration::from_secs(3))
+        .with_context(|| format!("reading HAProxy's stats at {url}"))?;
+    let mut servers =
+        parse_csv(&text).with_context(|| format!("reading HAProxy's stats at {url}"))?;
+    servers.retain(|s| s.backend == backend);
+    check_addresses(&servers, url)?;
+    Ok(servers)
+}
+
+/// Where to read a backend's servers: the stats page over HTTP, or, when that page hides the
+/// servers' addresses, the runtime API's `show stat` inside the lb container (same CSV; the
+/// admin-level socket always shows addresses).
+#[derive(Debug)]
+pub struct Source<'a> {
+    pub url: String,
+    pub backend: String,
+    /// docker and the lb container, for the fallback.
+    pub runtime: Option<(&'a Docker, String)>,
+    use_runtime: Cell<bool>,
+}
+
+impl<'a> Source<'a> {
+    pub fn new(url: &str, backend: &str, runtime: Option<(&'a Docker, String)>) -> Self {
+        Source {
+            url: url.to_owned(),
+            backend: backend.to_owned(),
+            runtime,
+            use_runtime: Cell::new(false),
+        }
+    }
+
+    pub fn fetch(&self) -> anyhow::Result<Vec<Server>> {
+        if !self.use_runtime.get() {
+            match fetch(&self.url, &self.backend) {
+                Err(err)
+                    if self.runtime.is_some() && err.chain().any(|c| c.is::<HiddenAddresses>()) =>
+                {
+                    self.use_runtime.set(true);
+                }
+                other => return other,
+            }
+        }
+        let (docker, lb) = self.runtime.as_ref().expect("checked above");
+        let text = super::lbadmin::query(docker, lb, "show stat")?;
+        let mut servers =
+            parse_csv(&text).context("reading `show stat` from HAProxy's runtime API")?;
+        servers.retain(|s| s.backend == self.backend);
+        Ok(servers)
+    }
+}
+
+fn check_addresses(servers: &[Server], url: &str) -> Result<(), HiddenAddresses> {
+    // A server that is UP has an address; an empty one means the page hides it.
+    if servers.iter().any(|s| s.is_up() && s.addr.is_empty()) {
+        return Err(HiddenAddresses(url.to_owned()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Trimmed from HAProxy 2.6's real output (the columns after `addr` are cut short).
+    const CSV: &str = "\
+# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,
+http-in,FRONTEND,,,0,1,9980,3,285,486,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,3,0,3,,,,0,3,0,0,0,0,,3,3,3,,,0,0,0,0,,,,,,,,,,,,,,,,,,,,,http,,
+web,web1,0,0,0,1,,3,285,486,,0,,0,0,0,0,UP,1,1,0,0,1,8,0,,1,4,1,,3,,2,3,,3,L7OK,200,1,0,3,0,0,0,0,,,,3,0,0,,,,,0,,,0,0,1,1,,,,Layer7 check passed,,1,2,2,,,,172.20.0.5:5000,,http,,
+web,web2,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT (resolution),1,1,0,0,1,9,9,,1,4,2,,0,,2,0,,0,,,,0,0,0,0,0,0,,,,0,0,0,,,,,-1,,,0,0,0,0,,,,,,,,,,,,,,http,,
+web,web3,0,0,0,1,,3,285,486,,0,,0,0,0,0,DOWN,1,1,0,0,1,8,0,,1,4,1,,3,,2,3,,3,L4CON,,1,0,3,0,0,0,0,,,,3,0,0,,,,,0,,,0,0,1,1,,,,Layer7 check passed,,1,2,2,,,,172.20.0.9:5000,,http,,
+web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,3,,,,0,3,0,0,0,0,,,,3,0,0,0,0,0,0,0,,,0,0,1,1,,,,,,,,,,,,,http,roundrobin,
+";
+
+    #[test]
+    fn server_lines_with_status_and_address() {
+        let servers = parse_csv(CSV).unwrap();
+        assert_eq!(
+            servers.len(),
+            3,
+            "frontend and backend summaries are skipped"
+        );
+        let web1 = &servers[0];
+        assert_eq!((web1.backend.as_str(), web1.name.as_str()), ("web", "web1"));
+        assert!(web1.is_up());
+        assert_eq!(web1.ip(), "172.20.0.5");
+        assert_eq!(web1.check_status, "L7OK");
+        assert!(servers[1].is_unused_slot() && !servers[1].is_up());
+        assert_eq!(servers[2].status, "DOWN");
+        assert_eq!(servers[2].addr, "172.20.0.9:5000");
+    }
+
+    #[test]
+    fn transitional_states_count_as_up_only_while_up() {
+        let server = |status: &str| Server {
+            backend: "web".into(),
+            name: "web1".into(),
+            status: status.into(),
+            addr: "10.0.0.2:5000".into(),
+            check_status: String::new(),
+        };
+        assert!(server("UP 1/3").is_up());
+        assert!(!server("DOWN 1/2").is_up());
+        assert!(!server("MAINT").is_up());
+        assert!(!server("no check").is_up());
+    }
+
+    #[test]
+    fn hidden_addresses_are_explained() {
+        let hidden = CSV.replace("172.20.0.5:5000", "");
+        let servers = parse_csv(&hidden).unwrap();
+        let err = check_addresses(&servers, "http://127.0.0.1:8404/stats;csv").unwrap_err();
+        assert!(err.to_string().contains("stats show-legends"), "{err}");
+        assert!(check_addresses(&parse_csv(CSV).unwrap(), "u").is_ok());
+    }
+
+    #[test]
+    fn missing_header_is_an_error() {
+        let err = parse_csv("web,web1,UP\n").unwrap_err();
+        assert!(err.to_string().contains("no header line"), "{err}");
+    }
+}
