@@ -17,7 +17,7 @@
 set -euo pipefail
 
 BENCH_NAME=render
-# shellcheck source=bench/lib.sh
+# shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 RUNS=${1:-20}
