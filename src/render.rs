@@ -67,6 +67,38 @@ pub fn ensure_rendered(spec_path: &Path, out: &Path, quiet: bool) -> anyhow::Res
     })
 }
 
+/// The stack as last rendered, for commands that act on what runs (verify, status, destroy):
+/// they must not rewrite files the running stack was started from. Notes on stderr when the
+/// spec has changed since (unless `quiet`); fails when nothing was rendered yet.
+pub fn rendered_stack(spec_path: &Path, out: &Path, quiet: bool) -> anyhow::Result<RenderedStack> {
+    let project = Project::load(spec_path, out)?;
+    let compose_file = project.out_dir.join("compose.yaml");
+    if !compose_file.is_file() {
+        return Err(UsageError(format!(
+            "{} does not exist: nothing was rendered or applied yet; run `provision apply` first",
+            paths::display(&compose_file)
+        ))
+        .into());
+    }
+    if !quiet {
+        let rendered = render(&project)?;
+        let stale = check::compare(&project.out_dir, &rendered.files)?;
+        if !stale.is_empty() {
+            eprintln!(
+                "note: the spec has changed since {} was rendered ({} file(s) differ); this acts on the stack as rendered. `provision apply` brings it up to date.",
+                paths::display(&project.out_dir),
+                stale.len()
+            );
+        }
+    }
+    Ok(RenderedStack {
+        compose_file,
+        out_dir: project.out_dir,
+        plan: project.plan,
+        changed: false,
+    })
+}
+
 /// A loaded spec and the directories it renders from and to.
 #[derive(Debug, Clone)]
 pub struct Project {

@@ -9,7 +9,7 @@ use crate::docker::{preflight, Compose, Docker, Progress};
 use crate::{render, ExitStatus};
 
 pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
-    let stack = render::ensure_rendered(&global.spec, &args.out, global.quiet)?;
+    let stack = render::rendered_stack(&global.spec, &args.out, global.quiet)?;
     let plan = &stack.plan;
     let docker = Docker::new(Progress::detect(global.quiet));
     preflight::require_engine(&docker)?;

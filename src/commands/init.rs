@@ -128,7 +128,7 @@ fn prompt(defaults: Answers) -> anyhow::Result<Answers> {
     ];
     let chosen = Select::new()
         .with_prompt("Service discovery")
-        .items(&labels)
+        .items(labels)
         .default(
             modes
                 .iter()

@@ -60,7 +60,7 @@ impl<T> View<T> {
 }
 
 pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
-    let stack = render::ensure_rendered(&global.spec, &args.out, global.quiet)?;
+    let stack = render::rendered_stack(&global.spec, &args.out, global.quiet)?;
     let plan = &stack.plan;
     let docker = Docker::new(Progress::detect(global.quiet));
     preflight::require_engine(&docker)?;

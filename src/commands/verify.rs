@@ -30,7 +30,7 @@ const DRAIN_PAUSE: Duration = Duration::from_secs(1);
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
     let progress = Progress::detect(global.quiet);
-    let stack = render::ensure_rendered(&global.spec, &args.out, global.quiet)?;
+    let stack = render::rendered_stack(&global.spec, &args.out, global.quiet)?;
     if stack.changed {
         progress.note(
             "note: the generated files changed just now; the running stack may be older \

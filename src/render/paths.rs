@@ -31,9 +31,8 @@ pub fn relative_for_compose(base: &Path, target: &Path) -> String {
         .zip(&target_parts)
         .take_while(|(a, b)| a == b)
         .count();
-    let mut parts: Vec<String> = std::iter::repeat("..".to_owned())
-        .take(base_parts.len() - common)
-        .collect();
+    let mut parts: Vec<String> =
+        std::iter::repeat_n("..".to_owned(), base_parts.len() - common).collect();
     parts.extend(
         target_parts[common..]
             .iter()
