@@ -329,25 +329,14 @@ pub fn hash_files(mut files: Vec<(String, Vec<u8>)>) -> String {
 /// path, as Docker sends them in the build context.
 fn read_dir_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut found = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&current).with_context(|| format!("reading {}", current.display()))?
-        {
-            let entry = entry?;
-            let path = entry.path();
-            let rel = paths::slash_relative(dir, &path);
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push(path);
-            } else if kind.is_symlink() {
-                let target = std::fs::read_link(&path)?;
-                found.push((rel, target.to_string_lossy().as_bytes().to_vec()));
-            } else if kind.is_file() {
-                let contents =
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-                found.push((rel, contents));
-            }
+    for entry in paths::walk(dir)? {
+        if entry.file_type.is_symlink() {
+            let target = std::fs::read_link(&entry.path)?;
+            found.push((entry.rel, target.to_string_lossy().as_bytes().to_vec()));
+        } else if entry.file_type.is_file() {
+            let contents = std::fs::read(&entry.path)
+                .with_context(|| format!("reading {}", entry.path.display()))?;
+            found.push((entry.rel, contents));
         }
     }
     Ok(found)

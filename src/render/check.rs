@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use anyhow::Context as _;
 use similar::TextDiff;
 
 use super::paths;
@@ -76,35 +75,43 @@ pub fn compare(
     Ok(differences)
 }
 
+/// Every entry under `dir` (none when it is not a directory) as text. Anything unreadable (a
+/// dangling symlink, a socket) reads as empty, and non-UTF-8 bytes are replaced.
 fn read_texts(dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut found = BTreeMap::new();
     if !dir.is_dir() {
-        return Ok(found);
+        return Ok(BTreeMap::new());
     }
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&current).with_context(|| format!("reading {}", current.display()))?
-        {
-            let entry = entry?;
-            let path = entry.path();
-            if entry.file_type()?.is_dir() {
-                pending.push(path);
-            } else {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                found.insert(
-                    paths::slash_relative(dir, &path),
-                    String::from_utf8_lossy(&bytes).into_owned(),
-                );
-            }
-        }
-    }
-    Ok(found)
+    Ok(paths::walk(dir)?
+        .into_iter()
+        // Only what resolves to a regular file is read: reading a FIFO would block forever.
+        .filter(|entry| std::fs::metadata(&entry.path).is_ok_and(|m| m.is_file()))
+        .map(|entry| {
+            let bytes = std::fs::read(&entry.path).unwrap_or_default();
+            (entry.rel, String::from_utf8_lossy(&bytes).into_owned())
+        })
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_in_the_output_is_never_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let differences = compare(dir.path(), &BTreeMap::new()).unwrap();
+        assert!(
+            differences.is_empty(),
+            "a FIFO is not a file provision wrote or reads"
+        );
+    }
 
     #[test]
     fn finds_missing_stale_and_extra_files() {

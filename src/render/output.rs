@@ -148,28 +148,16 @@ fn read_tree(dir: &Path) -> anyhow::Result<BTreeMap<String, OnDisk>> {
         }
         Ok(_) => {}
     }
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in
-            std::fs::read_dir(&current).with_context(|| format!("reading {}", current.display()))?
-        {
-            let entry = entry?;
-            let path = entry.path();
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                pending.push(path);
-                continue;
-            }
-            let rel = paths::slash_relative(dir, &path);
-            let value = if kind.is_file() {
-                OnDisk::File(
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-                )
-            } else {
-                OnDisk::Other
-            };
-            found.insert(rel, value);
-        }
+    for entry in paths::walk(dir)? {
+        let value = if entry.file_type.is_file() {
+            OnDisk::File(
+                std::fs::read(&entry.path)
+                    .with_context(|| format!("reading {}", entry.path.display()))?,
+            )
+        } else {
+            OnDisk::Other
+        };
+        found.insert(entry.rel, value);
     }
     Ok(found)
 }

@@ -1,6 +1,7 @@
 //! Shared test helpers: a temporary project directory and a fluent way to run the built binary.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -147,4 +148,19 @@ impl fmt::Display for Ran {
 /// The repository root (for fixtures and the committed example).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every file (anything but a directory) under `dir` by relative path, with its contents.
+pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .into_iter()
+        .map(|entry| entry.unwrap())
+        .filter(|entry| !entry.file_type().is_dir())
+        .map(|entry| {
+            let rel = entry.path().strip_prefix(dir).unwrap();
+            let rel = rel.to_string_lossy().into_owned();
+            (rel, std::fs::read(entry.path()).unwrap())
+        })
+        .collect()
 }

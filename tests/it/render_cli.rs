@@ -1,35 +1,9 @@
 //! `provision render` through the built binary: what it writes and prints, `--check` on a clean
 //! and a stale tree, hand edits, `--out`, and bad specs leaving the output exactly as it was.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use predicates::prelude::*;
 
-use crate::harness::Project;
-
-/// Every file under `dir` with its contents (for "exactly as it was" comparisons).
-fn snapshot_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(current).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                pending.push(entry.path());
-            } else {
-                let rel = entry
-                    .path()
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .display()
-                    .to_string();
-                files.insert(rel, std::fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    files
-}
+use crate::harness::{read_tree, Project};
 
 fn project_with(spec: &str) -> Project {
     let p = Project::new();
@@ -54,12 +28,12 @@ fn render_writes_every_file_and_says_so() {
     assert!(p.file("generated/.provision-manifest").exists());
 
     // Nothing changed: nothing written, and it says so.
-    let before = snapshot_tree(&p.file("generated"));
+    let before = read_tree(&p.file("generated"));
     p.provision(&["render"])
         .assert()
         .success()
         .stdout("generated is up to date (9 files)\n");
-    assert_eq!(before, snapshot_tree(&p.file("generated")));
+    assert_eq!(before, read_tree(&p.file("generated")));
 }
 
 #[test]
@@ -96,12 +70,12 @@ fn check_passes_on_a_fresh_render_and_fails_with_a_diff_when_stale() {
 
     // A changed spec makes the tree stale too; --check writes nothing.
     p.write("provision.yaml", "project: hits\nweb:\n  replicas: 3\n");
-    let before = snapshot_tree(&p.file("generated"));
+    let before = read_tree(&p.file("generated"));
     p.provision(&["render", "--check"])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("+    scale: 3"));
-    assert_eq!(before, snapshot_tree(&p.file("generated")));
+    assert_eq!(before, read_tree(&p.file("generated")));
 }
 
 #[test]
@@ -135,7 +109,7 @@ fn hand_edits_are_refused_unless_forced() {
 fn a_bad_spec_leaves_the_output_exactly_as_it_was() {
     let p = project_with("project: hits\n");
     p.provision(&["render"]).assert().success();
-    let before = snapshot_tree(&p.file("generated"));
+    let before = read_tree(&p.file("generated"));
     for bad in [
         "project: hits\nweb:\n  replica: 2\n",
         "project: hits\nweb:\n  port: lots\n",
@@ -143,7 +117,7 @@ fn a_bad_spec_leaves_the_output_exactly_as_it_was() {
     ] {
         p.write("provision.yaml", bad);
         p.provision(&["render"]).assert().code(2);
-        assert_eq!(before, snapshot_tree(&p.file("generated")), "{bad:?}");
+        assert_eq!(before, read_tree(&p.file("generated")), "{bad:?}");
     }
 }
 

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::gotmpl;
-use crate::harness::repo_root;
+use crate::harness::{read_tree, repo_root};
 use crate::render_snapshots::{render_fixture, FIXTURES};
 
 /// A rendered tree on disk, with the fixture's other files (the custom app) beside it.
@@ -59,7 +59,10 @@ fn rendered_fixtures() -> Vec<Rendered> {
     let committed = repo_root().join("generated");
     let dir = tempfile::tempdir().unwrap();
     copy_tree(&committed, &dir.path().join("generated"));
-    let files = read_tree(&committed);
+    let files = read_tree(&committed)
+        .into_iter()
+        .map(|(rel, bytes)| (rel, String::from_utf8(bytes).unwrap()))
+        .collect();
     all.push(Rendered {
         name: "generated/ (example)".into(),
         out: dir.path().join("generated"),
@@ -80,28 +83,6 @@ fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
-}
-
-fn read_tree(dir: &Path) -> BTreeMap<String, String> {
-    let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in std::fs::read_dir(current).unwrap() {
-            let entry = entry.unwrap();
-            if entry.file_type().unwrap().is_dir() {
-                pending.push(entry.path());
-            } else {
-                let rel = entry
-                    .path()
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                files.insert(rel, std::fs::read_to_string(entry.path()).unwrap());
-            }
-        }
-    }
-    files
 }
 
 /// Whether `tool` can run. When it cannot: skip (printing why) locally, fail under CI.
