@@ -10,8 +10,17 @@ pub struct Position {
     pub column: usize,
 }
 
+/// The position of `path` itself, only when the text writes that key.
+pub fn locate_exact(text: &str, path: &[&str]) -> Option<Position> {
+    deepest(text, path).and_then(|(depth, position)| (depth == path.len()).then_some(position))
+}
+
 /// The position of the deepest key along `path` that the text contains.
 pub fn locate(text: &str, path: &[&str]) -> Option<Position> {
+    deepest(text, path).map(|(_, position)| position)
+}
+
+fn deepest(text: &str, path: &[&str]) -> Option<(usize, Position)> {
     let mut stack: Vec<(usize, &str)> = Vec::new();
     let mut best: Option<(usize, Position)> = None;
     for (index, line) in text.lines().enumerate() {
@@ -39,7 +48,7 @@ pub fn locate(text: &str, path: &[&str]) -> Option<Position> {
             }
         }
     }
-    best.map(|(_, position)| position)
+    best
 }
 
 fn key_of(trimmed: &str) -> Option<&str> {
@@ -81,6 +90,15 @@ lb:
             locate(SPEC, &["project"]),
             Some(Position { line: 2, column: 1 })
         );
+    }
+
+    #[test]
+    fn exact_lookup_does_not_fall_back() {
+        assert_eq!(
+            locate_exact(SPEC, &["web", "port"]),
+            Some(Position { line: 5, column: 3 })
+        );
+        assert_eq!(locate_exact(SPEC, &["web", "workers"]), None);
     }
 
     #[test]

@@ -95,13 +95,37 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path) -> Result<Plan, SpecE
         problems: violations
             .into_iter()
             .map(|v| {
-                let path: Vec<&str> = v.field.split('.').collect();
-                let position = locate::locate(text, &path);
+                let path = |field: &str| field.split('.').map(str::to_owned).collect::<Vec<_>>();
+                let exact = |field: &str| {
+                    let p = path(field);
+                    locate::locate_exact(text, &p.iter().map(String::as_str).collect::<Vec<_>>())
+                };
+                // Point at the field as written; a field left at its default has no line, so
+                // a related field that is written is the better place.
+                let (field, position) = match (exact(&v.field), v.related.as_deref()) {
+                    (Some(position), _) => (v.field.clone(), Some(position)),
+                    (None, Some(related)) if exact(related).is_some() => {
+                        (related.to_owned(), exact(related))
+                    }
+                    (None, _) => {
+                        let p = path(&v.field);
+                        let parts: Vec<&str> = p.iter().map(String::as_str).collect();
+                        (v.field.clone(), locate::locate(text, &parts))
+                    }
+                };
+                let message = match (v.related.as_deref(), field == v.field) {
+                    (Some(_), false) => v.message.replacen(
+                        &format!("used by {field}"),
+                        &format!("used by {}", v.field),
+                        1,
+                    ),
+                    _ => v.message,
+                };
                 Problem {
                     line: position.map(|p| p.line),
                     column: position.map(|p| p.column),
-                    field: Some(v.field),
-                    message: v.message,
+                    field: Some(field),
+                    message,
                 }
             })
             .collect(),
@@ -211,6 +235,18 @@ mod tests {
         let e = err("project: hits\ndiscovery: consul-dns\nweb:\n  app: ./app\n");
         assert!(
             e.contains(":4:3: web.app: consul-dns needs each replica"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_port_collision_with_a_default_points_at_the_written_field() {
+        // consul.http_port keeps its default 8500; the error must point at lb.port's line.
+        let e = err("project: hits\nlb:\n  port: 8500\n");
+        assert!(
+            e.contains(
+                "provision.yaml:3:3: lb.port: host port 8500 is already used by consul.http_port"
+            ),
             "{e}"
         );
     }

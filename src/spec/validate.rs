@@ -10,6 +10,9 @@ use super::plan::{Plan, PlanConsul, PlanImages, PlanLb, PlanRedis, PlanWeb};
 pub struct Violation {
     pub field: String,
     pub message: String,
+    /// Another field the rule involves. When `field` keeps its default (it is not written in
+    /// the spec) the error points at this one instead, so it still has a line.
+    pub related: Option<String>,
 }
 
 const MAX_REPLICAS_LIMIT: u32 = 256;
@@ -21,6 +24,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         violations.push(Violation {
             field: field.to_owned(),
             message,
+            related: None,
         });
     };
 
@@ -65,12 +69,14 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     if spec.discovery.uses_consul() {
         host_ports.push(("consul.http_port", spec.consul.http_port));
     }
+    let mut collisions = Vec::new();
     for (i, (field, port)) in host_ports.iter().enumerate() {
         if let Some((other, _)) = host_ports[..i].iter().find(|(_, p)| p == port) {
-            violation(
-                field,
-                format!("host port {port} is already used by {other}; choose another"),
-            );
+            collisions.push(Violation {
+                field: (*field).to_owned(),
+                message: format!("host port {port} is already used by {other}; choose another"),
+                related: Some((*other).to_owned()),
+            });
         }
     }
     let interval = lb.check_interval.millis;
@@ -113,6 +119,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         }
     }
 
+    violations.extend(collisions);
     if !violations.is_empty() {
         return Err(violations);
     }
