@@ -10,14 +10,16 @@ pub struct Position {
     pub column: usize,
 }
 
-/// The position of `path` itself, only when the text writes that key.
-pub fn locate_exact(text: &str, path: &[&str]) -> Option<Position> {
-    deepest(text, path).and_then(|(depth, position)| (depth == path.len()).then_some(position))
+/// The position of a dotted `field` itself, only when the text writes that key.
+pub fn locate_exact(text: &str, field: &str) -> Option<Position> {
+    let path: Vec<&str> = field.split('.').collect();
+    deepest(text, &path).and_then(|(depth, position)| (depth == path.len()).then_some(position))
 }
 
-/// The position of the deepest key along `path` that the text contains.
-pub fn locate(text: &str, path: &[&str]) -> Option<Position> {
-    deepest(text, path).map(|(_, position)| position)
+/// The position of the deepest key along a dotted `field` that the text contains.
+pub fn locate(text: &str, field: &str) -> Option<Position> {
+    let path: Vec<&str> = field.split('.').collect();
+    deepest(text, &path).map(|(_, position)| position)
 }
 
 fn deepest(text: &str, path: &[&str]) -> Option<(usize, Position)> {
@@ -79,15 +81,15 @@ lb:
     #[test]
     fn finds_nested_keys() {
         assert_eq!(
-            locate(SPEC, &["web", "port"]),
+            locate(SPEC, "web.port"),
             Some(Position { line: 5, column: 3 })
         );
         assert_eq!(
-            locate(SPEC, &["lb", "port"]),
+            locate(SPEC, "lb.port"),
             Some(Position { line: 7, column: 3 })
         );
         assert_eq!(
-            locate(SPEC, &["project"]),
+            locate(SPEC, "project"),
             Some(Position { line: 2, column: 1 })
         );
     }
@@ -95,18 +97,18 @@ lb:
     #[test]
     fn exact_lookup_does_not_fall_back() {
         assert_eq!(
-            locate_exact(SPEC, &["web", "port"]),
+            locate_exact(SPEC, "web.port"),
             Some(Position { line: 5, column: 3 })
         );
-        assert_eq!(locate_exact(SPEC, &["web", "workers"]), None);
+        assert_eq!(locate_exact(SPEC, "web.workers"), None);
     }
 
     #[test]
     fn falls_back_to_the_deepest_parent() {
         assert_eq!(
-            locate(SPEC, &["web", "workers"]),
+            locate(SPEC, "web.workers"),
             Some(Position { line: 3, column: 1 })
         );
-        assert_eq!(locate(SPEC, &["consul", "http_port"]), None);
+        assert_eq!(locate(SPEC, "consul.http_port"), None);
     }
 }

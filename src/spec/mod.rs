@@ -95,37 +95,23 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path) -> Result<Plan, SpecE
         problems: violations
             .into_iter()
             .map(|v| {
-                let path = |field: &str| field.split('.').map(str::to_owned).collect::<Vec<_>>();
-                let exact = |field: &str| {
-                    let p = path(field);
-                    locate::locate_exact(text, &p.iter().map(String::as_str).collect::<Vec<_>>())
-                };
-                // Point at the field as written; a field left at its default has no line, so
-                // a related field that is written is the better place.
-                let (field, position) = match (exact(&v.field), v.related.as_deref()) {
-                    (Some(position), _) => (v.field.clone(), Some(position)),
-                    (None, Some(related)) if exact(related).is_some() => {
-                        (related.to_owned(), exact(related))
+                // Point at a field as written: one left at its default has no line, so the same
+                // problem told from a related field that is written is the better report.
+                let v = match v.alternative {
+                    Some(alt)
+                        if locate::locate_exact(text, &v.field).is_none()
+                            && locate::locate_exact(text, &alt.field).is_some() =>
+                    {
+                        *alt
                     }
-                    (None, _) => {
-                        let p = path(&v.field);
-                        let parts: Vec<&str> = p.iter().map(String::as_str).collect();
-                        (v.field.clone(), locate::locate(text, &parts))
-                    }
+                    _ => v,
                 };
-                let message = match (v.related.as_deref(), field == v.field) {
-                    (Some(_), false) => v.message.replacen(
-                        &format!("used by {field}"),
-                        &format!("used by {}", v.field),
-                        1,
-                    ),
-                    _ => v.message,
-                };
+                let position = locate::locate(text, &v.field);
                 Problem {
                     line: position.map(|p| p.line),
                     column: position.map(|p| p.column),
-                    field: Some(field),
-                    message,
+                    field: Some(v.field),
+                    message: v.message,
                 }
             })
             .collect(),

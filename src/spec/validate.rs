@@ -10,9 +10,9 @@ use super::plan::{Plan, PlanConsul, PlanImages, PlanLb, PlanRedis, PlanWeb};
 pub struct Violation {
     pub field: String,
     pub message: String,
-    /// Another field the rule involves. When `field` keeps its default (it is not written in
-    /// the spec) the error points at this one instead, so it still has a line.
-    pub related: Option<String>,
+    /// The same problem told from another field the rule involves. When `field` keeps its
+    /// default (it is not written in the spec) this one is reported instead, so it has a line.
+    pub alternative: Option<Box<Violation>>,
 }
 
 const MAX_REPLICAS_LIMIT: u32 = 256;
@@ -24,7 +24,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         violations.push(Violation {
             field: field.to_owned(),
             message,
-            related: None,
+            alternative: None,
         });
     };
 
@@ -72,10 +72,14 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     let mut collisions = Vec::new();
     for (i, (field, port)) in host_ports.iter().enumerate() {
         if let Some((other, _)) = host_ports[..i].iter().find(|(_, p)| p == port) {
-            collisions.push(Violation {
-                field: (*field).to_owned(),
+            let told_from = |field: &str, other: &str| Violation {
+                field: field.to_owned(),
                 message: format!("host port {port} is already used by {other}; choose another"),
-                related: Some((*other).to_owned()),
+                alternative: None,
+            };
+            collisions.push(Violation {
+                alternative: Some(Box::new(told_from(other, field))),
+                ..told_from(field, other)
             });
         }
     }
