@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the images the offline end-to-end tests need, from nothing but Debian's mirror:
-#   localhost/provision-rig/debian:bookworm  mmdebstrap minbase, imported (the base of every image
-#                                            provision builds in the tests)
+#   localhost/provision-rig/debian:trixie    mmdebstrap minbase of Debian 13, imported (the base of
+#                                            every image provision builds in the tests)
 #   localhost/provision-rig/consul:1.8.7     FROM that base + Debian bullseye's static consul binary
 #                                            (.ci/rig/consul.Dockerfile)
 # Idempotent: an image that exists (the base) or whose inputs did not change (consul: a hash of its
@@ -15,7 +15,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PREFIX=${PROVISION_RIG_PREFIX:-localhost/provision-rig}
 TOOLS_DIR=${PROVISION_TOOLS_DIR:-/var/tmp/provision-tools}
-BASE_IMAGE="$PREFIX/debian:bookworm"
+SUITE=trixie
+BASE_IMAGE="$PREFIX/debian:$SUITE"
 CONSUL_IMAGE="$PREFIX/consul:1.8.7"
 CONSUL_BIN="$TOOLS_DIR/consul/consul"
 HASH_LABEL=org.provision.rig.inputs
@@ -33,14 +34,21 @@ build_base() {
   fi
   local t0
   t0=$(now)
-  # The host's own apt sources (same suite) are pasted into the chroot, so the image uses whatever
-  # mirror this machine is configured for; without them mmdebstrap falls back to deb.debian.org.
-  local mirror=()
+  # The host's own apt sources, with their suite names changed to $SUITE, are handed to
+  # mmdebstrap, so the image uses whatever mirror this machine is configured for (and no host name
+  # is written anywhere); without them mmdebstrap falls back to deb.debian.org. The host may run an
+  # older release: bookworm's debian-archive-keyring already holds trixie's key.
+  local sources=()
   if [ -f /etc/apt/sources.list.d/debian.sources ]; then
-    mirror=(/etc/apt/sources.list.d/debian.sources)
+    local host_suite
+    host_suite=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
+    sources=("$(mktemp --suffix=.sources)")
+    # shellcheck disable=SC2064  # expand now: the array is local
+    trap "rm -f '${sources[0]}'" RETURN
+    sed -e "/^Suites:/s/\b${host_suite:-bookworm}\b/$SUITE/g" /etc/apt/sources.list.d/debian.sources >"${sources[0]}"
   fi
-  log "building base image $BASE_IMAGE with mmdebstrap (minbase, bookworm)"
-  mmdebstrap --quiet --variant=minbase bookworm - "${mirror[@]}" | docker import - "$BASE_IMAGE" >/dev/null
+  log "building base image $BASE_IMAGE with mmdebstrap (minbase, $SUITE)"
+  mmdebstrap --quiet --variant=minbase "$SUITE" - "${sources[@]}" | docker import - "$BASE_IMAGE" >/dev/null
   log "base image built in $(since "$t0"): $(docker image inspect -f '{{.Size}}' "$BASE_IMAGE" | awk '{ printf "%d MB", $1 / 1e6 }')"
 }
 

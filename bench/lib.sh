@@ -10,7 +10,7 @@ BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_LB_PORT=${BENCH_LB_PORT:-48080}
 BENCH_STATS_PORT=${BENCH_STATS_PORT:-48404}
 BENCH_CONSUL_PORT=${BENCH_CONSUL_PORT:-48500}
-RIG_BASE=localhost/provision-rig/debian:bookworm
+RIG_BASE=localhost/provision-rig/debian:trixie
 RIG_CONSUL=localhost/provision-rig/consul:1.8.7
 
 log() { printf '[%s] %s\n' "$BENCH_NAME" "$*" >&2; }

@@ -2,7 +2,7 @@
 # binary of Debian bullseye's package (fetched by .ci/install-tools.sh). It stands in for
 # hashicorp/consul where no registry is reachable; it is tagged under localhost/provision-rig/,
 # never with a public image name. Built by .ci/rig-images.sh.
-ARG BASE=localhost/provision-rig/debian:bookworm
+ARG BASE=localhost/provision-rig/debian:trixie
 # hadolint ignore=DL3006
 FROM ${BASE}
 

@@ -432,7 +432,7 @@ fn consul_dns_spec(project: &str, lb_port: u16, stats_port: u16, consul_port: u1
          web:\n  replicas: 2\n\
          consul:\n  http_port: {consul_port}\n\
          lb:\n  port: {lb_port}\n  stats_port: {stats_port}\n",
-        base = rig_image("debian:bookworm"),
+        base = rig_image("debian:trixie"),
         consul = rig_image("consul:1.8.7"),
     )
 }
@@ -443,7 +443,7 @@ fn consul_dns_spec(project: &str, lb_port: u16, stats_port: u16, consul_port: u1
 fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     const PROJECT: &str = "provision-e2e-dns";
     const LB: u16 = 38080;
-    let images = [rig_image("debian:bookworm"), rig_image("consul:1.8.7")];
+    let images = [rig_image("debian:trixie"), rig_image("consul:1.8.7")];
     let Some(_engine) = start("e2e_consul_dns", &images) else {
         return;
     };
@@ -587,7 +587,7 @@ fn e2e_consul_template_apply_verify_3_1_destroy() {
         note("SKIPPED e2e_consul_template: PROVISION_E2E_CONSUL_TEMPLATE=0");
         return;
     }
-    let rig = [rig_image("debian:bookworm"), rig_image("consul:1.8.7")];
+    let rig = [rig_image("debian:trixie"), rig_image("consul:1.8.7")];
     let Some(_engine) = start("e2e_consul_template", &rig) else {
         return;
     };
@@ -619,7 +619,7 @@ fn e2e_consul_template_apply_verify_3_1_destroy() {
              consul_template: {ct_image}\n  registrator: {registrator}\n\
              consul:\n  http_port: 38600\n\
              lb:\n  port: {LB}\n  stats_port: 38504\n  consul_template: {source}\n",
-            base = rig_image("debian:bookworm"),
+            base = rig_image("debian:trixie"),
             consul = rig_image("consul:1.8.7"),
         ),
     );
