@@ -19,7 +19,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::blueprint::{self, Blueprints};
-use crate::spec::{self, Plan};
+use crate::spec::stack::BuildContext;
+use crate::spec::{self, Features, Plan};
 use crate::UsageError;
 
 /// The manifest of the last render: `<sha256>  <path>` per file (the `sha256sum` format), used
@@ -194,36 +195,12 @@ impl Tuning {
 #[derive(Serialize)]
 struct Context<'a> {
     plan: &'a Plan,
+    /// What the plan's choices imply, as flags the blueprints branch on (`stack.rs`).
+    stack: Features,
     tags: BTreeMap<&'static str, String>,
     web_context: String,
     tuning: Tuning,
     hashicorp_pgp_fingerprint: &'static str,
-}
-
-/// The blueprints (without `.j2`) that make up each build context, for this plan.
-fn build_contexts(plan: &Plan) -> Vec<(&'static str, Vec<&'static str>)> {
-    let mut contexts = Vec::new();
-    if plan.web.app_dir.is_none() {
-        let mut web = vec!["web/Dockerfile", "web/app.py", "web/healthcheck.py"];
-        if plan.discovery == "consul-dns" {
-            web.push("web/entrypoint.py");
-        }
-        contexts.push(("web", web));
-    }
-    if plan.images.redis.is_none() {
-        contexts.push(("redis", vec!["redis/Dockerfile"]));
-    }
-    let lb = if plan.discovery == "consul-template" {
-        vec![
-            "lb/Dockerfile",
-            "lb/haproxy.ctmpl",
-            "lb/consul-template.hcl",
-        ]
-    } else {
-        vec!["lb/Dockerfile", "lb/haproxy.cfg"]
-    };
-    contexts.push(("lb", lb));
-    contexts
 }
 
 /// Renders every file of the project in memory. A failure is a usage error (exit 2) when local
@@ -252,6 +229,7 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
     };
     let mut context = Context {
         plan,
+        stack: plan.features(),
         tags: BTreeMap::new(),
         web_context,
         tuning: Tuning::standard(),
@@ -259,7 +237,12 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
     };
 
     let mut files = BTreeMap::new();
-    for (service, outputs) in build_contexts(plan) {
+    for BuildContext {
+        service,
+        files: outputs,
+    } in plan.build_contexts()
+    {
+        let service = service.name();
         let value = minijinja::Value::from_serialize(&context);
         for output in outputs {
             files.insert(output.to_owned(), render_one(blueprints, output, &value)?);
@@ -504,7 +487,10 @@ mod tests {
         assert!(first.out_dir.is_absolute());
         assert_eq!(first.compose_file, first.out_dir.join("compose.yaml"));
         assert!(first.compose_file.is_file());
-        assert_eq!(first.plan.discovery, "docker-dns");
+        assert_eq!(
+            first.plan.discovery,
+            crate::spec::plan::Discovery::DockerDns
+        );
         let second = ensure_rendered(&spec, Path::new("generated"), true).unwrap();
         assert!(!second.changed);
         assert_eq!(second.out_dir, first.out_dir);

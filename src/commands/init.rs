@@ -249,7 +249,7 @@ mod tests {
         let plan =
             spec::from_text(&spec_text(&answers), Path::new("p.yaml"), Path::new(".")).unwrap();
         assert_eq!(plan.project, "shop");
-        assert_eq!(plan.discovery, "consul-dns");
+        assert_eq!(plan.discovery, Discovery::ConsulDns);
         assert_eq!(plan.web.replicas, 3);
         assert_eq!(plan.lb.port, 9000);
     }

@@ -76,7 +76,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let up = !containers.is_empty();
     let status = Status {
         project: plan.project.clone(),
-        discovery: plan.discovery.clone(),
+        discovery: plan.discovery.to_string(),
         compose_file: stack.compose_file.display().to_string(),
         web: Replicas {
             running: web.iter().filter(|c| c.running).count(),

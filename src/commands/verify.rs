@@ -135,10 +135,10 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     };
     let observations = Observations {
         expected,
-        services: expected_services(plan),
+        services: plan.singleton_services(),
         others,
-        discovery: plan.discovery.clone(),
-        balance: plan.lb.balance.clone(),
+        discovery: plan.discovery,
+        balance: plan.lb.balance,
         replicas: replicas.clone(),
         convergence,
         probe,
@@ -162,7 +162,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     }
     let report = Report::new(
         &plan.project,
-        &plan.discovery,
+        plan.discovery.as_str(),
         expected,
         scale,
         checks,
@@ -188,20 +188,6 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         ))
         .into())
     }
-}
-
-/// The services besides web that the plan's stack runs.
-fn expected_services(plan: &Plan) -> Vec<String> {
-    let mut services = Vec::new();
-    if plan.uses_consul {
-        services.push("consul".to_owned());
-    }
-    if plan.discovery == "consul-template" {
-        services.push("registrator".to_owned());
-    }
-    services.push("redis".to_owned());
-    services.push("lb".to_owned());
-    services
 }
 
 /// The running load balancer container, for the runtime API.

@@ -11,19 +11,21 @@ use super::registry::Instance;
 use super::stats::Server;
 use crate::docker::Container;
 use crate::report::{Check, Numbers, Outcome};
+use crate::spec::plan::{Balance, Discovery};
+use crate::spec::Service;
 
 /// Everything verify saw.
 #[derive(Debug, Clone)]
 pub struct Observations {
     /// Web replicas the stack should have.
     pub expected: u32,
-    pub discovery: String,
+    pub discovery: Discovery,
     /// HAProxy's balance algorithm (`source` pins one client to one server).
-    pub balance: String,
+    pub balance: Balance,
     /// Every web container of the project, running or not.
     pub replicas: Vec<Container>,
     /// The other services the stack must run (consul, registrator, redis, lb, as the plan says).
-    pub services: Vec<String>,
+    pub services: Vec<Service>,
     /// Their containers.
     pub others: Vec<Container>,
     pub convergence: Convergence,
@@ -70,7 +72,7 @@ fn services_running(obs: &Observations) -> Check {
         let containers: Vec<&Container> = obs
             .others
             .iter()
-            .filter(|c| &c.service == service)
+            .filter(|c| c.service == service.name())
             .collect();
         let before = problems.len();
         if containers.is_empty() {
@@ -90,7 +92,11 @@ fn services_running(obs: &Observations) -> Check {
     let mut message = format!(
         "{up} of {} services up: {}",
         obs.services.len(),
-        obs.services.join(", ")
+        obs.services
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     for p in &problems {
         message.push_str(&format!("\n{p}"));
@@ -161,7 +167,7 @@ fn distinct_hostnames(obs: &Observations) -> Check {
         .with("requests", obs.probe.sent)
         .with("answers", obs.probe.answers.len() as u64)
         .with("answers_per_host", json!(per_host));
-    if obs.balance == "source" {
+    if obs.balance == Balance::Source {
         return Check::new(
             "distinct hostnames",
             Outcome::Skip,
@@ -447,11 +453,11 @@ mod tests {
                 port: 5000,
             })
             .collect();
-        let services = vec!["consul".to_owned(), "redis".to_owned(), "lb".to_owned()];
+        let services = vec![Service::Consul, Service::Redis, Service::Lb];
         let mut others: Vec<Container> = Vec::new();
         for (i, service) in services.iter().enumerate() {
             let mut c = container(100 + i as u32, true);
-            c.service = service.clone();
+            c.service = service.name().to_owned();
             c.name = format!("hits-{service}-1");
             others.push(c);
         }
@@ -459,8 +465,8 @@ mod tests {
             expected: n,
             services,
             others,
-            discovery: "consul-dns".into(),
-            balance: "roundrobin".into(),
+            discovery: Discovery::ConsulDns,
+            balance: Balance::Roundrobin,
             convergence: Convergence {
                 converged: true,
                 seconds: 1.5,
@@ -619,8 +625,8 @@ mod tests {
     fn no_registry_is_a_skip_and_source_balance_skips_hostnames() {
         let mut obs = stack(2, &[]);
         obs.registry = None;
-        obs.discovery = "docker-dns".into();
-        obs.balance = "source".into();
+        obs.discovery = Discovery::DockerDns;
+        obs.balance = Balance::Source;
         let checks = evaluate(&obs);
         assert_eq!(outcome(&checks, "registry"), Outcome::Skip);
         assert_eq!(

@@ -33,7 +33,8 @@ impl Endpoints {
             stats_csv: format!("http://127.0.0.1:{}/stats;csv", plan.lb.stats_port),
             stats_page: format!("http://127.0.0.1:{}/stats", plan.lb.stats_port),
             consul: plan
-                .uses_consul
+                .discovery
+                .has_registry()
                 .then(|| format!("http://127.0.0.1:{}", plan.consul.http_port)),
         }
     }

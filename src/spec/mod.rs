@@ -5,6 +5,7 @@ mod locate;
 pub mod model;
 pub mod plan;
 pub mod rules;
+pub mod stack;
 mod validate;
 
 use std::fmt;
@@ -12,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::Spec;
 pub use plan::Plan;
+pub use stack::{Features, Service};
 
 /// The spec could not be read, parsed or validated. Always a user error (exit code 2).
 #[derive(Debug)]
@@ -166,7 +168,7 @@ mod tests {
     fn minimal_spec_gets_defaults() {
         let plan = from_text("project: hits\n", Path::new("p.yaml"), Path::new(".")).unwrap();
         assert_eq!(plan.project, "hits");
-        assert_eq!(plan.discovery, "consul-template");
+        assert_eq!(plan.discovery, model::Discovery::ConsulTemplate);
         assert_eq!(plan.web.replicas, 1);
         assert_eq!(plan.lb.max_replicas, 10);
     }

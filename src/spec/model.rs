@@ -52,11 +52,6 @@ impl Discovery {
             Discovery::DockerDns => "docker-dns",
         }
     }
-
-    /// Whether the stack runs a consul agent.
-    pub fn uses_consul(self) -> bool {
-        !matches!(self, Discovery::DockerDns)
-    }
 }
 
 impl fmt::Display for Discovery {

@@ -1,15 +1,30 @@
 //! The validated plan: the only input to rendering. Built from a `Spec` by `validate`, after
 //! every rule holds; templates see exactly these fields (minijinja runs in strict mode).
+//!
+//! Choices are enums, not strings: a typo in a mode's name does not compile. What a choice implies
+//! (which services run, which images are needed, which checks apply) is answered in one place,
+//! `stack.rs`, for every command and every blueprint.
 
 use serde::Serialize;
+
+pub use super::model::{AppendFsync, Balance, ConsulTemplateSource, Discovery};
+
+/// Where the stack is deployed. One variant today; a second target is a second variant here and
+/// a second module where behaviour differs, not a second copy of the commands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// One Docker host, driven with `docker compose`.
+    #[default]
+    Compose,
+}
 
 /// Everything the blueprints need, already checked.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     pub project: String,
-    /// `consul-template`, `consul-dns` or `docker-dns`.
-    pub discovery: String,
-    pub uses_consul: bool,
+    pub target: Target,
+    pub discovery: Discovery,
     pub images: PlanImages,
     pub web: PlanWeb,
     pub redis: PlanRedis,
@@ -41,7 +56,7 @@ pub struct PlanWeb {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanRedis {
-    pub appendfsync: String,
+    pub appendfsync: AppendFsync,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,12 +69,11 @@ pub struct PlanConsul {
 pub struct PlanLb {
     pub port: u16,
     pub stats_port: u16,
-    pub balance: String,
+    pub balance: Balance,
     /// As written in the spec (`2s`), valid for HAProxy and consul alike.
     pub check_interval: String,
     pub check_interval_ms: u64,
     pub max_replicas: u32,
-    /// `image` or `download`.
-    pub consul_template_source: String,
+    pub consul_template_source: ConsulTemplateSource,
     pub consul_template_version: String,
 }

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use super::model::{App, AppendFsync, ConsulTemplateSource, Discovery, Spec};
-use super::plan::{Plan, PlanConsul, PlanImages, PlanLb, PlanRedis, PlanWeb};
+use super::model::{App, Discovery, Spec};
+use super::plan::{Plan, PlanConsul, PlanImages, PlanLb, PlanRedis, PlanWeb, Target};
 
 /// One broken rule: the dotted field path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,8 +135,8 @@ fn plan_of(spec: &Spec) -> Plan {
     let lb = &spec.lb;
     Plan {
         project: spec.project.to_string(),
-        discovery: spec.discovery.as_str().to_owned(),
-        uses_consul: spec.discovery.uses_consul(),
+        target: Target::Compose,
+        discovery: spec.discovery,
         images: PlanImages {
             base: images.base.to_string(),
             consul: images.consul.to_string(),
@@ -156,12 +156,7 @@ fn plan_of(spec: &Spec) -> Plan {
             },
         },
         redis: PlanRedis {
-            appendfsync: match spec.redis.appendfsync {
-                AppendFsync::Always => "always",
-                AppendFsync::Everysec => "everysec",
-                AppendFsync::No => "no",
-            }
-            .to_owned(),
+            appendfsync: spec.redis.appendfsync,
         },
         consul: PlanConsul {
             http_port: spec.consul.http_port,
@@ -170,15 +165,11 @@ fn plan_of(spec: &Spec) -> Plan {
         lb: PlanLb {
             port: lb.port,
             stats_port: lb.stats_port,
-            balance: lb.balance.as_str().to_owned(),
+            balance: lb.balance,
             check_interval: lb.check_interval.as_str().to_owned(),
             check_interval_ms: lb.check_interval.millis,
             max_replicas: lb.max_replicas,
-            consul_template_source: match lb.consul_template {
-                ConsulTemplateSource::Image => "image",
-                ConsulTemplateSource::Download => "download",
-            }
-            .to_owned(),
+            consul_template_source: lb.consul_template,
             consul_template_version: lb.consul_template_version.to_string(),
         },
     }

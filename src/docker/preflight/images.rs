@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use super::{first_line, Finding};
 use crate::docker::{ComposeConfig, Docker};
-use crate::spec::Plan;
+use crate::spec::stack::ImagePurpose;
+use crate::spec::{Plan, Service};
 
 /// An image the stack needs, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +24,8 @@ pub struct ImageNeed {
 /// The images a plan needs. With the Compose file's resolved config, the built images' exact
 /// tags are known; without it (not rendered yet) the builds are assumed to be needed.
 pub fn image_needs(plan: &Plan, config: Option<&ComposeConfig>) -> Vec<ImageNeed> {
-    let field_of = |service: &str| match service {
-        "consul" => Some("images.consul"),
-        "registrator" => Some("images.registrator"),
-        "redis" => Some("images.redis"),
-        _ => None,
-    };
+    let external = plan.external_images();
+    let field_of = |service: &str| Service::from_name(service).and_then(Service::image_field);
     let mut needs = Vec::new();
     match config {
         Some(config) => {
@@ -52,38 +49,32 @@ pub fn image_needs(plan: &Plan, config: Option<&ComposeConfig>) -> Vec<ImageNeed
             }
         }
         None => {
-            let mut run = |image: &str, service: &str| {
-                needs.push(ImageNeed {
-                    image: image.to_owned(),
-                    used_for: format!("the {service} service"),
-                    spec_field: field_of(service),
-                    built: false,
-                    for_builds: false,
-                })
-            };
-            if plan.uses_consul {
-                run(&plan.images.consul, "consul");
-            }
-            if plan.discovery == "consul-template" {
-                run(&plan.images.registrator, "registrator");
-            }
-            if let Some(redis) = &plan.images.redis {
-                run(redis, "redis");
+            for use_ in &external {
+                if let ImagePurpose::Runs(service) = use_.purpose {
+                    needs.push(ImageNeed {
+                        image: use_.image.clone(),
+                        used_for: format!("the {service} service"),
+                        spec_field: Some(use_.spec_field),
+                        built: false,
+                        for_builds: false,
+                    });
+                }
             }
         }
     }
-    needs.push(ImageNeed {
-        image: plan.images.base.clone(),
-        used_for: "the base (FROM) of the images provision builds".into(),
-        spec_field: Some("images.base"),
-        built: false,
-        for_builds: true,
-    });
-    if plan.discovery == "consul-template" && plan.lb.consul_template_source == "image" {
+    for use_ in external {
+        let used_for = match use_.purpose {
+            ImagePurpose::Runs(_) => continue,
+            ImagePurpose::BuildBase => "the base (FROM) of the images provision builds".to_owned(),
+            ImagePurpose::CopyFrom(Service::Lb) => {
+                "consul-template in the lb image (COPY --from)".to_owned()
+            }
+            ImagePurpose::CopyFrom(service) => format!("a COPY --from in the {service} image"),
+        };
         needs.push(ImageNeed {
-            image: plan.images.consul_template.clone(),
-            used_for: "consul-template in the lb image (COPY --from)".into(),
-            spec_field: Some("images.consul_template"),
+            image: use_.image,
+            used_for,
+            spec_field: Some(use_.spec_field),
             built: false,
             for_builds: true,
         });

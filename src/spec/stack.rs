@@ -1,0 +1,340 @@
+//! What a plan's stack is made of: its services, the images they need, the files each built image
+//! is rendered from, and which views verify and status can read. This is the one place that knows
+//! what a discovery mode implies; render, preflight, verify, status and the blueprints ask here.
+
+use serde::Serialize;
+
+use super::plan::{ConsulTemplateSource, Discovery, Plan};
+
+/// A service of the stack (a Compose service name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    Consul,
+    Registrator,
+    Redis,
+    Web,
+    Lb,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Consul => "consul",
+            Service::Registrator => "registrator",
+            Service::Redis => "redis",
+            Service::Web => "web",
+            Service::Lb => "lb",
+        }
+    }
+
+    /// The spec field that chooses this service's image, when the service runs one as it is.
+    pub fn image_field(self) -> Option<&'static str> {
+        match self {
+            Service::Consul => Some("images.consul"),
+            Service::Registrator => Some("images.registrator"),
+            Service::Redis => Some("images.redis"),
+            Service::Web | Service::Lb => None,
+        }
+    }
+
+    /// The service of a Compose service name, if it is one of ours.
+    pub fn from_name(name: &str) -> Option<Service> {
+        [
+            Service::Consul,
+            Service::Registrator,
+            Service::Redis,
+            Service::Web,
+            Service::Lb,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+impl std::fmt::Display for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How the load balancer learns the web replicas, in terms the lb blueprints act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LbDiscovery {
+    /// consul-template renders haproxy.cfg from consul's catalog and reloads HAProxy.
+    ConsulTemplate,
+    /// HAProxy resolves consul's DNS SRV records (addresses and ports).
+    ConsulSrv,
+    /// HAProxy resolves the service name's A records in Docker's embedded DNS.
+    DockerDns,
+}
+
+/// An image the stack needs that provision does not build, and what for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageUse {
+    pub image: String,
+    pub purpose: ImagePurpose,
+    /// The spec field that chooses it, for advice.
+    pub spec_field: &'static str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImagePurpose {
+    /// A service runs it as it is.
+    Runs(Service),
+    /// The FROM of every image provision builds.
+    BuildBase,
+    /// consul-template is copied out of it into the lb image.
+    CopyFrom(Service),
+}
+
+/// A build context provision renders: the service and the blueprints (without `.j2`) in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildContext {
+    pub service: Service,
+    pub files: Vec<&'static str>,
+}
+
+/// Flags the blueprints branch on, named for what they mean rather than for a mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Features {
+    /// The stack runs a consul agent.
+    pub consul: bool,
+    /// registrator registers the web containers in consul.
+    pub registrator: bool,
+    /// Each web replica registers itself in consul (its entrypoint) and deregisters on stop.
+    pub self_registration: bool,
+    /// consul answers DNS with passing instances only (HAProxy reads it).
+    pub consul_dns_only_passing: bool,
+    /// consul-template renders HAProxy's configuration (lb/haproxy.ctmpl) and reloads it.
+    pub consul_template: bool,
+    /// HAProxy resolves consul's DNS SRV records (otherwise Docker's DNS, in the DNS modes).
+    pub consul_srv: bool,
+    /// The lb image copies consul-template out of its image (else downloads a verified release).
+    pub consul_template_from_image: bool,
+    /// The web app is the built-in hit counter (its files are rendered from blueprints).
+    pub builtin_app: bool,
+}
+
+impl Discovery {
+    /// Whether the stack runs a consul agent.
+    pub fn uses_consul(self) -> bool {
+        !matches!(self, Discovery::DockerDns)
+    }
+
+    /// How the load balancer finds replicas in this mode.
+    pub fn lb_discovery(self) -> LbDiscovery {
+        match self {
+            Discovery::ConsulTemplate => LbDiscovery::ConsulTemplate,
+            Discovery::ConsulDns => LbDiscovery::ConsulSrv,
+            Discovery::DockerDns => LbDiscovery::DockerDns,
+        }
+    }
+
+    /// Whether consul keeps a list of the web instances that verify and status can compare with.
+    pub fn has_registry(self) -> bool {
+        self.uses_consul()
+    }
+}
+
+impl Plan {
+    /// Every service of the stack, in start order.
+    pub fn services(&self) -> Vec<Service> {
+        let mut services = Vec::new();
+        if self.discovery.uses_consul() {
+            services.push(Service::Consul);
+        }
+        if self.discovery == Discovery::ConsulTemplate {
+            services.push(Service::Registrator);
+        }
+        services.extend([Service::Redis, Service::Web, Service::Lb]);
+        services
+    }
+
+    /// The services besides web (the ones that run one container each).
+    pub fn singleton_services(&self) -> Vec<Service> {
+        self.services()
+            .into_iter()
+            .filter(|s| *s != Service::Web)
+            .collect()
+    }
+
+    pub fn features(&self) -> Features {
+        let discovery = self.discovery;
+        Features {
+            consul: discovery.uses_consul(),
+            registrator: self.services().contains(&Service::Registrator),
+            self_registration: discovery == Discovery::ConsulDns,
+            consul_dns_only_passing: discovery.lb_discovery() == LbDiscovery::ConsulSrv,
+            consul_template: discovery.lb_discovery() == LbDiscovery::ConsulTemplate,
+            consul_srv: discovery.lb_discovery() == LbDiscovery::ConsulSrv,
+            consul_template_from_image: discovery.lb_discovery() == LbDiscovery::ConsulTemplate
+                && self.lb.consul_template_source == ConsulTemplateSource::Image,
+            builtin_app: self.web.app_dir.is_none(),
+        }
+    }
+
+    /// The build contexts provision renders, in render order (web's own app is built from the
+    /// user's directory and has none).
+    pub fn build_contexts(&self) -> Vec<BuildContext> {
+        let features = self.features();
+        let mut contexts = Vec::new();
+        if features.builtin_app {
+            let mut files = vec!["web/Dockerfile", "web/app.py", "web/healthcheck.py"];
+            if features.self_registration {
+                files.push("web/entrypoint.py");
+            }
+            contexts.push(BuildContext {
+                service: Service::Web,
+                files,
+            });
+        }
+        if self.images.redis.is_none() {
+            contexts.push(BuildContext {
+                service: Service::Redis,
+                files: vec!["redis/Dockerfile"],
+            });
+        }
+        let lb = match self.discovery.lb_discovery() {
+            LbDiscovery::ConsulTemplate => {
+                vec![
+                    "lb/Dockerfile",
+                    "lb/haproxy.ctmpl",
+                    "lb/consul-template.hcl",
+                ]
+            }
+            LbDiscovery::ConsulSrv | LbDiscovery::DockerDns => {
+                vec!["lb/Dockerfile", "lb/haproxy.cfg"]
+            }
+        };
+        contexts.push(BuildContext {
+            service: Service::Lb,
+            files: lb,
+        });
+        contexts
+    }
+
+    /// The images the stack needs that provision does not build: the ones services run as they
+    /// are, then the ones builds start from.
+    pub fn external_images(&self) -> Vec<ImageUse> {
+        let mut uses = Vec::new();
+        for service in self.services() {
+            let image = match service {
+                Service::Consul => Some(&self.images.consul),
+                Service::Registrator => Some(&self.images.registrator),
+                Service::Redis => self.images.redis.as_ref(),
+                Service::Web | Service::Lb => None,
+            };
+            if let (Some(image), Some(field)) = (image, service.image_field()) {
+                uses.push(ImageUse {
+                    image: image.clone(),
+                    purpose: ImagePurpose::Runs(service),
+                    spec_field: field,
+                });
+            }
+        }
+        uses.push(ImageUse {
+            image: self.images.base.clone(),
+            purpose: ImagePurpose::BuildBase,
+            spec_field: "images.base",
+        });
+        if self.features().consul_template_from_image {
+            uses.push(ImageUse {
+                image: self.images.consul_template.clone(),
+                purpose: ImagePurpose::CopyFrom(Service::Lb),
+                spec_field: "images.consul_template",
+            });
+        }
+        uses
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn plan(extra: &str) -> Plan {
+        crate::spec::from_text(
+            &format!("project: hits\n{extra}"),
+            Path::new("provision.yaml"),
+            Path::new("."),
+        )
+        .unwrap()
+    }
+
+    fn names(services: Vec<Service>) -> Vec<&'static str> {
+        services.into_iter().map(Service::name).collect()
+    }
+
+    #[test]
+    fn each_mode_has_its_own_services() {
+        assert_eq!(
+            names(plan("discovery: consul-template\n").services()),
+            ["consul", "registrator", "redis", "web", "lb"]
+        );
+        assert_eq!(
+            names(plan("discovery: consul-dns\n").services()),
+            ["consul", "redis", "web", "lb"]
+        );
+        assert_eq!(
+            names(plan("discovery: docker-dns\n").services()),
+            ["redis", "web", "lb"]
+        );
+    }
+
+    #[test]
+    fn service_names_round_trip() {
+        for s in plan("").services() {
+            assert_eq!(Service::from_name(s.name()), Some(s));
+        }
+        assert_eq!(Service::from_name("webb"), None);
+    }
+
+    #[test]
+    fn build_contexts_follow_the_mode_and_the_app() {
+        let files = |p: &Plan, service| {
+            p.build_contexts()
+                .into_iter()
+                .find(|c| c.service == service)
+                .map(|c| c.files)
+        };
+        let dns = plan("discovery: consul-dns\n");
+        assert!(files(&dns, Service::Web)
+            .unwrap()
+            .contains(&"web/entrypoint.py"));
+        assert_eq!(
+            files(&dns, Service::Lb).unwrap(),
+            ["lb/Dockerfile", "lb/haproxy.cfg"]
+        );
+        let ct = plan("discovery: consul-template\n");
+        assert!(!files(&ct, Service::Web)
+            .unwrap()
+            .contains(&"web/entrypoint.py"));
+        assert!(files(&ct, Service::Lb)
+            .unwrap()
+            .contains(&"lb/haproxy.ctmpl"));
+        let prebuilt_redis = plan("discovery: docker-dns\nimages:\n  redis: redis:7\n");
+        assert_eq!(files(&prebuilt_redis, Service::Redis), None);
+    }
+
+    #[test]
+    fn external_images_follow_the_mode() {
+        let images = |extra: &str| -> Vec<String> {
+            plan(extra)
+                .external_images()
+                .into_iter()
+                .map(|u| u.image)
+                .collect()
+        };
+        assert_eq!(
+            images("discovery: docker-dns\nimages:\n  base: localhost/base:1\n"),
+            ["localhost/base:1"]
+        );
+        let ct = images("discovery: consul-template\n");
+        assert_eq!(ct.len(), 4, "{ct:?}");
+        let download = images("discovery: consul-template\nlb:\n  consul_template: download\n");
+        assert_eq!(download.len(), 3, "{download:?}");
+    }
+}
