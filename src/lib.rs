@@ -8,6 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod docker;
 pub mod error;
+pub mod printer;
 pub mod probe;
 pub mod render;
 pub mod report;

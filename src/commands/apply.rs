@@ -18,13 +18,23 @@ use std::collections::BTreeMap;
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
 use crate::docker::preflight::{self, Preflight};
-use crate::docker::{Compose, Container, Docker, Progress, UpOptions};
+use crate::docker::{Compose, Container, Docker, UpOptions};
+use crate::printer::Printer;
 use crate::probe::Endpoints;
 use crate::{render, ExitStatus};
 
 pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
-    let progress = Progress::detect(global.quiet);
-    let stack = render::ensure_rendered(&global.spec, &args.out, global.quiet)?;
+    let progress = Printer::detect(global.quiet);
+    let stack = render::ensure_rendered(
+        &global.spec,
+        &args.out,
+        &progress,
+        if args.dry_run {
+            render::Writes::DryRun
+        } else {
+            render::Writes::Allowed
+        },
+    )?;
     let plan = &stack.plan;
     let docker = Docker::new(progress).dry_run(args.dry_run);
 

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use crate::cli::DestroyArgs;
 use crate::commands::Global;
-use crate::docker::{preflight, Compose, Docker, Progress};
+use crate::docker::{preflight, Compose, Docker};
+use crate::printer::Printer;
 use crate::{render, ExitStatus};
 
 pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
-    let stack = render::rendered_stack(&global.spec, &args.out, global.quiet)?;
+    let stack = render::rendered_stack(&global.spec, &args.out, &Printer::detect(global.quiet))?;
     let plan = &stack.plan;
-    let docker = Docker::new(Progress::detect(global.quiet));
+    let docker = Docker::new(Printer::detect(global.quiet));
     preflight::require_engine(&docker)?;
     let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
 

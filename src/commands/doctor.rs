@@ -8,7 +8,8 @@ use serde::Serialize;
 use crate::cli::DoctorArgs;
 use crate::commands::Global;
 use crate::docker::preflight::{self, Finding, Preflight, Status};
-use crate::docker::{Docker, Progress};
+use crate::docker::Docker;
+use crate::printer::Printer;
 use crate::{CheckFailed, ExitStatus};
 
 #[derive(Serialize)]
@@ -20,7 +21,7 @@ struct DoctorReport<'a> {
 }
 
 pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
-    let docker = Docker::new(Progress::detect(global.quiet || args.json));
+    let docker = Docker::new(Printer::detect(global.quiet || args.json));
     let mut pre = preflight::check_engine(&docker);
     let mut spec_note = None;
     if !pre.failed() {

@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::cli::{DiscoveryArg, InitArgs};
 use crate::commands::Global;
+use crate::printer::Printer;
 use crate::spec::model::{defaults, Discovery};
 use crate::{spec, ExitStatus, UsageError};
 
@@ -51,8 +52,9 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<ExitStatus> {
     write_atomically(path, &text)?;
     if !global.quiet {
         println!("wrote {}", path.display());
-        eprintln!("next: `provision render` to generate the stack, then `provision apply`");
     }
+    Printer::detect(global.quiet)
+        .note("next: `provision render` to generate the stack, then `provision apply`");
     Ok(ExitStatus::Success)
 }
 

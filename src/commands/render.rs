@@ -3,6 +3,7 @@
 
 use crate::cli::RenderArgs;
 use crate::commands::Global;
+use crate::printer::Printer;
 use crate::render::{self, check, output, paths, Project};
 use crate::{CheckFailed, ExitStatus};
 
@@ -10,13 +11,12 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
     let project = Project::load(&global.spec, &args.out)?;
     let rendered = render::render(&project)?;
     let shown = paths::display(&project.out_dir);
-    if !global.quiet {
-        for name in &rendered.local_blueprints {
-            eprintln!(
-                "using local blueprint {}",
-                paths::display(&project.spec_dir.join("blueprints").join(name))
-            );
-        }
+    let printer = Printer::detect(global.quiet);
+    for name in &rendered.local_blueprints {
+        printer.note(format!(
+            "using local blueprint {}",
+            paths::display(&project.spec_dir.join("blueprints").join(name))
+        ));
     }
 
     if args.check {
@@ -42,6 +42,7 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
     }
 
     let outcome = output::write(&project.out_dir, &rendered.files, args.force)?;
+    outcome.warnings.iter().for_each(|w| printer.note(w));
     for (verb, list) in [
         ("created", &outcome.created),
         ("updated", &outcome.updated),

@@ -8,10 +8,12 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::commands::Global;
-use crate::docker::{preflight, Compose, Container, Docker, Progress, PsEntry};
+use crate::docker::{preflight, Compose, Container, Docker, PsEntry};
+use crate::printer::Printer;
 use crate::probe::registry::{self, Instance};
 use crate::probe::stats::{self, Server};
 use crate::probe::Endpoints;
+use crate::spec::Service;
 use crate::{render, ExitStatus};
 
 #[derive(Debug, Serialize)]
@@ -60,9 +62,9 @@ impl<T> View<T> {
 }
 
 pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
-    let stack = render::rendered_stack(&global.spec, &args.out, global.quiet)?;
+    let stack = render::rendered_stack(&global.spec, &args.out, &Printer::detect(global.quiet))?;
     let plan = &stack.plan;
-    let docker = Docker::new(Progress::detect(global.quiet));
+    let docker = Docker::new(Printer::detect(global.quiet));
     preflight::require_engine(&docker)?;
     let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
     let endpoints = Endpoints::of(plan);
@@ -89,7 +91,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
                 "web",
                 details
                     .iter()
-                    .find(|c| c.service == "lb" && c.running)
+                    .find(|c| c.service == Service::Lb.name() && c.running)
                     .map(|c| (&docker, c.id.clone())),
             )
             .fetch(),

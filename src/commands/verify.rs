@@ -12,13 +12,14 @@ use anyhow::Context;
 
 use crate::cli::VerifyArgs;
 use crate::commands::Global;
-use crate::docker::{preflight, Compose, Container, Docker, Progress, UpOptions};
+use crate::docker::{preflight, Compose, Container, Docker, UpOptions};
+use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
 use crate::probe::converge::{self, Convergence, Target};
 use crate::probe::http::{self, ProbePlan};
 use crate::probe::{lbadmin, registry, stats, Endpoints};
 use crate::report::{round1, Check, Outcome, Report, ScaleAction};
-use crate::spec::Plan;
+use crate::spec::{Plan, Service};
 use crate::{render, CheckFailed, ExitStatus, UsageError};
 
 /// The HAProxy backend the blueprints route web through.
@@ -29,14 +30,8 @@ const DRAIN_PAUSE: Duration = Duration::from_secs(1);
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
-    let progress = Progress::detect(global.quiet);
-    let stack = render::rendered_stack(&global.spec, &args.out, global.quiet)?;
-    if stack.changed {
-        progress.note(
-            "note: the generated files changed just now; the running stack may be older \
-             (run `provision apply` to update it)",
-        );
-    }
+    let progress = Printer::detect(global.quiet);
+    let stack = render::rendered_stack(&global.spec, &args.out, &progress)?;
     let plan = &stack.plan;
     let docker = Docker::new(progress);
     preflight::require_engine(&docker)?;
@@ -194,7 +189,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
 fn lb_container(containers: &[Container]) -> Option<String> {
     containers
         .iter()
-        .find(|c| c.service == "lb" && c.running)
+        .find(|c| c.service == Service::Lb.name() && c.running)
         .map(|c| c.id.clone())
 }
 
@@ -220,7 +215,7 @@ fn scale_web(
     timeout: u64,
 ) -> anyhow::Result<ScaleAction> {
     let started = Instant::now();
-    let progress = docker.progress();
+    let progress = docker.printer();
     let mut web = web_of(containers, plan);
     let from = web.len() as u32;
     web.sort_by_key(|c| std::cmp::Reverse(c.number));

@@ -213,7 +213,7 @@ fn up_args(options: &UpOptions) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docker::Progress;
+    use crate::printer::Printer;
 
     const LINE_1: &str = r#"{"Command":"\"consul agent -dev -…\"","CreatedAt":"2026-11-25 09:17:16 +0000 UTC","ExitCode":0,"Health":"healthy","ID":"d9fa33bb2809","Image":"localhost/provision-rig/consul:1.8.7","Labels":"com.docker.compose.container-number=1,com.docker.compose.service=consul","LocalVolumes":"0","Mounts":"","Name":"h2dev-consul-1","Names":"h2dev-consul-1","Networks":"h2dev_default","Ports":"127.0.0.1:28500->8500/tcp","Project":"h2dev","Publishers":[{"URL":"127.0.0.1","TargetPort":8500,"PublishedPort":28500,"Protocol":"tcp"}],"RunningFor":"6 seconds ago","Service":"consul","Size":"0B","State":"running","Status":"Up 5 seconds (healthy)"}"#;
     const LINE_2: &str = r#"{"ExitCode":137,"Health":"","ID":"1a2b3c4d5e6f","Name":"h2dev-web-2","Service":"web","State":"exited","Status":"Exited (137) 3 seconds ago","Publishers":null}"#;
@@ -271,7 +271,7 @@ mod tests {
 
     #[test]
     fn every_compose_call_names_project_and_file() {
-        let docker = Docker::new(Progress::quiet());
+        let docker = Docker::new(Printer::quiet());
         let compose = Compose::new(&docker, "hits", Path::new("/srv/my stack/compose.yaml"));
         let call = compose.call(
             "x",

@@ -8,7 +8,6 @@
 mod compose;
 mod containers;
 pub mod preflight;
-mod progress;
 
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader};
@@ -18,8 +17,8 @@ use anyhow::Context;
 
 pub use compose::{parse_ps, Compose, ComposeConfig, ConfigService, PsEntry, UpOptions};
 pub use containers::{parse_inspect, Container};
-pub use progress::{Progress, Step};
 
+use crate::printer::Printer;
 use crate::ToolError;
 
 /// How many trailing lines of a failed command's output go into the error message.
@@ -30,16 +29,16 @@ const ERROR_TAIL_LINES: usize = 25;
 pub struct Docker {
     program: OsString,
     dry_run: bool,
-    progress: Progress,
+    printer: Printer,
 }
 
 impl Docker {
     /// `docker` from PATH.
-    pub fn new(progress: Progress) -> Self {
+    pub fn new(printer: Printer) -> Self {
         Docker {
             program: "docker".into(),
             dry_run: false,
-            progress,
+            printer,
         }
     }
 
@@ -53,8 +52,8 @@ impl Docker {
         self.dry_run
     }
 
-    pub fn progress(&self) -> &Progress {
-        &self.progress
+    pub fn printer(&self) -> &Printer {
+        &self.printer
     }
 
     /// A docker invocation: `summary` says what it is for, in words a user understands.
@@ -249,7 +248,7 @@ impl Call<'_> {
             return Ok(());
         }
         let line = self.command_line();
-        let step = self.docker.progress.step(&self.summary);
+        let step = self.docker.printer.step(&self.summary);
         let reader = self
             .expression()
             .stdin_null()
@@ -397,7 +396,7 @@ mod tests {
         let docker = Docker {
             program: "/nonexistent/docker".into(),
             dry_run: false,
-            progress: Progress::quiet(),
+            printer: Printer::quiet(),
         };
         let err = docker
             .call("checking docker", ["version"])
@@ -416,7 +415,7 @@ mod tests {
         let docker = Docker {
             program: "/nonexistent/docker".into(),
             dry_run: true,
-            progress: Progress::quiet(),
+            printer: Printer::quiet(),
         };
         let out = docker
             .call("starting", ["compose", "up"])

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{registry, stats};
-use crate::docker::Step;
+use crate::printer::Step;
 
 const POLL: Duration = Duration::from_millis(250);
 

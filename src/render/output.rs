@@ -26,6 +26,8 @@ pub struct WriteOutcome {
     pub updated: Vec<String>,
     pub removed: Vec<String>,
     pub unchanged: usize,
+    /// Something the caller should tell the user (the write itself succeeded).
+    pub warnings: Vec<String>,
 }
 
 impl WriteOutcome {
@@ -129,7 +131,11 @@ pub fn write(
     if !outcome.changed() && manifest_same {
         return Ok(outcome);
     }
-    replace_dir(out_dir, files).with_context(|| format!("writing {shown}"))?;
+    if let Some(warning) =
+        replace_dir(out_dir, files).with_context(|| format!("writing {shown}"))?
+    {
+        outcome.warnings.push(warning);
+    }
     Ok(outcome)
 }
 
@@ -162,7 +168,8 @@ fn read_tree(dir: &Path) -> anyhow::Result<BTreeMap<String, OnDisk>> {
     Ok(found)
 }
 
-fn replace_dir(out_dir: &Path, files: &BTreeMap<String, String>) -> anyhow::Result<()> {
+/// Returns a warning when the old tree could not be cleaned up.
+fn replace_dir(out_dir: &Path, files: &BTreeMap<String, String>) -> anyhow::Result<Option<String>> {
     let name = out_dir
         .file_name()
         .context("the output directory has no name")?
@@ -191,7 +198,7 @@ fn replace_dir(out_dir: &Path, files: &BTreeMap<String, String>) -> anyhow::Resu
         std::fs::rename(staging.path(), out_dir)
             .with_context(|| format!("moving the new files to {}", out_dir.display()))?;
         let _ = staging.keep();
-        return Ok(());
+        return Ok(None);
     }
     // An empty directory can be renamed over; reserve a unique name for the old tree that way.
     let old = tempfile::Builder::new()
@@ -205,10 +212,9 @@ fn replace_dir(out_dir: &Path, files: &BTreeMap<String, String>) -> anyhow::Resu
         return Err(err).with_context(|| format!("moving the new files to {}", out_dir.display()));
     }
     let _ = staging.keep();
-    if let Err(err) = std::fs::remove_dir_all(&old) {
-        eprintln!("warning: could not remove {}: {err}", old.display());
-    }
-    Ok(())
+    Ok(std::fs::remove_dir_all(&old)
+        .err()
+        .map(|err| format!("warning: could not remove {}: {err}", old.display())))
 }
 
 #[cfg(unix)]

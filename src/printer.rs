@@ -1,4 +1,4 @@
-//! Progress on stderr: an indicatif spinner on a terminal, plain lines otherwise, nothing with
+//! Printer on stderr: an indicatif spinner on a terminal, plain lines otherwise, nothing with
 //! `--quiet`. stdout stays for results, so piping a command's output never captures progress.
 
 use std::cell::RefCell;
@@ -16,11 +16,11 @@ enum Mode {
 
 /// Where and how progress is shown; decided once per command.
 #[derive(Debug, Clone, Copy)]
-pub struct Progress {
+pub struct Printer {
     mode: Mode,
 }
 
-impl Progress {
+impl Printer {
     /// A spinner when stderr is a terminal, plain lines when it is not, nothing when `quiet`.
     pub fn detect(quiet: bool) -> Self {
         let mode = if quiet {
@@ -30,14 +30,15 @@ impl Progress {
         } else {
             Mode::Plain
         };
-        Progress { mode }
+        Printer { mode }
     }
 
     pub fn quiet() -> Self {
-        Progress { mode: Mode::Quiet }
+        Printer { mode: Mode::Quiet }
     }
 
-    pub fn is_quiet(&self) -> bool {
+    /// Whether nothing is shown (`--quiet`): work done only to say something can be skipped.
+    pub fn is_silent(&self) -> bool {
         self.mode == Mode::Quiet
     }
 
@@ -113,10 +114,6 @@ impl Step {
             }
             _ => {}
         }
-    }
-
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
     }
 
     pub fn finish(self) {

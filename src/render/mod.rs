@@ -8,28 +8,31 @@
 //! new tag (Compose rebuilds and recreates that service only).
 
 pub mod check;
+mod context;
+mod hashing;
+mod manifest;
 pub mod output;
 pub mod paths;
+mod project;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::blueprint::{self, Blueprints};
+use crate::printer::Printer;
 use crate::spec::stack::BuildContext;
-use crate::spec::{self, Features, Plan};
+use crate::spec::Plan;
 use crate::UsageError;
 
-/// The manifest of the last render: `<sha256>  <path>` per file (the `sha256sum` format), used
-/// to tell files provision wrote from files edited by hand.
-pub const MANIFEST: &str = ".provision-manifest";
+pub use context::{Tuning, HASHICORP_PGP_FINGERPRINT};
+pub use hashing::{hash_files, sha256_hex};
+pub use manifest::{parse_manifest, MANIFEST};
+pub use project::Project;
 
-/// HashiCorp's release signing key (the one hashicorp/docker-consul and HashiCorp's other
-/// Dockerfiles fetch by this full fingerprint).
-pub const HASHICORP_PGP_FINGERPRINT: &str = "C874011F0AB405110D02105534365D9472D7468F";
+use context::Context;
+use hashing::{image_tag, read_dir_files};
 
 /// Where a rendered stack is, for the commands that run it.
 #[derive(Debug, Clone)]
@@ -38,40 +41,87 @@ pub struct RenderedStack {
     /// Absolute.
     pub out_dir: PathBuf,
     pub compose_file: PathBuf,
-    /// Whether this call wrote anything.
-    pub changed: bool,
+    /// A dry run's copy of stale files, kept alive as long as the stack value (see `ensure_rendered`).
+    _scratch: Option<std::sync::Arc<tempfile::TempDir>>,
+}
+
+/// Whether `ensure_rendered` may write the output directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writes {
+    Allowed,
+    /// A dry run: the output directory is never touched. When it is stale, the files are written
+    /// to a temporary directory instead, for the read-only commands (`compose config`) to read.
+    DryRun,
 }
 
 /// Loads the spec, renders, writes if different (refusing hand edits), returns where the stack is.
-/// `out` is relative to the spec's directory when relative. Progress goes to stderr unless `quiet`.
-pub fn ensure_rendered(spec_path: &Path, out: &Path, quiet: bool) -> anyhow::Result<RenderedStack> {
+/// `out` is relative to the spec's directory when relative.
+pub fn ensure_rendered(
+    spec_path: &Path,
+    out: &Path,
+    printer: &Printer,
+    writes: Writes,
+) -> anyhow::Result<RenderedStack> {
     let project = Project::load(spec_path, out)?;
     let rendered = render(&project)?;
-    let outcome = output::write(&project.out_dir, &rendered.files, false)?;
-    if !quiet {
-        for name in &rendered.local_blueprints {
-            eprintln!(
-                "render: using local blueprint {}",
-                project.local_blueprint_display(name)
-            );
-        }
-        eprintln!(
-            "render: {}",
-            outcome.summary(&paths::display(&project.out_dir))
-        );
+    for name in &rendered.local_blueprints {
+        printer.note(format!(
+            "render: using local blueprint {}",
+            project.local_blueprint_display(name)
+        ));
     }
-    Ok(RenderedStack {
-        compose_file: project.out_dir.join("compose.yaml"),
-        out_dir: project.out_dir,
-        plan: project.plan,
-        changed: outcome.changed(),
-    })
+    let shown = paths::display(&project.out_dir);
+    if writes == Writes::DryRun {
+        let stale = check::compare(&project.out_dir, &rendered.files)?;
+        if stale.is_empty() {
+            printer.note(format!("render: {shown} is up to date"));
+            return Ok(RenderedStack::at(project, None));
+        }
+        let list: Vec<String> = stale
+            .iter()
+            .map(|d| format!("{} ({})", d.path, d.kind.as_str()))
+            .collect();
+        // Rendered again for the scratch location, so relative paths in compose.yaml (a custom
+        // app's build context) resolve from there as they would from the real directory.
+        let scratch = tempfile::Builder::new()
+            .prefix("provision-dry-run-")
+            .tempdir()
+            .context("creating a temporary directory for the dry run")?;
+        let mut copy = project.clone();
+        copy.out_dir = scratch.path().join("generated");
+        output::write(&copy.out_dir, &render(&copy)?.files, false)?;
+        printer.note(format!(
+            "dry run: {shown} would change ({}); it was not written. The commands below read a temporary copy in {}",
+            list.join(", "),
+            scratch.path().display()
+        ));
+        return Ok(RenderedStack::at(copy, Some(std::sync::Arc::new(scratch))));
+    }
+    let outcome = output::write(&project.out_dir, &rendered.files, false)?;
+    outcome.warnings.iter().for_each(|w| printer.note(w));
+    printer.note(format!("render: {}", outcome.summary(&shown)));
+    Ok(RenderedStack::at(project, None))
+}
+
+impl RenderedStack {
+    fn at(project: Project, scratch: Option<std::sync::Arc<tempfile::TempDir>>) -> Self {
+        RenderedStack {
+            compose_file: project.out_dir.join("compose.yaml"),
+            out_dir: project.out_dir,
+            plan: project.plan,
+            _scratch: scratch,
+        }
+    }
 }
 
 /// The stack as last rendered, for commands that act on what runs (verify, status, destroy):
-/// they must not rewrite files the running stack was started from. Notes on stderr when the
-/// spec has changed since (unless `quiet`); fails when nothing was rendered yet.
-pub fn rendered_stack(spec_path: &Path, out: &Path, quiet: bool) -> anyhow::Result<RenderedStack> {
+/// they must not rewrite files the running stack was started from. Notes when the spec has
+/// changed since; fails when nothing was rendered yet.
+pub fn rendered_stack(
+    spec_path: &Path,
+    out: &Path,
+    printer: &Printer,
+) -> anyhow::Result<RenderedStack> {
     let project = Project::load(spec_path, out)?;
     let compose_file = project.out_dir.join("compose.yaml");
     if !compose_file.is_file() {
@@ -81,74 +131,18 @@ pub fn rendered_stack(spec_path: &Path, out: &Path, quiet: bool) -> anyhow::Resu
         ))
         .into());
     }
-    if !quiet {
+    if !printer.is_silent() {
         let rendered = render(&project)?;
         let stale = check::compare(&project.out_dir, &rendered.files)?;
         if !stale.is_empty() {
-            eprintln!(
+            printer.note(format!(
                 "note: the spec has changed since {} was rendered ({} file(s) differ); this acts on the stack as rendered. `provision apply` brings it up to date.",
                 paths::display(&project.out_dir),
                 stale.len()
-            );
+            ));
         }
     }
-    Ok(RenderedStack {
-        compose_file,
-        out_dir: project.out_dir,
-        plan: project.plan,
-        changed: false,
-    })
-}
-
-/// A loaded spec and the directories it renders from and to.
-#[derive(Debug, Clone)]
-pub struct Project {
-    pub plan: Plan,
-    /// Absolute, with symlinks resolved.
-    pub spec_dir: PathBuf,
-    /// Absolute, normalized.
-    pub out_dir: PathBuf,
-}
-
-impl Project {
-    /// Loads and validates the spec; resolves `out` against the spec's directory.
-    pub fn load(spec_path: &Path, out: &Path) -> anyhow::Result<Project> {
-        let plan = spec::load(spec_path)?;
-        let parent = spec_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let spec_dir = parent
-            .canonicalize()
-            .with_context(|| format!("resolving the spec's directory {}", parent.display()))?;
-        let out_dir = paths::normalize(&spec_dir.join(out));
-        if spec_dir.starts_with(&out_dir) {
-            return Err(UsageError(format!(
-                "--out {} would replace the directory that holds the spec; choose a directory inside it, such as `generated`",
-                out.display()
-            ))
-            .into());
-        }
-        if let Some(app_dir) = &plan.web.app_dir {
-            let app = paths::normalize(&spec_dir.join(app_dir));
-            if out_dir.starts_with(&app) || app.starts_with(&out_dir) {
-                return Err(UsageError(format!(
-                    "--out {} and web.app {app_dir} overlap; the output directory must be outside the app's directory and not contain it",
-                    out.display()
-                ))
-                .into());
-            }
-        }
-        Ok(Project {
-            plan,
-            spec_dir,
-            out_dir,
-        })
-    }
-
-    fn local_blueprint_display(&self, name: &str) -> String {
-        paths::display(&self.spec_dir.join("blueprints").join(name))
-    }
+    Ok(RenderedStack::at(project, None))
 }
 
 /// The rendered files of one project.
@@ -158,49 +152,6 @@ pub struct Rendered {
     pub files: BTreeMap<String, String>,
     /// Blueprints that came from the project's `blueprints/` directory.
     pub local_blueprints: Vec<String>,
-}
-
-/// Timings the blueprints share, in one place so they stay consistent with each other.
-#[derive(Debug, Clone, Serialize)]
-pub struct Tuning {
-    /// consul-dns: how long a stopping replica waits after deregistering. Longer than HAProxy's
-    /// `timeout resolve` plus a request's round trip, so HAProxy stops sending it requests first.
-    pub drain_seconds: u64,
-    /// HAProxy's DNS re-resolution interval.
-    pub resolve_timeout: &'static str,
-    /// gunicorn's time to finish in-flight requests after SIGTERM.
-    pub graceful_timeout_seconds: u64,
-    /// Compose's wait before SIGKILL: drain + graceful timeout + margin.
-    pub stop_grace_period: String,
-    /// consul-template quiescence (`wait { min max }`).
-    pub template_wait_min: &'static str,
-    pub template_wait_max: &'static str,
-}
-
-impl Tuning {
-    pub fn standard() -> Self {
-        let drain_seconds = 2;
-        let graceful_timeout_seconds = 5;
-        Tuning {
-            drain_seconds,
-            resolve_timeout: "1s",
-            graceful_timeout_seconds,
-            stop_grace_period: format!("{}s", drain_seconds + graceful_timeout_seconds + 5),
-            template_wait_min: "500ms",
-            template_wait_max: "2s",
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct Context<'a> {
-    plan: &'a Plan,
-    /// What the plan's choices imply, as flags the blueprints branch on (`stack.rs`).
-    stack: Features,
-    tags: BTreeMap<&'static str, String>,
-    web_context: String,
-    tuning: Tuning,
-    hashicorp_pgp_fingerprint: &'static str,
 }
 
 /// Renders every file of the project in memory. A failure is a usage error (exit 2) when local
@@ -273,7 +224,7 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
     for output in ["compose.yaml", "diagram.md"] {
         files.insert(output.to_owned(), render_one(blueprints, output, &value)?);
     }
-    files.insert(MANIFEST.to_owned(), manifest(&files));
+    files.insert(MANIFEST.to_owned(), manifest::manifest(&files));
     Ok(Rendered {
         files,
         local_blueprints: blueprints.local_overrides(),
@@ -291,71 +242,13 @@ fn render_one(
         .with_context(|| format!("rendering {output} from blueprint {name}"))
 }
 
-fn image_tag(plan: &Plan, service: &str, hash: &str) -> String {
-    format!("{}-{service}:{hash}", plan.project)
-}
-
-/// 12 hex digits of the sha256 over each file's relative path, length and contents, in path order.
-pub fn hash_files(mut files: Vec<(String, Vec<u8>)>) -> String {
-    files.sort();
-    let mut hasher = Sha256::new();
-    for (path, contents) in &files {
-        hasher.update(path.as_bytes());
-        hasher.update([0]);
-        hasher.update((contents.len() as u64).to_le_bytes());
-        hasher.update(contents);
-    }
-    hex(&hasher.finalize())[..12].to_owned()
-}
-
-/// Every regular file under `dir` (relative paths with `/`). Symlinks count by their target
-/// path, as Docker sends them in the build context.
-fn read_dir_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let mut found = Vec::new();
-    for entry in paths::walk(dir)? {
-        if entry.file_type.is_symlink() {
-            let target = std::fs::read_link(&entry.path)?;
-            found.push((entry.rel, target.to_string_lossy().as_bytes().to_vec()));
-        } else if entry.file_type.is_file() {
-            let contents = std::fs::read(&entry.path)
-                .with_context(|| format!("reading {}", entry.path.display()))?;
-            found.push((entry.rel, contents));
-        }
-    }
-    Ok(found)
-}
-
-/// `<sha256>  <path>` lines, sorted by path.
-fn manifest(files: &BTreeMap<String, String>) -> String {
-    files
-        .iter()
-        .filter(|(path, _)| path.as_str() != MANIFEST)
-        .map(|(path, text)| format!("{}  {path}\n", sha256_hex(text.as_bytes())))
-        .collect()
-}
-
-/// Parses a manifest; lines that do not parse are ignored (the file then counts as edited).
-pub fn parse_manifest(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter_map(|line| line.split_once("  "))
-        .map(|(hash, path)| (path.to_owned(), hash.to_owned()))
-        .collect()
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn project(spec: &str) -> Project {
-        let plan = spec::from_text(spec, Path::new("provision.yaml"), Path::new(".")).unwrap();
+        let plan =
+            crate::spec::from_text(spec, Path::new("provision.yaml"), Path::new(".")).unwrap();
         Project {
             plan,
             spec_dir: PathBuf::from("/nonexistent/project"),
@@ -482,8 +375,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let spec = dir.path().join("provision.yaml");
         std::fs::write(&spec, "project: hits\ndiscovery: docker-dns\n").unwrap();
-        let first = ensure_rendered(&spec, Path::new("generated"), true).unwrap();
-        assert!(first.changed);
+        let first = ensure_rendered(
+            &spec,
+            Path::new("generated"),
+            &Printer::quiet(),
+            Writes::Allowed,
+        )
+        .unwrap();
         assert!(first.out_dir.is_absolute());
         assert_eq!(first.compose_file, first.out_dir.join("compose.yaml"));
         assert!(first.compose_file.is_file());
@@ -491,29 +389,74 @@ mod tests {
             first.plan.discovery,
             crate::spec::plan::Discovery::DockerDns
         );
-        let second = ensure_rendered(&spec, Path::new("generated"), true).unwrap();
-        assert!(!second.changed);
+        // A write replaces the directory (a rename), so an unchanged inode means nothing was written.
+        let inode = || {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(&first.out_dir).unwrap().ino()
+        };
+        let before = inode();
+        let second = ensure_rendered(
+            &spec,
+            Path::new("generated"),
+            &Printer::quiet(),
+            Writes::Allowed,
+        )
+        .unwrap();
+        assert_eq!(inode(), before, "an unchanged render rewrote the directory");
         assert_eq!(second.out_dir, first.out_dir);
 
         // A hand edit stops `apply` too, as a usage error (exit 2).
         std::fs::write(first.out_dir.join("lb/haproxy.cfg"), "# mine\n").unwrap();
-        let err = ensure_rendered(&spec, Path::new("generated"), true).unwrap_err();
+        let err = ensure_rendered(
+            &spec,
+            Path::new("generated"),
+            &Printer::quiet(),
+            Writes::Allowed,
+        )
+        .unwrap_err();
         assert!(err.chain().any(|c| c.is::<UsageError>()), "{err:#}");
     }
 
     #[test]
-    fn hashing_depends_on_paths_and_contents() {
-        let h = |files: &[(&str, &str)]| {
-            hash_files(
-                files
-                    .iter()
-                    .map(|(p, c)| (p.to_string(), c.as_bytes().to_vec()))
-                    .collect(),
-            )
-        };
-        assert_eq!(h(&[("a", "1"), ("b", "2")]), h(&[("b", "2"), ("a", "1")]));
-        assert_ne!(h(&[("a", "1")]), h(&[("b", "1")]));
-        assert_ne!(h(&[("a", "12"), ("b", "")]), h(&[("a", "1"), ("b", "2")]));
-        assert_eq!(h(&[]).len(), 12);
+    fn a_dry_run_never_writes_the_output_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = dir.path().join("provision.yaml");
+        std::fs::write(&spec, "project: hits\ndiscovery: docker-dns\n").unwrap();
+        let out = Path::new("generated");
+        let fresh = ensure_rendered(&spec, out, &Printer::quiet(), Writes::DryRun).unwrap();
+        assert!(
+            !dir.path().join("generated").exists(),
+            "dry run created generated/"
+        );
+        assert!(
+            fresh.compose_file.is_file(),
+            "the scratch copy exists while in use"
+        );
+        let scratch = fresh.out_dir.clone();
+        drop(fresh);
+        assert!(!scratch.exists(), "the scratch copy outlived the dry run");
+
+        ensure_rendered(&spec, out, &Printer::quiet(), Writes::Allowed).unwrap();
+        let before = std::fs::read(dir.path().join("generated/lb/haproxy.cfg")).unwrap();
+        std::fs::write(
+            &spec,
+            "project: hits\ndiscovery: docker-dns\nlb:\n  balance: leastconn\n",
+        )
+        .unwrap();
+        let stale = ensure_rendered(&spec, out, &Printer::quiet(), Writes::DryRun).unwrap();
+        assert_ne!(
+            stale.out_dir,
+            dir.path().join("generated").canonicalize().unwrap()
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("generated/lb/haproxy.cfg")).unwrap(),
+            before,
+            "dry run changed generated/"
+        );
+        assert!(
+            std::fs::read_to_string(stale.out_dir.join("lb/haproxy.cfg"))
+                .unwrap()
+                .contains("leastconn")
+        );
     }
 }

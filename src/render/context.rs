@@ -1,0 +1,56 @@
+//! What the blueprints see: the plan, the flags its choices imply, the built images' tags and the
+//! timings the blueprints share.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::spec::{Features, Plan};
+
+/// HashiCorp's release signing key (the one hashicorp/docker-consul and HashiCorp's other
+/// Dockerfiles fetch by this full fingerprint).
+pub const HASHICORP_PGP_FINGERPRINT: &str = "C874011F0AB405110D02105534365D9472D7468F";
+
+/// Timings the blueprints share, in one place so they stay consistent with each other.
+#[derive(Debug, Clone, Serialize)]
+pub struct Tuning {
+    /// consul-dns: how long a stopping replica waits after deregistering. Longer than HAProxy's
+    /// `timeout resolve` plus a request's round trip, so HAProxy stops sending it requests first.
+    pub drain_seconds: u64,
+    /// HAProxy's DNS re-resolution interval.
+    pub resolve_timeout: &'static str,
+    /// gunicorn's time to finish in-flight requests after SIGTERM.
+    pub graceful_timeout_seconds: u64,
+    /// Compose's wait before SIGKILL: drain + graceful timeout + margin.
+    pub stop_grace_period: String,
+    /// consul-template quiescence (`wait { min max }`).
+    pub template_wait_min: &'static str,
+    pub template_wait_max: &'static str,
+}
+
+impl Tuning {
+    pub fn standard() -> Self {
+        let drain_seconds = 2;
+        let graceful_timeout_seconds = 5;
+        Tuning {
+            drain_seconds,
+            resolve_timeout: "1s",
+            graceful_timeout_seconds,
+            stop_grace_period: format!("{}s", drain_seconds + graceful_timeout_seconds + 5),
+            template_wait_min: "500ms",
+            template_wait_max: "2s",
+        }
+    }
+}
+
+/// The template context of one render.
+#[derive(Serialize)]
+pub(super) struct Context<'a> {
+    pub plan: &'a Plan,
+    /// What the plan's choices imply, as flags the blueprints branch on (`stack.rs`).
+    pub stack: Features,
+    pub tags: BTreeMap<&'static str, String>,
+    pub web_context: String,
+    pub tuning: Tuning,
+    pub hashicorp_pgp_fingerprint: &'static str,
+}
