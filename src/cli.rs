@@ -46,6 +46,10 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Check the machine: docker, its daemon and API version, Compose v2, the images the spec needs.
     Doctor(DoctorArgs),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout: `provision man | man -l -`.
+    Man,
 }
 
 /// Service discovery modes, as on the command line (same names as in the spec).
@@ -151,6 +155,23 @@ pub struct DoctorArgs {
     /// Print as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Output directory of the render step (its compose.yaml names the built images' tags).
+    #[arg(long, short, default_value = "generated")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    pub shell: Shell,
+}
+
+/// Shells that `provision completions` writes a script for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[cfg(test)]

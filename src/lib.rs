@@ -72,5 +72,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
         Command::Status(args) => commands::status::run(&global, args),
         Command::Destroy(args) => commands::destroy::run(&global, args),
         Command::Doctor(args) => commands::doctor::run(&global, args),
+        Command::Completions(args) => commands::completions::completions(args),
+        Command::Man => commands::completions::man(),
     }
 }

@@ -37,7 +37,6 @@ pub enum Origin {
 /// The template environment for one project.
 pub struct Blueprints {
     env: Environment<'static>,
-    local_dir: PathBuf,
     used_local: Arc<Mutex<Vec<String>>>,
 }
 
@@ -55,10 +54,9 @@ impl Blueprints {
         env.set_auto_escape_callback(|_name| AutoEscape::Custom("provision"));
         env.set_formatter(strict_formatter);
         filters::register(&mut env);
-        let loader_dir = local_dir.clone();
         let loader_used = Arc::clone(&used_local);
         env.set_loader(move |name| {
-            let found = load(&loader_dir, name)?;
+            let found = load(&local_dir, name)?;
             if let Some((_, Origin::Local(_))) = &found {
                 let mut used = loader_used.lock().expect("loader bookkeeping");
                 if !used.iter().any(|n| n == name) {
@@ -67,11 +65,7 @@ impl Blueprints {
             }
             Ok(found.map(|(text, _)| text))
         });
-        Blueprints {
-            env,
-            local_dir,
-            used_local,
-        }
+        Blueprints { env, used_local }
     }
 
     /// Renders the blueprint `name` (such as `lb/haproxy.cfg.j2`) with `context`.
@@ -95,11 +89,6 @@ impl Blueprints {
         let mut names = self.used_local.lock().expect("loader bookkeeping").clone();
         names.sort();
         names
-    }
-
-    /// The project's override directory (it may not exist).
-    pub fn local_dir(&self) -> &Path {
-        &self.local_dir
     }
 }
 

@@ -1,8 +1,6 @@
 //! `provision doctor`: the preflight on its own. Checks docker, its daemon, the API version, the
 //! Compose v2 plugin and, when a spec is at hand, every image the stack needs.
 
-use std::path::Path;
-
 use serde::Serialize;
 
 use crate::cli::DoctorArgs;
@@ -10,6 +8,7 @@ use crate::commands::Global;
 use crate::docker::preflight::{self, Finding, Preflight, Status};
 use crate::docker::Docker;
 use crate::printer::Printer;
+use crate::render::Project;
 use crate::{CheckFailed, ExitStatus};
 
 #[derive(Serialize)]
@@ -27,13 +26,9 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
     if !pre.failed() {
         if global.spec.is_file() {
             // A spec that does not validate is the user's to fix: exit 2 with its problems.
-            let plan = crate::spec::load(&global.spec)?;
-            let spec_dir = global
-                .spec
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let compose_file = spec_dir.join("generated").join("compose.yaml");
+            let project = Project::load(&global.spec, &args.out)?;
+            let plan = project.plan;
+            let compose_file = project.out_dir.join("compose.yaml");
             let config = preflight::read_config(&docker, &plan.project, &compose_file);
             let needs = preflight::image_needs(&plan, config.as_ref());
             pre.findings

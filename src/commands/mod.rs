@@ -1,6 +1,7 @@
 //! One module per subcommand. Each is thin: it glues spec, render, docker, probe and report.
 
 pub mod apply;
+pub mod completions;
 pub mod destroy;
 pub mod doctor;
 pub mod init;

@@ -120,10 +120,6 @@ impl<'a> Compose<'a> {
         }
     }
 
-    pub fn project(&self) -> &str {
-        &self.project
-    }
-
     fn call<I, S>(&self, summary: impl Into<String>, args: I) -> Call<'a>
     where
         I: IntoIterator<Item = S>,

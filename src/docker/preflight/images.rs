@@ -1,5 +1,6 @@
 //! The images a stack needs: present, to be built, to be pulled, or unobtainable.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -101,6 +102,9 @@ pub fn check_images(docker: &Docker, needs: &[ImageNeed], rendered: bool) -> Vec
             .zip(&present)
             .any(|(need, present)| need.built && !present);
     let mut findings = Vec::new();
+    // Registry host → its first error, and the images left unasked because of it.
+    let mut unreachable: BTreeMap<String, String> = BTreeMap::new();
+    let mut cut_off: Vec<&ImageNeed> = Vec::new();
     for (need, present) in needs.iter().zip(present) {
         let check = "image";
         let image = &need.image;
@@ -121,51 +125,136 @@ pub fn check_images(docker: &Docker, needs: &[ImageNeed], rendered: bool) -> Vec
                 "it is needed again when a build context changes",
             )
         } else {
-            match pullable(docker, &need.image) {
-                Ok(()) => Finding::ok(
+            let host = registry_host(image);
+            let answer = match unreachable.get(host) {
+                // One unreachable registry is asked once, not once per image.
+                Some(why) => Pull::Unreachable(why.clone()),
+                None => pullable(docker, image),
+            };
+            match answer {
+                Pull::Yes => Finding::ok(
                     check,
                     format!("{image} not present; will be pulled, for {}", need.used_for),
                 ),
-                Err(why) => {
-                    let field = need
-                        .spec_field
-                        .map(|f| format!(", or set {f} in the spec to an image this engine has"))
-                        .unwrap_or_default();
-                    Finding::fail(
-                        check,
-                        format!(
-                            "{} is needed for {} but is not present and cannot be pulled: {why}",
-                            need.image, need.used_for
-                        ),
-                        format!(
-                            "make it available on this engine (`docker pull`, `docker load`, or \
-                             build it){field}"
-                        ),
-                    )
+                Pull::Unreachable(why) => {
+                    unreachable.entry(host.to_owned()).or_insert(why);
+                    cut_off.push(need);
+                    continue;
                 }
+                Pull::No(why) => missing_image(need, &why),
             }
         };
         findings.push(finding);
     }
+    if !cut_off.is_empty() {
+        findings.push(unreachable_registries(&cut_off, &unreachable));
+    }
     findings
 }
 
+/// An image that is missing and that its registry says it cannot serve.
+fn missing_image(need: &ImageNeed, why: &str) -> Finding {
+    let field = need
+        .spec_field
+        .map(|f| format!(", or set {f} in the spec to an image this engine has"))
+        .unwrap_or_default();
+    Finding::fail(
+        "image",
+        format!(
+            "{} is needed for {} but is not present and cannot be pulled: {why}",
+            need.image, need.used_for
+        ),
+        format!(
+            "make it available on this engine (`docker pull`, `docker load`, or build it){field}"
+        ),
+    )
+}
+
+/// One finding for every image that could not be asked about because no registry answered:
+/// on an offline machine that is one fact, not one DNS error per image.
+fn unreachable_registries(
+    cut_off: &[&ImageNeed],
+    unreachable: &BTreeMap<String, String>,
+) -> Finding {
+    let registries: Vec<String> = unreachable
+        .iter()
+        .map(|(host, why)| format!("{host} ({why})"))
+        .collect();
+    let images: Vec<String> = cut_off
+        .iter()
+        .map(|n| format!("{} (for {})", n.image, n.used_for))
+        .collect();
+    Finding::fail(
+        "registry",
+        format!(
+            "no image registry answers from this machine: {}; so these missing images cannot be pulled: {}",
+            registries.join("; "),
+            images.join(", ")
+        ),
+        "load them (`docker load`), set images.* in the spec to images this engine has or to a \
+         registry it reaches, or follow README's \"Without a container registry\" for the \
+         offline images",
+    )
+}
+
+/// What a registry said about an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Pull {
+    Yes,
+    /// The registry answered: it has no such image (or refuses it).
+    No(String),
+    /// No answer at all: name resolution, connection or timeout.
+    Unreachable(String),
+}
+
+/// The registry an image reference pulls from (Docker Hub for names without a host part).
+fn registry_host(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    }
+}
+
+/// Whether an error from the registry means it could not be reached at all.
+fn is_unreachable(message: &str) -> bool {
+    const SIGNS: [&str; 9] = [
+        "no such host",
+        "dial tcp",
+        "i/o timeout",
+        "connection refused",
+        "network is unreachable",
+        "tls handshake timeout",
+        "client.timeout",
+        "server misbehaving",
+        "temporary failure in name resolution",
+    ];
+    let message = message.to_ascii_lowercase();
+    SIGNS.iter().any(|sign| message.contains(sign))
+}
+
 /// Whether a registry answers for `image`, without downloading it.
-fn pullable(docker: &Docker, image: &str) -> Result<(), String> {
-    let out = docker
+fn pullable(docker: &Docker, image: &str) -> Pull {
+    let out = match docker
         .call(
             format!("asking the registry about {image}"),
             ["manifest", "inspect", image],
         )
         .timeout(Duration::from_secs(15))
         .output_unchecked()
-        .map_err(|e| format!("{e:#}"))?;
+    {
+        Ok(out) => out,
+        Err(err) => return Pull::Unreachable(format!("{err:#}")),
+    };
     if out.success {
-        Ok(())
+        return Pull::Yes;
+    }
+    let why = first_line(&out.stderr)
+        .unwrap_or("the registry did not answer")
+        .to_owned();
+    if is_unreachable(&why) {
+        Pull::Unreachable(why)
     } else {
-        Err(first_line(&out.stderr)
-            .unwrap_or("the registry did not answer")
-            .to_owned())
+        Pull::No(why)
     }
 }
 
@@ -213,6 +302,49 @@ mod tests {
                 .any(|i| i.starts_with("hashicorp/consul-template")),
             "{ct:?}"
         );
+    }
+
+    #[test]
+    fn registries_are_told_apart_from_the_image_path() {
+        assert_eq!(registry_host("hashicorp/consul:1.22"), "docker.io");
+        assert_eq!(registry_host("debian:trixie-slim"), "docker.io");
+        assert_eq!(
+            registry_host("localhost/provision-rig/debian:trixie"),
+            "localhost"
+        );
+        assert_eq!(registry_host("127.0.0.1:5000/web:1"), "127.0.0.1:5000");
+        assert_eq!(
+            registry_host("registry.example.com/team/web"),
+            "registry.example.com"
+        );
+    }
+
+    #[test]
+    fn an_unreachable_registry_is_one_finding() {
+        assert!(is_unreachable(
+            "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup registry-1.docker.io: no such host"
+        ));
+        assert!(!is_unreachable(
+            "no such manifest: docker.io/library/nope:1"
+        ));
+        let needs = image_needs(&plan("consul-template"), None);
+        let cut_off: Vec<&ImageNeed> = needs.iter().collect();
+        let mut unreachable = BTreeMap::new();
+        unreachable.insert("docker.io".to_owned(), "no such host".to_owned());
+        let finding = unreachable_registries(&cut_off, &unreachable);
+        assert_eq!(finding.status, super::super::Status::Fail);
+        assert!(
+            finding.detail.contains("docker.io (no such host)"),
+            "{}",
+            finding.detail
+        );
+        for need in &needs {
+            assert!(finding.detail.contains(&need.image), "{}", finding.detail);
+        }
+        assert!(finding
+            .fix
+            .unwrap()
+            .contains("Without a container registry"));
     }
 
     #[test]
