@@ -4,6 +4,7 @@
 //! typed errors (see `error.rs`), from which `ExitStatus` picks the documented exit code.
 
 pub mod blueprint;
+pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod docker;

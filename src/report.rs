@@ -1,104 +1,15 @@
 //! Check results as readable text, JSON and JUnit XML.
 //!
-//! A `Report` is plain data (built by `probe::checks` from observations), so each format is a
+//! A `Report` is plain data (checks built by `probe::checks` from observations), so each format is a
 //! pure function of it and can be snapshot-tested with a fixed fake report.
 
 use std::time::Duration;
 
 use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
-use serde::ser::SerializeMap;
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    Skip,
-}
-
-impl Outcome {
-    fn label(self) -> &'static str {
-        match self {
-            Outcome::Pass => "PASS",
-            Outcome::Fail => "FAIL",
-            Outcome::Skip => "skip",
-        }
-    }
-}
-
-/// Named numbers in the order they were added (JSON objects keep that order).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Numbers(pub Vec<(String, Value)>);
-
-impl Numbers {
-    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
-        self.0.push((key.to_owned(), value.into()));
-        self
-    }
-
-    fn inline(&self) -> String {
-        self.0
-            .iter()
-            .map(|(k, v)| format!("{k}={}", compact(v)))
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-}
-
-fn compact(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Object(map) => map
-            .iter()
-            .map(|(k, v)| format!("{k}:{}", compact(v)))
-            .collect::<Vec<_>>()
-            .join(","),
-        Value::Array(items) => items.iter().map(compact).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
-}
-
-impl Serialize for Numbers {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-/// One check: a name, its outcome, a sentence, and the numbers behind it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub outcome: Outcome,
-    pub message: String,
-    pub numbers: Numbers,
-}
-
-impl Check {
-    pub fn new(name: &str, outcome: Outcome, message: impl Into<String>) -> Self {
-        Check {
-            name: name.to_owned(),
-            outcome,
-            message: message.into(),
-            numbers: Numbers::default(),
-        }
-    }
-
-    pub fn pass_if(name: &str, ok: bool, message: impl Into<String>) -> Self {
-        let outcome = if ok { Outcome::Pass } else { Outcome::Fail };
-        Check::new(name, outcome, message)
-    }
-
-    pub fn numbers(mut self, numbers: Numbers) -> Self {
-        self.numbers = numbers;
-        self
-    }
-}
+pub use crate::check::{round1, Check, Numbers, Outcome};
 
 /// What verify did to the stack before checking it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -178,7 +89,7 @@ impl Report {
         for check in &self.checks {
             out.push_str(&format!(
                 "  {}  {:width$}  {}\n",
-                check.outcome.label(),
+                label(check.outcome),
                 check.name,
                 check
                     .message
@@ -188,7 +99,7 @@ impl Report {
                 out.push_str(&format!(
                     "  {:width$}        {}\n",
                     "",
-                    check.numbers.inline()
+                    inline(&check.numbers)
                 ));
             }
         }
@@ -236,7 +147,7 @@ impl Report {
             case.set_classname(format!("verify.{}", self.project));
             let mut out = format!("{}\n", check.message);
             if !check.numbers.0.is_empty() {
-                out.push_str(&check.numbers.inline());
+                out.push_str(&inline(&check.numbers));
                 out.push('\n');
             }
             case.set_system_out(out);
@@ -248,15 +159,42 @@ impl Report {
     }
 }
 
-pub fn round1(seconds: f64) -> f64 {
-    (seconds * 10.0).round() / 10.0
-}
-
 fn plural(n: usize) -> &'static str {
     if n == 1 {
         ""
     } else {
         "s"
+    }
+}
+
+fn label(outcome: Outcome) -> &'static str {
+    match outcome {
+        Outcome::Pass => "PASS",
+        Outcome::Fail => "FAIL",
+        Outcome::Skip => "skip",
+    }
+}
+
+/// Numbers as `key=value` words on one line.
+fn inline(numbers: &Numbers) -> String {
+    numbers
+        .0
+        .iter()
+        .map(|(k, v)| format!("{k}={}", compact(v)))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn compact(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}:{}", compact(v)))
+            .collect::<Vec<_>>()
+            .join(","),
+        Value::Array(items) => items.iter().map(compact).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
     }
 }
 

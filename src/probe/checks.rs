@@ -9,8 +9,8 @@ use super::converge::Convergence;
 use super::http::Probe;
 use super::registry::Instance;
 use super::stats::Server;
+use crate::check::{Check, Numbers, Outcome};
 use crate::docker::Container;
-use crate::report::{Check, Numbers, Outcome};
 use crate::spec::plan::{Balance, Discovery};
 use crate::spec::Service;
 

@@ -71,7 +71,7 @@ pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Conv
     };
     loop {
         let problem = look(target, &mut result);
-        result.seconds = crate::report::round1(started.elapsed().as_secs_f64());
+        result.seconds = crate::check::round1(started.elapsed().as_secs_f64());
         match problem {
             None => {
                 result.converged = true;

@@ -41,18 +41,27 @@ impl Server {
     }
 }
 
-/// Parses the CSV HAProxy prints at `/stats;csv` or with `show stat`.
+/// Parses the CSV HAProxy prints at `/stats;csv` or with `show stat`. Its header line starts
+/// with `# `; fields may be quoted (a server's `check_desc` or `agent_desc` can hold commas), so
+/// a real CSV reader reads it.
 pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
-    let mut lines = text.lines();
-    let header = lines
-        .by_ref()
-        .find(|l| l.starts_with('#'))
+    let start = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .find(|&i| text[i..].starts_with('#'))
         .context("no header line (`# pxname,svname,...`) in HAProxy's CSV")?;
-    let columns: Vec<&str> = header.trim_start_matches('#').trim().split(',').collect();
+    let body = text[start + 1..].trim_start_matches(' ');
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .comment(Some(b'#'))
+        .from_reader(body.as_bytes());
+    let columns = reader
+        .headers()
+        .context("reading the header of HAProxy's CSV")?
+        .clone();
     let index = |name: &str| {
         columns
             .iter()
-            .position(|c| *c == name)
+            .position(|c| c == name)
             .with_context(|| format!("no `{name}` column in HAProxy's CSV"))
     };
     let (px, sv, status) = (index("pxname")?, index("svname")?, index("status")?);
@@ -60,9 +69,12 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
     let addr = index("addr").ok();
     let check = index("check_status").ok();
     let mut servers = Vec::new();
-    for line in lines.filter(|l| !l.trim().is_empty() && !l.starts_with('#')) {
-        let fields: Vec<&str> = line.split(',').collect();
-        let field = |i: usize| fields.get(i).copied().unwrap_or_default().to_owned();
+    for record in reader.records() {
+        let record = record.context("reading a line of HAProxy's CSV")?;
+        if record.iter().all(|f| f.trim().is_empty()) {
+            continue;
+        }
+        let field = |i: usize| record.get(i).unwrap_or_default().to_owned();
         let name = field(sv);
         if name == "FRONTEND" || name == "BACKEND" {
             continue;
@@ -211,6 +223,18 @@ web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,
         let err = check_addresses(&servers, "http://127.0.0.1:8404/stats;csv").unwrap_err();
         assert!(err.to_string().contains("stats show-legends"), "{err}");
         assert!(check_addresses(&parse_csv(CSV).unwrap(), "u").is_ok());
+    }
+
+    #[test]
+    fn quoted_fields_with_commas_stay_one_field() {
+        let quoted = CSV.replace(
+            ",,,,Layer7 check passed,,1,2,2,,,,172.20.0.5:5000",
+            ",,,,\"Layer7 check passed, code 200\",,1,2,2,,,,172.20.0.5:5000",
+        );
+        assert_ne!(quoted, CSV, "the fixture line changed");
+        let servers = parse_csv(&format!("\n{quoted}")).unwrap();
+        assert_eq!(servers[0].addr, "172.20.0.5:5000");
+        assert!(servers[0].is_up());
     }
 
     #[test]
