@@ -400,17 +400,25 @@ fn haproxy_3_0_accepts_every_config_without_warnings() {
             }
         }
     }
-    for (what, config) in &configs {
-        let mut child = Command::new("docker")
-            .args(["run", "--rm", "-i", "--network", "none"])
-            .args(["consul", "web", "redis", "lb"].map(|h| format!("--add-host={h}:127.0.0.1")))
-            .args([&image, "-dW", "-c", "-f", "/dev/stdin"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{what}: cannot run docker: {e}"));
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), config.as_bytes()).unwrap();
+    // All containers at once: each run is mostly the engine's start-up, not HAProxy's work.
+    let children: Vec<_> = configs
+        .iter()
+        .map(|(what, config)| {
+            let mut child = Command::new("docker")
+                .args(["run", "--rm", "-i", "--network", "none"])
+                .args(["consul", "web", "redis", "lb"].map(|h| format!("--add-host={h}:127.0.0.1")))
+                .args([&image, "-dW", "-c", "-f", "/dev/stdin"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{what}: cannot run docker: {e}"));
+            // A config is far smaller than a pipe's buffer; dropping stdin ends the input.
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), config.as_bytes()).unwrap();
+            child
+        })
+        .collect();
+    for ((what, config), child) in configs.iter().zip(children) {
         let output = child.wait_with_output().unwrap();
         assert!(
             output.status.success(),
