@@ -4,9 +4,12 @@
 #                                            every image provision builds in the tests)
 #   localhost/provision-rig/consul:1.8.7     FROM that base + Debian bullseye's static consul binary
 #                                            (.ci/rig/consul.Dockerfile)
-# Idempotent: an image that exists (the base) or whose inputs did not change (consul: a hash of its
-# Dockerfile, the binary and the base image id, kept in a label) is left alone. Local builds are
-# never tagged with public image names: everything lives under localhost/provision-rig/.
+#   localhost/provision-rig/haproxy:trixie   FROM that base + Debian 13's haproxy package (3.0 LTS):
+#                                            the static checks run `haproxy -c` with it, as the host
+#                                            may have an older HAProxy (.ci/rig/haproxy.Dockerfile)
+# Idempotent: an image that exists (the base) or whose inputs did not change (the others: a hash of
+# their Dockerfile, their files and the base image id, kept in a label) is left alone. Local builds
+# are never tagged with public image names: everything lives under localhost/provision-rig/.
 #
 # Environment: PROVISION_RIG_PREFIX (default localhost/provision-rig), PROVISION_TOOLS_DIR (where
 # install-tools.sh put the consul binary, default /var/tmp/provision-tools).
@@ -18,6 +21,7 @@ TOOLS_DIR=${PROVISION_TOOLS_DIR:-/var/tmp/provision-tools}
 SUITE=trixie
 BASE_IMAGE="$PREFIX/debian:$SUITE"
 CONSUL_IMAGE="$PREFIX/consul:1.8.7"
+HAPROXY_IMAGE="$PREFIX/haproxy:$SUITE"
 CONSUL_BIN="$TOOLS_DIR/consul/consul"
 HASH_LABEL=org.provision.rig.inputs
 
@@ -52,39 +56,52 @@ build_base() {
   log "base image built in $(since "$t0"): $(docker image inspect -f '{{.Size}}' "$BASE_IMAGE" | awk '{ printf "%d MB", $1 / 1e6 }')"
 }
 
+# build_from_base IMAGE DOCKERFILE [FILE...]: builds IMAGE from DOCKERFILE on the base image, with
+# the FILEs in its context, unless the image carries the hash of exactly these inputs already.
+build_from_base() {
+  local image=$1 dockerfile=$2
+  shift 2
+  local base_id inputs current
+  base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
+  inputs=$({ sha256sum <"$dockerfile"; for f in "$@"; do sha256sum <"$f"; done; echo "$base_id"; } | sha256sum | cut -c1-16)
+  current=$(docker image inspect -f "{{index .Config.Labels \"$HASH_LABEL\"}}" "$image" 2>/dev/null || true)
+  if [ "$current" = "$inputs" ]; then
+    log "image $image up to date (inputs $inputs): kept"
+    return
+  fi
+  local t0 ctx
+  t0=$(now)
+  log "building image $image (inputs $inputs${current:+, was $current})"
+  ctx=$(mktemp -d)
+  # shellcheck disable=SC2064  # expand now: ctx is local and gone by the time the trap runs
+  trap "rm -rf '$ctx'" RETURN
+  cp "$dockerfile" "$ctx/Dockerfile"
+  for f in "$@"; do cp "$f" "$ctx/"; done
+  # The classic builder: it is what a CLI without the buildx plugin has, said out loud so it does not warn.
+  # Its output is shown only when it fails (the classic builder's deprecation notice is noise here).
+  local out
+  if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE_IMAGE" --label "$HASH_LABEL=$inputs" \
+    --tag "$image" "$ctx" 2>&1); then
+    printf '%s\n' "$out" >&2
+    log "docker build of $image failed"
+    exit 1
+  fi
+  log "image $image built in $(since "$t0")"
+}
+
 build_consul() {
   if [ ! -x "$CONSUL_BIN" ]; then
     log "no consul binary at $CONSUL_BIN: run .ci/install-tools.sh first"
     exit 1
   fi
-  local base_id inputs current
-  base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
-  inputs=$({ sha256sum <"$HERE/rig/consul.Dockerfile"; sha256sum <"$CONSUL_BIN"; echo "$base_id"; } | sha256sum | cut -c1-16)
-  current=$(docker image inspect -f "{{index .Config.Labels \"$HASH_LABEL\"}}" "$CONSUL_IMAGE" 2>/dev/null || true)
-  if [ "$current" = "$inputs" ]; then
-    log "consul image $CONSUL_IMAGE up to date (inputs $inputs): kept"
-    return
-  fi
-  local t0 ctx
-  t0=$(now)
-  log "building consul image $CONSUL_IMAGE (inputs $inputs${current:+, was $current})"
-  ctx=$(mktemp -d)
-  # shellcheck disable=SC2064  # expand now: ctx is local and gone by the time the trap runs
-  trap "rm -rf '$ctx'" RETURN
-  cp "$HERE/rig/consul.Dockerfile" "$ctx/Dockerfile"
-  cp "$CONSUL_BIN" "$ctx/consul"
-  # The classic builder: it is what a CLI without the buildx plugin has, said out loud so it does not warn.
-  # Its output is shown only when it fails (the classic builder's deprecation notice is noise here).
-  local out
-  if ! out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE_IMAGE" --label "$HASH_LABEL=$inputs" \
-    --tag "$CONSUL_IMAGE" "$ctx" 2>&1); then
-    printf '%s\n' "$out" >&2
-    log "docker build of $CONSUL_IMAGE failed"
-    exit 1
-  fi
+  build_from_base "$CONSUL_IMAGE" "$HERE/rig/consul.Dockerfile" "$CONSUL_BIN"
   # Prove the image works before anyone relies on it: the binary runs as the image's user.
   docker run --rm "$CONSUL_IMAGE" version | head -n1 | sed 's/^/[rig]   /' >&2
-  log "consul image built in $(since "$t0")"
+}
+
+build_haproxy() {
+  build_from_base "$HAPROXY_IMAGE" "$HERE/rig/haproxy.Dockerfile"
+  docker run --rm "$HAPROXY_IMAGE" -v | head -n1 | sed 's/^/[rig]   /' >&2
 }
 
 main() {
@@ -93,7 +110,8 @@ main() {
   docker info >/dev/null 2>&1 || { log "no Docker daemon answers: start one first (.ci/engine.sh start)"; exit 1; }
   build_base
   build_consul
-  log "rig images ready in $(since "$t0"): $BASE_IMAGE, $CONSUL_IMAGE"
+  build_haproxy
+  log "rig images ready in $(since "$t0"): $BASE_IMAGE, $CONSUL_IMAGE, $HAPROXY_IMAGE"
 }
 
 main "$@"

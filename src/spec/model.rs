@@ -86,7 +86,10 @@ impl Default for Images {
 
 /// Default images and versions, in one place so README, example spec and code agree.
 pub mod defaults {
-    pub const BASE_IMAGE: &str = "debian:bookworm-slim";
+    /// Debian 13, the current stable: HAProxy 3.0 LTS, Python 3.13, redis 8. Oldstable
+    /// (`debian:bookworm-slim`: HAProxy 2.6, Python 3.11) still works; tests/fixtures/bookworm
+    /// keeps it checked.
+    pub const BASE_IMAGE: &str = "debian:trixie-slim";
     /// The 1.22 line (a moving minor tag, so patch releases arrive). 2.0 exists but is a major
     /// release this project has not been tested against.
     pub const CONSUL_IMAGE: &str = "hashicorp/consul:1.22";

@@ -154,7 +154,7 @@ mod tests {
     #[test]
     fn image_refs() {
         for good in [
-            "debian:bookworm-slim",
+            "debian:trixie-slim",
             "hashicorp/consul:1.21",
             "registry.example:5000/team/web:1.0",
             "redis@sha256:0123abcd",

@@ -10,7 +10,13 @@ use provision::render::{self, Project};
 use crate::harness::{repo_root, Project as TempProject};
 
 /// The fixture specs whose whole output is snapshotted.
-pub const FIXTURES: &[&str] = &["consul-template", "consul-dns", "docker-dns", "custom"];
+pub const FIXTURES: &[&str] = &[
+    "consul-template",
+    "consul-dns",
+    "docker-dns",
+    "custom",
+    "bookworm",
+];
 
 pub fn fixture_spec(name: &str) -> PathBuf {
     repo_root()

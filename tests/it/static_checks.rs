@@ -1,8 +1,9 @@
 //! The generated files checked by the real tools, for every fixture spec and the committed example:
 //!
-//! - `haproxy -c -f` on each haproxy.cfg, and on haproxy.cfg files obtained from haproxy.ctmpl
-//!   for zero and for three sample instances (with the evaluator in `gotmpl.rs`: no
-//!   consul-template binary can be had offline);
+//! - `haproxy -dW -c -f` (zero-warning mode: a warning fails too) on each haproxy.cfg, and on
+//!   haproxy.cfg files obtained from haproxy.ctmpl for zero and for three sample instances (with
+//!   the evaluator in `gotmpl.rs`: no consul-template binary can be had offline), once with the
+//!   host's HAProxy and once with HAProxy 3.0 (Debian 13's) in a rig container;
 //! - `docker compose -f compose.yaml config -q`, and the JSON schema of the Compose
 //!   Specification (`../shared/data/compose-spec.json`) with the `jsonschema` crate;
 //! - `hadolint` on every Dockerfile (info level and above fail);
@@ -134,7 +135,7 @@ fn haproxy_check(what: &str, config: &Path) {
         "127.0.0.1 localhost\n127.0.0.1 consul web redis lb\n",
     )
     .unwrap();
-    let script = "mount --bind \"$1\" /etc/hosts && exec haproxy -c -f \"$2\"";
+    let script = "mount --bind \"$1\" /etc/hosts && exec haproxy -dW -c -f \"$2\"";
     run_ok(
         what,
         Command::new("unshare")
@@ -340,4 +341,98 @@ fn every_generated_file_is_covered_by_a_check() {
             );
         }
     }
+}
+
+/// HAProxy 3.0 (Debian 13, what the default trixie base installs) on the same configs as
+/// `haproxy_accepts_every_config` checks with the host's HAProxy (bookworm's 2.6 on our
+/// machines), in zero-warning mode (`-dW`): a deprecation warning fails too. It runs in the rig
+/// image `localhost/provision-rig/haproxy:trixie` (`.ci/rig-images.sh`; `PROVISION_RIG_PREFIX`
+/// moves it, as for the end-to-end tests), one `docker run` per config, reading the config from
+/// stdin with no network and the stack's service names in the container's /etc/hosts. Without
+/// an engine or the image it skips with a printed reason, and fails when CI is set.
+#[test]
+fn haproxy_3_0_accepts_every_config_without_warnings() {
+    let prefix =
+        std::env::var("PROVISION_RIG_PREFIX").unwrap_or_else(|_| "localhost/provision-rig".into());
+    let image = format!("{prefix}/haproxy:trixie");
+    let docker_ok = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let problem = if !docker_ok(&["version", "--format", "{{.Server.Version}}"]) {
+        Some("no Docker engine answers".to_owned())
+    } else if !docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image]) {
+        Some(format!(
+            "the image {image} is missing (.ci/rig-images.sh builds it)"
+        ))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set, so HAProxy 3.0 must check the generated configs, but {problem}"
+        );
+        eprintln!("SKIPPED: haproxy -c with HAProxy 3.0 did not run: {problem}");
+        return;
+    }
+
+    let mut configs: Vec<(String, String)> = Vec::new();
+    for rendered in rendered_fixtures() {
+        for (rel, text) in &rendered.files {
+            if rel.ends_with("haproxy.cfg") {
+                configs.push((format!("{} {rel}", rendered.name), text.clone()));
+            } else if rel.ends_with("haproxy.ctmpl") {
+                for count in [0, 3] {
+                    let services = BTreeMap::from([(
+                        "web".to_owned(),
+                        gotmpl::sample_instances("web", count, 5000),
+                    )]);
+                    let config = gotmpl::render(text, &services)
+                        .unwrap_or_else(|e| panic!("{} {rel}: {e}", rendered.name));
+                    configs.push((
+                        format!("{} {rel} rendered for {count} instances", rendered.name),
+                        config,
+                    ));
+                }
+            }
+        }
+    }
+    // All containers at once: each run is mostly the engine's start-up, not HAProxy's work.
+    let children: Vec<_> = configs
+        .iter()
+        .map(|(what, config)| {
+            let mut child = Command::new("docker")
+                .args(["run", "--rm", "-i", "--network", "none"])
+                .args(["consul", "web", "redis", "lb"].map(|h| format!("--add-host={h}:127.0.0.1")))
+                .args([&image, "-dW", "-c", "-f", "/dev/stdin"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{what}: cannot run docker: {e}"));
+            // A config is far smaller than a pipe's buffer; dropping stdin ends the input.
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), config.as_bytes()).unwrap();
+            child
+        })
+        .collect();
+    for ((what, config), child) in configs.iter().zip(children) {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{what}: HAProxy 3.0 (-dW -c) exited with {}\n--- stdout\n{}\n--- stderr\n{}\n--- config\n{config}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    eprintln!("HAProxy 3.0: {} configs valid, no warnings", configs.len());
+    // consul-template, custom and the example give 2 configs each; the 3 DNS-mode fixtures 1.
+    assert!(
+        configs.len() >= 8,
+        "only {} HAProxy configs checked",
+        configs.len()
+    );
 }
