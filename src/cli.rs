@@ -113,6 +113,10 @@ pub struct VerifyArgs {
     /// Scale web to this many replicas first; without it, check the stack as it stands.
     #[arg(long)]
     pub scale: Option<u32>,
+    /// Replicas started (or drained and stopped) at once while scaling, each batch routed by
+    /// the load balancer before the next [default: twice the number of cores].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: Option<u32>,
     /// Seconds to wait for the load balancer to route to every replica.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,

@@ -13,6 +13,7 @@ pub mod printer;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod scaling;
 pub mod spec;
 
 use std::process::ExitCode;

@@ -18,6 +18,8 @@ pub struct ScaleAction {
     pub to: u32,
     /// HAProxy servers put into maintenance before their containers stopped.
     pub drained: Vec<String>,
+    /// Steps the change was made in, each routed (or drained) before the next.
+    pub batches: u32,
     pub seconds: f64,
     /// What Compose said when the scaled stack did not become healthy in time.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,6 +82,9 @@ impl Report {
                 "  scaled web {} -> {} in {:.1} s",
                 scale.from, scale.to, scale.seconds
             ));
+            if scale.batches > 1 {
+                out.push_str(&format!(", {} batches", scale.batches));
+            }
             if !scale.drained.is_empty() {
                 out.push_str(&format!(" (drained first: {})", scale.drained.join(", ")));
             }
@@ -238,6 +243,7 @@ mod tests {
                 from: 5,
                 to: 2,
                 drained: vec!["web3".into(), "web4".into(), "web5".into()],
+                batches: 1,
                 seconds: 3.4,
                 error: None,
             }),

@@ -21,7 +21,8 @@ use crate::docker::preflight::{self, Preflight};
 use crate::docker::{Compose, Container, Docker, UpOptions};
 use crate::printer::Printer;
 use crate::probe::Endpoints;
-use crate::{render, ExitStatus};
+use crate::scaling;
+use crate::{render, ExitStatus, ToolError};
 
 pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     let progress = Printer::detect(global.quiet);
@@ -82,33 +83,53 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         compose.build(&to_build)?;
     }
 
+    // Two steps, because nothing should wait on web's Docker health check (rare on purpose,
+    // see scaling.rs): first every other service, waiting until healthy; then web alone, and a
+    // replica counts once the load balancer routes to it.
+    let others: Vec<String> = plan
+        .singleton_services()
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect();
+    compose.up(
+        &format!("starting {}", others.join(", ")),
+        &UpOptions {
+            wait_timeout: Some(args.timeout),
+            remove_orphans: true,
+            services: others,
+            ..UpOptions::default()
+        },
+    )?;
     compose.up(
         &format!(
-            "starting the stack ({replicas} web replica{})",
+            "starting web ({replicas} replica{})",
             if replicas == 1 { "" } else { "s" }
         ),
         &UpOptions {
             scale: Some((plan.web.service.clone(), replicas)),
-            wait_timeout: Some(args.timeout),
-            no_recreate: false,
-            remove_orphans: true,
+            services: vec![plan.web.service.clone()],
+            no_deps: true,
+            ..UpOptions::default()
         },
     )?;
-
     if docker.is_dry_run() {
         progress.note("dry run: the commands above were printed, not run");
         return Ok(ExitStatus::Success);
     }
+    let endpoints = Endpoints::of(plan);
+    let routed = scaling::wait_routed(&docker, plan, &endpoints, args.timeout)?;
+    if !routed.converged {
+        return Err(ToolError(format!(
+            "the stack started, but the load balancer does not route to every web replica after {} s: {}",
+            routed.seconds,
+            routed.last_problem.unwrap_or_default()
+        ))
+        .into());
+    }
     let after = docker.project_containers(&plan.project)?;
     print!(
         "{}",
-        summary(
-            &plan.project,
-            &to_build,
-            &before,
-            &after,
-            &Endpoints::of(plan)
-        )
+        summary(&plan.project, &to_build, &before, &after, &endpoints)
     );
     Ok(ExitStatus::Success)
 }

@@ -5,28 +5,21 @@
 //! Without `--scale`, the stack is checked as it stands: every web container of the project,
 //! running or not, is expected to answer, so a replica stopped by hand fails the run by name.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
 use crate::cli::VerifyArgs;
 use crate::commands::Global;
-use crate::docker::{preflight, Compose, Container, Docker, UpOptions};
+use crate::docker::{preflight, Compose, Container, Docker};
 use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
 use crate::probe::converge::{self, Convergence, Target};
 use crate::probe::http::{self, ProbePlan};
-use crate::probe::{lbadmin, registry, stats, Endpoints};
-use crate::report::{round1, Check, Outcome, Report, ScaleAction};
-use crate::spec::{Plan, Service};
+use crate::probe::{registry, stats, Endpoints};
+use crate::report::{Check, Outcome, Report};
+use crate::scaling::{self, lb_container, web_of, Scaler, BACKEND};
 use crate::{render, CheckFailed, ExitStatus, UsageError};
-
-/// The HAProxy backend the blueprints route web through.
-const BACKEND: &str = "web";
-/// Between putting replicas into maintenance and stopping them: lets requests in flight finish
-/// (measured: 0 of 4000 requests lost with 1 s, see REFERENCE.md).
-const DRAIN_PAUSE: Duration = Duration::from_secs(1);
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
@@ -57,15 +50,15 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             ))
             .into());
         }
-        scale = Some(scale_web(
-            &docker,
-            &compose,
+        let scaler = Scaler {
+            docker: &docker,
+            compose: &compose,
             plan,
-            &containers,
-            n,
-            &endpoints,
-            args.timeout,
-        )?);
+            endpoints: &endpoints,
+            timeout: args.timeout,
+            batch: args.batch.unwrap_or_else(scaling::default_batch),
+        };
+        scale = Some(scaler.scale_to(n)?);
     }
 
     let containers = docker.project_containers(&plan.project)?;
@@ -183,133 +176,4 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         ))
         .into())
     }
-}
-
-/// The running load balancer container, for the runtime API.
-fn lb_container(containers: &[Container]) -> Option<String> {
-    containers
-        .iter()
-        .find(|c| c.service == Service::Lb.name() && c.running)
-        .map(|c| c.id.clone())
-}
-
-fn web_of(containers: &[Container], plan: &Plan) -> Vec<Container> {
-    containers
-        .iter()
-        .filter(|c| c.service == plan.web.service)
-        .cloned()
-        .collect()
-}
-
-/// Scales web to `n`. Going down, the replicas with the highest container numbers (the ones
-/// Compose itself would remove) are first put into maintenance in HAProxy, given a moment to
-/// finish requests, stopped (each deregisters itself from consul on SIGTERM in consul-dns mode)
-/// and removed; then Compose settles the count without touching the others.
-fn scale_web(
-    docker: &Docker,
-    compose: &Compose<'_>,
-    plan: &Plan,
-    containers: &[Container],
-    n: u32,
-    endpoints: &Endpoints,
-    timeout: u64,
-) -> anyhow::Result<ScaleAction> {
-    let started = Instant::now();
-    let progress = docker.printer();
-    let mut web = web_of(containers, plan);
-    let from = web.len() as u32;
-    web.sort_by_key(|c| std::cmp::Reverse(c.number));
-    let leaving: Vec<Container> = web
-        .into_iter()
-        .take(from.saturating_sub(n) as usize)
-        .collect();
-    let lb = lb_container(containers);
-
-    let mut drained = Vec::new();
-    if !leaving.is_empty() {
-        let source = stats::Source::new(
-            &endpoints.stats_csv,
-            BACKEND,
-            lb.clone().map(|id| (docker, id)),
-        );
-        match (&lb, source.fetch()) {
-            (Some(lb), Ok(servers)) => {
-                let ips: BTreeSet<&str> = leaving.iter().filter_map(|c| c.ip.as_deref()).collect();
-                drained = servers
-                    .iter()
-                    .filter(|s| !s.is_unused_slot() && ips.contains(s.ip()))
-                    .map(|s| s.name.clone())
-                    .collect();
-                let refused = lbadmin::set_state(docker, lb, BACKEND, &drained, "maint")?;
-                if !refused.is_empty() {
-                    progress.note(format!(
-                        "warning: HAProxy did not drain every replica: {}",
-                        refused.join("; ")
-                    ));
-                }
-                std::thread::sleep(DRAIN_PAUSE);
-            }
-            (None, _) => {
-                progress.note("warning: no running lb container: scaling down without draining")
-            }
-            (_, Err(err)) => progress.note(format!(
-                "warning: cannot read HAProxy's servers ({err:#}): scaling down without draining"
-            )),
-        }
-        let ids: Vec<&str> = leaving.iter().map(|c| c.id.as_str()).collect();
-        let names: Vec<&str> = leaving.iter().map(|c| c.name.as_str()).collect();
-        let mut args = vec!["stop"];
-        args.extend(&ids);
-        docker
-            .call(format!("stopping {}", names.join(", ")), args)
-            .changes_state()
-            .run_with_progress()?;
-        let mut args = vec!["rm"];
-        args.extend(&ids);
-        docker
-            .call(format!("removing {}", names.join(", ")), args)
-            .changes_state()
-            .output()?;
-    }
-
-    // A replica that does not become healthy in time is a finding, not the end: the checks
-    // below say which one and why.
-    let error = compose
-        .up(
-            &format!("scaling web {from} -> {n}"),
-            &UpOptions {
-                scale: Some((plan.web.service.clone(), n)),
-                wait_timeout: Some(timeout),
-                no_recreate: true,
-                remove_orphans: false,
-            },
-        )
-        .err()
-        .map(|e| format!("{e:#}"));
-
-    // A slot keeps its maintenance flag after its address is gone; a replica resolved into it
-    // later would never get traffic. Clear it (a reloaded HAProxy may not know the name: fine).
-    if let (Some(lb), false) = (&lb, drained.is_empty()) {
-        let refused = lbadmin::set_state(docker, lb, BACKEND, &drained, "ready")?;
-        let real: Vec<&String> = refused
-            .iter()
-            .filter(|r| !r.contains("No such server"))
-            .collect();
-        if !real.is_empty() {
-            progress.note(format!(
-                "warning: HAProxy kept some drained slots in maintenance: {}",
-                real.iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ));
-        }
-    }
-    Ok(ScaleAction {
-        from,
-        to: n,
-        drained,
-        seconds: round1(started.elapsed().as_secs_f64()),
-        error,
-    })
 }

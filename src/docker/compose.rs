@@ -30,6 +30,10 @@ pub struct UpOptions {
     pub no_recreate: bool,
     /// Remove containers of services that are no longer in the file (a changed discovery mode).
     pub remove_orphans: bool,
+    /// Only these services (all when empty).
+    pub services: Vec<String>,
+    /// `--no-deps`: do not start or update the services these depend on.
+    pub no_deps: bool,
 }
 
 /// One service in `docker compose config --format json`.
@@ -203,6 +207,10 @@ fn up_args(options: &UpOptions) -> Vec<String> {
         args.push("--scale".into());
         args.push(format!("{service}={n}"));
     }
+    if options.no_deps {
+        args.push("--no-deps".into());
+    }
+    args.extend(options.services.iter().cloned());
     args
 }
 
@@ -276,12 +284,14 @@ mod tests {
                 wait_timeout: Some(300),
                 no_recreate: true,
                 remove_orphans: false,
+                services: vec!["web".into()],
+                no_deps: true,
             }),
         );
         assert_eq!(
             call.command_line(),
             "docker compose -p hits -f '/srv/my stack/compose.yaml' up --detach --no-build \
-             --no-recreate --wait --wait-timeout 300 --scale web=5"
+             --no-recreate --wait --wait-timeout 300 --scale web=5 --no-deps web"
         );
     }
 }
