@@ -4,7 +4,7 @@
 //!   for zero and for three sample instances (with the evaluator in `gotmpl.rs`: no
 //!   consul-template binary can be had offline);
 //! - `docker compose -f compose.yaml config -q`, and the JSON schema of the Compose
-//!   Specification (`../shared/data/compose-spec.json`) with the `jsonschema` crate;
+//!   Specification (`tests/data/compose-spec.json`) with the `jsonschema` crate;
 //! - `hadolint` on every Dockerfile (info level and above fail);
 //! - `shellcheck` on every shell script;
 //! - `python3 -m py_compile` on every Python file.
@@ -205,7 +205,7 @@ fn haproxy_accepts_every_config() {
 
 #[test]
 fn compose_files_are_valid_for_compose_and_the_schema() {
-    let schema_path = repo_root().join("../shared/data/compose-spec.json");
+    let schema_path = repo_root().join("tests/data/compose-spec.json");
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&schema_path)
             .unwrap_or_else(|e| panic!("{}: {e}", schema_path.display())),
