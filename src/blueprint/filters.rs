@@ -241,6 +241,39 @@ mod tests {
         v.as_str().unwrap().to_owned()
     }
 
+    /// `program` on PATH, to check a filter's output with the real reader of its format. Without
+    /// it the check prints one `SKIPPED` line, or fails where every check must run (`CI` set and
+    /// not `false`, or `PROVISION_E2E=require`): the rule of the integration tests'
+    /// `harness::external_tool`, which unit tests cannot import.
+    fn external_tool(program: &str, check: &str) -> Option<std::path::PathBuf> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let found = std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|dir| dir.join(program))
+                .find(|p| {
+                    std::fs::metadata(p)
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+        });
+        if found.is_none() {
+            let required = matches!(
+                std::env::var("PROVISION_E2E").as_deref(),
+                Ok("require" | "1")
+            ) || std::env::var_os("CI")
+                .is_some_and(|v| !v.is_empty() && v != "false");
+            assert!(
+                !required,
+                "{check} must run here (CI or PROVISION_E2E=require), but {program} not found on PATH"
+            );
+            let thread = std::thread::current();
+            let test = thread.name().unwrap_or("?");
+            let line = format!("SKIPPED {test} ({check}): {program} not found on PATH\n");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+        found
+    }
+
     #[test]
     fn yaml_keeps_hostile_strings_inside_one_scalar() {
         for raw in HOSTILE {
@@ -265,15 +298,53 @@ mod tests {
 
     #[test]
     fn python_literals_round_trip() {
-        // A JSON string literal is a Python string literal; check the escapes Python relies on.
-        for raw in HOSTILE {
-            let lit = out(py(&s(raw)));
-            assert!(lit.starts_with('"') && lit.ends_with('"') && !lit.contains('\n'));
-            let back: String = serde_json::from_str(&lit).unwrap();
-            assert_eq!(back, *raw);
-        }
         assert_eq!(out(py(&Value::from(true))), "True");
         assert_eq!(out(py(&Value::from(5000))), "5000");
+        let mut values: Vec<(Value, serde_json::Value)> = HOSTILE
+            .iter()
+            .map(|raw| (s(raw), serde_json::Value::from(*raw)))
+            .collect();
+        values.push((Value::from(true), serde_json::Value::from(true)));
+        values.push((Value::from(false), serde_json::Value::from(false)));
+        values.push((Value::from(5000), serde_json::Value::from(5000)));
+        let mut source = String::new();
+        for (value, _) in &values {
+            let lit = out(py(value));
+            assert!(!lit.contains('\n'), "{lit}");
+            source.push_str(&lit);
+            source.push('\n');
+        }
+        let Some(python) = external_tool("python3", "python3 reads every py literal back") else {
+            return;
+        };
+        // Python's own parser reads each line as one literal (anything else in the line is an
+        // error), and writes back what it got as ASCII JSON: a str, a bool or an int.
+        let script = r#"
+import ast, json, sys
+for line in sys.stdin.buffer.read().decode("utf-8").split("\n")[:-1]:
+    print(json.dumps(ast.literal_eval(line)))
+"#;
+        let mut child = std::process::Command::new(python)
+            .args(["-I", "-c", script])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), source.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "python3 could not read the literals:\n{source}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let back: Vec<serde_json::Value> = stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        let expected: Vec<serde_json::Value> = values.into_iter().map(|(_, v)| v).collect();
+        assert_eq!(back, expected, "{source}");
     }
 
     #[test]
@@ -287,17 +358,12 @@ mod tests {
 
     #[test]
     fn shell_quoting_survives_a_real_shell() {
-        let Ok(status) = std::process::Command::new("sh")
-            .arg("-c")
-            .arg("true")
-            .status()
-        else {
-            return; // no sh: the unit test above still holds
+        let Some(shell) = external_tool("sh", "sh reads every sh word back") else {
+            return;
         };
-        assert!(status.success());
         for raw in HOSTILE.iter().filter(|r| !r.contains('\0')) {
             let script = format!("printf '%s' {}", out(sh(&s(raw))));
-            let output = std::process::Command::new("sh")
+            let output = std::process::Command::new(&shell)
                 .arg("-c")
                 .arg(&script)
                 .output()
@@ -330,11 +396,55 @@ mod tests {
         assert!(hcl(&s("%{ if x }")).is_err());
     }
 
+    /// Where Go's template lexer ends a quoted string that starts `lit` (text/template/parse,
+    /// `lexQuote`): at the first `"` not escaped by a backslash. None when it never ends (a
+    /// newline or the end of input first), which Go reports as an unterminated string.
+    fn go_quote_end(lit: &str) -> Option<usize> {
+        let mut chars = lit.char_indices();
+        assert_eq!(chars.next().map(|(_, c)| c), Some('"'));
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    None | Some((_, '\n')) => return None,
+                    Some(_) => {}
+                },
+                '\n' => return None,
+                '"' => return Some(i),
+                _ => {}
+            }
+        }
+        None
+    }
+
     #[test]
     fn gotmpl_strings_cannot_close_the_action() {
-        let lit = out(gotmpl(&s("web\" }}{{ evil")));
-        assert_eq!(lit, r#""web\" }}{{ evil""#);
-        assert!(!lit.contains('\n'));
+        // Go interpreted string literals, written by hand from the Go specification: `\"`,
+        // `\\`, `\n`, `\r`, `\t` and `\uXXXX` escapes; any other character as it is.
+        let expected: &[(&str, &str)] = &[
+            ("web", r#""web""#),
+            ("web\" }}{{ evil", r#""web\" }}{{ evil""#),
+            ("{{ evil }}", r#""{{ evil }}""#),
+            ("}} {{", r#""}} {{""#),
+            ("a\nb: injected", r#""a\nb: injected""#),
+            ("x\" y: 'z'", r#""x\" y: 'z'""#),
+            ("back\\slash", r#""back\\slash""#),
+            ("\\\"", r#""\\\"""#),
+            ("tab\there", r#""tab\there""#),
+            ("\r\n", r#""\r\n""#),
+            ("nul\0byte", r#""nul\u0000byte""#),
+            ("bell\x07", r#""bell\u0007""#),
+            ("`id` $(x) ${HOME}", r#""`id` $(x) ${HOME}""#),
+            ("é ü 🙂", "\"é ü 🙂\""),
+            ("", r#""""#),
+        ];
+        for (raw, literal) in expected {
+            assert_eq!(out(gotmpl(&s(raw))), *literal, "{raw:?}");
+        }
+        // Whatever the value, Go's lexer reads the whole literal as one string.
+        for raw in HOSTILE.iter().chain(expected.iter().map(|(raw, _)| raw)) {
+            let lit = out(gotmpl(&s(raw)));
+            assert_eq!(go_quote_end(&lit), Some(lit.len() - 1), "{raw:?} -> {lit}");
+        }
     }
 
     #[test]

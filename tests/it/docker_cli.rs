@@ -1,12 +1,15 @@
 //! The docker commands at their edges, without needing an engine: a daemon that cannot be
 //! reached, and no docker at all. Each must fail fast, with exit code 3 (doctor: 1), say what is
 //! wrong and what to do, and change nothing.
+//!
+//! The unreachable daemon is only reached through the docker CLI, so those tests need it on PATH
+//! (and skip without it, see `harness::external_tool`); the one without docker runs anywhere.
 
 use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 
-use crate::harness::Project;
+use crate::harness::{external_tool, Project};
 
 const SPEC: &str = "project: edges\ndiscovery: consul-dns\n";
 
@@ -22,6 +25,9 @@ const COMMANDS: [(&[&str], i32); 6] = [
 
 #[test]
 fn an_unreachable_daemon_fails_every_command_fast() {
+    if external_tool("docker", "every command against an unreachable daemon").is_none() {
+        return;
+    }
     let p = Project::new();
     p.write("provision.yaml", SPEC);
     for (args, code) in COMMANDS {
@@ -87,6 +93,9 @@ fn no_docker_on_path_is_said_plainly() {
 
 #[test]
 fn doctor_json_reports_the_failure() {
+    if external_tool("docker", "doctor --json against an unreachable daemon").is_none() {
+        return;
+    }
     let p = Project::new();
     p.write("provision.yaml", SPEC);
     let out = p

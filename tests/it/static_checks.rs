@@ -5,13 +5,14 @@
 //!   the evaluator in `gotmpl.rs`: no consul-template binary can be had offline), once with the
 //!   host's HAProxy and once with HAProxy 3.0 (Debian 13's) in a rig container;
 //! - `docker compose -f compose.yaml config -q`, and the JSON schema of the Compose
-//!   Specification (`../shared/data/compose-spec.json`) with the `jsonschema` crate;
+//!   Specification (`tests/data/compose-spec.json`, kept in the repository) with the
+//!   `jsonschema` crate;
 //! - `hadolint` on every Dockerfile (info level and above fail);
-//! - `shellcheck` on every shell script;
+//! - `shellcheck` on every generated shell script and on the repository's own (`.ci/`, `bench/`);
 //! - `python3 -m py_compile` on every Python file.
 //!
-//! A missing tool skips its check with a printed reason, except when the environment variable
-//! `CI` is set: CI must run every check, so there a missing tool fails the test.
+//! A missing tool skips its check with a printed reason, except where every check is required
+//! (`CI`, `PROVISION_E2E=require`): there it fails the test (see `harness::skip_or_fail`).
 //!
 //! HAProxy resolves `nameserver` host names while it parses, and `consul` only resolves on the
 //! stack's network. The check therefore runs `haproxy -c` in a private mount namespace whose
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::gotmpl;
-use crate::harness::{read_tree, repo_root};
+use crate::harness::{external_tool, read_tree, repo_root, skip_or_fail};
 use crate::render_snapshots::{render_fixture, FIXTURES};
 
 /// A rendered tree on disk, with the fixture's other files (the custom app) beside it.
@@ -86,23 +87,6 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
-/// Whether `tool` can run. When it cannot: skip (printing why) locally, fail under CI.
-fn tool(tool: &str, version_args: &[&str]) -> bool {
-    let found = Command::new(tool)
-        .args(version_args)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set, so every static check must run, but `{tool}` is not available (.ci/install-tools.sh installs it)"
-        );
-        eprintln!("SKIPPED: `{tool}` is not installed; its checks did not run (they are required when CI is set)");
-    }
-    found
-}
-
 /// Runs a command; on failure panics with what was checked, the command line and its output.
 fn run_ok(what: &str, cmd: &mut Command) {
     let output = cmd
@@ -127,7 +111,7 @@ fn files_named<'a>(rendered: &'a Rendered, pred: impl Fn(&str, &str) -> bool + '
 }
 
 /// `haproxy -c -f FILE` with the stack's service names resolvable (see the module docs).
-fn haproxy_check(what: &str, config: &Path) {
+fn haproxy_check(haproxy: &Path, what: &str, config: &Path) {
     let scratch = tempfile::tempdir().unwrap();
     let hosts = scratch.path().join("hosts");
     std::fs::write(
@@ -135,29 +119,27 @@ fn haproxy_check(what: &str, config: &Path) {
         "127.0.0.1 localhost\n127.0.0.1 consul web redis lb\n",
     )
     .unwrap();
-    let script = "mount --bind \"$1\" /etc/hosts && exec haproxy -dW -c -f \"$2\"";
+    let script = "mount --bind \"$1\" /etc/hosts && exec \"$2\" -dW -c -f \"$3\"";
     run_ok(
         what,
         Command::new("unshare")
             .args(["--mount", "--map-root-user", "sh", "-c", script, "sh"])
             .arg(&hosts)
+            .arg(haproxy)
             .arg(config),
     );
 }
 
-fn can_unshare() -> bool {
+fn can_unshare(check: &str) -> bool {
     let ok = Command::new("unshare")
         .args(["--mount", "--map-root-user", "true"])
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
+        .is_ok_and(|s| s.success());
     if !ok {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set, but `unshare --mount --map-root-user` does not work here, so haproxy -c cannot resolve the stack's host names"
-        );
-        eprintln!(
-            "SKIPPED: haproxy -c needs `unshare --mount --map-root-user` (root or user namespaces)"
+        skip_or_fail(
+            check,
+            "`unshare --mount --map-root-user` does not work here (it needs root or user \
+             namespaces), so the stack's host names cannot be made resolvable",
         );
     }
     ok
@@ -165,13 +147,21 @@ fn can_unshare() -> bool {
 
 #[test]
 fn haproxy_accepts_every_config() {
-    if !tool("haproxy", &["-v"]) || !can_unshare() {
+    const CHECK: &str = "haproxy -c on every generated HAProxy config";
+    let Some(haproxy) = external_tool("haproxy", CHECK) else {
+        return;
+    };
+    if !can_unshare(CHECK) {
         return;
     }
     let mut checked = 0;
     for rendered in rendered_fixtures() {
         for rel in files_named(&rendered, |p, _| p.ends_with("haproxy.cfg")) {
-            haproxy_check(&format!("{} {rel}", rendered.name), &rendered.out.join(rel));
+            haproxy_check(
+                &haproxy,
+                &format!("{} {rel}", rendered.name),
+                &rendered.out.join(rel),
+            );
             checked += 1;
         }
         for rel in files_named(&rendered, |p, _| p.ends_with("haproxy.ctmpl")) {
@@ -193,6 +183,7 @@ fn haproxy_accepts_every_config() {
                     .join(format!("lb/haproxy-from-ctmpl-{count}.cfg"));
                 std::fs::write(&path, config).unwrap();
                 haproxy_check(
+                    &haproxy,
                     &format!("{} {rel} rendered for {count} instances", rendered.name),
                     &path,
                 );
@@ -206,14 +197,14 @@ fn haproxy_accepts_every_config() {
 
 #[test]
 fn compose_files_are_valid_for_compose_and_the_schema() {
-    let schema_path = repo_root().join("../shared/data/compose-spec.json");
+    let schema_path = repo_root().join("tests/data/compose-spec.json");
     let schema: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&schema_path)
             .unwrap_or_else(|e| panic!("{}: {e}", schema_path.display())),
     )
     .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the Compose schema compiles");
-    let docker = tool("docker", &["compose", "version"]);
+    let docker = compose_cli("docker compose config -q on every compose.yaml");
     for rendered in rendered_fixtures() {
         let text = &rendered.files["compose.yaml"];
         let value: serde_json::Value = serde_yaml::from_str(text).unwrap();
@@ -236,10 +227,10 @@ fn compose_files_are_valid_for_compose_and_the_schema() {
                 rendered.name
             );
         }
-        if docker {
+        if let Some(docker) = &docker {
             run_ok(
                 &format!("{}: docker compose config", rendered.name),
-                Command::new("docker")
+                Command::new(docker)
                     .args(["compose", "-f"])
                     .arg(rendered.out.join("compose.yaml"))
                     .args(["config", "-q"]),
@@ -248,21 +239,43 @@ fn compose_files_are_valid_for_compose_and_the_schema() {
     }
 }
 
+/// The docker CLI, when it has the Compose v2 plugin (`docker compose config` needs no engine).
+fn compose_cli(check: &str) -> Option<PathBuf> {
+    let docker = external_tool("docker", check)?;
+    let plugin = Command::new(&docker)
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !plugin {
+        skip_or_fail(
+            check,
+            "the Docker Compose v2 plugin is missing (`docker compose version` failed)",
+        );
+        return None;
+    }
+    Some(docker)
+}
+
 #[test]
 fn hadolint_passes_every_dockerfile() {
-    if !tool("hadolint", &["--version"]) {
+    let Some(hadolint) = external_tool("hadolint", "hadolint on every generated Dockerfile") else {
         return;
-    }
+    };
+    let mut checked = 0;
     for rendered in rendered_fixtures() {
         for rel in files_named(&rendered, |p, _| p.ends_with("Dockerfile")) {
             run_ok(
                 &format!("{} {rel}", rendered.name),
-                Command::new("hadolint")
+                Command::new(&hadolint)
                     .arg("--no-color")
                     .arg(rendered.out.join(rel)),
             );
+            checked += 1;
         }
     }
+    // web, lb and redis for three fixtures and the example; `custom` brings its own web and
+    // redis, so only its lb is generated.
+    assert!(checked >= 13, "only {checked} Dockerfiles checked");
 }
 
 fn is_shell_script(path: &str, text: &str) -> bool {
@@ -277,38 +290,89 @@ fn is_shell_script(path: &str, text: &str) -> bool {
         .any(|shebang| text.starts_with(shebang))
 }
 
+/// The repository's own shell scripts: every shell script directly in these directories.
+const SCRIPT_DIRS: [&str; 2] = [".ci", "bench"];
+
+/// Scripts that exist today; finding fewer means the search above broke, not that all is well.
+const KNOWN_SCRIPTS: [&str; 8] = [
+    ".ci/engine.sh",
+    ".ci/install-tools.sh",
+    ".ci/rig-images.sh",
+    ".ci/run",
+    "bench/apply.sh",
+    "bench/lib.sh",
+    "bench/render.sh",
+    "bench/scale.sh",
+];
+
+/// The repository's shell scripts, relative to its root: the ones `.ci/run` lints
+/// (`.ci/*.sh`, `.ci/run`, `bench/*.sh`) and any other with a shell shebang beside them.
+fn repository_scripts() -> Vec<String> {
+    let root = repo_root();
+    let mut found = Vec::new();
+    for dir in SCRIPT_DIRS {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let entry = entry.unwrap();
+            if !entry.file_type().unwrap().is_file() {
+                continue;
+            }
+            let rel = format!("{dir}/{}", entry.file_name().to_string_lossy());
+            // Only the start matters; a binary file reads as not a script.
+            let text = std::fs::read(entry.path()).unwrap_or_default();
+            if is_shell_script(&rel, &String::from_utf8_lossy(&text)) {
+                found.push(rel);
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 #[test]
 fn shellcheck_passes_every_shell_script() {
-    if !tool("shellcheck", &["--version"]) {
-        return;
+    let scripts = repository_scripts();
+    for known in KNOWN_SCRIPTS {
+        assert!(
+            scripts.iter().any(|s| s == known),
+            "{known} was not found among the shell scripts to check: {scripts:?}"
+        );
     }
-    let mut checked = 0;
+    let Some(shellcheck) = external_tool("shellcheck", "shellcheck on every shell script") else {
+        return;
+    };
+    // Run from the repository root, as `.ci/run` does: bench/.shellcheckrc and the scripts'
+    // `source` lines resolve from there.
+    run_ok(
+        "shellcheck on the repository's scripts",
+        Command::new(&shellcheck)
+            .current_dir(repo_root())
+            .args(&scripts),
+    );
+    // Today's blueprints generate no shell script (the entrypoint is Python, RUN lines are
+    // checked by hadolint's built-in ShellCheck); this keeps any future one honest.
     for rendered in rendered_fixtures() {
         for rel in files_named(&rendered, is_shell_script) {
             run_ok(
                 &format!("{} {rel}", rendered.name),
-                Command::new("shellcheck").arg(rendered.out.join(rel)),
+                Command::new(&shellcheck).arg(rendered.out.join(rel)),
             );
-            checked += 1;
         }
     }
-    // Today's blueprints generate no shell script (the entrypoint is Python, RUN lines are
-    // checked by hadolint's built-in ShellCheck); this keeps any future one honest.
-    eprintln!("shellcheck: {checked} shell scripts checked");
 }
 
 #[test]
 fn python_files_compile() {
-    if !tool("python3", &["--version"]) {
+    let Some(python) = external_tool("python3", "python3 -m py_compile on every Python file")
+    else {
         return;
-    }
+    };
     let cache = tempfile::tempdir().unwrap();
     let mut checked = 0;
     for rendered in rendered_fixtures() {
         for rel in files_named(&rendered, |p, _| p.ends_with(".py")) {
             run_ok(
                 &format!("{} {rel}", rendered.name),
-                Command::new("python3")
+                Command::new(&python)
                     .env("PYTHONPYCACHEPREFIX", cache.path())
                     .args(["-m", "py_compile"])
                     .arg(rendered.out.join(rel)),
@@ -355,28 +419,24 @@ fn haproxy_3_0_accepts_every_config_without_warnings() {
     let prefix =
         std::env::var("PROVISION_RIG_PREFIX").unwrap_or_else(|_| "localhost/provision-rig".into());
     let image = format!("{prefix}/haproxy:trixie");
+    let check = "haproxy -c with HAProxy 3.0 (trixie)";
+    let Some(docker) = external_tool("docker", check) else {
+        return;
+    };
     let docker_ok = |args: &[&str]| {
-        Command::new("docker")
+        Command::new(&docker)
             .args(args)
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let problem = if !docker_ok(&["version", "--format", "{{.Server.Version}}"]) {
-        Some("no Docker engine answers".to_owned())
-    } else if !docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image]) {
-        Some(format!(
-            "the image {image} is missing (.ci/rig-images.sh builds it)"
-        ))
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set, so HAProxy 3.0 must check the generated configs, but {problem}"
+    if !docker_ok(&["version", "--format", "{{.Server.Version}}"]) {
+        return skip_or_fail(check, "no Docker engine answers");
+    }
+    if !docker_ok(&["image", "inspect", "--format", "{{.Id}}", &image]) {
+        return skip_or_fail(
+            check,
+            &format!("the image {image} is missing (.ci/rig-images.sh builds it)"),
         );
-        eprintln!("SKIPPED: haproxy -c with HAProxy 3.0 did not run: {problem}");
-        return;
     }
 
     let mut configs: Vec<(String, String)> = Vec::new();
@@ -404,7 +464,7 @@ fn haproxy_3_0_accepts_every_config_without_warnings() {
     let children: Vec<_> = configs
         .iter()
         .map(|(what, config)| {
-            let mut child = Command::new("docker")
+            let mut child = Command::new(&docker)
                 .args(["run", "--rm", "-i", "--network", "none"])
                 .args(["consul", "web", "redis", "lb"].map(|h| format!("--add-host={h}:127.0.0.1")))
                 .args([&image, "-dW", "-c", "-f", "/dev/stdin"])
