@@ -3,7 +3,7 @@
 //! haproxy.cfg. Each filter returns a *safe* string, and the environment's formatter refuses to
 //! print any other string (see `mod.rs`), so a value cannot reach a file unescaped by accident.
 //!
-//! Two kinds of filter: those that can quote anything (`yaml`, `json`, `py`, `sh`, `gotmpl`,
+//! Two kinds of filter: those that can quote anything (`yaml`, `json`, `py`, `gotmpl`,
 //! `mermaid`) and those for formats without a reliable quoting (`haproxy`, `word`, `hcl` in
 //! part), which refuse anything outside a small safe alphabet. The spec's own rules
 //! (`spec::rules`) already keep values narrow; these filters are the second wall.
@@ -16,7 +16,6 @@ pub fn register(env: &mut minijinja::Environment<'static>) {
     env.add_filter("yaml", yaml);
     env.add_filter("json", json);
     env.add_filter("py", py);
-    env.add_filter("sh", sh);
     env.add_filter("haproxy", haproxy);
     env.add_filter("word", word);
     env.add_filter("hcl", hcl);
@@ -91,10 +90,15 @@ fn to_json(filter: &str, value: &Value) -> Result<String, Error> {
     })
 }
 
-/// YAML: a JSON scalar or flow sequence/mapping. JSON is valid YAML, and a JSON-quoted string
-/// cannot end its line, open a new key or start a comment, whatever it contains.
+/// YAML for Compose files: a JSON scalar or flow sequence/mapping. JSON is valid YAML, and a
+/// JSON-quoted string cannot end its line, open a new key or start a comment, whatever it
+/// contains. Every `$` is doubled: Compose reads `$NAME` and `${NAME}` in any value as an
+/// interpolation and `$$` as a literal `$`, so no value can pull in the environment, even if a
+/// spec rule is loosened later.
 pub fn yaml(value: &Value) -> Result<Value, Error> {
-    Ok(Value::from_safe_string(to_json("yaml", value)?))
+    Ok(Value::from_safe_string(
+        to_json("yaml", value)?.replace('$', "$$"),
+    ))
 }
 
 /// JSON, for Dockerfile exec-form arrays (`CMD ["a", "b"]`) and JSON files.
@@ -121,23 +125,6 @@ pub fn py(value: &Value) -> Result<Value, Error> {
             ))
         }
     }
-}
-
-fn is_shell_safe(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c)
-}
-
-/// One shell word: left bare when it is plainly safe, otherwise single-quoted, with each `'`
-/// written as `'\''` (single quotes have no other escapes in POSIX sh).
-pub fn sh(value: &Value) -> Result<Value, Error> {
-    let text = scalar_text("sh", value)?;
-    if !text.is_empty() && text.chars().all(is_shell_safe) {
-        return Ok(Value::from_safe_string(text));
-    }
-    Ok(Value::from_safe_string(format!(
-        "'{}'",
-        text.replace('\'', r"'\''")
-    )))
 }
 
 /// HAProxy config has quoting, but its rules differ between versions and keywords; a value
@@ -281,9 +268,18 @@ mod tests {
             assert!(!quoted.contains('\n'), "{quoted}");
             let doc = format!("key: {quoted}\nother: 1\n");
             let parsed: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
-            assert_eq!(parsed["key"].as_str(), Some(*raw), "{doc}");
+            // YAML keeps the doubled `$`; Compose's interpolation then reads `$$` as `$`.
+            let for_compose = raw.replace('$', "$$");
+            assert_eq!(parsed["key"].as_str(), Some(for_compose.as_str()), "{doc}");
             assert_eq!(parsed["other"].as_i64(), Some(1), "{doc}");
         }
+    }
+
+    #[test]
+    fn yaml_never_leaves_a_compose_interpolation() {
+        assert_eq!(out(yaml(&s("${HOME}"))), r#""$${HOME}""#);
+        assert_eq!(out(yaml(&s("a$b$$c"))), r#""a$$b$$$$c""#);
+        assert_eq!(out(yaml(&s("no dollar"))), r#""no dollar""#);
     }
 
     #[test]
@@ -345,31 +341,6 @@ for line in sys.stdin.buffer.read().decode("utf-8").split("\n")[:-1]:
             .collect();
         let expected: Vec<serde_json::Value> = values.into_iter().map(|(_, v)| v).collect();
         assert_eq!(back, expected, "{source}");
-    }
-
-    #[test]
-    fn shell_words_are_quoted_unless_plainly_safe() {
-        assert_eq!(out(sh(&s("redis-server"))), "redis-server");
-        assert_eq!(out(sh(&s("0.0.0.0:5000"))), "0.0.0.0:5000");
-        assert_eq!(out(sh(&s(""))), "''");
-        assert_eq!(out(sh(&s("it's"))), r"'it'\''s'");
-        assert_eq!(out(sh(&s("$(rm -rf /)"))), "'$(rm -rf /)'");
-    }
-
-    #[test]
-    fn shell_quoting_survives_a_real_shell() {
-        let Some(shell) = external_tool("sh", "sh reads every sh word back") else {
-            return;
-        };
-        for raw in HOSTILE.iter().filter(|r| !r.contains('\0')) {
-            let script = format!("printf '%s' {}", out(sh(&s(raw))));
-            let output = std::process::Command::new(&shell)
-                .arg("-c")
-                .arg(&script)
-                .output()
-                .unwrap();
-            assert_eq!(String::from_utf8_lossy(&output.stdout), *raw, "{script}");
-        }
     }
 
     #[test]
@@ -468,7 +439,7 @@ for line in sys.stdin.buffer.read().decode("utf-8").split("\n")[:-1]:
     #[test]
     fn filters_refuse_undefined_and_none() {
         type Filter = fn(&Value) -> Result<Value, Error>;
-        let filters: [Filter; 9] = [yaml, json, py, sh, haproxy, word, hcl, gotmpl, mermaid];
+        let filters: [Filter; 8] = [yaml, json, py, haproxy, word, hcl, gotmpl, mermaid];
         for filter in filters {
             for value in [Value::UNDEFINED, Value::from(())] {
                 let err = filter(&value).unwrap_err();
@@ -483,7 +454,6 @@ for line in sys.stdin.buffer.read().decode("utf-8").split("\n")[:-1]:
     fn filters_reject_maps() {
         let map = Value::from_serialize(std::collections::BTreeMap::from([("a", 1)]));
         assert!(haproxy(&map).is_err());
-        assert!(sh(&map).is_err());
         assert!(py(&map).is_err());
     }
 }
