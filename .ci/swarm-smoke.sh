@@ -10,13 +10,17 @@
 #      from all 4 replicas, on at least 2 nodes
 #   4. `docker stack rm`, waiting until no task container is left on any node
 # Prints the time of each step. Exits non-zero when a check fails; removes the stack and the
-# image it pushed either way (the registry itself goes with `swarm-rig.sh down`).
+# image's registry name either way (what was pushed goes with the registry: `swarm-rig.sh down`).
+# The image stays as localhost/provision-rig/swarm-smoke:trixie, the build cache of the next run.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 RIG="$HERE/swarm-rig.sh"
 PREFIX=${PROVISION_RIG_PREFIX:-localhost/provision-rig}
 BASE_IMAGE="$PREFIX/debian:trixie"
+# Kept after the run, like the rig's other images, so the next run's build comes from the cache;
+# only its registry name (IMAGE) is removed.
+LOCAL_IMAGE="$PREFIX/swarm-smoke:trixie"
 STACK=provision-swarm-smoke
 REPLICAS=4
 TIMEOUT=90
@@ -140,8 +144,9 @@ EOF
 
 T_ALL=$(now)
 t0=$(now)
-out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE_IMAGE" --tag "$IMAGE" "$WORK" 2>&1) \
-  || { printf '%s\n' "$out" >&2; die "docker build of $IMAGE"; }
+out=$(DOCKER_BUILDKIT=0 docker build --build-arg "BASE=$BASE_IMAGE" --tag "$LOCAL_IMAGE" "$WORK" 2>&1) \
+  || { printf '%s\n' "$out" >&2; die "docker build of $LOCAL_IMAGE"; }
+docker tag "$LOCAL_IMAGE" "$IMAGE"
 log "image built in $(since "$t0")"
 t0=$(now)
 docker push --quiet "$IMAGE" >/dev/null
