@@ -89,7 +89,7 @@ node_count() {
 # The rig's containers on the outer engine, by name prefix (and label, so nothing of anyone
 # else's that happens to share the prefix is touched).
 rig_containers() {
-  docker ps -a --filter "label=$RIG_LABEL" --format '{{.Names}}' | grep "^$NAME-" || true
+  docker ps -a --filter "label=$RIG_LABEL" --format '{{.Names}}' | grep "^$NAME-" | sort || true
 }
 rig_volumes() {
   docker volume ls --filter "label=$RIG_LABEL" --format '{{.Name}}' | grep "^$NAME-" || true
@@ -194,6 +194,14 @@ up_node() {
   return 0
 }
 
+# Drops the manager's entry for node K (left by an engine that was removed), if it has one.
+forget_node() {
+  local id
+  for id in $(node_docker 1 node ls --quiet --filter "name=$(node_name "$1")" 2>/dev/null); do
+    node_docker 1 node rm --force "$id" >/dev/null
+  done
+}
+
 swarm_state() { node_docker "$1" info --format '{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}' 2>/dev/null; }
 
 ready_count() {
@@ -220,6 +228,7 @@ cmd_up() {
         k=${name#"$NAME"-node}
         if [ "$k" -gt "$n" ]; then
           log "$name is beyond PROVISION_SWARM_NODES=$n: removed"
+          forget_node "$k"
           docker rm -f --volumes "$name" >/dev/null
           docker volume rm "$name-docker" >/dev/null 2>&1 || true
         fi
@@ -262,6 +271,7 @@ cmd_up() {
       state=inactive
     fi
     if [ "${state%% *}" != active ]; then
+      forget_node "$k"
       # An explicit address: once the node's engine has its docker0 bridge it has two, and join
       # refuses to choose.
       node_docker "$k" swarm join --token "$token" --advertise-addr "$(node_ip "$k")" "$manager_addr" >/dev/null
@@ -271,12 +281,6 @@ cmd_up() {
   if [ "${#joined[@]}" -gt 0 ]; then
     log "nodes ${joined[*]} joined in $(since "$t0")"
   fi
-
-  # Entries of nodes that were created again stay behind as Down: drop them.
-  local id
-  for id in $(node_docker 1 node ls --filter role=worker --format '{{.ID}} {{.Status}}' | awk '$2 == "Down" { print $1 }'); do
-    node_docker 1 node rm --force "$id" >/dev/null
-  done
 
   t0=$(now)
   local deadline=$((SECONDS + READY_TIMEOUT))
