@@ -292,7 +292,10 @@ cmd_up() {
   log "swarm rig up in $(since "$t_all"): eval \"\$($0 env)\" points docker at the manager"
 }
 
+# PROVISION_SWARM_DOCKER_HOST is the manager too, for a caller (CI) that keeps DOCKER_HOST on the
+# outer engine: drop the DOCKER_HOST line and hand the other to the Swarm tests.
 cmd_env() {
+  printf 'export PROVISION_SWARM_DOCKER_HOST=%s\n' "$(node_socket 1)"
   printf 'export DOCKER_HOST=%s\n' "$(node_socket 1)"
   printf 'export PROVISION_SWARM_REGISTRY=127.0.0.1:%s\n' "$REGISTRY_PORT"
   printf 'export PROVISION_SWARM_PORTS=%s-%s\n' "$PORT_FIRST" "$PORT_LAST"

@@ -32,9 +32,8 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f s", b - a }'; }
 
 # The outer engine for the build and push; the manager (MANAGER) for the stack.
 unset DOCKER_HOST
-eval "$("$RIG" env)"
-MANAGER=$DOCKER_HOST
-unset DOCKER_HOST
+eval "$("$RIG" env | sed '/^export DOCKER_HOST=/d')"
+MANAGER=$PROVISION_SWARM_DOCKER_HOST
 IMAGE="$PROVISION_SWARM_REGISTRY/$STACK:1"
 LB_PORT=${PROVISION_SWARM_PORTS%-*}
 STATS_PORT=$((LB_PORT + 1))
