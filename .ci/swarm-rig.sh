@@ -162,7 +162,7 @@ up_registry() {
     log "registry $REGISTRY running: kept"
   else
     docker run --detach --name "$REGISTRY" --label "$RIG_LABEL=registry" --network "$NETWORK" \
-      --publish "127.0.0.1:$REGISTRY_PORT:5000" --restart unless-stopped "$REGISTRY_IMAGE" >/dev/null
+      --publish "127.0.0.1:$REGISTRY_PORT:5000" "$REGISTRY_IMAGE" >/dev/null
   fi
   wait_for "registry on 127.0.0.1:$REGISTRY_PORT" curl -fsS "http://127.0.0.1:$REGISTRY_PORT/v2/"
   log "registry answers on 127.0.0.1:$REGISTRY_PORT after $(since "$t0")"
@@ -220,7 +220,7 @@ cmd_up() {
   up_network
   up_registry
 
-  # Nodes beyond N, left by an earlier `up` with more nodes, leave the swarm with their container.
+  # Nodes beyond N, left by an earlier `up` with more nodes: off the manager's list, then removed.
   local name k
   for name in $(rig_containers); do
     case "$name" in
@@ -302,7 +302,7 @@ cmd_env() {
 }
 
 cmd_status() {
-  local name ok=0 k
+  local name nodes=0 k
   for name in $(rig_containers); do
     printf '%-28s %s\n' "$name" "$(docker inspect -f '{{.State.Status}}' "$name")"
   done
@@ -316,11 +316,11 @@ cmd_status() {
       "$NAME"-node*)
         k=${name#"$NAME"-node}
         printf '%s: ports %s-%s on 127.0.0.1:%s\n' "$name" "$PORT_FIRST" "$PORT_LAST" "$(node_host_ports "$k")"
-        ok=$((ok + 1))
+        nodes=$((nodes + 1))
         ;;
     esac
   done
-  [ "$(ready_count)" -eq "$ok" ]
+  [ "$(ready_count)" -eq "$nodes" ]
 }
 
 cmd_down() {
