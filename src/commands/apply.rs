@@ -14,11 +14,14 @@
 //! number a new stack starts with. It says so when the two differ.
 
 use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
 
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
 use crate::docker::preflight::{self, Preflight};
-use crate::docker::{Compose, Container, Docker, UpOptions};
+use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL};
 use crate::printer::Printer;
 use crate::probe::Endpoints;
 use crate::scaling;
@@ -41,6 +44,23 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
 
     // Preflight: nothing below changes anything until every check passed.
     let engine = preflight::require_engine(&docker)?;
+
+    let before = docker.project_containers(&plan.project)?;
+    match pending_change(&docker, &stack.compose_file, &before, &plan.web.service)? {
+        None => {
+            progress.note(
+                "nothing to do: every container runs its service's current configuration and \
+                 image (Compose was not run)",
+            );
+            print!(
+                "{}",
+                summary(&plan.project, &[], &before, &before, &Endpoints::of(plan))
+            );
+            return Ok(ExitStatus::Success);
+        }
+        Some(reason) => progress.note(format!("to apply: {reason}")),
+    }
+
     let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
     let config = compose.config()?;
     let needs = preflight::image_needs(plan, Some(&config));
@@ -50,7 +70,6 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     }
     .into_result()?;
 
-    let before = docker.project_containers(&plan.project)?;
     let web_now = before
         .iter()
         .filter(|c| c.service == plan.web.service)
@@ -134,6 +153,101 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     Ok(ExitStatus::Success)
 }
 
+/// Why Compose has work to do; None when every container already runs what the Compose file
+/// says: one per service (web: at least one), running, not unhealthy, carrying its service's
+/// current `org.provision.config` label (a hash of the service's section, see compose.yaml.j2)
+/// and running the image its reference names now. That is what lets a no-change apply finish
+/// without `docker compose up`, which reads and compares everything again.
+fn pending_change(
+    docker: &Docker,
+    compose_file: &Path,
+    containers: &[Container],
+    web_service: &str,
+) -> anyhow::Result<Option<String>> {
+    let text = std::fs::read_to_string(compose_file)
+        .with_context(|| format!("reading {}", compose_file.display()))?;
+    let wanted = file_services(&text)
+        .with_context(|| format!("reading the services of {}", compose_file.display()))?;
+    let containers: Vec<&Container> = containers.iter().filter(|c| !c.oneoff).collect();
+    if let Some(c) = containers.iter().find(|c| !wanted.contains_key(&c.service)) {
+        return Ok(Some(format!(
+            "{} belongs to no service of the file",
+            c.describe()
+        )));
+    }
+    let images: Vec<String> = wanted.values().map(|w| w.image.clone()).collect();
+    let ids = docker.image_ids(&images)?;
+    for ((service, want), id) in wanted.iter().zip(ids) {
+        let mine: Vec<&&Container> = containers
+            .iter()
+            .filter(|c| &c.service == service)
+            .collect();
+        let expected_count_ok = if service == web_service {
+            !mine.is_empty()
+        } else {
+            mine.len() == 1
+        };
+        if !expected_count_ok {
+            return Ok(Some(format!("{service} has {} containers", mine.len())));
+        }
+        for c in mine {
+            let problem = if !c.running {
+                Some(format!("is {}", c.state))
+            } else if c.health.as_deref() == Some("unhealthy") {
+                Some("is unhealthy".to_owned())
+            } else if c.config_label.as_deref() != Some(want.config.as_str()) {
+                Some("runs an older configuration".to_owned())
+            } else if id.as_deref() != Some(c.image_id.as_str()) {
+                Some(format!("does not run the current {}", want.image))
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Ok(Some(format!("{} {problem}", c.describe())));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// A service as the rendered Compose file has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileService {
+    image: String,
+    config: String,
+}
+
+/// Service → its image and `org.provision.config` label, from compose.yaml's text.
+fn file_services(text: &str) -> anyhow::Result<BTreeMap<String, FileService>> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+    let services = doc
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .context("no services")?;
+    services
+        .iter()
+        .map(|(name, section)| {
+            let name = name.as_str().context("a service name is not a string")?;
+            let field = |value: Option<&serde_yaml::Value>, what: &str| {
+                value
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                    .with_context(|| format!("service {name} has no {what}"))
+            };
+            Ok((
+                name.to_owned(),
+                FileService {
+                    image: field(section.get("image"), "image")?,
+                    config: field(
+                        section.get("labels").and_then(|l| l.get(CONFIG_LABEL)),
+                        CONFIG_LABEL,
+                    )?,
+                },
+            ))
+        })
+        .collect()
+}
+
 /// What apply did, for stdout: images built, containers started/kept, where to look.
 fn summary(
     project: &str,
@@ -200,6 +314,22 @@ fn summary(
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_compose_file_says_each_service_image_and_config() {
+        let text = "name: hits\nservices:\n  web:\n    image: \"hits-web:1\"\n    labels:\n      org.provision.config: \"abc\"\n      SERVICE_NAME: web\n  lb:\n    image: lb:2\n    labels:\n      org.provision.config: \"def\"\n";
+        let services = file_services(text).unwrap();
+        assert_eq!(
+            services["web"],
+            FileService {
+                image: "hits-web:1".into(),
+                config: "abc".into()
+            }
+        );
+        assert_eq!(services["lb"].config, "def");
+        let err = file_services("services:\n  web:\n    image: x\n").unwrap_err();
+        assert!(err.to_string().contains("org.provision.config"), "{err}");
+    }
+
     fn container(id: &str, service: &str, started: &str) -> Container {
         Container {
             id: id.into(),
@@ -216,6 +346,8 @@ mod tests {
             ip: None,
             started_at: started.into(),
             image: String::new(),
+            image_id: String::new(),
+            config_label: None,
         }
     }
 

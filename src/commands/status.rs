@@ -299,6 +299,8 @@ mod tests {
             ip: Some("172.20.0.5".into()),
             started_at: String::new(),
             image: String::new(),
+            image_id: String::new(),
+            config_label: None,
         };
         insta::assert_snapshot!(to_text(&status, &[web1]), @r"
         hits (consul-dns discovery), /srv/hits/generated/compose.yaml

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 
 const PROJECT: &str = "com.docker.compose.project";
 const SERVICE: &str = "com.docker.compose.service";
+/// Set by compose.yaml.j2 on every service: a hash of the service's own section.
+pub const CONFIG_LABEL: &str = "org.provision.config";
 const NUMBER: &str = "com.docker.compose.container-number";
 const ONEOFF: &str = "com.docker.compose.oneoff";
 
@@ -35,6 +37,10 @@ pub struct Container {
     pub ip: Option<String>,
     pub started_at: String,
     pub image: String,
+    /// The ID of the image it runs.
+    pub image_id: String,
+    /// Its `org.provision.config` label (see compose.yaml.j2), if any.
+    pub config_label: Option<String>,
 }
 
 impl Container {
@@ -49,6 +55,8 @@ impl Container {
 struct Inspect {
     id: String,
     name: String,
+    #[serde(default)]
+    image: String,
     config: InspectConfig,
     state: InspectState,
     #[serde(default)]
@@ -146,6 +154,8 @@ fn from_inspect(raw: Inspect) -> Option<Container> {
         ip,
         started_at: raw.state.started_at,
         image: raw.config.image,
+        image_id: raw.image,
+        config_label: labels.get(CONFIG_LABEL).cloned(),
     })
 }
 

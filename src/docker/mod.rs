@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use compose::{parse_ps, Compose, ComposeConfig, ConfigService, PsEntry, UpOptions};
-pub use containers::{parse_inspect, Container};
+pub use containers::{parse_inspect, Container, CONFIG_LABEL};
 
 use crate::printer::Printer;
 use crate::ToolError;
@@ -72,9 +72,19 @@ impl Docker {
         }
     }
 
-    /// Which of `images` exist locally, in the same order. One `docker image inspect` for all:
-    /// it names each missing image on stderr ("No such image: REF").
+    /// Which of `images` (references) are present locally, in order.
     pub fn images_present(&self, images: &[String]) -> anyhow::Result<Vec<bool>> {
+        Ok(self
+            .image_ids(images)?
+            .into_iter()
+            .map(|id| id.is_some())
+            .collect())
+    }
+
+    /// The image ID of each of `images` (references), in order; None for one that is not
+    /// present. One `docker image inspect` for all: it prints the IDs of the images it found
+    /// and names the missing ones on stderr.
+    pub fn image_ids(&self, images: &[String]) -> anyhow::Result<Vec<Option<String>>> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
@@ -84,18 +94,29 @@ impl Docker {
             .call("looking for images", args)
             .timeout(Duration::from_secs(20))
             .output_unchecked()?;
-        if out.success {
-            return Ok(vec![true; images.len()]);
-        }
-        match missing_images(&out.stderr, images) {
-            Some(missing) => Ok(images.iter().map(|i| !missing.contains(i)).collect()),
-            None => Err(failure(
-                "looking for images",
-                "docker image inspect ...",
-                &out.stderr,
-                &out.stdout,
-            )),
-        }
+        let missing = if out.success {
+            Vec::new()
+        } else {
+            missing_images(&out.stderr, images).ok_or_else(|| {
+                failure(
+                    "looking for images",
+                    "docker image inspect ...",
+                    &out.stderr,
+                    &out.stdout,
+                )
+            })?
+        };
+        let mut ids = out.stdout.lines().map(|l| l.trim().to_owned());
+        Ok(images
+            .iter()
+            .map(|i| {
+                if missing.contains(i) {
+                    None
+                } else {
+                    ids.next()
+                }
+            })
+            .collect())
     }
 
     /// Every container of a Compose project (running or not), oldest first within a service.

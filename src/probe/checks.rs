@@ -413,6 +413,8 @@ mod tests {
             ip: running.then(|| format!("172.20.0.{}", 10 + n)),
             started_at: "2026-11-25T09:17:19Z".into(),
             image: "hits-web:0123456789ab".into(),
+            image_id: String::new(),
+            config_label: None,
         }
     }
 

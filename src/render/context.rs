@@ -50,6 +50,10 @@ pub(super) struct Context<'a> {
     /// What the plan's choices imply, as flags the blueprints branch on (`stack.rs`).
     pub stack: Features,
     pub tags: BTreeMap<&'static str, String>,
+    /// Per Compose service, a hash of its own section of compose.yaml (label
+    /// `org.provision.config`): `apply` compares it with the running containers' label to know,
+    /// without asking Compose, that nothing changed.
+    pub config_hashes: BTreeMap<String, String>,
     pub web_context: String,
     pub tuning: Tuning,
     pub hashicorp_pgp_fingerprint: &'static str,

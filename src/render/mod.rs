@@ -182,6 +182,7 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         plan,
         stack: plan.features(),
         tags: BTreeMap::new(),
+        config_hashes: BTreeMap::new(),
         web_context,
         tuning: Tuning::standard(),
         hashicorp_pgp_fingerprint: HASHICORP_PGP_FINGERPRINT,
@@ -220,6 +221,16 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         context.tags.insert("web", image_tag(plan, "web", &hash));
     }
 
+    // compose.yaml twice: with empty config labels to hash each service's section, then with
+    // the hashes (a section's hash never covers its own label).
+    context.config_hashes = plan
+        .services()
+        .iter()
+        .map(|s| (s.name().to_owned(), String::new()))
+        .collect();
+    let value = minijinja::Value::from_serialize(&context);
+    let draft = render_one(blueprints, "compose.yaml", &value)?;
+    context.config_hashes = service_hashes(&draft).context("hashing compose.yaml's services")?;
     let value = minijinja::Value::from_serialize(&context);
     for output in ["compose.yaml", "diagram.md"] {
         files.insert(output.to_owned(), render_one(blueprints, output, &value)?);
@@ -229,6 +240,24 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         files,
         local_blueprints: blueprints.local_overrides(),
     })
+}
+
+/// Service name → 12 hex digits of the sha256 of its section, read as YAML (so formatting and
+/// comments do not count, values do).
+fn service_hashes(compose_yaml: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(compose_yaml)?;
+    let services = doc
+        .get("services")
+        .and_then(|s| s.as_mapping())
+        .context("no services")?;
+    services
+        .iter()
+        .map(|(name, section)| {
+            let name = name.as_str().context("a service name is not a string")?;
+            let canonical = serde_json::to_vec(section)?;
+            Ok((name.to_owned(), sha256_hex(&canonical)[..12].to_owned()))
+        })
+        .collect()
 }
 
 fn render_one(
@@ -357,6 +386,27 @@ mod tests {
         assert_eq!(tag(&a, "web"), tag(&b, "web"), "web did not change");
         assert_eq!(tag(&a, "redis"), tag(&b, "redis"));
         assert_ne!(tag(&a, "lb"), tag(&b, "lb"), "the lb config changed");
+    }
+
+    #[test]
+    fn a_config_label_changes_only_with_its_own_service() {
+        let label = |r: &Rendered, service: &str| {
+            let doc: serde_yaml::Value = serde_yaml::from_str(&r.files["compose.yaml"]).unwrap();
+            doc["services"][service]["labels"]["org.provision.config"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        };
+        let a = render(&project("project: hits\n")).unwrap();
+        let b = render(&project("project: hits\nlb:\n  balance: leastconn\n")).unwrap();
+        for service in ["consul", "registrator", "redis", "web"] {
+            assert_eq!(label(&a, service), label(&b, service), "{service}");
+        }
+        assert_ne!(label(&a, "lb"), label(&b, "lb"));
+        let c = render(&project("project: hits\nredis:\n  appendfsync: always\n")).unwrap();
+        assert_ne!(label(&a, "redis"), label(&c, "redis"));
+        assert_eq!(label(&a, "web"), label(&c, "web"));
+        assert_eq!(label(&a, "web").len(), 12);
     }
 
     #[test]
