@@ -14,10 +14,11 @@
 #      the datacenter is part of every SRV target name, so it changes how many fit).
 #   B. On a user-defined Docker network (the stack's topology): a consul container (rig image,
 #      1.8.7, HTTP published on 127.0.0.1:48660), N containers `sleep infinity` with the network
-#      alias `web`, and one HAProxy 3.0 container (Debian trixie's package, image
-#      localhost/provision-bench/haproxy:trixie, built here when missing) with both a consul-dns
-#      backend (SRV from consul:8600) and a docker-dns backend (A records of `web` from Docker's
-#      embedded DNS at 127.0.0.11).
+#      alias `web`, and HAProxy containers, each with both a consul-dns backend (SRV from
+#      consul:8600) and a docker-dns backend (A records of `web` from Docker's embedded DNS at
+#      127.0.0.11): Debian trixie's HAProxy 3.0 (image localhost/provision-bench/haproxy:trixie)
+#      and, when the rig has a bookworm base image, bookworm's 2.6 (…/haproxy:bookworm), the one
+#      the default `images.base` gets. The images are built here when missing.
 #
 # For each N in --counts, after the instances are there, the script waits --settle seconds (the
 # blueprints re-resolve every second), then reads `show servers state` --samples times, 2 s
@@ -70,7 +71,7 @@ SLOTS=$((MAX_N + 50))
 
 PREFIX=provision-ceil
 CONSUL_BIN=${PROVISION_TOOLS_DIR:-/var/tmp/provision-tools}/consul/consul
-HAPROXY_IMAGE=localhost/provision-bench/haproxy:trixie
+HAPROXY_IMAGE=localhost/provision-bench/haproxy
 HOST_HTTP=48650
 HOST_DNS=48653
 DOCKER_HTTP=48660
@@ -80,16 +81,22 @@ LONG_DC=$(printf 'd%.0s' $(seq 1 63))
 WORK=$(mktemp -d "/tmp/$PREFIX.XXXXXX")
 PIDS=()
 cleanup() {
-  local pid containers
+  local pid _
   for pid in "${PIDS[@]}"; do
     kill "$pid" 2>/dev/null || true
   done
-  containers=$(docker ps -aq --filter "name=^$PREFIX-" 2>/dev/null || true)
-  if [ -n "$containers" ]; then
-    # shellcheck disable=SC2086 # one container id per word
-    docker rm -f $containers >/dev/null 2>&1 || true
+  docker ps -aq --filter "name=^$PREFIX-" 2>/dev/null | xargs -r -n 32 docker rm -f >/dev/null 2>&1 || true
+  if docker network inspect "$NETWORK" >/dev/null 2>&1; then
+    for _ in 1 2 3 4 5; do
+      docker network rm "$NETWORK" >/dev/null 2>&1 && break
+      sleep 2
+    done
+    # Engine 20.10 sometimes keeps a stale endpoint after hundreds of containers are removed;
+    # only a daemon restart clears it. The next run reuses the empty network.
+    if docker network inspect "$NETWORK" >/dev/null 2>&1; then
+      log "could not remove network $NETWORK (the engine reports active endpoints, yet no container is attached)"
+    fi
   fi
-  docker network rm "$NETWORK" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -166,7 +173,8 @@ filled_addresses() {
 }
 
 host_api() { socat stdio "UNIX-CONNECT:$WORK/admin.sock"; }
-docker_api() { docker exec -i "$PREFIX-lb" socat stdio UNIX-CONNECT:/tmp/admin.sock; }
+# docker_api SUITE: the runtime API of the HAProxy container built on that Debian suite.
+docker_api() { docker exec -i "$PREFIX-lb-$1" socat stdio UNIX-CONNECT:/tmp/admin.sock; }
 
 # dig_count DIG_CMD... : prints "answers tc" for the query given.
 dig_count() {
@@ -249,11 +257,14 @@ EOF
   wait "$consul_pid" 2>/dev/null || true
 }
 
+# build_haproxy_image SUITE: Debian's HAProxy of that suite (trixie: 3.0, bookworm: 2.6), on the
+# rig's base image of the suite.
 build_haproxy_image() {
-  if docker image inspect "$HAPROXY_IMAGE" >/dev/null 2>&1; then return; fi
-  log "building $HAPROXY_IMAGE (apt-get install haproxy socat bind9-dnsutils on $RIG_BASE)"
+  local base=${RIG_BASE%:*}:$1
+  if docker image inspect "$HAPROXY_IMAGE:$1" >/dev/null 2>&1; then return; fi
+  log "building $HAPROXY_IMAGE:$1 (apt-get install haproxy socat bind9-dnsutils on $base)"
   # The classic builder, as .ci/rig-images.sh uses: a CLI without buildx has nothing else.
-  DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE=$RIG_BASE" --tag "$HAPROXY_IMAGE" - >/dev/null <<'EOF'
+  DOCKER_BUILDKIT=0 docker build --quiet --build-arg "BASE=$base" --tag "$HAPROXY_IMAGE:$1" - >/dev/null <<'EOF'
 ARG BASE
 FROM ${BASE}
 RUN apt-get update \
@@ -270,10 +281,17 @@ start_web() {
 
 # Setup B: consul, web containers and HAProxy 3.0 on one user-defined Docker network.
 run_docker() {
-  local lanes=() names=() p n prev=0 results i kind
+  local lanes=() names=() suites=() suite p n prev=0 results i kind versions=()
   require_engine_and_rig
-  build_haproxy_image
-  docker network create "$NETWORK" >/dev/null
+  # trixie's base is the rig's own; bookworm's only exists where an older rig built it.
+  for suite in trixie bookworm; do
+    if docker image inspect "${RIG_BASE%:*}:$suite" >/dev/null 2>&1; then
+      suites+=("$suite")
+    else
+      log "no ${RIG_BASE%:*}:$suite image: no HAProxy from $suite in this run"
+    fi
+  done
+  docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
   docker run -d --name "$PREFIX-consul" --network "$NETWORK" -p "127.0.0.1:$DOCKER_HTTP:8500" \
     "$RIG_CONSUL" agent -dev -client 0.0.0.0 -hcl 'dns_config { only_passing = true }' >/dev/null
   wait_for_consul "$DOCKER_HTTP"
@@ -283,31 +301,37 @@ run_docker() {
   done
   haproxy_cfg /tmp/admin.sock "${lanes[@]}" >"$WORK/haproxy-docker.cfg"
   chmod 644 "$WORK/haproxy-docker.cfg"
-  docker run -d --name "$PREFIX-lb" --network "$NETWORK" \
-    -v "$WORK/haproxy-docker.cfg:/etc/haproxy/ceil.cfg:ro" \
-    "$HAPROXY_IMAGE" haproxy -W -db -f /etc/haproxy/ceil.cfg >/dev/null
-  local version
-  version=$(docker exec "$PREFIX-lb" haproxy -v | sed -n 's/^HAProxy version \([0-9]*\.[0-9]*\).*/\1/p')
-  header "on a Docker network: consul 1.8.7 (rig image, datacenter dc1), HAProxy $(docker exec "$PREFIX-lb" haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p') (trixie), Docker engine $(docker version -f '{{.Server.Version}}')"
+  for suite in "${suites[@]}"; do
+    build_haproxy_image "$suite"
+    docker run -d --name "$PREFIX-lb-$suite" --network "$NETWORK" \
+      -v "$WORK/haproxy-docker.cfg:/etc/haproxy/ceil.cfg:ro" \
+      "$HAPROXY_IMAGE:$suite" haproxy -W -db -f /etc/haproxy/ceil.cfg >/dev/null
+    versions+=("$(docker exec "$PREFIX-lb-$suite" haproxy -v | sed -n 's/^HAProxy version \([^ ]*\).*/\1/p') ($suite)")
+  done
+  header "on a Docker network: consul 1.8.7 (rig image, datacenter dc1), HAProxy ${versions[*]}, Docker engine $(docker version -f '{{.Server.Version}}')"
   for n in $COUNTS; do
     if ((n > prev)); then
       register "$DOCKER_HTTP" $((prev + 1)) "$n"
       start_web $((prev + 1)) "$n"
     fi
     prev=$n
-    mapfile -t results < <(sample docker_api "${names[@]}")
-    i=0
-    for p in $PAYLOADS; do
-      for kind in consul docker; do
-        local query
-        if [ "$kind" = consul ]; then
-          query=(dig @"$PREFIX-consul" -p 8600 _web._tcp.service.consul SRV +bufsize="$p")
-        else
-          query=(dig @127.0.0.11 web A +bufsize="$p")
-        fi
-        row "$n" "$kind-dns $version, $p" "${results[$i]}" \
-          "$(dig_count docker exec "$PREFIX-lb" "${query[@]}")"
-        i=$((i + 1))
+    for suite in "${suites[@]}"; do
+      local version
+      version=$(docker exec "$PREFIX-lb-$suite" haproxy -v | sed -n 's/^HAProxy version \([0-9]*\.[0-9]*\).*/\1/p')
+      mapfile -t results < <(sample "docker_api $suite" "${names[@]}")
+      i=0
+      for p in $PAYLOADS; do
+        for kind in consul docker; do
+          local query
+          if [ "$kind" = consul ]; then
+            query=(dig @"$PREFIX-consul" -p 8600 _web._tcp.service.consul SRV +bufsize="$p")
+          else
+            query=(dig @127.0.0.11 web A +bufsize="$p")
+          fi
+          row "$n" "$kind-dns $version, $p" "${results[$i]}" \
+            "$(dig_count docker exec "$PREFIX-lb-$suite" "${query[@]}")"
+          i=$((i + 1))
+        done
       done
     done
   done
