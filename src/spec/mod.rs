@@ -213,6 +213,15 @@ mod tests {
     }
 
     #[test]
+    fn max_replicas_above_the_modes_ceiling_names_line_and_ceiling() {
+        let e = err("project: hits\ndiscovery: docker-dns\nlb:\n  max_replicas: 257\n");
+        assert!(
+            e.contains("provision.yaml:4:3: lb.max_replicas: must be between 1 and 256, the most replicas docker-dns discovery can route to, got 257"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn health_path_cannot_be_the_counter() {
         let e = err("project: hits\nweb:\n  health_path: /\n");
         assert!(e.contains(":3:3: web.health_path: must not be `/`"), "{e}");

@@ -1,8 +1,11 @@
-//! Format rules for single values. Each returns a message that says what is allowed; the caller
-//! (serde_yaml, or the validation pass) adds the field, line and column.
+//! Rules for single values: formats, and the replica bound of each discovery mode. Each returns
+//! a message that says what is allowed; the caller (serde_yaml, or the validation pass) adds the
+//! field, line and column.
 //!
 //! The rules are deliberately narrow: a value that passes can be written into YAML, a Dockerfile,
 //! a shell word, HAProxy config or a Go template without any way to break out of its place.
+
+use super::model::Discovery;
 
 fn all_chars(value: &str, allowed: impl Fn(char) -> bool) -> bool {
     value.chars().all(allowed)
@@ -107,6 +110,18 @@ pub fn version(value: &str) -> Result<(), String> {
     }
 }
 
+/// `lb.max_replicas`: at least one, at most what the discovery mode can route to.
+pub fn max_replicas(value: u32, discovery: Discovery) -> Result<(), String> {
+    let ceiling = discovery.replica_ceiling();
+    if (1..=ceiling).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be between 1 and {ceiling}, the most replicas {discovery} discovery can route to, got {value}"
+        ))
+    }
+}
+
 /// Parses `500ms`, `2s`, `1m` into milliseconds.
 pub fn duration_millis(value: &str) -> Result<u64, String> {
     let err = || {
@@ -202,6 +217,26 @@ mod tests {
         assert!(version("0.41.2").is_ok());
         for bad in ["0.41", "v0.41.2", "0.41.2.1", "0..1", "1.2.x"] {
             assert!(version(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn max_replicas_stop_at_each_modes_ceiling() {
+        for discovery in [
+            Discovery::ConsulTemplate,
+            Discovery::ConsulDns,
+            Discovery::DockerDns,
+        ] {
+            let ceiling = discovery.replica_ceiling();
+            assert!(max_replicas(1, discovery).is_ok());
+            assert!(max_replicas(ceiling, discovery).is_ok());
+            assert!(max_replicas(0, discovery).is_err());
+            let err = max_replicas(ceiling + 1, discovery).unwrap_err();
+            assert!(
+                err.contains(&format!("between 1 and {ceiling}"))
+                    && err.contains(discovery.as_str()),
+                "{err}"
+            );
         }
     }
 

@@ -116,6 +116,24 @@ pub struct Features {
     pub builtin_app: bool,
 }
 
+/// The spec's own upper bound on `lb.max_replicas`, whatever the mode.
+pub const MAX_REPLICAS: u32 = 256;
+
+/// consul-dns: consul 1.8.7 trims its SRV answer to the EDNS size HAProxy announces
+/// (`accepted_payload_size`). At 8192 it held 135 instances with datacenter `dc1` and only 67
+/// with a 63-character datacenter (the name is in every record), whatever was registered
+/// beyond. The blueprint therefore announces 32767, the largest size consul 1.8.7 honours
+/// (from 32768 on it answers 19 records; newer consul's source caps at 65467): HAProxy 2.6 and
+/// 3.0 then filled 300 of 300 with `dc1`, and 256 of 256 (264 of 300) with a 63-character
+/// datacenter, the longest the spec allows. Record sizes depend only on those names (IPv4
+/// targets are fixed-length), so the spec's maximum holds in this mode too.
+const CONSUL_DNS_CEILING: u32 = MAX_REPLICAS;
+
+/// docker-dns: Docker's embedded DNS (engine 20.10) answered all A records of `web` within
+/// HAProxy's 8192 bytes at every count measured, up to 300 containers (an A record is about
+/// 16 bytes, so roughly 500 fit), and HAProxy 3.0 filled 300 of 300: the spec's maximum holds.
+const DOCKER_DNS_CEILING: u32 = MAX_REPLICAS;
+
 impl Discovery {
     /// Whether the stack runs a consul agent.
     pub fn uses_consul(self) -> bool {
@@ -134,6 +152,21 @@ impl Discovery {
     /// Whether consul keeps a list of the web instances that verify and status can compare with.
     pub fn has_registry(self) -> bool {
         self.uses_consul()
+    }
+
+    /// The most web replicas this mode can route to: the upper bound of `lb.max_replicas`.
+    /// A DNS mode is bounded by how many records one UDP answer holds: past that point the
+    /// server (consul) trims the answer without setting TC, so HAProxy fills only some of its
+    /// slots and sees another subset each second. The numbers below are `bench/ceilings.sh`
+    /// runs (bench/README.md has the tables and the machine).
+    pub fn replica_ceiling(self) -> u32 {
+        match self {
+            // consul-template reads the instances from consul's HTTP API and writes one `server`
+            // line each: no answer size is involved, so the spec's own maximum applies.
+            Discovery::ConsulTemplate => MAX_REPLICAS,
+            Discovery::ConsulDns => CONSUL_DNS_CEILING,
+            Discovery::DockerDns => DOCKER_DNS_CEILING,
+        }
     }
 }
 

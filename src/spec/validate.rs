@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::model::{App, Discovery, Spec};
 use super::plan::{Plan, PlanConsul, PlanImages, PlanLb, PlanRedis, PlanWeb, Target};
+use super::rules;
 
 /// One broken rule: the dotted field path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,8 +15,6 @@ pub struct Violation {
     /// default (it is not written in the spec) this one is reported instead, so it has a line.
     pub alternative: Option<Box<Violation>>,
 }
-
-const MAX_REPLICAS_LIMIT: u32 = 256;
 
 /// Checks every cross-field rule; `base_dir` is the spec's directory (for `web.app`).
 pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
@@ -29,14 +28,8 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     };
 
     let lb = &spec.lb;
-    if lb.max_replicas == 0 || lb.max_replicas > MAX_REPLICAS_LIMIT {
-        violation(
-            "lb.max_replicas",
-            format!(
-                "must be between 1 and {MAX_REPLICAS_LIMIT}, got {}",
-                lb.max_replicas
-            ),
-        );
+    if let Err(message) = rules::max_replicas(lb.max_replicas, spec.discovery) {
+        violation("lb.max_replicas", message);
     }
     let web = &spec.web;
     if web.replicas == 0 || web.replicas > lb.max_replicas {
