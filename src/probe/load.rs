@@ -35,8 +35,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-pub use report::{FailureKind, FailureSample, Failures, Latency, LoadReport, ServedBy};
-use report::{Header, Outcome, Tally};
+pub use report::{FailureKind, FailureSample, Failures, Latency, LoadReport, SendLag, ServedBy};
+use report::{Header, Outcome, Tally, Timing};
 
 use crate::UsageError;
 
@@ -122,6 +122,8 @@ struct State {
     closed_at: Option<Instant>,
     /// Jobs the scheduler queued: every request due before the end.
     queued: u64,
+    /// The scheduler has queued the last request due before the end.
+    all_queued: bool,
     /// Jobs queued while every worker was busy and the pool could not grow.
     waited_for_worker: u64,
 }
@@ -139,6 +141,9 @@ pub fn start(options: LoadOptions) -> anyhow::Result<Load> {
             "load rate {rate} per second is out of range (more than 0, at most {MAX_RATE})"
         ))
         .into());
+    }
+    if options.timeout.is_zero() {
+        return Err(UsageError("load needs a timeout longer than zero".into()).into());
     }
     if options.max_workers == 0 {
         return Err(UsageError("load needs at least one worker".into()).into());
@@ -250,7 +255,11 @@ fn schedule(shared: &Arc<Shared>, rate: f64, max_workers: usize) {
         match state.closed_at {
             // What was due before the end is queued even when this thread ran late, so that
             // the count of requests due is exact.
-            Some(closed_at) if due > closed_at => break,
+            Some(closed_at) if due > closed_at => {
+                state.all_queued = true;
+                shared.work.notify_all();
+                return;
+            }
             Some(_) => {}
             None => {
                 let now = Instant::now();
@@ -296,7 +305,7 @@ fn work(shared: &Shared) -> Tally {
                 // Requests queued before the end were due, so they still go out; but not a
                 // backlog that a full pool could not clear within a grace period (a dead load
                 // balancer at a high rate), which would hold `stop` for minutes.
-                if let Some(closed_at) = state.closed_at {
+                if let (true, Some(closed_at)) = (state.all_queued, state.closed_at) {
                     if state.queue.is_empty() || closed_at.elapsed() > shared.grace {
                         return tally;
                     }
@@ -309,8 +318,17 @@ fn work(shared: &Shared) -> Tally {
                 state.idle -= 1;
             }
         };
+        let lag = job.due.elapsed();
         let (outcome, header) = shared.fetch();
-        tally.record(job.due - shared.t0, job.due.elapsed(), outcome, header);
+        tally.record(
+            job.due - shared.t0,
+            Timing {
+                lag,
+                latency: job.due.elapsed(),
+            },
+            outcome,
+            header,
+        );
     }
 }
 

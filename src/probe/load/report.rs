@@ -11,6 +11,8 @@ use super::LoadOptions;
 
 /// Failures kept with their reason; the counts cover the rest.
 const FAILURE_SAMPLES: usize = 5;
+/// A send lag worth telling people about: well above a timer's and a thread wakeup's jitter.
+const NOTABLE_LAG_MS: f64 = 10.0;
 /// Latencies are recorded in microseconds, up to an hour, to 3 significant digits.
 const LATENCY_MAX_US: u64 = 3_600_000_000;
 
@@ -72,6 +74,15 @@ pub struct Latency {
     pub max_ms: f64,
 }
 
+/// How late requests went out after they were due: this generator's own delay (a busy pool,
+/// or a machine too busy to run its threads on time). It is part of the latency; a large one
+/// says the latency measures the machine running the load as much as the load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct SendLag {
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
 /// Answers counted by the value of one response header.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServedBy {
@@ -104,6 +115,8 @@ pub struct LoadReport {
     pub failure_samples: Vec<FailureSample>,
     /// None when no request finished.
     pub latency: Option<Latency>,
+    /// None when no request was sent.
+    pub send_lag: Option<SendLag>,
     /// Worker threads used (the most requests in flight at once).
     pub workers: usize,
     /// Requests that found every worker busy and the pool at its cap, and waited.
@@ -140,6 +153,13 @@ pub(super) enum Header {
     Value(String),
 }
 
+/// When a request went out and when it finished, both from when it was due.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timing {
+    pub lag: Duration,
+    pub latency: Duration,
+}
+
 /// One worker's results.
 #[derive(Debug)]
 pub(super) struct Tally {
@@ -148,6 +168,7 @@ pub(super) struct Tally {
     failures: Failures,
     samples: Vec<FailureSample>,
     latency_us: Histogram<u64>,
+    lag_us: Histogram<u64>,
     served_by: BTreeMap<String, u64>,
     missing: u64,
 }
@@ -159,24 +180,24 @@ impl Tally {
             succeeded: 0,
             failures: Failures::default(),
             samples: Vec::new(),
-            latency_us: Histogram::new_with_bounds(1, LATENCY_MAX_US, 3)
-                .expect("constant histogram bounds are valid"),
+            latency_us: histogram(),
+            lag_us: histogram(),
             served_by: BTreeMap::new(),
             missing: 0,
         }
     }
 
-    /// A finished request, due `at` after the start, that took `latency` from then.
+    /// A finished request, due `at` after the start.
     pub(super) fn record(
         &mut self,
         at: Duration,
-        latency: Duration,
+        timing: Timing,
         outcome: Outcome,
         header: Header,
     ) {
         self.sent += 1;
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
-        self.latency_us.saturating_record(micros);
+        self.latency_us.saturating_record(micros(timing.latency));
+        self.lag_us.saturating_record(micros(timing.lag));
         match outcome {
             Outcome::Succeeded => self.succeeded += 1,
             Outcome::Failed(kind, reason) => {
@@ -212,14 +233,26 @@ impl Tally {
         self.samples.extend(other.samples);
         self.samples.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
         self.samples.truncate(FAILURE_SAMPLES);
-        self.latency_us
-            .add(&other.latency_us)
-            .expect("histograms of the same bounds add up");
+        for (mine, theirs) in [
+            (&mut self.latency_us, &other.latency_us),
+            (&mut self.lag_us, &other.lag_us),
+        ] {
+            mine.add(theirs)
+                .expect("histograms of the same bounds add up");
+        }
         for (value, n) in other.served_by {
             *self.served_by.entry(value).or_default() += n;
         }
         self.missing += other.missing;
     }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("constant histogram bounds are valid")
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// What the load's threads counted outside the workers' tallies.
@@ -243,6 +276,11 @@ impl LoadReport {
             p99_ms: ms(histogram.value_at_quantile(0.99)),
             max_ms: ms(histogram.max()),
         });
+        let lag = &tally.lag_us;
+        let send_lag = (!lag.is_empty()).then(|| SendLag {
+            p99_ms: ms(lag.value_at_quantile(0.99)),
+            max_ms: ms(lag.max()),
+        });
         let mut report = LoadReport {
             url: options.url.clone(),
             target_rate_per_sec: options.rate_per_sec,
@@ -260,6 +298,7 @@ impl LoadReport {
             failures: tally.failures,
             failure_samples: tally.samples,
             latency,
+            send_lag,
             workers: counts.workers,
             waited_for_worker: counts.waited_for_worker,
             served_by: options.header.as_ref().map(|header| ServedBy {
@@ -363,6 +402,14 @@ impl LoadReport {
                 "load: {} requests waited for a worker (all {} busy); the wait is in their latency",
                 thousands(self.waited_for_worker),
                 self.workers
+            ));
+        }
+        if let Some(lag) = self.send_lag.filter(|lag| lag.p99_ms >= NOTABLE_LAG_MS) {
+            lines.push(format!(
+                "load: requests went out up to {} late (p99 {}): this machine was busy, and the \
+                 latency includes it",
+                millis(lag.max_ms),
+                millis(lag.p99_ms)
             ));
         }
         if let Some(served) = &self.served_by {

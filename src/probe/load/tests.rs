@@ -130,9 +130,11 @@ fn sends_every_request_due_and_counts_them() {
     let server = Server::start(true, |_| Reply::ok());
     let report = run(LoadOptions::new(server.url(), 200.0), 0.5);
     assert_books_balance(&report);
-    // 0.5 s at 200/s is 100 requests (101 counting the one at 0 s), plus a few for a sleep
-    // that overshot.
-    assert!((100..=115).contains(&report.intended), "{report:#?}");
+    // 0.5 s at 200/s is 100 requests (101 counting the one at 0 s), more when the sleep
+    // overshot (by 150 ms on a busy machine): as many as were due in the time measured.
+    assert!(report.intended >= 100, "{report:#?}");
+    let due = (report.duration_secs * 200.0).floor() as u64 + 1;
+    assert!(report.intended.abs_diff(due) <= 1, "{report:#?}");
     assert_eq!(report.not_sent, 0);
     assert_eq!(report.succeeded, report.sent);
     assert!(report.problems.is_empty(), "{report:#?}");
@@ -166,8 +168,7 @@ fn a_stall_shows_in_the_latency_of_every_request_it_delayed() {
     assert!(latency.p99_ms >= 250.0, "{report:#?}");
     // Requests due in the first 150 ms waited at least 150 ms: 30 of about 100.
     assert!(latency.p90_ms >= 150.0, "{report:#?}");
-    // They waited in the server's queue, not this generator's: the pool grew to hold them.
-    assert_eq!(report.waited_for_worker, 0, "{report:#?}");
+    // They waited in the server's queue, each held by a worker of its own: the pool grew.
     assert!(report.workers >= 30, "{report:#?}");
 }
 
@@ -287,8 +288,13 @@ fn a_full_pool_delays_requests_and_counts_the_ones_never_sent() {
         report.problems.iter().any(|p| p.contains("never sent")),
         "{report:#?}"
     );
-    // The last request sent waited for the worker: its latency is well above 50 ms.
+    // The last request sent waited for the worker, here, before it went out: its latency is
+    // well above 50 ms, and the report says the generator was the one late.
     assert!(report.latency.unwrap().max_ms >= 150.0, "{report:#?}");
+    assert!(report.send_lag.unwrap().max_ms >= 150.0, "{report:#?}");
+    let lines = report.summary_lines().join("\n");
+    assert!(lines.contains("load: requests went out up to "), "{lines}");
+    assert!(lines.contains("load problem: "), "{lines}");
 }
 
 #[test]
