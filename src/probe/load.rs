@@ -13,10 +13,12 @@
 //! due go out and finish (each is bounded by the timeout) and returns a [`LoadReport`].
 //!
 //! Why threads with blocking I/O rather than an async runtime: the rates verify needs (hundreds
-//! per second, answered in milliseconds on loopback) keep only a handful of requests in flight,
+//! per second, answered in milliseconds on loopback) keep tens of requests in flight at most
+//! (12 to 21 workers at 500/s on a busy 2-core machine, for about 0.2 ms of CPU per request),
 //! so a few threads suffice; a thread that blocks on a stalled server costs nothing but its
 //! stack, and the pool grows on demand (up to [`LoadOptions::max_workers`]) exactly when the
-//! server stalls. `ureq` (already used by the other probes) does the HTTP.
+//! server stalls. `ureq` (already used by the other probes) does the HTTP; it retries nothing
+//! on a fresh connection, so every failure is seen.
 //!
 //! Why a new connection per request, not keep-alive: each request then stands for an
 //! independent client, goes through the load balancer's accept path, and is balanced on its
@@ -58,7 +60,8 @@ pub struct LoadOptions {
     /// replica that answered.
     pub header: Option<String>,
     /// The most requests in flight at once. When all are busy, a due request waits for a free
-    /// worker (the wait counts in its latency and is reported); it is never dropped.
+    /// worker (the wait counts in its latency and is reported); it is never dropped unseen:
+    /// one still waiting a timeout after the stop is counted as not sent.
     pub max_workers: usize,
     pub tolerance: Tolerance,
 }
