@@ -6,6 +6,7 @@ pub mod checks;
 pub mod converge;
 pub mod http;
 pub mod lbadmin;
+pub mod load;
 pub mod registry;
 pub mod stats;
 
