@@ -123,6 +123,22 @@ pub struct VerifyArgs {
     /// Requests to send through the load balancer, at least enough to reach every replica.
     #[arg(long)]
     pub requests: Option<u32>,
+    /// Also send this many requests per second through the load balancer for the whole scale
+    /// step and convergence wait (open loop: latency counts from each request's due time).
+    /// Any failed request fails verify, unless --load-max-failed allows it.
+    #[arg(long, value_name = "RATE")]
+    pub load: Option<f64>,
+    /// The fraction of --load requests that may fail (0.01 = 1%).
+    #[arg(
+        long,
+        value_name = "FRACTION",
+        default_value_t = 0.0,
+        requires = "load"
+    )]
+    pub load_max_failed: f64,
+    /// Fail when the --load requests' p99 latency exceeds this many milliseconds.
+    #[arg(long, value_name = "MS", requires = "load")]
+    pub load_max_p99: Option<u64>,
     /// Print the report as JSON on stdout.
     #[arg(long)]
     pub json: bool,

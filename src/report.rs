@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::check::{round1, Check, Numbers, Outcome};
+use crate::probe::load::LoadReport;
 
 /// What verify did to the stack before checking it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,6 +39,9 @@ pub struct Report {
     pub passed: bool,
     pub seconds: f64,
     pub checks: Vec<Check>,
+    /// What `--load` sent and saw, in full (its `load` check has the main numbers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<LoadReport>,
 }
 
 impl Report {
@@ -57,6 +61,7 @@ impl Report {
             passed: checks.iter().all(|c| c.outcome != Outcome::Fail),
             seconds: round1(elapsed.as_secs_f64()),
             checks,
+            load: None,
         }
     }
 

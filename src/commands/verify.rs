@@ -16,6 +16,7 @@ use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
 use crate::probe::converge::{self, Convergence, Target};
 use crate::probe::http::{self, ProbePlan};
+use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::probe::{registry, stats, Endpoints};
 use crate::report::{Check, Outcome, Report};
 use crate::scaling::{self, lb_container, web_of, Scaler, BACKEND};
@@ -40,6 +41,23 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         ))
         .into());
     }
+
+    // Started before the scale step, stopped after the convergence wait: it sees the change.
+    let load = match args.load {
+        Some(rate) => {
+            let mut options = LoadOptions::new(&endpoints.lb, rate);
+            options.tolerance = Tolerance {
+                failed_fraction: args.load_max_failed,
+                p99: args.load_max_p99.map(Duration::from_millis),
+            };
+            progress.note(format!(
+                "sending {rate}/s through {} meanwhile",
+                endpoints.lb
+            ));
+            Some(load::start(options)?)
+        }
+        None => None,
+    };
 
     let mut scale = None;
     if let Some(n) = args.scale {
@@ -101,6 +119,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     } else {
         step.fail();
     }
+    let load = load.map(|l| l.stop());
 
     let probe_plan = match args.requests {
         Some(n) => ProbePlan::exactly(n),
@@ -148,7 +167,10 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             c.message.push_str(&format!("\ncould not read it: {error}"));
         }
     }
-    let report = Report::new(
+    if let Some(load) = &load {
+        checks.push(load.check());
+    }
+    let mut report = Report::new(
         &plan.project,
         plan.discovery.as_str(),
         expected,
@@ -156,6 +178,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         checks,
         started.elapsed(),
     );
+    report.load = load;
 
     if args.json {
         print!("{}", report.to_json());

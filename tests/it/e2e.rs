@@ -36,6 +36,9 @@ use crate::harness::{
     Project, Ran,
 };
 
+/// Requests per second sent through the load balancer while verify scales (`--load`): modest,
+/// so that 2 busy cores sustain it.
+const LOAD_RATE: &str = "50";
 const APPLY_TIMEOUT: Duration = Duration::from_secs(1200);
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
 const SHORT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -352,6 +355,30 @@ fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize,
         "no check passed\n{ran}"
     );
     assert_eq!(report["passed"], Value::Bool(true), "report.passed\n{ran}");
+    if args.contains(&"--load") {
+        let load = &report["load"];
+        let n = |key: &str| {
+            load[key]
+                .as_u64()
+                .unwrap_or_else(|| panic!("load.{key} missing\n{ran}"))
+        };
+        assert_eq!(n("failed"), 0, "failed requests under load\n{ran}");
+        assert_eq!(n("sent"), n("succeeded") + n("failed"), "{ran}");
+        assert_eq!(n("intended"), n("sent") + n("not_sent"), "{ran}");
+        let seconds = load["duration_secs"].as_f64().unwrap();
+        let rate: f64 = LOAD_RATE.parse().unwrap();
+        // Every due request was sent: the count follows the rate over the run.
+        assert!(
+            (n("sent") as f64) >= 0.9 * rate * seconds && n("sent") > 0,
+            "sent {} in {seconds} s at {rate}/s\n{ran}",
+            n("sent")
+        );
+        stack.step(&format!(
+            "under load: {} sent, 0 failed, p99 {} ms",
+            n("sent"),
+            load["latency"]["p99_ms"]
+        ));
+    }
     assert_eq!(
         report["expected_replicas"].as_u64(),
         Some(expect as u64),
@@ -472,8 +499,21 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
         "status does not show web\n{ran}"
     );
 
-    verify_passes(&stack, &project, &["--scale", "5"], 5, LB);
-    verify_passes(&stack, &project, &["--scale", "2"], 2, LB);
+    // Under steady load: not one request may fail while replicas come and go.
+    verify_passes(
+        &stack,
+        &project,
+        &["--scale", "5", "--load", LOAD_RATE],
+        5,
+        LB,
+    );
+    verify_passes(
+        &stack,
+        &project,
+        &["--scale", "2", "--load", LOAD_RATE],
+        2,
+        LB,
+    );
 
     // The JUnit report of the same run, as CI systems consume it.
     let ran = project.run(&["verify", "--junit", "verify.xml"], &[], VERIFY_TIMEOUT);

@@ -7,6 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use crate::check::{Check, Numbers};
+
 use super::LoadOptions;
 
 /// Failures kept with their reason; the counts cover the rest.
@@ -346,6 +348,28 @@ impl LoadReport {
             }
         }
         problems
+    }
+
+    /// The `load` check of verify: passes when the run kept within its tolerance. The message is
+    /// the summary without its `load: ` prefix; the numbers are the ones CI compares.
+    pub fn check(&self) -> Check {
+        let mut lines = self.summary_lines();
+        if let Some(first) = lines.first_mut() {
+            *first = first.trim_start_matches("load: ").to_owned();
+        }
+        let mut numbers = Numbers::default()
+            .with("rate", self.target_rate_per_sec)
+            .with("sent", self.sent)
+            .with("failed", self.failed)
+            .with("not_sent", self.not_sent)
+            .with("seconds", (self.duration_secs * 10.0).round() / 10.0);
+        if let Some(l) = self.latency {
+            numbers = numbers
+                .with("p50_ms", l.p50_ms)
+                .with("p99_ms", l.p99_ms)
+                .with("max_ms", l.max_ms);
+        }
+        Check::pass_if("load", self.problems.is_empty(), lines.join("\n")).numbers(numbers)
     }
 
     /// The report for people, e.g.
