@@ -115,17 +115,48 @@ fn engine_problem(images: &[String]) -> Option<String> {
     None
 }
 
+/// The engine, held by one stack test at a time: across this binary's threads (the mutex) and
+/// across processes (an flock on a file in the temp directory, released by the kernel when the
+/// holder exits, even killed): two test runs on one engine would remove each other's stacks.
+pub struct EngineLock {
+    _thread: MutexGuard<'static, ()>,
+    _process: std::fs::File,
+}
+
+fn engine_lock() -> EngineLock {
+    // A test that panicked while holding the lock cleaned up in its guard: the lock is usable.
+    let thread = ENGINE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let path = std::env::temp_dir().join("provision-e2e-engine.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", path.display()));
+    if file.try_lock().is_err() {
+        note(format!(
+            "another test run holds the engine ({}): waiting",
+            path.display()
+        ));
+        file.lock()
+            .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
+    }
+    EngineLock {
+        _thread: thread,
+        _process: file,
+    }
+}
+
 /// Takes the engine lock and decides whether the calling test runs: None means skipped (reason
 /// printed), and a missing engine fails the test where every check is required.
-fn start(images: &[String]) -> Option<MutexGuard<'static, ()>> {
+fn start(images: &[String]) -> Option<EngineLock> {
     if switched_off() {
         report_skip(STACK_CHECK, "PROVISION_E2E=skip");
         return None;
     }
-    // A test that panicked while holding the lock cleaned up in its guard: the lock is usable.
-    let lock = ENGINE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let lock = engine_lock();
     match engine_problem(images) {
         None => Some(lock),
         Some(problem) => {
