@@ -28,6 +28,11 @@ pub struct Cli {
     /// Print results only: no progress, no log lines.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// Seconds apply, verify and destroy wait for another provision command on the same project
+    /// to finish before giving up (exit 2).
+    #[arg(long, global = true, value_name = "S", default_value_t = 300)]
+    pub lock_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod commands;
 pub mod docker;
 pub mod error;
+pub mod lock;
 pub mod printer;
 pub mod probe;
 pub mod render;
@@ -65,6 +66,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
     let global = commands::Global {
         spec: cli.spec,
         quiet: cli.quiet,
+        lock_timeout: std::time::Duration::from_secs(cli.lock_timeout),
     };
     match cli.command {
         Command::Init(args) => commands::init::run(&global, args),

@@ -40,6 +40,11 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         },
     )?;
     let plan = &stack.plan;
+    // A dry run changes nothing, so it needs no lock.
+    let _lock = match args.dry_run {
+        false => Some(global.lock(&plan.project, "apply", &progress)?),
+        true => None,
+    };
     let docker = Docker::new(progress).dry_run(args.dry_run);
 
     // Preflight: nothing below changes anything until every check passed.

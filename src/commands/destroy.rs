@@ -10,9 +10,11 @@ use crate::printer::Printer;
 use crate::{render, ExitStatus};
 
 pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
-    let stack = render::rendered_stack(&global.spec, &args.out, &Printer::detect(global.quiet))?;
+    let printer = Printer::detect(global.quiet);
+    let stack = render::rendered_stack(&global.spec, &args.out, &printer)?;
     let plan = &stack.plan;
-    let docker = Docker::new(Printer::detect(global.quiet));
+    let _lock = global.lock(&plan.project, "destroy", &printer)?;
+    let docker = Docker::new(printer);
     preflight::require_engine(&docker)?;
     let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
 

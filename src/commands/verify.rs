@@ -27,6 +27,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let progress = Printer::detect(global.quiet);
     let stack = render::rendered_stack(&global.spec, &args.out, &progress)?;
     let plan = &stack.plan;
+    let _lock = global.lock(&plan.project, "verify", &progress)?;
     let docker = Docker::new(progress);
     preflight::require_engine(&docker)?;
     let compose = Compose::new(&docker, &plan.project, &stack.compose_file);

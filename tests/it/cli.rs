@@ -125,3 +125,40 @@ fn usage_errors_exit_2() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn a_second_command_on_a_busy_project_waits_then_exits_2_naming_the_holder() {
+    let Some(flock) = crate::harness::external_tool("flock", "a held project lock") else {
+        return;
+    };
+    let p = Project::new();
+    let project = format!("lock-cli-{}", std::process::id());
+    p.write(
+        "provision.yaml",
+        &format!("project: {project}\ndiscovery: docker-dns\n"),
+    );
+    p.provision(&["render"]).assert().success();
+    // Another command holds the project's lock (what a running `provision apply` does).
+    let lock = provision::lock::path_of(&project);
+    std::fs::write(&lock, "pid 4242 (apply), since 0 (unix time)").unwrap();
+    let mut holder = std::process::Command::new(flock)
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    for command in ["verify", "destroy", "apply"] {
+        p.provision(&[command, "--lock-timeout", "1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!(
+                "another provision command holds project {project} (pid 4242 (apply)"
+            )));
+    }
+    assert!(started.elapsed() >= std::time::Duration::from_secs(3));
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let _ = std::fs::remove_file(lock);
+}
