@@ -16,7 +16,7 @@ use crate::docker::{preflight, Compose, Container, Docker, UpOptions};
 use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
 use crate::probe::converge::{self, Convergence, Target};
-use crate::probe::http::{self, ProbePlan};
+use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::{lbadmin, registry, stats, Endpoints};
 use crate::report::{round1, Check, Outcome, Report, ScaleAction};
 use crate::spec::{Plan, Service};
@@ -111,10 +111,11 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
 
     let probe_plan = match args.requests {
         Some(n) => ProbePlan::exactly(n),
-        None => ProbePlan::enough_for(running.iter().map(|c| c.hostname.clone()).collect()),
+        None => ProbePlan::enough_for(running.iter().filter_map(|c| c.ip.clone()).collect()),
     };
+    let expect = Expect::of(plan);
     let step = progress.step(&format!("probing {}", endpoints.lb));
-    let probe = http::probe(&endpoints.lb, &probe_plan);
+    let probe = http::probe(&endpoints.lb, &probe_plan, &expect);
     step.finish();
 
     let (haproxy, haproxy_error) = match stats_source.fetch() {
@@ -136,6 +137,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         balance: plan.lb.balance,
         replicas: replicas.clone(),
         convergence,
+        expect,
         probe,
         haproxy,
         registry,
