@@ -175,7 +175,7 @@ fn replicas_answered(obs: &Observations) -> Check {
     const NAME: &str = "replicas answered";
     let mut per_replica: BTreeMap<&str, u64> = BTreeMap::new();
     let mut unnamed = Vec::new();
-    let mut strangers: BTreeMap<String, u64> = BTreeMap::new();
+    let mut strangers: BTreeMap<&ServedBy, u64> = BTreeMap::new();
     let mut disagreements = Vec::new();
     for answer in &obs.probe.answers {
         let Some(served) = &answer.served_by else {
@@ -183,7 +183,7 @@ fn replicas_answered(obs: &Observations) -> Check {
             continue;
         };
         let Some(replica) = obs.replica_of(served) else {
-            *strangers.entry(served.to_string()).or_insert(0) += 1;
+            *strangers.entry(served).or_insert(0) += 1;
             continue;
         };
         *per_replica.entry(replica.name.as_str()).or_insert(0) += 1;
@@ -245,9 +245,24 @@ fn replicas_answered(obs: &Observations) -> Check {
             ));
         }
     }
-    for (server, n) in &strangers {
+    for (served, n) in &strangers {
+        // HAProxy's own view, read after the probe, says whether that server has moved since.
+        let now = match obs.haproxy.iter().find(|s| s.name == served.server) {
+            Some(s) if s.addr != served.addr => format!(
+                " (HAProxy now lists {} at {}, {})",
+                s.name,
+                if s.addr.is_empty() {
+                    "no address"
+                } else {
+                    &s.addr
+                },
+                s.status
+            ),
+            Some(_) => String::new(),
+            None => format!(" (HAProxy no longer lists {})", served.server),
+        };
         message.push_str(&format!(
-            "\n{server} answered {n} request{} but no running web container of this project has that address",
+            "\n{served} answered {n} request{} but no running web container of this project has that address{now}",
             if *n == 1 { "" } else { "s" }
         ));
     }
@@ -687,11 +702,19 @@ mod tests {
                 addr: "172.20.0.99:5000".into(),
             });
         }
+        obs.probe.answers[1].served_by = Some(ServedBy {
+            server: "web2".into(),
+            addr: "172.20.0.98:5000".into(),
+        });
         let checks = evaluate(&obs);
         assert_eq!(outcome(&checks, "replicas answered"), Outcome::Fail);
         let m = message(&checks, "replicas answered");
         assert!(
-            m.contains("server web7 (172.20.0.99:5000) answered 2 requests but no running web container of this project has that address"),
+            m.contains("server web2 (172.20.0.98:5000) answered 1 request but no running web container of this project has that address (HAProxy now lists web2 at 172.20.0.12:5000, UP)"),
+            "{m}"
+        );
+        assert!(
+            m.contains("server web7 (172.20.0.99:5000) answered 2 requests but no running web container of this project has that address (HAProxy no longer lists web7)"),
             "{m}"
         );
         // hits-web-1 answered requests 1, 3 and 5: one of them still counts.

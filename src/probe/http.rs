@@ -66,7 +66,7 @@ pub const PROBE_HEADER: &str = "X-Provision-Probe";
 pub const SERVER_HEADER: &str = "X-Provision-Server";
 
 /// Which HAProxy server answered a request, as HAProxy said in `SERVER_HEADER`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct ServedBy {
     /// The server's name in the backend (`web3`, or a consul service ID).
     pub server: String,
@@ -431,6 +431,82 @@ mod tests {
         assert_eq!((plan.min, plan.max), (15, 120));
         let plan = ProbePlan::enough_for(ips(1));
         assert_eq!((plan.min, plan.max), (10, 40));
+    }
+
+    /// A one-thread HTTP server on loopback that answers each connection with the next of
+    /// `responses` and hands back the request heads it read.
+    fn fake_lb(responses: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut heads = Vec::new();
+            for response in responses {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut head = String::new();
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                heads.push(head);
+                conn.write_all(response.as_bytes()).unwrap();
+            }
+            heads
+        });
+        (url, handle)
+    }
+
+    fn response(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn the_probe_asks_and_reads_which_server_answered() {
+        let json = r#"{"hits": 1, "hostname": "h1"}"#;
+        let (url, lb) = fake_lb(vec![
+            response("200 OK", "X-Provision-Server: web1 10.0.0.1:5000\r\n", json),
+            response(
+                "302 Found",
+                "Location: /elsewhere\r\nX-Provision-Server: web2 10.0.0.2:5000\r\n",
+                "",
+            ),
+            response("200 OK", "", json),
+        ]);
+        let probe = probe(&url, &ProbePlan::exactly(3), &Expect::Counter);
+        let heads = lb.join().unwrap();
+        assert!(
+            heads
+                .iter()
+                .all(|h| h.to_lowercase().contains("x-provision-probe: 1")),
+            "{heads:?}"
+        );
+        assert_eq!(probe.sent, 3);
+        assert_eq!(probe.answers.len(), 2);
+        assert_eq!(
+            probe.answers[0].served_by,
+            Some(ServedBy {
+                server: "web1".into(),
+                addr: "10.0.0.1:5000".into()
+            })
+        );
+        assert_eq!(probe.answers[0].counter.as_ref().unwrap().hostname, "h1");
+        // A redirect is judged, not followed, and the error names the server.
+        assert_eq!(
+            probe.error_samples,
+            ["request 2: HTTP 302: \"\" from server web2 (10.0.0.2:5000)"]
+        );
+        assert_eq!(
+            (probe.answers[1].request, &probe.answers[1].served_by),
+            (3, &None)
+        );
     }
 
     #[test]
