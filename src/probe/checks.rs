@@ -236,7 +236,19 @@ fn replicas_answered(obs: &Observations) -> Check {
         if seen.contains(c.name.as_str()) {
             continue;
         }
-        if c.running {
+        let rejected = obs
+            .probe
+            .rejected
+            .iter()
+            .filter(|s| c.running && c.ip.as_deref() == Some(s.ip()))
+            .count();
+        if rejected > 0 {
+            message.push_str(&format!(
+                "\n{} responded {rejected} time{}, never as expected (see requests answered)",
+                c.describe(),
+                if rejected == 1 { "" } else { "s" }
+            ));
+        } else if c.running {
             message.push_str(&format!("\n{} is running but did not answer", c.describe()));
         } else {
             message.push_str(&format!(
@@ -589,6 +601,7 @@ mod tests {
                 answers,
                 errors: 0,
                 error_samples: vec![],
+                rejected: vec![],
                 gave_up: false,
             },
             haproxy,
@@ -795,6 +808,33 @@ mod tests {
             message(&checks, "counter increasing"),
             "web.app is your own app: only the built-in app has a hit counter"
         );
+    }
+
+    #[test]
+    fn a_replica_that_answers_wrongly_is_told_apart_from_a_silent_one() {
+        let mut obs = own_app(2, &[]);
+        // hits-web-2 answered requests 2, 4 and 6, each without the expected text.
+        let wrong: Vec<Answer> = obs
+            .probe
+            .answers
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .cloned()
+            .collect();
+        obs.probe.answers.retain(|a| a.request % 2 == 1);
+        obs.probe.errors = wrong.len() as u32;
+        obs.probe.rejected = wrong.into_iter().filter_map(|a| a.served_by).collect();
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "replicas answered"), Outcome::Fail);
+        assert!(
+            message(&checks, "replicas answered").contains(
+                "hits-web-2 (container 000000000002) responded 3 times, never as expected (see requests answered)"
+            ),
+            "{}",
+            message(&checks, "replicas answered")
+        );
+        assert_eq!(outcome(&checks, "requests answered"), Outcome::Fail);
     }
 
     #[test]

@@ -251,6 +251,8 @@ pub struct Probe {
     pub answers: Vec<Answer>,
     pub errors: u32,
     pub error_samples: Vec<String>,
+    /// The servers of the responses that were not accepted, as the load balancer named them.
+    pub rejected: Vec<ServedBy>,
     /// Stopped early: this many requests in a row failed.
     pub gave_up: bool,
 }
@@ -296,23 +298,23 @@ pub fn probe(url: &str, plan: &ProbePlan, expect: &Expect) -> Probe {
             Err(ureq::Error::Status(_, r)) => Ok(r),
             Err(e) => Err(describe(&e)),
         };
-        let result = response.and_then(|r| {
+        // An error keeps the server that gave it, when the load balancer named one.
+        let result = response.map_err(|e| (e, None)).and_then(|r| {
             let served_by = r.header(SERVER_HEADER).map(ServedBy::parse);
             let status = r.status();
-            let body = r.into_string().map_err(|e| e.to_string())?;
-            let served_by = served_by.transpose().map_err(|e| e.to_string())?;
-            let from = served_by
-                .as_ref()
-                .map(|s| format!(" from {s}"))
-                .unwrap_or_default();
-            let counter = expect
-                .judge(status, &body)
-                .map_err(|e| format!("{e}{from}"))?;
-            Ok(Answer {
-                request: probe.sent,
-                served_by,
-                counter,
-            })
+            let body = r.into_string().map_err(|e| (e.to_string(), None))?;
+            let served_by = served_by.transpose().map_err(|e| (e.to_string(), None))?;
+            match expect.judge(status, &body) {
+                Ok(counter) => Ok(Answer {
+                    request: probe.sent,
+                    served_by,
+                    counter,
+                }),
+                Err(e) => match served_by {
+                    Some(s) => Err((format!("{e} from {s}"), Some(s))),
+                    None => Err((e, None)),
+                },
+            }
         });
         match result {
             Ok(answer) => {
@@ -322,9 +324,10 @@ pub fn probe(url: &str, plan: &ProbePlan, expect: &Expect) -> Probe {
                 }
                 probe.answers.push(answer);
             }
-            Err(message) => {
+            Err((message, served_by)) => {
                 in_a_row += 1;
                 probe.record_error(message);
+                probe.rejected.extend(served_by);
             }
         }
     }

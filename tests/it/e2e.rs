@@ -6,8 +6,9 @@
 //! names and host ports (38xxx), and remove everything they created in a drop guard, also when an
 //! assertion fails; a failing step dumps the command, its stdout and stderr, and the stack's logs.
 //! Each step is logged to stderr as it happens (not captured by the test harness), with timings.
-//! The images `apply` builds (`provision-e2e-dns-{web,lb,redis}:<hash>`) are kept as a build cache:
-//! a rerun with unchanged blueprints builds nothing.
+//! The images `apply` builds (`provision-e2e-dns-{web,lb,redis}:<hash>`, and `provision-e2e-own-…`
+//! for the test of our own app) are kept as a build cache: a rerun with unchanged blueprints
+//! builds nothing.
 //!
 //! Switches (environment variables):
 //! - `PROVISION_E2E=require`: the engine, Compose v2 and the rig images must be there, or these
