@@ -477,6 +477,24 @@ fn hits_now(lb_port: u16) -> u64 {
     probe.hits[0]
 }
 
+/// `hits_now` right after `apply`: apply waits until the containers are healthy, and HAProxy
+/// routes to them only after its next DNS resolution and health check (a 503 `<NOSRV>` for a
+/// moment, seen in a run), so this retries for a while.
+fn hits_once_routed(lb_port: u16) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = probe_lb(lb_port, 1);
+        if probe.errors.is_empty() {
+            return probe.hits[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET / through the lb, 30 s after apply: {probe:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// A consul-dns spec on the rig images, with this test's project name and host ports.
 fn consul_dns_spec(project: &str, lb_port: u16, stats_port: u16, consul_port: u16) -> String {
     format!(
@@ -604,7 +622,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     );
     stack.step("provision apply (after destroy)");
     project.run(&["apply"], &[], APPLY_TIMEOUT).expect_success();
-    let hits_after = hits_now(LB);
+    let hits_after = hits_once_routed(LB);
     assert!(
         hits_after > hits,
         "hit counter did not survive destroy + apply: {hits} then {hits_after}"
