@@ -381,6 +381,21 @@ mod tests {
     }
 
     #[test]
+    fn the_lb_blueprint_uses_these_header_names() {
+        let common = include_str!("../../blueprints/lb/_haproxy-common.j2");
+        assert!(
+            common.contains(&format!("req.hdr({PROBE_HEADER}) -m found")),
+            "the probe header"
+        );
+        assert!(
+            common.contains(&format!(
+                "set-header {SERVER_HEADER} \"%[srv_name] %si:%sp\""
+            )),
+            "the server header, in the format ServedBy::parse reads"
+        );
+    }
+
+    #[test]
     fn the_counter_needs_200_and_its_json() {
         let json = r#"{"hits": 7, "hostname": "h"}"#;
         assert_eq!(Expect::Counter.judge(200, json).unwrap().unwrap().hits, 7);
