@@ -12,7 +12,7 @@
 #                the scale action
 #   lb=N s       from the start of the step until the stats poller first saw exactly N servers UP
 #                (an outside view of convergence; on scale-down the drained servers leave at once)
-#   hosts        distinct replica hostnames that answered verify's probes (must be N)
+#   hosts        replicas that answered verify's probes, as HAProxy named them (must be N)
 #   lb 5xx       5xx answers HAProxy's frontend counted during the step (stats CSV, before/after)
 #   passed       whether every verify check passed
 # then HAProxy's UP servers (svname,status,addr from /stats;csv), so the change is visible.
@@ -139,7 +139,7 @@ for n in $STEPS; do
     read -r scale_s converge_s hosts passed < <(jq -r '[
         (.scale.seconds // "-"),
         ((.checks[] | select(.name == "converged") | .numbers.seconds) // "-"),
-        ((.checks[] | select(.name == "distinct hostnames") | .numbers.answers_per_host | length) // "-"),
+        ((.checks[] | select(.name == "replicas answered") | .numbers.answers_per_replica | length) // "-"),
         .passed] | map(tostring) | join(" ")' "$WORK/step.json")
   else
     scale_s=- converge_s=- hosts=- passed=false

@@ -229,14 +229,14 @@ mod tests {
             )
             .numbers(Numbers::default().with("seconds", 1.2).with("up", 1)),
             Check::new(
-                "distinct hostnames",
+                "replicas answered",
                 Outcome::Fail,
                 "1 of 2 replicas answered\nhits-web-2 (container 1a2b3c4d5e6f) is not running and did not answer",
             )
             .numbers(
                 Numbers::default()
                     .with("requests", 20)
-                    .with("answers_per_host", json!({"0a1b2c3d4e5f": 20})),
+                    .with("answers_per_replica", json!({"hits-web-1": 20})),
             ),
             Check::new("registry", Outcome::Skip, "docker-dns discovery has no registry"),
         ];

@@ -15,7 +15,7 @@ use crate::docker::{preflight, Compose, Container, Docker};
 use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
 use crate::probe::converge::{self, Convergence, Target};
-use crate::probe::http::{self, ProbePlan};
+use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::probe::{registry, stats, Endpoints};
 use crate::report::{Check, Outcome, Report};
@@ -124,10 +124,11 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
 
     let probe_plan = match args.requests {
         Some(n) => ProbePlan::exactly(n),
-        None => ProbePlan::enough_for(running.iter().map(|c| c.hostname.clone()).collect()),
+        None => ProbePlan::enough_for(running.iter().filter_map(|c| c.ip.clone()).collect()),
     };
+    let expect = Expect::of(plan);
     let step = progress.step(&format!("probing {}", endpoints.lb));
-    let probe = http::probe(&endpoints.lb, &probe_plan);
+    let probe = http::probe(&endpoints.lb, &probe_plan, &expect);
     step.finish();
 
     let (haproxy, haproxy_error) = match stats_source.fetch() {
@@ -149,6 +150,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         balance: plan.lb.balance,
         replicas: replicas.clone(),
         convergence,
+        expect,
         probe,
         haproxy,
         registry,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use super::converge::Convergence;
-use super::http::Probe;
+use super::http::{Expect, Probe, ServedBy};
 use super::registry::Instance;
 use super::stats::Server;
 use crate::check::{Check, Numbers, Outcome};
@@ -29,6 +29,8 @@ pub struct Observations {
     /// Their containers.
     pub others: Vec<Container>,
     pub convergence: Convergence,
+    /// What counts as an answer: the hit counter's JSON, or what the spec says of your app.
+    pub expect: Expect,
     pub probe: Probe,
     /// HAProxy's servers in the web backend, after probing.
     pub haproxy: Vec<Server>,
@@ -49,6 +51,11 @@ impl Observations {
     fn by_ip(&self, ip: &str) -> Option<&Container> {
         self.running().find(|c| c.ip.as_deref() == Some(ip))
     }
+
+    /// The replica HAProxy connected to: the running web container with that address.
+    fn replica_of(&self, served: &ServedBy) -> Option<&Container> {
+        self.by_ip(served.ip())
+    }
 }
 
 /// Every check, in the order they are reported.
@@ -57,7 +64,7 @@ pub fn evaluate(obs: &Observations) -> Vec<Check> {
         services_running(obs),
         replicas_running(obs),
         converged(obs),
-        distinct_hostnames(obs),
+        replicas_answered(obs),
         requests_answered(obs),
         counter_increasing(obs),
         registry(obs),
@@ -161,34 +168,87 @@ fn converged(obs: &Observations) -> Check {
     Check::pass_if("converged", c.converged, message).numbers(numbers)
 }
 
-fn distinct_hostnames(obs: &Observations) -> Check {
-    let per_host = obs.probe.per_host();
+/// Which replicas answered, as the load balancer named them (`X-Provision-Server`, mapped to a
+/// container by address). For the built-in app, the hostname in the counter's answer is a second,
+/// independent witness: both must name the same container.
+fn replicas_answered(obs: &Observations) -> Check {
+    const NAME: &str = "replicas answered";
+    let mut per_replica: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut unnamed = Vec::new();
+    let mut strangers: BTreeMap<&ServedBy, u64> = BTreeMap::new();
+    let mut disagreements = Vec::new();
+    for answer in &obs.probe.answers {
+        let Some(served) = &answer.served_by else {
+            unnamed.push(answer.request);
+            continue;
+        };
+        let Some(replica) = obs.replica_of(served) else {
+            *strangers.entry(served).or_insert(0) += 1;
+            continue;
+        };
+        *per_replica.entry(replica.name.as_str()).or_insert(0) += 1;
+        if let Some(counter) = &answer.counter {
+            if counter.hostname != replica.hostname {
+                let claimed = obs
+                    .replicas
+                    .iter()
+                    .find(|c| c.hostname == counter.hostname)
+                    .map(|c| format!(" ({})", c.name))
+                    .unwrap_or_default();
+                disagreements.push(format!(
+                    "request {}: HAProxy says {served}, that is {}, answered, but the app says hostname {}{claimed}",
+                    answer.request,
+                    replica.describe(),
+                    counter.hostname
+                ));
+            }
+        }
+    }
     let numbers = Numbers::default()
         .with("requests", obs.probe.sent)
         .with("answers", obs.probe.answers.len() as u64)
-        .with("answers_per_host", json!(per_host));
+        .with("answers_per_replica", json!(per_replica));
     if obs.balance == Balance::Source {
         return Check::new(
-            "distinct hostnames",
+            NAME,
             Outcome::Skip,
             "lb.balance is `source`: every request from this host goes to the same replica",
         )
         .numbers(numbers);
     }
-    let expected: BTreeSet<&str> = obs.replicas.iter().map(|c| c.hostname.as_str()).collect();
-    let seen: BTreeSet<&str> = per_host.keys().map(String::as_str).collect();
-    let ok = seen.len() == obs.expected as usize && seen == expected;
+    let expected: BTreeSet<&str> = obs.replicas.iter().map(|c| c.name.as_str()).collect();
+    let seen: BTreeSet<&str> = per_replica.keys().copied().collect();
+    let ok = seen.len() == obs.expected as usize
+        && seen == expected
+        && unnamed.is_empty()
+        && strangers.is_empty()
+        && disagreements.is_empty();
     let mut message = format!(
         "{} of {} replicas answered in {} requests",
         seen.intersection(&expected).count(),
         obs.expected,
         obs.probe.sent
     );
+    if obs.expect == Expect::Counter && !seen.is_empty() && disagreements.is_empty() {
+        message.push_str(", HAProxy and the app's hostname agree on each");
+    }
     for c in &obs.replicas {
-        if seen.contains(c.hostname.as_str()) {
+        if seen.contains(c.name.as_str()) {
             continue;
         }
-        if c.running {
+        let rejected = obs
+            .probe
+            .rejected
+            .iter()
+            .filter(|s| c.running && c.ip.as_deref() == Some(s.ip()))
+            .count();
+        if rejected > 0 {
+            message.push_str(&format!(
+                "\n{} responded {rejected} time{}, never as expected (see requests answered)",
+                c.describe(),
+                if rejected == 1 { "" } else { "s" }
+            ));
+        } else if c.running {
             message.push_str(&format!("\n{} is running but did not answer", c.describe()));
         } else {
             message.push_str(&format!(
@@ -197,24 +257,59 @@ fn distinct_hostnames(obs: &Observations) -> Check {
             ));
         }
     }
-    for host in seen.difference(&expected) {
+    for (served, n) in &strangers {
+        // HAProxy's own view, read after the probe, says whether that server has moved since.
+        let now = match obs.haproxy.iter().find(|s| s.name == served.server) {
+            Some(s) if s.addr != served.addr => format!(
+                " (HAProxy now lists {} at {}, {})",
+                s.name,
+                if s.addr.is_empty() {
+                    "no address"
+                } else {
+                    &s.addr
+                },
+                s.status
+            ),
+            Some(_) => String::new(),
+            None => format!(" (HAProxy no longer lists {})", served.server),
+        };
         message.push_str(&format!(
-            "\nhost {host} answered but is not a web container of this project"
+            "\n{served} answered {n} request{} but no running web container of this project has that address{now}",
+            if *n == 1 { "" } else { "s" }
+        ));
+    }
+    for d in disagreements.iter().take(3) {
+        message.push_str(&format!("\n{d}"));
+    }
+    if disagreements.len() > 3 {
+        message.push_str(&format!(
+            "\n... and {} more disagreements",
+            disagreements.len() - 3
+        ));
+    }
+    if !unnamed.is_empty() {
+        message.push_str(&format!(
+            "\n{} answer{} did not say which server answered (no {} header, first at request {}): the lb configuration lacks provision's rule (an old or overridden blueprint?); render and apply",
+            unnamed.len(),
+            if unnamed.len() == 1 { "" } else { "s" },
+            super::http::SERVER_HEADER,
+            unnamed[0]
         ));
     }
     if expected.len() < obs.expected as usize {
         message.push_str(&format!("\nonly {} web containers exist", expected.len()));
     }
-    Check::pass_if("distinct hostnames", ok, message).numbers(numbers)
+    Check::pass_if(NAME, ok, message).numbers(numbers)
 }
 
 fn requests_answered(obs: &Observations) -> Check {
     let p = &obs.probe;
     let ok = p.errors == 0 && !p.answers.is_empty();
     let mut message = format!(
-        "{} of {} requests answered by the hit counter",
+        "{} of {} requests answered {}",
         p.answers.len(),
-        p.sent
+        p.sent,
+        obs.expect.describe()
     );
     if p.gave_up {
         message.push_str(&format!(
@@ -238,12 +333,26 @@ fn requests_answered(obs: &Observations) -> Check {
     )
 }
 
+/// The built-in app's counter only grows; your own app has none to follow.
 fn counter_increasing(obs: &Observations) -> Check {
-    let answers = &obs.probe.answers;
+    const NAME: &str = "counter increasing";
+    if obs.expect != Expect::Counter {
+        return Check::new(
+            NAME,
+            Outcome::Skip,
+            "web.app is your own app: only the built-in app has a hit counter",
+        );
+    }
+    let answers: Vec<(u32, &super::http::Counter)> = obs
+        .probe
+        .answers
+        .iter()
+        .filter_map(|a| a.counter.as_ref().map(|c| (a.request, c)))
+        .collect();
     let numbers = Numbers::default().with("answers", answers.len() as u64);
     if answers.len() < 2 {
         return Check::new(
-            "counter increasing",
+            NAME,
             Outcome::Fail,
             format!(
                 "{} answers: at least 2 are needed to compare",
@@ -252,27 +361,24 @@ fn counter_increasing(obs: &Observations) -> Check {
         )
         .numbers(numbers);
     }
-    let (first, last) = (answers[0].hits, answers[answers.len() - 1].hits);
+    let (first, last) = (answers[0].1.hits, answers[answers.len() - 1].1.hits);
     let numbers = numbers.with("first", first).with("last", last);
-    for (i, pair) in answers.windows(2).enumerate() {
-        if pair[1].hits <= pair[0].hits {
+    for pair in answers.windows(2) {
+        let ((_, before), (request, after)) = (pair[0], pair[1]);
+        if after.hits <= before.hits {
             return Check::new(
-                "counter increasing",
+                NAME,
                 Outcome::Fail,
                 format!(
-                    "answer {} (from {}) said {} after {} (from {}): the counter went back or stood still",
-                    i + 2,
-                    pair[1].hostname,
-                    pair[1].hits,
-                    pair[0].hits,
-                    pair[0].hostname
+                    "request {request} (from {}) said {} after {} (from {}): the counter went back or stood still",
+                    after.hostname, after.hits, before.hits, before.hostname
                 ),
             )
             .numbers(numbers);
         }
     }
     Check::new(
-        "counter increasing",
+        NAME,
         Outcome::Pass,
         format!(
             "hits went {first} -> {last} over {} answers, each higher than the one before",
@@ -394,7 +500,7 @@ fn haproxy(obs: &Observations) -> Check {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::http::Answer;
+    use crate::probe::http::{Answer, Counter};
 
     fn container(n: u32, running: bool) -> Container {
         let short = format!("{n:012x}");
@@ -435,16 +541,28 @@ mod tests {
             .map(|i| container(i, !stopped.contains(&i)))
             .collect();
         let running: Vec<&Container> = replicas.iter().filter(|c| c.running).collect();
-        let answers: Vec<Answer> = (0..3 * n as usize)
-            .map(|i| Answer {
-                hits: 100 + i as u64,
-                hostname: running[i % running.len()].hostname.clone(),
-            })
-            .collect();
         let mut haproxy: Vec<Server> = running
             .iter()
             .enumerate()
             .map(|(i, c)| server(i as u32 + 1, c.ip.clone()))
+            .collect();
+        // Round robin: HAProxy names each server, and the counter's answer carries the
+        // container's hostname.
+        let answers: Vec<Answer> = (0..3 * n as usize)
+            .map(|i| {
+                let k = i % running.len();
+                Answer {
+                    request: i as u32 + 1,
+                    served_by: Some(ServedBy {
+                        server: haproxy[k].name.clone(),
+                        addr: haproxy[k].addr.clone(),
+                    }),
+                    counter: Some(Counter {
+                        hits: 100 + i as u64,
+                        hostname: running[k].hostname.clone(),
+                    }),
+                }
+            })
             .collect();
         haproxy.push(server(10, None));
         let registry = running
@@ -479,11 +597,13 @@ mod tests {
                 last_problem: None,
                 fatal: false,
             },
+            expect: Expect::Counter,
             probe: Probe {
                 sent: answers.len() as u32,
                 answers,
                 errors: 0,
                 error_samples: vec![],
+                rejected: vec![],
                 gave_up: false,
             },
             haproxy,
@@ -507,17 +627,20 @@ mod tests {
             assert_eq!(c.outcome, Outcome::Pass, "{}: {}", c.name, c.message);
         }
         assert_eq!(
-            message(&checks, "distinct hostnames"),
-            "5 of 5 replicas answered in 15 requests"
+            message(&checks, "replicas answered"),
+            "5 of 5 replicas answered in 15 requests, HAProxy and the app's hostname agree on each"
         );
+        let per_replica = &checks[3].numbers.0[2];
+        assert_eq!(per_replica.0, "answers_per_replica");
+        assert_eq!(per_replica.1["hits-web-4"], 3);
     }
 
     #[test]
     fn a_stopped_replica_fails_and_is_named() {
         let checks = evaluate(&stack(3, &[3]));
         let missing = "hits-web-3 (container 000000000003) is not running and did not answer";
-        assert!(message(&checks, "distinct hostnames").contains(missing));
-        assert_eq!(outcome(&checks, "distinct hostnames"), Outcome::Fail);
+        assert!(message(&checks, "replicas answered").contains(missing));
+        assert_eq!(outcome(&checks, "replicas answered"), Outcome::Fail);
         assert_eq!(outcome(&checks, "replicas running"), Outcome::Fail);
         assert!(message(&checks, "replicas running")
             .contains("hits-web-3 (container 000000000003) is exited"));
@@ -550,16 +673,21 @@ mod tests {
     #[test]
     fn a_counter_that_stands_still_fails() {
         let mut obs = stack(2, &[]);
-        obs.probe.answers[3].hits = obs.probe.answers[2].hits;
+        let before = obs.probe.answers[2].counter.as_ref().unwrap().hits;
+        obs.probe.answers[3].counter.as_mut().unwrap().hits = before;
         let checks = evaluate(&obs);
         assert_eq!(outcome(&checks, "counter increasing"), Outcome::Fail);
-        assert!(message(&checks, "counter increasing").starts_with("answer 4 "));
+        assert_eq!(
+            message(&checks, "counter increasing"),
+            "request 4 (from 000000000002) said 102 after 102 (from 000000000001): the counter went back or stood still"
+        );
     }
 
     #[test]
     fn too_few_answers_cannot_prove_the_counter() {
         let mut obs = stack(1, &[]);
         obs.probe.answers.truncate(1);
+        obs.probe.sent = 1;
         assert_eq!(
             outcome(&evaluate(&obs), "counter increasing"),
             Outcome::Fail
@@ -581,11 +709,143 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_host_fails_distinct_hostnames() {
+    fn an_address_of_no_replica_fails_and_is_named() {
         let mut obs = stack(2, &[]);
-        obs.probe.answers[0].hostname = "stranger".into();
+        for i in [0, 2] {
+            obs.probe.answers[i].served_by = Some(ServedBy {
+                server: "web7".into(),
+                addr: "172.20.0.99:5000".into(),
+            });
+        }
+        obs.probe.answers[1].served_by = Some(ServedBy {
+            server: "web2".into(),
+            addr: "172.20.0.98:5000".into(),
+        });
         let checks = evaluate(&obs);
-        assert!(message(&checks, "distinct hostnames").contains("host stranger answered"));
+        assert_eq!(outcome(&checks, "replicas answered"), Outcome::Fail);
+        let m = message(&checks, "replicas answered");
+        assert!(
+            m.contains("server web2 (172.20.0.98:5000) answered 1 request but no running web container of this project has that address (HAProxy now lists web2 at 172.20.0.12:5000, UP)"),
+            "{m}"
+        );
+        assert!(
+            m.contains("server web7 (172.20.0.99:5000) answered 2 requests but no running web container of this project has that address (HAProxy no longer lists web7)"),
+            "{m}"
+        );
+        // hits-web-1 answered requests 1, 3 and 5: one of them still counts.
+        assert!(m.starts_with("2 of 2 replicas answered"), "{m}");
+    }
+
+    #[test]
+    fn the_two_witnesses_must_agree_for_the_built_in_app() {
+        let mut obs = stack(3, &[]);
+        // HAProxy says web1 (hits-web-1) answered request 4; the body claims hits-web-3's host.
+        obs.probe.answers[3].counter.as_mut().unwrap().hostname = "000000000003".into();
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "replicas answered"), Outcome::Fail);
+        let m = message(&checks, "replicas answered");
+        assert!(
+            m.contains("request 4: HAProxy says server web1 (172.20.0.11:5000), that is hits-web-1 (container 000000000001), answered, but the app says hostname 000000000003 (hits-web-3)"),
+            "{m}"
+        );
+        assert!(!m.contains("agree on each"), "{m}");
+    }
+
+    #[test]
+    fn answers_the_load_balancer_did_not_name_fail_with_advice() {
+        let mut obs = stack(2, &[]);
+        for a in &mut obs.probe.answers {
+            a.served_by = None;
+        }
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "replicas answered"), Outcome::Fail);
+        let m = message(&checks, "replicas answered");
+        assert!(
+            m.starts_with("0 of 2 replicas answered in 6 requests"),
+            "{m}"
+        );
+        assert!(
+            m.contains("6 answers did not say which server answered (no X-Provision-Server header, first at request 1)"),
+            "{m}"
+        );
+    }
+
+    /// The case: a Flask app on docker-dns, answering `hello from <hostname>`.
+    fn own_app(n: u32, stopped: &[u32]) -> Observations {
+        let mut obs = stack(n, stopped);
+        obs.discovery = Discovery::DockerDns;
+        obs.registry = None;
+        obs.convergence.passing = None;
+        obs.services = vec![Service::Redis, Service::Lb];
+        obs.others.remove(0);
+        obs.expect = Expect::App {
+            status: None,
+            contains: None,
+        };
+        for a in &mut obs.probe.answers {
+            a.counter = None;
+        }
+        obs
+    }
+
+    #[test]
+    fn your_own_app_passes_with_the_counter_skipped() {
+        let checks = evaluate(&own_app(3, &[]));
+        for c in &checks {
+            let want = match c.name.as_str() {
+                "counter increasing" | "registry" => Outcome::Skip,
+                _ => Outcome::Pass,
+            };
+            assert_eq!(c.outcome, want, "{}: {}", c.name, c.message);
+        }
+        assert_eq!(
+            message(&checks, "replicas answered"),
+            "3 of 3 replicas answered in 9 requests"
+        );
+        assert_eq!(
+            message(&checks, "requests answered"),
+            "9 of 9 requests answered with HTTP 2xx"
+        );
+        assert_eq!(
+            message(&checks, "counter increasing"),
+            "web.app is your own app: only the built-in app has a hit counter"
+        );
+    }
+
+    #[test]
+    fn a_replica_that_answers_wrongly_is_told_apart_from_a_silent_one() {
+        let mut obs = own_app(2, &[]);
+        // hits-web-2 answered requests 2, 4 and 6, each without the expected text.
+        let wrong: Vec<Answer> = obs
+            .probe
+            .answers
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .cloned()
+            .collect();
+        obs.probe.answers.retain(|a| a.request % 2 == 1);
+        obs.probe.errors = wrong.len() as u32;
+        obs.probe.rejected = wrong.into_iter().filter_map(|a| a.served_by).collect();
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "replicas answered"), Outcome::Fail);
+        assert!(
+            message(&checks, "replicas answered").contains(
+                "hits-web-2 (container 000000000002) responded 3 times, never as expected (see requests answered)"
+            ),
+            "{}",
+            message(&checks, "replicas answered")
+        );
+        assert_eq!(outcome(&checks, "requests answered"), Outcome::Fail);
+    }
+
+    #[test]
+    fn your_own_app_with_a_stopped_replica_fails_and_names_it() {
+        let checks = evaluate(&own_app(3, &[2]));
+        assert_eq!(outcome(&checks, "replicas answered"), Outcome::Fail);
+        assert!(message(&checks, "replicas answered")
+            .contains("hits-web-2 (container 000000000002) is not running and did not answer"));
+        assert_eq!(outcome(&checks, "counter increasing"), Outcome::Skip);
     }
 
     #[test]
@@ -635,7 +895,7 @@ mod tests {
             message(&checks, "registry"),
             "docker-dns discovery has no registry"
         );
-        assert_eq!(outcome(&checks, "distinct hostnames"), Outcome::Skip);
+        assert_eq!(outcome(&checks, "replicas answered"), Outcome::Skip);
     }
 
     #[test]

@@ -231,7 +231,55 @@ mod tests {
     fn consul_dns_needs_the_builtin_app() {
         let e = err("project: hits\ndiscovery: consul-dns\nweb:\n  app: ./app\n");
         assert!(
-            e.contains(":4:3: web.app: consul-dns needs each replica"),
+            e.contains(":4:3: web.app: consul-dns works with the built-in app only"),
+            "{e}"
+        );
+        assert!(
+            e.contains("your app works with discovery docker-dns")
+                && e.contains("or consul-template"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn web_expect_is_for_your_own_app_and_checked() {
+        let own = |extra: &str| {
+            from_text(
+                &format!(
+                    "project: hits
+discovery: docker-dns
+web:
+  app: app
+{extra}"
+                ),
+                Path::new("provision.yaml"),
+                Path::new("tests/fixtures/custom"),
+            )
+        };
+        let plan = own("").unwrap();
+        assert_eq!(plan.web.expect, plan::PlanExpect::default());
+        let plan = own("  expect:\n    status: 200\n    contains: \"hello from\"\n").unwrap();
+        assert_eq!(plan.web.expect.status, Some(200));
+        assert_eq!(plan.web.expect.contains.as_deref(), Some("hello from"));
+        let e = own("  expect:\n    status: 700\n").unwrap_err().to_string();
+        assert!(
+            e.contains(
+                ":6:5: web.expect.status: must be an HTTP status between 100 and 599, got 700"
+            ),
+            "{e}"
+        );
+        let e = own("  expect:\n    contains: \"a\\nb\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(":6:15:") && e.contains("printable text on one line"),
+            "{e}"
+        );
+        let e = err("project: hits\nweb:\n  expect:\n    contains: hello\n");
+        assert!(
+            e.contains(
+                ":4:5: web.expect.contains: applies to your own app (web.app: <directory>) only"
+            ),
             "{e}"
         );
     }

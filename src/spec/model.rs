@@ -115,6 +115,21 @@ pub struct Web {
     pub app: App,
     /// gunicorn worker processes per replica (built-in app only).
     pub workers: u32,
+    /// What `verify` counts as an answer from your own app (the built-in app is checked by its
+    /// JSON).
+    pub expect: Expect,
+}
+
+/// What `verify` expects your own app to answer at `/`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expect {
+    /// The HTTP status; any 2xx when not set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Text the body must contain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contains: Option<BodyText>,
 }
 
 impl Default for Web {
@@ -125,6 +140,7 @@ impl Default for Web {
             health_path: UrlPath("/health".into()),
             app: App::Builtin,
             workers: 2,
+            expect: Expect::default(),
         }
     }
 }
@@ -359,6 +375,11 @@ checked_string!(
     /// A relative path inside the project directory.
     SafePath,
     crate::spec::rules::safe_relative_path
+);
+checked_string!(
+    /// Text to look for in a response body: printable, on one line.
+    BodyText,
+    crate::spec::rules::body_text
 );
 checked_string!(
     /// A release version such as `0.41.2`.

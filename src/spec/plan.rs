@@ -52,6 +52,16 @@ pub struct PlanWeb {
     pub workers: u32,
     /// The user's app directory relative to the spec's directory; None for the built-in app.
     pub app_dir: Option<String>,
+    /// What verify counts as an answer from the user's app (empty for the built-in app).
+    pub expect: PlanExpect,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PlanExpect {
+    /// The HTTP status; any 2xx when None.
+    pub status: Option<u16>,
+    /// Text the body must contain.
+    pub contains: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -93,6 +93,19 @@ pub fn safe_relative_path(value: &str) -> Result<(), String> {
     }
 }
 
+/// Text `verify` looks for in an answer. Only compared, never written into a generated file; kept
+/// to one printable line so that it reads back the same in messages.
+pub fn body_text(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty() && value.len() <= 200 && all_chars(value, |c| !c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid text {value:?}: expected 1 to 200 bytes of printable text on one line"
+        ))
+    }
+}
+
 pub fn version(value: &str) -> Result<(), String> {
     let mut parts = value.split('.');
     let numeric =

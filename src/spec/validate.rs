@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::model::{App, Discovery, Spec};
-use super::plan::{Plan, PlanConsul, PlanImages, PlanLb, PlanRedis, PlanWeb, Target};
+use super::plan::{Plan, PlanConsul, PlanExpect, PlanImages, PlanLb, PlanRedis, PlanWeb, Target};
 use super::rules;
 
 /// One broken rule: the dotted field path and what is wrong.
@@ -94,9 +94,29 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         ),
         App::Dir(_) if spec.discovery == Discovery::ConsulDns => violation(
             "web.app",
-            "consul-dns needs each replica to register itself in consul, which only the built-in app does; use discovery consul-template (registrator registers your containers) or docker-dns".into(),
+            "consul-dns works with the built-in app only: there each replica registers itself in consul from an entrypoint provision writes into the built-in image, and your own image has none; your app works with discovery docker-dns (HAProxy finds the replicas in Docker's DNS, no consul) or consul-template (registrator registers your containers in consul)".into(),
         ),
         _ => {}
+    }
+    let expect = &web.expect;
+    if let Some(status) = expect.status {
+        if !(100..=599).contains(&status) {
+            violation(
+                "web.expect.status",
+                format!("must be an HTTP status between 100 and 599, got {status}"),
+            );
+        }
+    }
+    if web.app == App::Builtin && *expect != Default::default() {
+        let field = if expect.status.is_some() {
+            "web.expect.status"
+        } else {
+            "web.expect.contains"
+        };
+        violation(
+            field,
+            "applies to your own app (web.app: <directory>) only; the built-in app is checked by its JSON answer".into(),
+        );
     }
     if let App::Dir(dir) = &web.app {
         let path = base_dir.join(dir.as_str());
@@ -146,6 +166,10 @@ fn plan_of(spec: &Spec) -> Plan {
             app_dir: match &spec.web.app {
                 App::Builtin => None,
                 App::Dir(dir) => Some(dir.to_string()),
+            },
+            expect: PlanExpect {
+                status: spec.web.expect.status,
+                contains: spec.web.expect.contains.as_ref().map(ToString::to_string),
             },
         },
         redis: PlanRedis {

@@ -6,8 +6,9 @@
 //! names and host ports (38xxx), and remove everything they created in a drop guard, also when an
 //! assertion fails; a failing step dumps the command, its stdout and stderr, and the stack's logs.
 //! Each step is logged to stderr as it happens (not captured by the test harness), with timings.
-//! The images `apply` builds (`provision-e2e-dns-{web,lb,redis}:<hash>`) are kept as a build cache:
-//! a rerun with unchanged blueprints builds nothing.
+//! The images `apply` builds (`provision-e2e-dns-{web,lb,redis}:<hash>`, and `provision-e2e-own-…`
+//! for the test of our own app) are kept as a build cache: a rerun with unchanged blueprints
+//! builds nothing.
 //!
 //! Switches (environment variables):
 //! - `PROVISION_E2E=require`: the docker CLI, the engine, Compose v2 and the rig images must be
@@ -265,6 +266,27 @@ impl Stack {
             .collect()
     }
 
+    /// Each running web container's addresses on its networks, by container name.
+    fn web_addresses(&self) -> BTreeMap<String, Vec<String>> {
+        let running: Vec<Container> = self.web().into_iter().filter(|c| c.running).collect();
+        let mut args = vec![
+            "inspect",
+            "--format",
+            "{{.Name}}|{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        ];
+        args.extend(running.iter().map(|c| c.id.as_str()));
+        let ran = docker(&args);
+        ran.expect_success();
+        ran.stdout
+            .lines()
+            .filter_map(|line| line.split_once('|'))
+            .map(|(name, ips)| {
+                let ips = ips.split_whitespace().map(str::to_owned).collect();
+                (name.trim_start_matches('/').to_owned(), ips)
+            })
+            .collect()
+    }
+
     /// Removes every container, volume and network of the project; true if there was any.
     fn remove_everything(&self) -> bool {
         let containers = self.ids("container");
@@ -364,9 +386,15 @@ fn report_checks(report: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Runs `verify ARGS --json`, asserts it passed with every check passing (or skipped), and that
-/// the load balancer answers from exactly the running web replicas, `expect` of them.
-fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize, lb_port: u16) {
+/// Runs `verify ARGS --json` and asserts it passed with every check passing (or skipped), and
+/// that its `replicas answered` check names exactly the running web containers, `expect` of them,
+/// as docker sees them. Returns the report and the containers' short ids.
+fn verify_report(
+    stack: &Stack,
+    project: &Project,
+    args: &[&str],
+    expect: usize,
+) -> (Value, BTreeSet<String>) {
     let mut full: Vec<&str> = vec!["verify"];
     full.extend_from_slice(args);
     full.push("--json");
@@ -415,31 +443,64 @@ fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize,
         Some(expect as u64),
         "report.expected_replicas\n{ran}"
     );
-    let per_host = report["checks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|c| c["numbers"]["answers_per_host"].as_object())
-        .unwrap_or_else(|| panic!("no answers_per_host in the report\n{ran}"));
-    assert_eq!(
-        per_host.len(),
-        expect,
-        "distinct hosts in the report: {per_host:?}\n{ran}"
-    );
-
-    // Independent of the report: ask the load balancer ourselves and compare with docker's view.
-    let running: BTreeSet<String> = stack
-        .web()
-        .iter()
-        .filter(|c| c.running)
-        .map(|c| c.short_id().to_owned())
+    let per_replica: BTreeSet<String> = check_of(&report, "replicas answered")["numbers"]
+        ["answers_per_replica"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no answers_per_replica in the report\n{ran}"))
+        .keys()
+        .cloned()
         .collect();
+    let running: Vec<Container> = stack.web().into_iter().filter(|c| c.running).collect();
+    let names: BTreeSet<String> = running.iter().map(|c| c.name.clone()).collect();
     assert_eq!(
         running.len(),
         expect,
         "running web replicas after `{}`\n{ran}",
         ran.line
     );
+    assert_eq!(
+        per_replica, names,
+        "replicas the report says answered vs running web containers (docker inspect)\n{ran}"
+    );
+    stack.step(&format!(
+        "verify passed in {:.1}s: {}; answered: {}",
+        ran.elapsed.as_secs_f64(),
+        checks
+            .iter()
+            .map(|(n, s)| format!("{n}={s}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        check_of(&report, "replicas answered")["message"]
+            .as_str()
+            .unwrap_or("?")
+    ));
+    let short_ids = running.iter().map(|c| c.short_id().to_owned()).collect();
+    (report, short_ids)
+}
+
+/// One check of a verify report, by name.
+fn check_of<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name:?} in the report:\n{report:#}"))
+}
+
+/// `verify_report` for the built-in app: both witnesses (HAProxy's server header and the
+/// counter's hostname) agreed, and, independent of the report, the load balancer answers from
+/// exactly the running replicas with a growing counter.
+fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize, lb_port: u16) {
+    let (report, running) = verify_report(stack, project, args, expect);
+    let answered_check = check_of(&report, "replicas answered");
+    assert!(
+        answered_check["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("HAProxy and the app's hostname agree on each")),
+        "the built-in app's two witnesses did not agree: {answered_check:#}"
+    );
+    assert_eq!(check_of(&report, "counter increasing")["outcome"], "pass");
     let probe = probe_lb(lb_port, 4 * expect as u32);
     let answered: BTreeSet<String> = probe.per_host.keys().cloned().collect();
     assert!(probe.errors.is_empty(), "errors through the lb: {probe:?}");
@@ -453,13 +514,7 @@ fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize,
         probe.hits
     );
     stack.step(&format!(
-        "verify passed in {:.1}s: {}; lb answered from {} hosts {:?}",
-        ran.elapsed.as_secs_f64(),
-        checks
-            .iter()
-            .map(|(n, s)| format!("{n}={s}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        "our own probe: lb answered from {} hosts {:?}",
         answered.len(),
         probe.per_host
     ));
@@ -469,6 +524,24 @@ fn hits_now(lb_port: u16) -> u64 {
     let probe = probe_lb(lb_port, 1);
     assert!(probe.errors.is_empty(), "GET / through the lb: {probe:?}");
     probe.hits[0]
+}
+
+/// `hits_now` right after `apply`: apply waits until the containers are healthy, and HAProxy
+/// routes to them only after its next DNS resolution and health check (a 503 `<NOSRV>` for a
+/// moment, seen in a run), so this retries for a while.
+fn hits_once_routed(lb_port: u16) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = probe_lb(lb_port, 1);
+        if probe.errors.is_empty() {
+            return probe.hits[0];
+        }
+        assert!(
+            Instant::now() < deadline,
+            "GET / through the lb, 30 s after apply: {probe:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// A consul-dns spec on the rig images, with this test's project name and host ports.
@@ -611,7 +684,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     );
     stack.step("provision apply (after destroy)");
     project.run(&["apply"], &[], APPLY_TIMEOUT).expect_success();
-    let hits_after = hits_now(LB);
+    let hits_after = hits_once_routed(LB);
     assert!(
         hits_after > hits,
         "hit counter did not survive destroy + apply: {hits} then {hits_after}"
@@ -694,6 +767,164 @@ fn e2e_consul_template_apply_verify_3_1_destroy() {
     project.run(&["apply"], &[], APPLY_TIMEOUT).expect_success();
     verify_passes(&stack, &project, &["--scale", "3"], 3, LB);
     verify_passes(&stack, &project, &["--scale", "1"], 1, LB);
+    stack.step("provision destroy --volumes");
+    project
+        .run(&["destroy", "--volumes"], &[], SHORT_TIMEOUT)
+        .expect_success();
+    assert!(stack.containers().is_empty(), "containers left");
+    stack.step("done");
+}
+
+/// A GET through the load balancer, with or without the probe header: the status, the
+/// `X-Provision-Server` header if any, and the body.
+fn get_lb(port: u16, probe_header: bool) -> Result<(u16, Option<String>, String), String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .max_idle_connections(0)
+        .build();
+    let mut request = agent.get(&format!("http://127.0.0.1:{port}/"));
+    if probe_header {
+        request = request.set("X-Provision-Probe", "e2e");
+    }
+    let response = request.call().map_err(|e| e.to_string())?;
+    let status = response.status();
+    let server = response.header("X-Provision-Server").map(str::to_owned);
+    let body = response.into_string().map_err(|e| e.to_string())?;
+    Ok((status, server, body))
+}
+
+/// Our own app (tests/fixtures/apps/hello, not the hit counter) on docker-dns: verify at 3 names
+/// the three containers that answered, a replica stopped by hand fails verify by name, verify at
+/// 1 passes, destroy. Checked independently: the app's own `hello from <hostname>` answers, and
+/// the load balancer's server header (only when asked) against docker's addresses.
+#[test]
+fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
+    const PROJECT: &str = "provision-e2e-own";
+    const LB: u16 = 38980;
+    let base = rig_image("debian:trixie");
+    let Some(_engine) = start(std::slice::from_ref(&base)) else {
+        return;
+    };
+    let project = Project::new();
+    // The fixture app as a user would have it, but FROM the offline base: provision passes no
+    // build arguments to your own Dockerfile, so the test writes the FROM line itself.
+    let fixture = crate::harness::repo_root().join("tests/fixtures/apps/hello");
+    let dockerfile = std::fs::read_to_string(fixture.join("Dockerfile")).unwrap();
+    let from = dockerfile
+        .lines()
+        .find(|l| l.starts_with("FROM "))
+        .expect("a FROM line in the fixture's Dockerfile");
+    project.write(
+        "hello/Dockerfile",
+        &dockerfile.replacen(from, &format!("FROM {base}"), 1),
+    );
+    project.write(
+        "hello/server.py",
+        &std::fs::read_to_string(fixture.join("server.py")).unwrap(),
+    );
+    project.write(
+        "provision.yaml",
+        &format!(
+            "# end-to-end test stack: our own app (not the counter) on docker-dns\n\
+             project: {PROJECT}\n\
+             discovery: docker-dns\n\
+             images:\n  base: {base}\n\
+             web:\n  app: hello\n  port: 7000\n  health_path: /ready\n  replicas: 2\n  \
+             expect:\n    status: 200\n    contains: \"hello from \"\n\
+             lb:\n  port: {LB}\n  stats_port: 38904\n"
+        ),
+    );
+    let stack = Stack::new(PROJECT);
+    stack.step("provision apply (builds the app's image from its own Dockerfile)");
+    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    ran.expect_success();
+    stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
+
+    let (report, running) = verify_report(&stack, &project, &["--scale", "3"], 3);
+    assert_eq!(
+        check_of(&report, "counter increasing")["outcome"],
+        "skip",
+        "{report:#}"
+    );
+    let requests = check_of(&report, "requests answered")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        requests.contains("with HTTP 200 and \"hello from \" in the body"),
+        "{requests}"
+    );
+
+    // Independent of the report: the app's own word, and the header only when asked for.
+    let addresses = stack.web_addresses();
+    let mut hosts = BTreeSet::new();
+    let mut servers = BTreeSet::new();
+    for _ in 0..12 {
+        let (status, header, body) = get_lb(LB, false).expect("GET / through the lb");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            header, None,
+            "X-Provision-Server leaked without the probe header"
+        );
+        let host = body
+            .trim()
+            .strip_prefix("hello from ")
+            .unwrap_or_else(|| panic!("not the hello app: {body:?}"));
+        hosts.insert(host.to_owned());
+        let (_, header, _) = get_lb(LB, true).expect("GET / with the probe header");
+        let header = header.expect("no X-Provision-Server with the probe header");
+        let (server, addr) = header.rsplit_once(' ').expect("`<server> <ip>:<port>`");
+        let ip = addr.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(addr);
+        let name = addresses
+            .iter()
+            .find(|(_, ips)| ips.iter().any(|i| i == ip))
+            .map(|(name, _)| name.clone())
+            .unwrap_or_else(|| {
+                panic!("{header}: no running web container has {ip}: {addresses:?}")
+            });
+        servers.insert(format!("{server}={name}"));
+    }
+    assert_eq!(
+        hosts, running,
+        "hosts saying hello vs running web containers"
+    );
+    stack.step(&format!(
+        "our own probe: hello from {hosts:?}; with the probe header HAProxy named {servers:?}"
+    ));
+
+    // A replica stopped by hand (a middle one, so that scaling to 1 keeps a running one).
+    let victim = stack
+        .web()
+        .into_iter()
+        .find(|c| c.number == 2)
+        .expect("web replica 2");
+    stack.step(&format!(
+        "docker stop {} ({})",
+        victim.name,
+        victim.short_id()
+    ));
+    docker(&["stop", &victim.id]).expect_success();
+    let ran = project.run(&["verify", "--timeout", "20"], &[], VERIFY_TIMEOUT);
+    ran.expect_code(1);
+    let naming: Vec<&str> = ran
+        .stdout
+        .lines()
+        .filter(|l| l.contains(&victim.name))
+        .map(str::trim)
+        .collect();
+    assert!(
+        naming
+            .iter()
+            .any(|l| l.contains("is not running and did not answer")),
+        "verify does not say that {} did not answer\n{ran}",
+        victim.name
+    );
+    stack.step(&format!(
+        "verify failed (exit 1) and said: {}",
+        naming.join(" | ")
+    ));
+
+    verify_report(&stack, &project, &["--scale", "1"], 1);
     stack.step("provision destroy --volumes");
     project
         .run(&["destroy", "--volumes"], &[], SHORT_TIMEOUT)
