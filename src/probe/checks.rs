@@ -425,6 +425,35 @@ fn registry(obs: &Observations) -> Check {
     )
 }
 
+/// Why running replicas have no server in HAProxy, when it is a matter of room: more replicas
+/// than server slots (`lb.max_replicas`), or slots left empty while replicas wait, which is what
+/// a DNS answer that holds fewer records than there are replicas looks like.
+fn missing_servers_reason(obs: &Observations) -> Option<String> {
+    let running = obs.running().count();
+    let slots = obs.haproxy.len();
+    let filled = obs.haproxy.iter().filter(|s| !s.is_unused_slot()).count();
+    let ceiling = obs.discovery.replica_ceiling();
+    if slots > 0 && running > slots {
+        Some(format!(
+            "{running} replicas run but HAProxy has {slots} server slots (lb.max_replicas): \
+             {} replica{} get no traffic; raise lb.max_replicas (at most {ceiling} with {} \
+             discovery) or scale down",
+            running - slots,
+            if running - slots == 1 { "" } else { "s" },
+            obs.discovery
+        ))
+    } else if filled < running && filled < slots {
+        Some(format!(
+            "HAProxy filled {filled} of its {slots} slots for {running} running replicas: \
+             {} discovery told it of fewer replicas than run (this mode routes to at most \
+             {ceiling}; a discovery answer that stops short looks like this)",
+            obs.discovery
+        ))
+    } else {
+        None
+    }
+}
+
 fn haproxy(obs: &Observations) -> Check {
     let up: Vec<&Server> = obs.haproxy.iter().filter(|s| s.is_up()).collect();
     let up_ips: BTreeSet<&str> = up.iter().map(|s| s.ip()).collect();
@@ -479,6 +508,9 @@ fn haproxy(obs: &Observations) -> Check {
     }
     for c in obs.replicas.iter().filter(|c| !c.running) {
         message.push_str(&format!("\n{} is not running", c.describe()));
+    }
+    if let Some(why) = missing_servers_reason(obs) {
+        message.push_str(&format!("\n{why}"));
     }
     for s in &up {
         if obs.by_ip(s.ip()).is_none() {
@@ -881,6 +913,33 @@ mod tests {
             "{}",
             m.message
         );
+    }
+
+    #[test]
+    fn too_few_slots_are_named_as_the_reason() {
+        let mut obs = stack(3, &[]);
+        // Two slots for three running replicas: the third has no server.
+        obs.haproxy.retain(|s| !s.is_unused_slot());
+        obs.haproxy.truncate(2);
+        let checks = evaluate(&obs);
+        let m = message(&checks, "haproxy");
+        assert!(
+            m.contains("3 replicas run but HAProxy has 2 server slots (lb.max_replicas)"),
+            "{m}"
+        );
+
+        // Slots free but not filled: discovery told HAProxy of fewer replicas than run.
+        let mut obs = stack(3, &[]);
+        let last = obs
+            .haproxy
+            .iter()
+            .rposition(|s| !s.is_unused_slot())
+            .unwrap();
+        obs.haproxy[last].addr.clear();
+        obs.haproxy[last].status = "MAINT (resolution)".into();
+        let checks = evaluate(&obs);
+        let m = message(&checks, "haproxy");
+        assert!(m.contains("HAProxy filled 2 of its"), "{m}");
     }
 
     #[test]
