@@ -22,6 +22,10 @@ pub struct ScaleAction {
     /// Steps the change was made in, each routed (or drained) before the next.
     pub batches: u32,
     pub seconds: f64,
+    /// When each replica address was first seen UP in HAProxy while scaling (not reported:
+    /// verify measures the time from there to the replica's first answer under `--load`).
+    #[serde(skip)]
+    pub first_up: std::collections::BTreeMap<String, std::time::Instant>,
     /// What Compose said when the scaled stack did not become healthy in time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -249,6 +253,7 @@ mod tests {
                 to: 2,
                 drained: vec!["web3".into(), "web4".into(), "web5".into()],
                 batches: 1,
+                first_up: Default::default(),
                 seconds: 3.4,
                 error: None,
             }),

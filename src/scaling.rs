@@ -7,7 +7,7 @@
 //! passed, and consul lists it passing where there is a registry): Docker's own health check is
 //! rare on purpose (it costs an exec per replica), so nothing here waits on it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::check::round1;
@@ -55,6 +55,7 @@ impl Scaler<'_> {
             to: n,
             drained: Vec::new(),
             batches: 0,
+            first_up: Default::default(),
             seconds: 0.0,
             error: None,
         };
@@ -65,7 +66,7 @@ impl Scaler<'_> {
             while current < n && action.error.is_none() {
                 let next = (current + batch).min(n);
                 action.batches += 1;
-                action.error = self.start_batch(current, next)?;
+                action.error = self.start_batch(current, next, &mut action.first_up)?;
                 current = next;
             }
         }
@@ -74,7 +75,12 @@ impl Scaler<'_> {
     }
 
     /// Starts replicas up to `next` and waits until the load balancer routes to all of them.
-    fn start_batch(&self, current: u32, next: u32) -> anyhow::Result<Option<String>> {
+    fn start_batch(
+        &self,
+        current: u32,
+        next: u32,
+        first_up: &mut BTreeMap<String, Instant>,
+    ) -> anyhow::Result<Option<String>> {
         let summary = format!("scaling web {current} -> {next}");
         if let Err(err) = self.compose.up(&summary, &self.web_up(next)) {
             return Ok(Some(format!("{err:#}")));
@@ -83,6 +89,9 @@ impl Scaler<'_> {
             return Ok(None);
         }
         let convergence = wait_routed(self.docker, self.plan, self.endpoints, self.timeout)?;
+        for (ip, at) in &convergence.first_up {
+            first_up.entry(ip.clone()).or_insert(*at);
+        }
         Ok((!convergence.converged).then(|| {
             format!(
                 "web {next}: not every replica was routed after {} s: {}",

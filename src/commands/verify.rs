@@ -5,6 +5,7 @@
 //! Without `--scale`, the stack is checked as it stands: every web container of the project,
 //! running or not, is expected to answer, so a replica stopped by hand fails the run by name.
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -34,6 +35,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let endpoints = Endpoints::of(plan);
 
     let containers = docker.project_containers(&plan.project)?;
+    let containers_before = containers.clone();
     let web = web_of(&containers, plan);
     if web.is_empty() {
         return Err(UsageError(format!(
@@ -55,6 +57,9 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
                 "sending {rate}/s through {} meanwhile",
                 endpoints.lb
             ));
+            // Which replica answered each request, for the time a new replica takes to answer.
+            options.header = Some(http::SERVER_HEADER.to_owned());
+            options.request_header = Some((http::PROBE_HEADER.to_owned(), "1".to_owned()));
             Some(load::start(options)?)
         }
         None => None,
@@ -120,7 +125,6 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     } else {
         step.fail();
     }
-    let load = load.map(|l| l.stop());
 
     let probe_plan = match args.requests {
         Some(n) => ProbePlan::exactly(n),
@@ -130,6 +134,30 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let step = progress.step(&format!("probing {}", endpoints.lb));
     let probe = http::probe(&endpoints.lb, &probe_plan, &expect);
     step.finish();
+    // The load ran through the probe too, so that a replica that joined last has had requests.
+    let load = load.map(|l| {
+        let started_at = l.started_at();
+        let mut report = l.stop();
+        let before: BTreeSet<String> = containers_before
+            .iter()
+            .filter(|c| c.service == plan.web.service && c.running)
+            .filter_map(|c| c.ip.clone())
+            .collect();
+        let mut first_up = scale
+            .as_ref()
+            .map(|s| s.first_up.clone())
+            .unwrap_or_default();
+        for (ip, at) in &convergence.first_up {
+            first_up.entry(ip.clone()).or_insert(*at);
+        }
+        let new_ips = first_up
+            .keys()
+            .filter(|ip| !before.contains(*ip))
+            .cloned()
+            .collect();
+        report.measure_joined(started_at, &first_up, &new_ips);
+        report
+    });
 
     let (haproxy, haproxy_error) = match stats_source.fetch() {
         Ok(servers) => (servers, None),

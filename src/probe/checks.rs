@@ -628,6 +628,7 @@ mod tests {
                 passing: Some(running.len() as u32),
                 last_problem: None,
                 fatal: false,
+                first_up: Default::default(),
             },
             expect: Expect::Counter,
             probe: Probe {

@@ -2,7 +2,7 @@
 //! running replicas. Compares addresses, not only counts, so a drained replica that is still
 //! listed, or a fresh one not yet resolved, keeps the wait going.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -38,6 +38,9 @@ pub struct Convergence {
     /// The last problem cannot go away by waiting (a configuration problem).
     #[serde(skip)]
     pub fatal: bool,
+    /// When each server address was first seen UP during the wait (as polled, every 0.25 s).
+    #[serde(skip)]
+    pub first_up: BTreeMap<String, Instant>,
 }
 
 impl Convergence {
@@ -52,6 +55,7 @@ impl Convergence {
             passing: target.consul.as_ref().map(|_| 0),
             last_problem: Some(reason.to_owned()),
             fatal: true,
+            first_up: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +72,7 @@ pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Conv
         passing: target.consul.as_ref().map(|_| 0),
         last_problem: None,
         fatal: false,
+        first_up: BTreeMap::new(),
     };
     loop {
         let problem = look(target, &mut result);
@@ -110,6 +115,10 @@ fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
         .map(|s| s.ip().to_owned())
         .collect();
     result.up = servers.iter().filter(|s| s.is_up()).count() as u32;
+    let now = Instant::now();
+    for ip in &up {
+        result.first_up.entry(ip.clone()).or_insert(now);
+    }
     let mut problems = Vec::new();
     if up != target.ips || result.up as usize != want {
         problems.push(format!("HAProxy has {} of {want} UP", result.up));

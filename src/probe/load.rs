@@ -59,6 +59,9 @@ pub struct LoadOptions {
     /// A response header whose values are counted, e.g. `X-Served-By` set by HAProxy to the
     /// replica that answered.
     pub header: Option<String>,
+    /// A request header sent with every request, e.g. the one that asks HAProxy to say which
+    /// server answered.
+    pub request_header: Option<(String, String)>,
     /// The most requests in flight at once. When all are busy, a due request waits for a free
     /// worker (the wait counts in its latency and is reported); it is never dropped unseen:
     /// one still waiting a timeout after the stop is counted as not sent.
@@ -83,6 +86,7 @@ impl LoadOptions {
             rate_per_sec,
             timeout: Duration::from_secs(2),
             header: None,
+            request_header: None,
             max_workers: 256,
             tolerance: Tolerance {
                 failed_fraction: 0.0,
@@ -111,6 +115,7 @@ struct Shared {
     agent: ureq::Agent,
     url: String,
     header: Option<String>,
+    request_header: Option<(String, String)>,
     /// How long after the end requests already queued may still be sent.
     grace: Duration,
     t0: Instant,
@@ -173,6 +178,7 @@ pub fn start(options: LoadOptions) -> anyhow::Result<Load> {
         agent,
         url: options.url.clone(),
         header: options.header.clone(),
+        request_header: options.request_header.clone(),
         grace: options.timeout,
         t0: Instant::now(),
     });
@@ -191,6 +197,11 @@ pub fn start(options: LoadOptions) -> anyhow::Result<Load> {
 }
 
 impl Load {
+    /// When the first request was due: the origin of the report's `*_secs` offsets.
+    pub fn started_at(&self) -> Instant {
+        self.shared.t0
+    }
+
     /// Ends the sending and reports, once the requests already due have been sent and
     /// answered: that takes at most twice the timeout (a grace of one timeout to start them,
     /// one more to finish them).
@@ -358,14 +369,13 @@ impl Shared {
     /// One GET, read to the end: its outcome, and the counted header of its answer (of any
     /// status: a 5xx from a replica says which replica failed).
     fn fetch(&self) -> (Outcome, Header) {
-        let response = match self
-            .agent
-            .get(&self.url)
-            // The server may close right after answering, instead of holding an idle
-            // connection that this client would never use again.
-            .set("Connection", "close")
-            .call()
-        {
+        // The server may close right after answering, instead of holding an idle connection
+        // that this client would never use again.
+        let mut request = self.agent.get(&self.url).set("Connection", "close");
+        if let Some((name, value)) = &self.request_header {
+            request = request.set(name, value);
+        }
+        let response = match request.call() {
             Ok(response) => response,
             Err(ureq::Error::Status(code, response)) => {
                 let header = self.header_of(&response);

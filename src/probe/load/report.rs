@@ -1,8 +1,8 @@
 //! What a load run saw: per-worker tallies merged into a [`LoadReport`], judged against the
 //! tolerance, and told in a few lines of text.
 
-use std::collections::BTreeMap;
-use std::time::Duration;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -91,8 +91,20 @@ pub struct ServedBy {
     pub header: String,
     /// Answers (of any status) per header value.
     pub counts: BTreeMap<String, u64>,
+    /// Per header value, seconds from the start of the load to its first answer.
+    pub first_answer_secs: BTreeMap<String, f64>,
     /// Answers without the header.
     pub missing: u64,
+}
+
+/// The last replica that joined during the load, and how soon it answered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Joined {
+    /// Its address.
+    pub address: String,
+    /// Seconds from HAProxy having it UP (as polled, every 0.25 s) to its first answer under
+    /// load; None when no load request reached it.
+    pub first_answer_after_secs: Option<f64>,
 }
 
 /// What a load run did and saw.
@@ -124,6 +136,10 @@ pub struct LoadReport {
     /// Requests that found every worker busy and the pool at its cap, and waited.
     pub waited_for_worker: u64,
     pub served_by: Option<ServedBy>,
+    /// How soon the last replica to join answered through the load balancer (verify fills it
+    /// in when it scaled up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub joined: Option<Joined>,
     /// Where the run is outside the tolerance; empty when it passed.
     pub problems: Vec<String>,
 }
@@ -172,6 +188,8 @@ pub(super) struct Tally {
     latency_us: Histogram<u64>,
     lag_us: Histogram<u64>,
     served_by: BTreeMap<String, u64>,
+    /// Per header value, when its first answer arrived (after the start).
+    first_answer: BTreeMap<String, Duration>,
     missing: u64,
 }
 
@@ -185,6 +203,7 @@ impl Tally {
             latency_us: histogram(),
             lag_us: histogram(),
             served_by: BTreeMap::new(),
+            first_answer: BTreeMap::new(),
             missing: 0,
         }
     }
@@ -217,7 +236,14 @@ impl Tally {
         match header {
             Header::NotCounted => {}
             Header::Missing => self.missing += 1,
-            Header::Value(value) => *self.served_by.entry(value).or_default() += 1,
+            Header::Value(value) => {
+                let answered = at + timing.latency;
+                self.first_answer
+                    .entry(value.clone())
+                    .and_modify(|first| *first = (*first).min(answered))
+                    .or_insert(answered);
+                *self.served_by.entry(value).or_default() += 1;
+            }
         }
     }
 
@@ -244,6 +270,12 @@ impl Tally {
         }
         for (value, n) in other.served_by {
             *self.served_by.entry(value).or_default() += n;
+        }
+        for (value, at) in other.first_answer {
+            self.first_answer
+                .entry(value)
+                .and_modify(|first| *first = (*first).min(at))
+                .or_insert(at);
         }
         self.missing += other.missing;
     }
@@ -306,8 +338,14 @@ impl LoadReport {
             served_by: options.header.as_ref().map(|header| ServedBy {
                 header: header.clone(),
                 counts: tally.served_by,
+                first_answer_secs: tally
+                    .first_answer
+                    .into_iter()
+                    .map(|(value, at)| (value, at.as_secs_f64()))
+                    .collect(),
                 missing: tally.missing,
             }),
+            joined: None,
             problems: Vec::new(),
         };
         report.problems = report.judge(options);
@@ -350,6 +388,42 @@ impl LoadReport {
         problems
     }
 
+    /// Measures the convergence of the replica that joined last: `first_up` says when HAProxy
+    /// was first seen with each address UP, `new_ips` which addresses are new, and the header
+    /// counts (`X-Provision-Server: <server> <ip>:<port>`) when each address first answered.
+    pub fn measure_joined(
+        &mut self,
+        started_at: Instant,
+        first_up: &BTreeMap<String, Instant>,
+        new_ips: &BTreeSet<String>,
+    ) {
+        let Some((ip, up)) = first_up
+            .iter()
+            .filter(|(ip, _)| new_ips.contains(*ip))
+            .max_by_key(|(_, at)| **at)
+        else {
+            return;
+        };
+        let first_answer = self.served_by.as_ref().and_then(|served| {
+            served
+                .first_answer_secs
+                .iter()
+                .filter(|(value, _)| {
+                    crate::probe::http::ServedBy::parse(value).is_ok_and(|s| s.ip() == ip)
+                })
+                .map(|(_, secs)| *secs)
+                .reduce(f64::min)
+        });
+        self.joined = Some(Joined {
+            address: ip.clone(),
+            first_answer_after_secs: first_answer.map(|secs| {
+                let answered = started_at + Duration::from_secs_f64(secs);
+                let after = answered.saturating_duration_since(*up).as_secs_f64();
+                (after * 1000.0).round() / 1000.0
+            }),
+        });
+    }
+
     /// The `load` check of verify: passes when the run kept within its tolerance. The message is
     /// the summary without its `load: ` prefix; the numbers are the ones CI compares.
     pub fn check(&self) -> Check {
@@ -368,6 +442,22 @@ impl LoadReport {
                 .with("p50_ms", l.p50_ms)
                 .with("p99_ms", l.p99_ms)
                 .with("max_ms", l.max_ms);
+        }
+        match &self.joined {
+            Some(Joined {
+                address,
+                first_answer_after_secs: Some(after),
+            }) => {
+                lines.push(format!(
+                    "the last replica to join ({address}) answered through the load balancer \
+                     {after:.2} s after HAProxy had it UP"
+                ));
+                numbers = numbers.with("joined_first_answer_s", *after);
+            }
+            Some(Joined { address, .. }) => lines.push(format!(
+                "the last replica to join ({address}) got no load request before the load stopped"
+            )),
+            None => {}
         }
         Check::pass_if("load", self.problems.is_empty(), lines.join("\n")).numbers(numbers)
     }

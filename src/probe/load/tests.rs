@@ -1,6 +1,7 @@
 //! The load generator against tiny HTTP servers on loopback. Bounds are generous: these run on
 //! a shared 2-core machine, where a sleep can overshoot by tens of milliseconds.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -324,4 +325,52 @@ fn p99_above_the_tolerance_is_a_problem() {
             .any(|p| p.starts_with("p99 latency ")),
         "{report:#?}"
     );
+}
+
+#[test]
+fn the_last_replica_to_join_is_timed_from_up_to_its_first_answer() {
+    // Replica 10.0.0.2 answers from the 20th connection on; before that only 10.0.0.1 does.
+    let server = Server::start(true, |n| Reply {
+        header: Some(if n < 20 {
+            "web1 10.0.0.1:5000".into()
+        } else {
+            "web2 10.0.0.2:5000".into()
+        }),
+        ..Reply::ok()
+    });
+    let mut options = LoadOptions::new(server.url(), 100.0);
+    options.header = Some("x-served-by".into());
+    let load = start(options).unwrap();
+    let started = load.started_at();
+    thread::sleep(Duration::from_millis(500));
+    let mut report = load.stop();
+    let served = report.served_by.clone().unwrap();
+    let first_web2 = served.first_answer_secs["web2 10.0.0.2:5000"];
+    assert!(served.first_answer_secs["web1 10.0.0.1:5000"] < first_web2);
+
+    // HAProxy had web2 UP 50 ms before its first answer; web1 is not new.
+    let up = started + Duration::from_secs_f64(first_web2) - Duration::from_millis(50);
+    let first_up = BTreeMap::from([
+        ("10.0.0.1".to_owned(), started),
+        ("10.0.0.2".to_owned(), up),
+    ]);
+    let new_ips = BTreeSet::from(["10.0.0.2".to_owned()]);
+    report.measure_joined(started, &first_up, &new_ips);
+    let joined = report.joined.clone().unwrap();
+    assert_eq!(joined.address, "10.0.0.2");
+    let after = joined.first_answer_after_secs.unwrap();
+    assert!((0.045..=0.055).contains(&after), "{after}");
+    let check = report.check();
+    assert!(
+        check.message.contains(
+            "the last replica to join (10.0.0.2) answered through the load balancer 0.05 s after"
+        ),
+        "{}",
+        check.message
+    );
+
+    // A new replica that no load request reached is said so, not timed.
+    let first_up = BTreeMap::from([("10.0.0.3".to_owned(), started)]);
+    report.measure_joined(started, &first_up, &BTreeSet::from(["10.0.0.3".to_owned()]));
+    assert_eq!(report.joined.unwrap().first_answer_after_secs, None);
 }
