@@ -2,6 +2,7 @@
 //! generated files, and end-to-end runs against a real Docker engine.
 
 mod cli;
+mod ctmpl;
 mod docker_cli;
 mod e2e;
 mod gotmpl;

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::ctmpl;
 use crate::gotmpl;
 use crate::harness::{external_tool, read_tree, repo_root, skip_or_fail};
 use crate::render_snapshots::{render_fixture, FIXTURES};
@@ -193,6 +194,50 @@ fn haproxy_accepts_every_config() {
     }
     // 3 fixtures and the example are consul-template (2 configs each), 2 are DNS modes.
     assert!(checked >= 8, "only {checked} HAProxy configs checked");
+}
+
+/// Every haproxy.ctmpl rendered by Go's text/template the way consul-template renders it
+/// (`ctmpl.rs`) for 0, 1 and 5 passing instances: each result passes `haproxy -dW -c`, has one
+/// server line per instance, and is what the hand-written evaluator in `gotmpl.rs` renders.
+#[test]
+fn go_renders_every_ctmpl_into_a_valid_config() {
+    const CHECK: &str = "consul-template's rendering (Go text/template) of every haproxy.ctmpl";
+    let Some(renderer) = ctmpl::renderer(CHECK) else {
+        return;
+    };
+    let Some(haproxy) = external_tool("haproxy", CHECK) else {
+        return;
+    };
+    if !can_unshare(CHECK) {
+        return;
+    }
+    let mut checked = 0;
+    for rendered in rendered_fixtures() {
+        for rel in files_named(&rendered, |p, _| p.ends_with("haproxy.ctmpl")) {
+            let out_dir = rendered.out.join("lb/ctmpl-go");
+            for (count, path, config) in ctmpl::render(renderer, &rendered.out.join(rel), &out_dir)
+            {
+                let what = format!("{} {rel} rendered for {count} instances", rendered.name);
+                let servers = config
+                    .lines()
+                    .filter(|l| l.trim_start().starts_with("server "))
+                    .count();
+                assert_eq!(servers, count, "{what}:\n{config}");
+                haproxy_check(&haproxy, &what, &path);
+                let services = BTreeMap::from([(
+                    "web".to_owned(),
+                    gotmpl::sample_instances("web", count, 5000),
+                )]);
+                let by_hand = gotmpl::render(&rendered.files[rel], &services)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert_eq!(by_hand, config, "{what}: gotmpl.rs differs from Go");
+                eprintln!("{what}: haproxy -dW -c passed, gotmpl.rs renders the same");
+                checked += 1;
+            }
+        }
+    }
+    // consul-template, custom and the example: 3 counts each.
+    assert!(checked >= 9, "only {checked} rendered ctmpl checked");
 }
 
 #[test]
