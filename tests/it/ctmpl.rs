@@ -58,13 +58,7 @@ fn build(go: &Path) -> PathBuf {
 /// Renders `template` for every count in [`COUNTS`] into `out_dir`; returns each count with
 /// its haproxy.cfg path and text. Panics with the program's message when it fails.
 pub fn render(renderer: &Path, template: &Path, out_dir: &Path) -> Vec<(usize, PathBuf, String)> {
-    std::fs::create_dir_all(out_dir).unwrap();
-    let output = Command::new(renderer)
-        .arg(template)
-        .arg(out_dir)
-        .args(COUNTS.map(|c| c.to_string()))
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", renderer.display()));
+    let output = run(renderer, template, out_dir, &COUNTS);
     assert!(
         output.status.success(),
         "ctmpl-render {} failed:\n{}",
@@ -80,4 +74,20 @@ pub fn render(renderer: &Path, template: &Path, out_dir: &Path) -> Vec<(usize, P
             (count, path, text)
         })
         .collect()
+}
+
+/// `ctmpl-render TEMPLATE OUT_DIR COUNTS...`, whatever its outcome.
+pub fn run(
+    renderer: &Path,
+    template: &Path,
+    out_dir: &Path,
+    counts: &[usize],
+) -> std::process::Output {
+    std::fs::create_dir_all(out_dir).unwrap();
+    Command::new(renderer)
+        .arg(template)
+        .arg(out_dir)
+        .args(counts.iter().map(usize::to_string))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", renderer.display()))
 }

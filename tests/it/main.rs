@@ -5,7 +5,6 @@ mod cli;
 mod ctmpl;
 mod docker_cli;
 mod e2e;
-mod gotmpl;
 mod harness;
 mod render_cli;
 mod render_snapshots;
