@@ -3,8 +3,9 @@
 //! consul-template does and executes it with consul-template's `service` function over a
 //! fixture catalog. No consul-template binary can be had offline; Debian's Go toolchain can.
 //!
-//! The program is built once per test run, offline (`GOPROXY=off`, `GOTOOLCHAIN=local`), with
-//! its build cache under the cargo target directory so later runs reuse it.
+//! The program is built once per test run, offline (`GOPROXY=off`, `GOTOOLCHAIN=local`: a newer
+//! go never fetches another toolchain; Debian's 1.19 ignores it), with its build cache under the
+//! cargo target directory so later runs reuse it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,9 +19,9 @@ pub const COUNTS: [usize; 3] = [0, 1, 5];
 
 /// The built `ctmpl-render`, or None (with a printed skip, or a failure under CI) without go.
 pub fn renderer(check: &str) -> Option<&'static Path> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
     let go = external_tool("go", check)?;
-    BUILT.get_or_init(|| Some(build(&go))).as_deref()
+    Some(BUILT.get_or_init(|| build(&go)))
 }
 
 fn build(go: &Path) -> PathBuf {
