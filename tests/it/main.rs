@@ -2,9 +2,9 @@
 //! generated files, and end-to-end runs against a real Docker engine.
 
 mod cli;
+mod ctmpl;
 mod docker_cli;
 mod e2e;
-mod gotmpl;
 mod harness;
 mod render_cli;
 mod render_snapshots;

@@ -1,0 +1,3 @@
+module provision/ctmpl-render
+
+go 1.19
