@@ -96,12 +96,12 @@ build_consul() {
   fi
   build_from_base "$CONSUL_IMAGE" "$HERE/rig/consul.Dockerfile" "$CONSUL_BIN"
   # Prove the image works before anyone relies on it: the binary runs as the image's user.
-  docker run --rm "$CONSUL_IMAGE" version | head -n1 | sed 's/^/[rig]   /' >&2
+  docker run --rm "$CONSUL_IMAGE" version | sed -n '1s/^/[rig]   /p' >&2
 }
 
 build_haproxy() {
   build_from_base "$HAPROXY_IMAGE" "$HERE/rig/haproxy.Dockerfile"
-  docker run --rm "$HAPROXY_IMAGE" -v | head -n1 | sed 's/^/[rig]   /' >&2
+  docker run --rm "$HAPROXY_IMAGE" -v | sed -n '1s/^/[rig]   /p' >&2
 }
 
 main() {
