@@ -101,13 +101,15 @@ impl Scaler<'_> {
         }))
     }
 
-    /// `up` of web alone at `n` replicas, leaving existing ones as they are, without waiting on
-    /// Docker's health check (see the module comment).
+    /// `up` of web at `n` replicas, leaving existing ones as they are, without waiting on
+    /// Docker's health check (see the module comment). Not `--no-deps`: Compose 2.26 hashes a
+    /// service's configuration without its `depends_on` then, so the next plain
+    /// `docker compose up` would recreate every replica; the dependencies are up already, and
+    /// Compose leaves them alone.
     fn web_up(&self, n: u32) -> UpOptions {
         UpOptions {
             scale: Some((self.plan.web.service.clone(), n)),
             services: vec![self.plan.web.service.clone()],
-            no_deps: true,
             no_recreate: true,
             ..UpOptions::default()
         }

@@ -131,8 +131,8 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         ),
         &UpOptions {
             scale: Some((plan.web.service.clone(), replicas)),
+            // Not --no-deps: see `Scaler::web_up`.
             services: vec![plan.web.service.clone()],
-            no_deps: true,
             ..UpOptions::default()
         },
     )?;
