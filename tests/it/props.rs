@@ -677,7 +677,8 @@ fn accepted_specs_pass_python_and_haproxy_on_a_sample() {
         checked.fetch_add(1, Ordering::Relaxed);
         Ok(())
     });
-    assert_eq!(checked.into_inner(), cases as usize);
+    // At least: proptest first replays the seeds saved in proptest-regressions/.
+    assert!(checked.into_inner() >= cases as usize);
 }
 
 // ---------------------------------------------------------------------------------------------
