@@ -122,11 +122,11 @@ pub fn from_text(text: &str, file: &Path, base_dir: &Path) -> Result<Plan, SpecE
 
 /// Parses spec text into the serde model (no cross-field rules).
 pub fn parse(text: &str) -> Result<Spec, Problem> {
-    serde_yaml::from_str::<Spec>(text).map_err(|err| problem_from_yaml(&err))
+    serde_yaml::from_str::<Spec>(text).map_err(|err| problem_from_yaml(&err, text))
 }
 
 /// serde_yaml writes "path: message at line L column C"; split it into our parts.
-fn problem_from_yaml(err: &serde_yaml::Error) -> Problem {
+fn problem_from_yaml(err: &serde_yaml::Error, text: &str) -> Problem {
     let location = err.location();
     let mut message = err.to_string();
     if let Some(loc) = &location {
@@ -146,12 +146,34 @@ fn problem_from_yaml(err: &serde_yaml::Error) -> Problem {
     if message == "EOF while parsing a value" || message.contains("missing field `project`") {
         message = format!("{message}; the spec needs at least `project: NAME`");
     }
+    let mut line = location.as_ref().map(|l| l.line());
+    // serde_yaml tells no position for a second document; point at where it starts.
+    if line.is_none() && message.contains("more than one document") {
+        line = second_document_line(text);
+        message = "a second YAML document starts here; the spec is one document (remove this `---` or what follows it)".to_owned();
+    }
     Problem {
         field,
-        line: location.as_ref().map(|l| l.line()),
+        line,
         column: location.as_ref().map(|l| l.column()),
         message,
     }
+}
+
+/// The line where a second YAML document starts (a second `---`, a directive, content after
+/// `...`), found with the same parser: the first line at which the text up to it holds a
+/// well-formed first document and the start of another. Only called on the error path.
+fn second_document_line(text: &str) -> Option<usize> {
+    use serde::Deserialize as _;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    (1..=lines.len()).find(|&count| {
+        let prefix = lines[..count].concat();
+        let documents: Vec<bool> = serde_yaml::Deserializer::from_str(&prefix)
+            .take(2)
+            .map(|document| serde::de::IgnoredAny::deserialize(document).is_ok())
+            .collect();
+        documents.len() == 2 && documents[0]
+    })
 }
 
 #[cfg(test)]
@@ -194,6 +216,26 @@ mod tests {
         let e = err("project: \"hits\\nevil: 1\"\n");
         assert!(
             e.contains("provision.yaml:1:") && e.contains("project") && e.contains("\\n"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_second_document_is_reported_where_it_starts() {
+        // Found by tests/it/props.rs: serde_yaml gives this error no position.
+        let e = err("project: hits\n---\nweb:\n  replicas: 2\n");
+        assert!(
+            e.contains("provision.yaml:2: a second YAML document starts here"),
+            "{e}"
+        );
+        let e = err("# spec\n---\nproject: hits\n...\n\nproject: again\n");
+        assert!(
+            e.contains("provision.yaml:6: a second YAML document"),
+            "{e}"
+        );
+        let e = err("project: hits\n%YAML 1.1\nweb: {}\n");
+        assert!(
+            e.contains("provision.yaml:2: a second YAML document"),
             "{e}"
         );
     }

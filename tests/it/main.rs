@@ -6,6 +6,7 @@ mod ctmpl;
 mod docker_cli;
 mod e2e;
 mod harness;
+mod props;
 mod render_cli;
 mod render_snapshots;
 mod static_checks;

@@ -114,7 +114,7 @@ fn files_named<'a>(rendered: &'a Rendered, pred: impl Fn(&str, &str) -> bool + '
 }
 
 /// `haproxy -c -f FILE` with the stack's service names resolvable (see the module docs).
-fn haproxy_check(haproxy: &Path, what: &str, config: &Path) {
+pub(crate) fn haproxy_check(haproxy: &Path, what: &str, config: &Path) {
     let scratch = tempfile::tempdir().unwrap();
     let hosts = scratch.path().join("hosts");
     std::fs::write(
@@ -133,7 +133,7 @@ fn haproxy_check(haproxy: &Path, what: &str, config: &Path) {
     );
 }
 
-fn can_unshare(check: &str) -> bool {
+pub(crate) fn can_unshare(check: &str) -> bool {
     let ok = Command::new("unshare")
         .args(["--mount", "--map-root-user", "true"])
         .status()
