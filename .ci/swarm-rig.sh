@@ -168,6 +168,27 @@ up_registry() {
   log "registry answers on 127.0.0.1:$REGISTRY_PORT after $(since "$t0")"
 }
 
+# The rig's base and consul images, pushed as 127.0.0.1:PORT/provision-rig/NAME:TAG so that a
+# spec for the swarm can build FROM the base on any node (`images.base`) and run consul there.
+# Only what the registry lacks is pushed (asked through its HTTP API).
+push_rig_images() {
+  local image path tag t0
+  for image in "$BASE_IMAGE" "$PREFIX/consul:1.8.7"; do
+    docker image inspect "$image" >/dev/null 2>&1 || { log "no $image here: not pushed"; continue; }
+    path=${image#*/}
+    tag=${path##*:}
+    path=${path%:*}
+    if curl -fs -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://127.0.0.1:$REGISTRY_PORT/v2/$path/manifests/$tag"; then
+      continue
+    fi
+    t0=$(now)
+    docker tag "$image" "127.0.0.1:$REGISTRY_PORT/$path:$tag"
+    docker push --quiet "127.0.0.1:$REGISTRY_PORT/$path:$tag" >/dev/null
+    log "pushed 127.0.0.1:$REGISTRY_PORT/$path:$tag in $(since "$t0")"
+  done
+}
+
 # Returns 0 when node K was created (its engine, and any swarm membership, is new).
 up_node() {
   local k=$1 name
@@ -219,6 +240,7 @@ cmd_up() {
   build_image "$REGISTRY_IMAGE" registry.Dockerfile registry-config.yml
   up_network
   up_registry
+  push_rig_images
 
   # Nodes beyond N, left by an earlier `up` with more nodes: off the manager's list, then removed.
   local name k

@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
+use crate::deploy::{Deployment, Swarm};
 use crate::docker::preflight::{self, Preflight};
 use crate::docker::{Compose, Container, Docker, UpOptions};
 use crate::printer::Printer;
@@ -36,37 +37,31 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
             render::Writes::Allowed
         },
     )?;
-    let plan = &stack.plan;
     let docker = Docker::new(progress).dry_run(args.dry_run);
+    let deployment = Deployment::new(&docker, &stack);
+    match &deployment {
+        Deployment::Compose { compose, .. } => apply_compose(&deployment, compose, &args),
+        Deployment::Swarm(swarm) => apply_swarm(&deployment, swarm, &args),
+    }
+}
 
+/// Builds the images that are missing (Compose builds them against the engine docker talks to).
+/// Returns the services built, and every built image's `(service, tag)`.
+fn build_missing(
+    deployment: &Deployment<'_>,
+    compose: &Compose<'_>,
+) -> anyhow::Result<(Vec<String>, Vec<(String, String)>)> {
+    let docker = deployment.docker();
+    let plan = deployment.plan();
     // Preflight: nothing below changes anything until every check passed.
-    let engine = preflight::require_engine(&docker)?;
-    let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
+    let engine = preflight::require_engine(docker)?;
     let config = compose.config()?;
     let needs = preflight::image_needs(plan, Some(&config));
     Preflight {
         engine,
-        findings: preflight::check_images(&docker, &needs, true),
+        findings: preflight::check_images(docker, &needs, true),
     }
     .into_result()?;
-
-    let before = docker.project_containers(&plan.project)?;
-    let web_now = before
-        .iter()
-        .filter(|c| c.service == plan.web.service)
-        .count() as u32;
-    let replicas = if web_now == 0 {
-        plan.web.replicas
-    } else {
-        web_now
-    };
-    if web_now > 0 && web_now != plan.web.replicas {
-        progress.note(format!(
-            "keeping the {web_now} running web replicas (web.replicas = {} applies to a new \
-             stack; change the count with `provision verify --scale N`)",
-            plan.web.replicas
-        ));
-    }
 
     let built = config.built_images();
     let images: Vec<String> = built.iter().map(|(_, image)| image.clone()).collect();
@@ -78,10 +73,48 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         .map(|((service, _), _)| service.clone())
         .collect();
     if to_build.is_empty() {
-        progress.note("images: all built images are current, nothing to build");
+        docker
+            .printer()
+            .note("images: all built images are current, nothing to build");
     } else {
         compose.build(&to_build)?;
     }
+    Ok((to_build, built))
+}
+
+/// The number of web replicas to run: the ones running now, or the spec's for a new stack.
+fn keep_replicas(deployment: &Deployment<'_>, web_now: u32) -> u32 {
+    let plan = deployment.plan();
+    if web_now > 0 && web_now != plan.web.replicas {
+        deployment.docker().printer().note(format!(
+            "keeping the {web_now} running web replicas (web.replicas = {} applies to a new \
+             stack; change the count with `provision verify --scale N`)",
+            plan.web.replicas
+        ));
+    }
+    if web_now == 0 {
+        plan.web.replicas
+    } else {
+        web_now
+    }
+}
+
+/// Compose: `up` of every other service (waiting until healthy), then of web at its count.
+fn apply_compose(
+    deployment: &Deployment<'_>,
+    compose: &Compose<'_>,
+    args: &ApplyArgs,
+) -> anyhow::Result<ExitStatus> {
+    let docker = deployment.docker();
+    let plan = deployment.plan();
+    let progress = docker.printer();
+    let (to_build, _) = build_missing(deployment, compose)?;
+    let before = docker.project_containers(&plan.project)?;
+    let web_now = before
+        .iter()
+        .filter(|c| c.service == plan.web.service)
+        .count() as u32;
+    let replicas = keep_replicas(deployment, web_now);
 
     // Two steps, because nothing should wait on web's Docker health check (rare on purpose,
     // see scaling.rs): first every other service, waiting until healthy; then web alone, and a
@@ -116,8 +149,8 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         progress.note("dry run: the commands above were printed, not run");
         return Ok(ExitStatus::Success);
     }
-    let endpoints = Endpoints::of(plan);
-    let routed = scaling::wait_routed(&docker, plan, &endpoints, args.timeout)?;
+    let endpoints = deployment.endpoints();
+    let routed = scaling::wait_routed(deployment, args.timeout)?;
     if !routed.converged {
         return Err(ToolError(format!(
             "the stack started, but the load balancer does not route to every web replica after {} s: {}",
@@ -130,6 +163,59 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     print!(
         "{}",
         summary(&plan.project, &to_build, &before, &after, &endpoints)
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// Swarm: build what is missing, push what the registry lacks, `stack deploy` with web at the
+/// count that runs, then wait until every service runs its tasks and the load balancer routes
+/// to every web task.
+fn apply_swarm(
+    deployment: &Deployment<'_>,
+    swarm: &Swarm<'_>,
+    args: &ApplyArgs,
+) -> anyhow::Result<ExitStatus> {
+    let docker = deployment.docker();
+    let plan = deployment.plan();
+    let progress = docker.printer();
+    swarm.require_manager()?;
+    let compose_file = swarm.stack_file.with_file_name("compose.yaml");
+    let compose = Compose::new(docker, &plan.project, &compose_file);
+    let (to_build, built) = build_missing(deployment, &compose)?;
+    let pushed = swarm.push(&built)?;
+    if pushed.is_empty() {
+        progress.note("registry: every built image is there already, nothing to push");
+    }
+    let before = swarm.containers()?;
+    let replicas = keep_replicas(deployment, swarm.web_replicas()?.unwrap_or(0));
+    swarm.deploy(replicas)?;
+    if docker.is_dry_run() {
+        progress.note("dry run: the commands above were printed, not run");
+        return Ok(ExitStatus::Success);
+    }
+    swarm.wait_running(args.timeout)?;
+    let endpoints = deployment.endpoints();
+    let routed = scaling::wait_routed(deployment, args.timeout)?;
+    if !routed.converged {
+        return Err(ToolError(format!(
+            "the stack started, but the load balancer does not route to every web task after {} s: {}",
+            routed.seconds,
+            routed.last_problem.unwrap_or_default()
+        ))
+        .into());
+    }
+    let after = swarm.containers()?;
+    print!(
+        "{}",
+        summary(&plan.project, &to_build, &before, &after, &endpoints)
+    );
+    println!(
+        "  pushed:        {}",
+        if pushed.is_empty() {
+            "none (the registry has every image)".to_owned()
+        } else {
+            pushed.join(", ")
+        }
     );
     Ok(ExitStatus::Success)
 }

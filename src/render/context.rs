@@ -50,6 +50,8 @@ pub(super) struct Context<'a> {
     /// What the plan's choices imply, as flags the blueprints branch on (`stack.rs`).
     pub stack: Features,
     pub tags: BTreeMap<&'static str, String>,
+    /// On a Swarm: each built image's name in the registry (empty with Compose).
+    pub pushed: BTreeMap<&'static str, String>,
     pub web_context: String,
     pub tuning: Tuning,
     pub hashicorp_pgp_fingerprint: &'static str,

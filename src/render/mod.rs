@@ -182,6 +182,7 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         plan,
         stack: plan.features(),
         tags: BTreeMap::new(),
+        pushed: BTreeMap::new(),
         web_context,
         tuning: Tuning::standard(),
         hashicorp_pgp_fingerprint: HASHICORP_PGP_FINGERPRINT,
@@ -220,8 +221,15 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         context.tags.insert("web", image_tag(plan, "web", &hash));
     }
 
+    if let Some(swarm) = plan.swarm() {
+        context.pushed = context
+            .tags
+            .iter()
+            .map(|(service, tag)| (*service, swarm.remote_image(tag)))
+            .collect();
+    }
     let value = minijinja::Value::from_serialize(&context);
-    for output in ["compose.yaml", "diagram.md"] {
+    for output in plan.deployment_files() {
         files.insert(output.to_owned(), render_one(blueprints, output, &value)?);
     }
     files.insert(MANIFEST.to_owned(), manifest::manifest(&files));
