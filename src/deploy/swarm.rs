@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::Deployment;
 use crate::check::round1;
-use crate::docker::{Container, Docker};
+use crate::docker::{Container, Docker, PsEntry};
 use crate::probe::Endpoints;
 use crate::render::RenderedStack;
 use crate::report::ScaleAction;
@@ -66,6 +66,21 @@ impl Task {
             &self.id
         } else {
             &self.container_id
+        }
+    }
+
+    /// The task as `status` lists it, with its node.
+    pub fn to_ps_entry(&self, project: &str) -> PsEntry {
+        let container = self.to_container(project);
+        PsEntry {
+            id: container.short_id,
+            name: container.name,
+            service: self.service.clone(),
+            state: self.state.clone(),
+            health: String::new(),
+            status: String::new(),
+            exit_code: 0,
+            node: self.node.clone(),
         }
     }
 

@@ -93,6 +93,9 @@ pub struct PsEntry {
     pub status: String,
     #[serde(rename(deserialize = "ExitCode"), default)]
     pub exit_code: i64,
+    /// The Swarm node that runs it (a stack's task); empty for a Compose container.
+    #[serde(skip_deserializing, skip_serializing_if = "String::is_empty")]
+    pub node: String,
 }
 
 /// Parses `docker compose ps --format json`: JSON lines since Compose 2.21, one array before.
