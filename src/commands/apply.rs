@@ -45,12 +45,16 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     }
 }
 
+/// What `build_missing` did.
+struct Builds {
+    /// The services whose image was built now.
+    built_now: Vec<String>,
+    /// Every built image: `(service, tag)`.
+    images: Vec<(String, String)>,
+}
+
 /// Builds the images that are missing (Compose builds them against the engine docker talks to).
-/// Returns the services built, and every built image's `(service, tag)`.
-fn build_missing(
-    deployment: &Deployment<'_>,
-    compose: &Compose<'_>,
-) -> anyhow::Result<(Vec<String>, Vec<(String, String)>)> {
+fn build_missing(deployment: &Deployment<'_>, compose: &Compose<'_>) -> anyhow::Result<Builds> {
     let docker = deployment.docker();
     let plan = deployment.plan();
     // Preflight: nothing below changes anything until every check passed.
@@ -79,7 +83,10 @@ fn build_missing(
     } else {
         compose.build(&to_build)?;
     }
-    Ok((to_build, built))
+    Ok(Builds {
+        built_now: to_build,
+        images: built,
+    })
 }
 
 /// The number of web replicas to run: the ones running now, or the spec's for a new stack.
@@ -108,7 +115,7 @@ fn apply_compose(
     let docker = deployment.docker();
     let plan = deployment.plan();
     let progress = docker.printer();
-    let (to_build, _) = build_missing(deployment, compose)?;
+    let to_build = build_missing(deployment, compose)?.built_now;
     let before = docker.project_containers(&plan.project)?;
     let web_now = before
         .iter()
@@ -181,8 +188,9 @@ fn apply_swarm(
     swarm.require_manager()?;
     let compose_file = swarm.stack_file.with_file_name("compose.yaml");
     let compose = Compose::new(docker, &plan.project, &compose_file);
-    let (to_build, built) = build_missing(deployment, &compose)?;
-    let pushed = swarm.push(&built)?;
+    let builds = build_missing(deployment, &compose)?;
+    let to_build = builds.built_now;
+    let pushed = swarm.push(&builds.images)?;
     if pushed.is_empty() {
         progress.note("registry: every built image is there already, nothing to push");
     }

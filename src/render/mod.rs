@@ -327,6 +327,7 @@ mod tests {
             "project: hits\n",
             "project: hits\ndiscovery: consul-dns\n",
             "project: hits\ndiscovery: docker-dns\n",
+            "project: hits\ntarget:\n  kind: swarm\n  registry: 127.0.0.1:5000\n",
         ] {
             outputs.extend(render(&project(spec)).unwrap().files.into_keys());
         }
