@@ -107,6 +107,11 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         Err(err) => (Vec::new(), Some(format!("{err:#}"))),
     };
     let (registry, registry_error) = match deployment.consul(lb.clone()) {
+        // On a Swarm consul is read through the lb's container: none, nothing to read with.
+        None if plan.discovery.has_registry() => (
+            Some(Vec::new()),
+            Some("no running lb container to read consul through".to_owned()),
+        ),
         None => (None, None),
         Some(source) => match source.passing(&plan.web.service) {
             Ok(instances) => (Some(instances), None),

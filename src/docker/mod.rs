@@ -435,6 +435,18 @@ mod tests {
     }
 
     #[test]
+    fn an_environment_variable_shows_before_the_command() {
+        let docker = Docker::new(Printer::quiet());
+        let call = docker
+            .call("deploying", ["stack", "deploy", "hits"])
+            .env("PROVISION_WEB_REPLICAS", "4");
+        assert_eq!(
+            call.command_line(),
+            "PROVISION_WEB_REPLICAS=4 docker stack deploy hits"
+        );
+    }
+
+    #[test]
     fn dry_run_skips_calls_that_change_state() {
         let docker = Docker {
             program: "/nonexistent/docker".into(),
