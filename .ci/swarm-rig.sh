@@ -199,6 +199,29 @@ up_node() {
   # A new engine starts from an empty /var/lib/docker: a volume left by a removed node is dropped.
   docker volume rm "$name-docker" >/dev/null 2>&1 || true
   mkdir -p "$STATE_DIR/node$k"
+  # The published ports lie in the kernel's ephemeral range: a client connection of anyone on this
+  # machine may hold one for a moment, and then the bind fails ("address already in use"). Such a
+  # port frees up within seconds, so that one failure is retried.
+  local try err
+  for try in 1 2 3 4 5; do
+    if err=$(run_node "$k" 2>&1 >/dev/null); then
+      return 0
+    fi
+    case "$err" in
+      *"address already in use"*)
+        log "$name: a published port is taken (try $try of 5): retrying"
+        docker rm -f "$name" >/dev/null 2>&1 || true
+        sleep 2
+        ;;
+      *) die "starting $name: $err" ;;
+    esac
+  done
+  die "starting $name: $err"
+}
+
+run_node() {
+  local k=$1 name
+  name=$(node_name "$k")
   # Not --privileged: it fails in this sandbox (no CAP_SYS_RESOURCE to grant). All capabilities but
   # that one, no seccomp or AppArmor profile, and a tmpfs /run for containerd's state.
   docker run --detach --name "$name" --hostname "$name" --label "$RIG_LABEL=node" \
@@ -211,8 +234,7 @@ up_node() {
     --env "PROVISION_SWARM_REGISTRY_PORT=$REGISTRY_PORT" \
     --env "PROVISION_SWARM_REGISTRY_UPSTREAM=$REGISTRY:5000" \
     --publish "127.0.0.1:$(node_host_ports "$k"):$PORT_FIRST-$PORT_LAST" \
-    "$NODE_IMAGE" >/dev/null
-  return 0
+    "$NODE_IMAGE"
 }
 
 # Drops the manager's entry for node K (left by an engine that was removed), if it has one.
