@@ -17,7 +17,6 @@ use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
 use crate::probe::converge::{self, Convergence, Target};
 use crate::probe::http::{self, ProbePlan};
-
 use crate::report::{Check, Outcome, Report};
 use crate::scaling::{self, lb_container, web_of};
 use crate::{render, CheckFailed, ExitStatus, UsageError};
