@@ -526,15 +526,51 @@ impl<'a> Swarm<'a> {
             ));
             if started.elapsed() >= Duration::from_secs(timeout) {
                 step.fail();
+                let errors = self.task_errors(&services.into_keys().collect::<Vec<_>>());
                 return Err(crate::ToolError(format!(
-                    "stack {}: not every service runs its tasks after {timeout} s: {}",
+                    "stack {}: not every service runs its tasks after {timeout} s: {}{}",
                     self.plan.project,
-                    waiting.join(", ")
+                    waiting.join(", "),
+                    if errors.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; what the tasks said (a node that cannot pull an image shows here):\n  {}", errors.join("\n  "))
+                    }
                 ))
                 .into());
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// The distinct errors of the services' tasks, with the node each happened on (`docker
+    /// service ps` keeps the last few tasks of each slot, failed ones included).
+    fn task_errors(&self, services: &[String]) -> Vec<String> {
+        let mut args = vec![
+            "service".to_owned(),
+            "ps".into(),
+            "--no-trunc".into(),
+            "--format".into(),
+            "{{.Node}}: {{.Name}}: {{.Error}}".into(),
+        ];
+        args.extend(services.iter().cloned());
+        let out = self
+            .docker
+            .call("reading the tasks' errors", args)
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap_or_default();
+        let mut errors: Vec<String> = out
+            .lines()
+            .filter(|l| !l.trim_end().ends_with(':'))
+            .map(|l| match l.strip_prefix(": ") {
+                Some(unplaced) => format!("(no node): {unplaced}"),
+                None => l.to_owned(),
+            })
+            .collect();
+        errors.sort();
+        errors.dedup();
+        errors
     }
 
     /// Scales web in batches with `docker service scale`, each batch routed before the next.
