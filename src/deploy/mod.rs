@@ -1,12 +1,10 @@
 //! Where a stack runs, behind the few questions the commands ask of it: which containers the
-//! stack has (and on which node), where the load balancer answers, how to read HAProxy's and
-//! consul's views, and how to scale web. Each target of the plan (`spec::plan::Target`) is a
+//! stack has, where the load balancer answers, how to read HAProxy's and consul's views, and how
+//! to scale web. Each target of the plan (`spec::plan::Target`) is a
 //! variant here; what differs lives in its own module (`swarm.rs`; Compose is `docker/compose.rs`
 //! and `scaling.rs`, as before).
 
 pub mod swarm;
-
-use std::collections::BTreeMap;
 
 use crate::docker::{Compose, Container, Docker};
 use crate::probe::{registry, stats, Endpoints};
@@ -62,18 +60,6 @@ impl<'a> Deployment<'a> {
         match self {
             Deployment::Compose { docker, plan, .. } => docker.project_containers(&plan.project),
             Deployment::Swarm(swarm) => swarm.containers(),
-        }
-    }
-
-    /// Which node runs each container, by container id (empty on one host).
-    pub fn nodes(&self) -> anyhow::Result<BTreeMap<String, String>> {
-        match self {
-            Deployment::Compose { .. } => Ok(BTreeMap::new()),
-            Deployment::Swarm(swarm) => Ok(swarm
-                .tasks()?
-                .into_iter()
-                .map(|t| (t.container_or_task_id().to_owned(), t.node))
-                .collect()),
         }
     }
 

@@ -62,7 +62,7 @@ pub struct Task {
 
 impl Task {
     /// The container id once the task has one.
-    pub fn container_or_task_id(&self) -> &str {
+    fn container_or_task_id(&self) -> &str {
         if self.container_id.is_empty() {
             &self.id
         } else {
