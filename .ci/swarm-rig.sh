@@ -168,6 +168,27 @@ up_registry() {
   log "registry answers on 127.0.0.1:$REGISTRY_PORT after $(since "$t0")"
 }
 
+# The rig's base and consul images, pushed as 127.0.0.1:PORT/provision-rig/NAME:TAG so that a
+# spec for the swarm can build FROM the base on any node (`images.base`) and run consul there.
+# Only what the registry lacks is pushed (asked through its HTTP API).
+push_rig_images() {
+  local image path tag t0
+  for image in "$BASE_IMAGE" "$PREFIX/consul:1.8.7"; do
+    docker image inspect "$image" >/dev/null 2>&1 || { log "no $image here: not pushed"; continue; }
+    path=${image#*/}
+    tag=${path##*:}
+    path=${path%:*}
+    if curl -fs -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://127.0.0.1:$REGISTRY_PORT/v2/$path/manifests/$tag"; then
+      continue
+    fi
+    t0=$(now)
+    docker tag "$image" "127.0.0.1:$REGISTRY_PORT/$path:$tag"
+    docker push --quiet "127.0.0.1:$REGISTRY_PORT/$path:$tag" >/dev/null
+    log "pushed 127.0.0.1:$REGISTRY_PORT/$path:$tag in $(since "$t0")"
+  done
+}
+
 # Returns 0 when node K was created (its engine, and any swarm membership, is new).
 up_node() {
   local k=$1 name
@@ -178,6 +199,29 @@ up_node() {
   # A new engine starts from an empty /var/lib/docker: a volume left by a removed node is dropped.
   docker volume rm "$name-docker" >/dev/null 2>&1 || true
   mkdir -p "$STATE_DIR/node$k"
+  # The published ports lie in the kernel's ephemeral range: a client connection of anyone on this
+  # machine may hold one for a moment, and then the bind fails ("address already in use"). Such a
+  # port frees up within seconds, so that one failure is retried.
+  local try err
+  for try in 1 2 3 4 5; do
+    if err=$(run_node "$k" 2>&1 >/dev/null); then
+      return 0
+    fi
+    case "$err" in
+      *"address already in use"*)
+        log "$name: a published port is taken (try $try of 5): retrying"
+        docker rm -f "$name" >/dev/null 2>&1 || true
+        sleep 2
+        ;;
+      *) die "starting $name: $err" ;;
+    esac
+  done
+  die "starting $name: $err"
+}
+
+run_node() {
+  local k=$1 name
+  name=$(node_name "$k")
   # Not --privileged: it fails in this sandbox (no CAP_SYS_RESOURCE to grant). All capabilities but
   # that one, no seccomp or AppArmor profile, and a tmpfs /run for containerd's state.
   docker run --detach --name "$name" --hostname "$name" --label "$RIG_LABEL=node" \
@@ -190,8 +234,7 @@ up_node() {
     --env "PROVISION_SWARM_REGISTRY_PORT=$REGISTRY_PORT" \
     --env "PROVISION_SWARM_REGISTRY_UPSTREAM=$REGISTRY:5000" \
     --publish "127.0.0.1:$(node_host_ports "$k"):$PORT_FIRST-$PORT_LAST" \
-    "$NODE_IMAGE" >/dev/null
-  return 0
+    "$NODE_IMAGE"
 }
 
 # Drops the manager's entry for node K (left by an engine that was removed), if it has one.
@@ -219,6 +262,7 @@ cmd_up() {
   build_image "$REGISTRY_IMAGE" registry.Dockerfile registry-config.yml
   up_network
   up_registry
+  push_rig_images
 
   # Nodes beyond N, left by an earlier `up` with more nodes: off the manager's list, then removed.
   local name k

@@ -7,6 +7,7 @@ pub mod blueprint;
 pub mod check;
 pub mod cli;
 pub mod commands;
+pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod lock;

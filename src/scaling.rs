@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::check::round1;
+use crate::deploy::Deployment;
 use crate::docker::{Compose, Container, Docker, UpOptions};
 use crate::probe::converge::{self, Convergence, Target};
 use crate::probe::{lbadmin, stats, Endpoints};
@@ -30,8 +31,9 @@ pub fn default_batch() -> u32 {
     (2 * cores).max(2)
 }
 
-/// Everything a scale step works with.
+/// Everything a scale step works with (on one Docker host: a Swarm scales in `deploy/swarm.rs`).
 pub struct Scaler<'a> {
+    pub deployment: &'a Deployment<'a>,
     pub docker: &'a Docker,
     pub compose: &'a Compose<'a>,
     pub plan: &'a Plan,
@@ -88,7 +90,7 @@ impl Scaler<'_> {
         if self.docker.is_dry_run() {
             return Ok(None);
         }
-        let convergence = wait_routed(self.docker, self.plan, self.endpoints, self.timeout)?;
+        let convergence = wait_routed(self.deployment, self.timeout)?;
         for (ip, at) in &convergence.first_up {
             first_up.entry(ip.clone()).or_insert(*at);
         }
@@ -211,35 +213,26 @@ impl Scaler<'_> {
 
 /// Waits until the load balancer routes to exactly the running web replicas (and consul lists
 /// exactly them passing, when there is a registry). Nothing is waited for while the lb is down.
-pub fn wait_routed(
-    docker: &Docker,
-    plan: &Plan,
-    endpoints: &Endpoints,
-    timeout: u64,
-) -> anyhow::Result<Convergence> {
-    let containers = docker.project_containers(&plan.project)?;
+pub fn wait_routed(deployment: &Deployment<'_>, timeout: u64) -> anyhow::Result<Convergence> {
+    let plan = deployment.plan();
+    let containers = deployment.containers()?;
     let running: Vec<&Container> = containers
         .iter()
         .filter(|c| c.service == plan.web.service && c.running)
         .collect();
-    let step = docker.printer().step(&format!(
+    let step = deployment.docker().printer().step(&format!(
         "waiting for the load balancer to route to {} running replica{}",
         running.len(),
         if running.len() == 1 { "" } else { "s" }
     ));
     let lb = lb_container(&containers);
-    let source = stats::Source::new(
-        &endpoints.stats_csv,
-        BACKEND,
-        lb.clone().map(|id| (docker, id)),
-    );
+    let source = deployment.haproxy(lb.clone());
     let target = Target {
         ips: running.iter().filter_map(|c| c.ip.clone()).collect(),
         stats: &source,
-        consul: endpoints
-            .consul
-            .clone()
-            .map(|url| (url, plan.web.service.clone())),
+        consul: deployment
+            .consul(lb.clone())
+            .map(|source| (source, plan.web.service.clone())),
     };
     let convergence = if lb.is_none() {
         Convergence::impossible(&target, "the lb container is not running")

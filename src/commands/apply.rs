@@ -20,7 +20,8 @@ use anyhow::Context as _;
 
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
-use crate::docker::preflight::{self, Preflight};
+use crate::deploy::{Deployment, Swarm};
+use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL};
 use crate::printer::Printer;
 use crate::probe::Endpoints;
@@ -39,58 +40,43 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
             render::Writes::Allowed
         },
     )?;
-    let plan = &stack.plan;
     // A dry run changes nothing, so it needs no lock.
     let _lock = match args.dry_run {
-        false => Some(global.lock(&plan.project, "apply", &progress)?),
+        false => Some(global.lock(&stack.plan.project, "apply", &progress)?),
         true => None,
     };
     let docker = Docker::new(progress).dry_run(args.dry_run);
-
-    // Preflight: nothing below changes anything until every check passed.
-    let engine = preflight::require_engine(&docker)?;
-
-    let before = docker.project_containers(&plan.project)?;
-    match pending_change(&docker, &stack.compose_file, &before, &plan.web.service)? {
-        None => {
-            progress.note(
-                "nothing to do: every container runs its service's current configuration and \
-                 image (Compose was not run)",
-            );
-            print!(
-                "{}",
-                summary(&plan.project, &[], &before, &before, &Endpoints::of(plan))
-            );
-            return Ok(ExitStatus::Success);
-        }
-        Some(reason) => progress.note(format!("to apply: {reason}")),
+    let deployment = Deployment::new(&docker, &stack);
+    match &deployment {
+        Deployment::Compose { compose, .. } => apply_compose(&deployment, compose, &args),
+        Deployment::Swarm(swarm) => apply_swarm(&deployment, swarm, &args),
     }
+}
 
-    let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
+/// What `build_missing` did.
+struct Builds {
+    /// The services whose image was built now.
+    built_now: Vec<String>,
+    /// Every built image: `(service, tag)`.
+    images: Vec<(String, String)>,
+}
+
+/// Builds the images that are missing (Compose builds them against the engine docker talks to).
+/// `engine` is the preflight's view of the engine: nothing changes until every check passed.
+fn build_missing(
+    deployment: &Deployment<'_>,
+    compose: &Compose<'_>,
+    engine: Engine,
+) -> anyhow::Result<Builds> {
+    let docker = deployment.docker();
+    let plan = deployment.plan();
     let config = compose.config()?;
     let needs = preflight::image_needs(plan, Some(&config));
     Preflight {
         engine,
-        findings: preflight::check_images(&docker, &needs, true),
+        findings: preflight::check_images(docker, &needs, true),
     }
     .into_result()?;
-
-    let web_now = before
-        .iter()
-        .filter(|c| c.service == plan.web.service)
-        .count() as u32;
-    let replicas = if web_now == 0 {
-        plan.web.replicas
-    } else {
-        web_now
-    };
-    if web_now > 0 && web_now != plan.web.replicas {
-        progress.note(format!(
-            "keeping the {web_now} running web replicas (web.replicas = {} applies to a new \
-             stack; change the count with `provision verify --scale N`)",
-            plan.web.replicas
-        ));
-    }
 
     let built = config.built_images();
     let images: Vec<String> = built.iter().map(|(_, image)| image.clone()).collect();
@@ -102,10 +88,67 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         .map(|((service, _), _)| service.clone())
         .collect();
     if to_build.is_empty() {
-        progress.note("images: all built images are current, nothing to build");
+        docker
+            .printer()
+            .note("images: all built images are current, nothing to build");
     } else {
         compose.build(&to_build)?;
     }
+    Ok(Builds {
+        built_now: to_build,
+        images: built,
+    })
+}
+
+/// The number of web replicas to run: the ones running now, or the spec's for a new stack.
+fn keep_replicas(deployment: &Deployment<'_>, web_now: u32) -> u32 {
+    let plan = deployment.plan();
+    if web_now > 0 && web_now != plan.web.replicas {
+        deployment.docker().printer().note(format!(
+            "keeping the {web_now} running web replicas (web.replicas = {} applies to a new \
+             stack; change the count with `provision verify --scale N`)",
+            plan.web.replicas
+        ));
+    }
+    if web_now == 0 {
+        plan.web.replicas
+    } else {
+        web_now
+    }
+}
+
+/// Compose: `up` of every other service (waiting until healthy), then of web at its count.
+fn apply_compose(
+    deployment: &Deployment<'_>,
+    compose: &Compose<'_>,
+    args: &ApplyArgs,
+) -> anyhow::Result<ExitStatus> {
+    let docker = deployment.docker();
+    let plan = deployment.plan();
+    let progress = docker.printer();
+    let engine = preflight::require_engine(docker)?;
+    let before = docker.project_containers(&plan.project)?;
+    match pending_change(docker, compose.file(), &before, &plan.web.service)? {
+        None => {
+            progress.note(
+                "nothing to do: every container runs its service's current configuration and \
+                 image (Compose was not run)",
+            );
+            let endpoints = deployment.endpoints();
+            print!(
+                "{}",
+                summary(&plan.project, &[], &before, &before, &endpoints)
+            );
+            return Ok(ExitStatus::Success);
+        }
+        Some(reason) => progress.note(format!("to apply: {reason}")),
+    }
+    let to_build = build_missing(deployment, compose, engine)?.built_now;
+    let web_now = before
+        .iter()
+        .filter(|c| c.service == plan.web.service)
+        .count() as u32;
+    let replicas = keep_replicas(deployment, web_now);
 
     // Two steps, because nothing should wait on web's Docker health check (rare on purpose,
     // see scaling.rs): first every other service, waiting until healthy; then web alone, and a
@@ -140,8 +183,8 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         progress.note("dry run: the commands above were printed, not run");
         return Ok(ExitStatus::Success);
     }
-    let endpoints = Endpoints::of(plan);
-    let routed = scaling::wait_routed(&docker, plan, &endpoints, args.timeout)?;
+    let endpoints = deployment.endpoints();
+    let routed = scaling::wait_routed(deployment, args.timeout)?;
     if !routed.converged {
         return Err(ToolError(format!(
             "the stack started, but the load balancer does not route to every web replica after {} s: {}",
@@ -154,6 +197,61 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     print!(
         "{}",
         summary(&plan.project, &to_build, &before, &after, &endpoints)
+    );
+    Ok(ExitStatus::Success)
+}
+
+/// Swarm: build what is missing, push what the registry lacks, `stack deploy` with web at the
+/// count that runs, then wait until every service runs its tasks and the load balancer routes
+/// to every web task.
+fn apply_swarm(
+    deployment: &Deployment<'_>,
+    swarm: &Swarm<'_>,
+    args: &ApplyArgs,
+) -> anyhow::Result<ExitStatus> {
+    let docker = deployment.docker();
+    let plan = deployment.plan();
+    let progress = docker.printer();
+    let engine = preflight::require_engine(docker)?;
+    swarm.require_manager()?;
+    let compose_file = swarm.stack_file.with_file_name("compose.yaml");
+    let compose = Compose::new(docker, &plan.project, &compose_file);
+    let builds = build_missing(deployment, &compose, engine)?;
+    let to_build = builds.built_now;
+    let pushed = swarm.push(&builds.images)?;
+    if pushed.is_empty() {
+        progress.note("registry: every built image is there already, nothing to push");
+    }
+    let before = swarm.containers()?;
+    let replicas = keep_replicas(deployment, swarm.web_replicas()?.unwrap_or(0));
+    swarm.deploy(replicas)?;
+    if docker.is_dry_run() {
+        progress.note("dry run: the commands above were printed, not run");
+        return Ok(ExitStatus::Success);
+    }
+    swarm.wait_running(args.timeout)?;
+    let endpoints = deployment.endpoints();
+    let routed = scaling::wait_routed(deployment, args.timeout)?;
+    if !routed.converged {
+        return Err(ToolError(format!(
+            "the stack started, but the load balancer does not route to every web task after {} s: {}",
+            routed.seconds,
+            routed.last_problem.unwrap_or_default()
+        ))
+        .into());
+    }
+    let after = swarm.containers()?;
+    print!(
+        "{}",
+        summary(&plan.project, &to_build, &before, &after, &endpoints)
+    );
+    println!(
+        "  pushed:        {}",
+        if pushed.is_empty() {
+            "none (the registry has every image)".to_owned()
+        } else {
+            pushed.join(", ")
+        }
     );
     Ok(ExitStatus::Success)
 }
@@ -349,10 +447,10 @@ mod tests {
             health: None,
             hostname: id.into(),
             ip: None,
-            started_at: started.into(),
-            image: String::new(),
             image_id: String::new(),
             config_label: None,
+            started_at: started.into(),
+            image: String::new(),
         }
     }
 

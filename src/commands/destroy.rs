@@ -1,11 +1,13 @@
-//! `provision destroy`: `docker compose down --remove-orphans`. The redis volume (the hit
-//! counter) is kept unless `--volumes`, and the output says which.
+//! `provision destroy`: `docker compose down --remove-orphans`, or on a Swarm `docker stack rm`
+//! and a wait until the stack's networks are gone. The redis volume (the hit counter) is kept
+//! unless `--volumes`, and the output says which.
 
 use std::time::Duration;
 
 use crate::cli::DestroyArgs;
 use crate::commands::Global;
-use crate::docker::{preflight, Compose, Docker};
+use crate::deploy::Deployment;
+use crate::docker::{preflight, Docker};
 use crate::printer::Printer;
 use crate::{render, ExitStatus};
 
@@ -16,7 +18,21 @@ pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
     let _lock = global.lock(&plan.project, "destroy", &printer)?;
     let docker = Docker::new(printer);
     preflight::require_engine(&docker)?;
-    let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
+    let compose = match Deployment::new(&docker, &stack) {
+        Deployment::Compose { compose, .. } => compose,
+        Deployment::Swarm(swarm) => {
+            let gone = swarm.destroy(args.volumes, 120)?;
+            println!(
+                "removed stack {}: {} task{}, its services and network (gone {} s after `docker stack rm`)",
+                plan.project,
+                gone.tasks,
+                if gone.tasks == 1 { "" } else { "s" },
+                gone.seconds
+            );
+            print_volumes(&gone.volumes, args.volumes);
+            return Ok(ExitStatus::Success);
+        }
+    };
 
     let containers = docker.project_containers(&plan.project)?;
     let label = format!("label=com.docker.compose.project={}", plan.project);
@@ -39,7 +55,12 @@ pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
         containers.len(),
         if containers.len() == 1 { "" } else { "s" }
     );
-    match (volumes.is_empty(), args.volumes) {
+    print_volumes(&volumes, args.volumes);
+    Ok(ExitStatus::Success)
+}
+
+fn print_volumes(volumes: &[String], removed: bool) {
+    match (volumes.is_empty(), removed) {
         (true, _) => println!("volumes: none"),
         (false, true) => println!("volumes: removed {}", volumes.join(", ")),
         (false, false) => println!(
@@ -47,5 +68,4 @@ pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
             volumes.join(", ")
         ),
     }
-    Ok(ExitStatus::Success)
 }

@@ -28,6 +28,10 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
             // A spec that does not validate is the user's to fix: exit 2 with its problems.
             let project = Project::load(&global.spec, &args.out)?;
             let plan = project.plan;
+            if let Some(target) = plan.swarm() {
+                pre.findings
+                    .extend(crate::deploy::swarm::doctor(&docker, target));
+            }
             let compose_file = project.out_dir.join("compose.yaml");
             let config = preflight::read_config(&docker, &plan.project, &compose_file);
             let needs = preflight::image_needs(&plan, config.as_ref());

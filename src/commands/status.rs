@@ -8,12 +8,12 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::commands::Global;
-use crate::docker::{preflight, Compose, Container, Docker, PsEntry};
+use crate::deploy::Deployment;
+use crate::docker::{preflight, Container, Docker, PsEntry};
 use crate::printer::Printer;
-use crate::probe::registry::{self, Instance};
-use crate::probe::stats::{self, Server};
-use crate::probe::Endpoints;
-use crate::spec::Service;
+use crate::probe::registry::Instance;
+use crate::probe::stats::Server;
+use crate::scaling::lb_container;
 use crate::{render, ExitStatus};
 
 #[derive(Debug, Serialize)]
@@ -66,11 +66,25 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let plan = &stack.plan;
     let docker = Docker::new(Printer::detect(global.quiet));
     preflight::require_engine(&docker)?;
-    let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
-    let endpoints = Endpoints::of(plan);
-
-    let containers = compose.ps()?;
-    let details = docker.project_containers(&plan.project)?;
+    let deployment = Deployment::new(&docker, &stack);
+    let (containers, details, file) = match &deployment {
+        Deployment::Compose { compose, .. } => {
+            (compose.ps()?, deployment.containers()?, &stack.compose_file)
+        }
+        Deployment::Swarm(swarm) => {
+            let tasks = swarm.tasks()?;
+            (
+                tasks.iter().map(|t| t.to_ps_entry(&plan.project)).collect(),
+                tasks
+                    .iter()
+                    .map(|t| t.to_container(&plan.project))
+                    .collect(),
+                &swarm.stack_file,
+            )
+        }
+    };
+    let lb = lb_container(&details);
+    let haproxy = deployment.haproxy(lb.clone());
     let web: Vec<&Container> = details
         .iter()
         .filter(|c| c.service == plan.web.service)
@@ -79,27 +93,15 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let status = Status {
         project: plan.project.clone(),
         discovery: plan.discovery.to_string(),
-        compose_file: stack.compose_file.display().to_string(),
+        compose_file: file.display().to_string(),
         web: Replicas {
             running: web.iter().filter(|c| c.running).count(),
             total: web.len(),
         },
-        lb: View::of(
-            endpoints.stats_csv.clone(),
-            stats::Source::new(
-                &endpoints.stats_csv,
-                "web",
-                details
-                    .iter()
-                    .find(|c| c.service == Service::Lb.name() && c.running)
-                    .map(|c| (&docker, c.id.clone())),
-            )
-            .fetch(),
-        ),
-        consul: endpoints
-            .consul
-            .as_ref()
-            .map(|url| View::of(url.clone(), registry::passing(url, &plan.web.service))),
+        lb: View::of(haproxy.url.clone(), haproxy.fetch()),
+        consul: deployment
+            .consul(lb)
+            .map(|source| View::of(source.describe(), source.passing(&plan.web.service))),
         containers,
     };
     if args.json {
@@ -136,7 +138,17 @@ fn to_text(status: &Status, details: &[Container]) -> String {
             ]
         })
         .collect();
-    out.push_str(&table(&["SERVICE", "CONTAINER", "STATE", "HEALTH"], &rows));
+    if status.containers.iter().any(|c| !c.node.is_empty()) {
+        // On a Swarm: the node that runs each task instead of a health column.
+        let rows: Vec<[String; 4]> = rows
+            .into_iter()
+            .zip(&status.containers)
+            .map(|([service, name, state, _], c)| [service, name, state, c.node.clone()])
+            .collect();
+        out.push_str(&table(&["SERVICE", "TASK", "STATE", "NODE"], &rows));
+    } else {
+        out.push_str(&table(&["SERVICE", "CONTAINER", "STATE", "HEALTH"], &rows));
+    }
     out.push_str(&format!(
         "web replicas: {} running of {}\n",
         status.web.running, status.web.total
@@ -249,6 +261,7 @@ mod tests {
             health: health.into(),
             status: String::new(),
             exit_code: 0,
+            node: String::new(),
         };
         let server = |name: &str, addr: &str, status: &str| Server {
             backend: "web".into(),

@@ -12,15 +12,15 @@ use anyhow::Context;
 
 use crate::cli::VerifyArgs;
 use crate::commands::Global;
-use crate::docker::{preflight, Compose, Container, Docker};
+use crate::deploy::Deployment;
+use crate::docker::{preflight, Container, Docker};
 use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
 use crate::probe::converge::{self, Convergence, Target};
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
-use crate::probe::{registry, stats, Endpoints};
 use crate::report::{Check, Outcome, Report};
-use crate::scaling::{self, lb_container, web_of, Scaler, BACKEND};
+use crate::scaling::{self, lb_container, web_of};
 use crate::{render, CheckFailed, ExitStatus, UsageError};
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -31,10 +31,10 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let _lock = global.lock(&plan.project, "verify", &progress)?;
     let docker = Docker::new(progress);
     preflight::require_engine(&docker)?;
-    let compose = Compose::new(&docker, &plan.project, &stack.compose_file);
-    let endpoints = Endpoints::of(plan);
+    let deployment = Deployment::new(&docker, &stack);
+    let endpoints = deployment.endpoints();
 
-    let containers = docker.project_containers(&plan.project)?;
+    let containers = deployment.containers()?;
     let containers_before = containers.clone();
     let web = web_of(&containers, plan);
     if web.is_empty() {
@@ -74,18 +74,14 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             ))
             .into());
         }
-        let scaler = Scaler {
-            docker: &docker,
-            compose: &compose,
-            plan,
-            endpoints: &endpoints,
-            timeout: args.timeout,
-            batch: args.batch.unwrap_or_else(scaling::default_batch),
-        };
-        scale = Some(scaler.scale_to(n)?);
+        scale = Some(deployment.scale_web(
+            n,
+            args.timeout,
+            args.batch.unwrap_or_else(scaling::default_batch),
+        )?);
     }
 
-    let containers = docker.project_containers(&plan.project)?;
+    let containers = deployment.containers()?;
     let replicas = web_of(&containers, plan);
     let others: Vec<Container> = containers
         .iter()
@@ -101,18 +97,13 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         if running.len() == 1 { "" } else { "s" }
     ));
     let lb = lb_container(&containers);
-    let stats_source = stats::Source::new(
-        &endpoints.stats_csv,
-        BACKEND,
-        lb.clone().map(|id| (&docker, id)),
-    );
+    let stats_source = deployment.haproxy(lb.clone());
     let target = Target {
         ips: running.iter().filter_map(|c| c.ip.clone()).collect(),
         stats: &stats_source,
-        consul: endpoints
-            .consul
-            .clone()
-            .map(|url| (url, plan.web.service.clone())),
+        consul: deployment
+            .consul(lb.clone())
+            .map(|source| (source, plan.web.service.clone())),
     };
     let convergence = if lb.is_none() {
         // Nothing will route while the load balancer is down; waiting would only cost time.
@@ -163,9 +154,14 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         Ok(servers) => (servers, None),
         Err(err) => (Vec::new(), Some(format!("{err:#}"))),
     };
-    let (registry, registry_error) = match &endpoints.consul {
+    let (registry, registry_error) = match deployment.consul(lb.clone()) {
+        // On a Swarm consul is read through the lb's container: none, nothing to read with.
+        None if plan.discovery.has_registry() => (
+            Some(Vec::new()),
+            Some("no running lb container to read consul through".to_owned()),
+        ),
         None => (None, None),
-        Some(url) => match registry::passing(url, &plan.web.service) {
+        Some(source) => match source.passing(&plan.web.service) {
             Ok(instances) => (Some(instances), None),
             Err(err) => (Some(Vec::new()), Some(format!("{err:#}"))),
         },

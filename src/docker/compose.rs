@@ -93,6 +93,9 @@ pub struct PsEntry {
     pub status: String,
     #[serde(rename(deserialize = "ExitCode"), default)]
     pub exit_code: i64,
+    /// The Swarm node that runs it (a stack's task); empty for a Compose container.
+    #[serde(skip_deserializing, skip_serializing_if = "String::is_empty")]
+    pub node: String,
 }
 
 /// Parses `docker compose ps --format json`: JSON lines since Compose 2.21, one array before.
@@ -122,6 +125,11 @@ impl<'a> Compose<'a> {
             project: project.to_owned(),
             file: file.to_owned(),
         }
+    }
+
+    /// The Compose file every call names.
+    pub fn file(&self) -> &Path {
+        &self.file
     }
 
     fn call<I, S>(&self, summary: impl Into<String>, args: I) -> Call<'a>

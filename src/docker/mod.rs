@@ -69,6 +69,7 @@ impl Docker {
             changes_state: false,
             timeout: None,
             stdin: None,
+            env: Vec::new(),
         }
     }
 
@@ -168,6 +169,7 @@ pub struct Call<'a> {
     changes_state: bool,
     timeout: Option<Duration>,
     stdin: Option<Vec<u8>>,
+    env: Vec<(OsString, OsString)>,
 }
 
 /// What a finished call printed.
@@ -191,6 +193,12 @@ impl Call<'_> {
         self
     }
 
+    /// Sets an environment variable for this call (shown before the command in a dry run).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.into(), value.into()));
+        self
+    }
+
     pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(bytes.into());
         self
@@ -198,7 +206,19 @@ impl Call<'_> {
 
     /// The exact command line, quoted for a POSIX shell.
     pub fn command_line(&self) -> String {
-        std::iter::once(self.docker.program.as_os_str())
+        let env = self
+            .env
+            .iter()
+            .map(|(name, value)| {
+                let mut pair = name.clone();
+                pair.push("=");
+                pair.push(value);
+                pair
+            })
+            .collect::<Vec<_>>();
+        env.iter()
+            .map(OsString::as_os_str)
+            .chain(std::iter::once(self.docker.program.as_os_str()))
             .chain(self.args.iter().map(OsString::as_os_str))
             .map(shell_quote)
             .collect::<Vec<_>>()
@@ -308,7 +328,11 @@ impl Call<'_> {
     }
 
     fn expression(&self) -> duct::Expression {
-        duct::cmd(&self.docker.program, &self.args)
+        self.env
+            .iter()
+            .fold(duct::cmd(&self.docker.program, &self.args), |e, (k, v)| {
+                e.env(k, v)
+            })
     }
 }
 
@@ -429,6 +453,18 @@ mod tests {
             "{err:#}"
         );
         assert!(err.is::<ToolError>());
+    }
+
+    #[test]
+    fn an_environment_variable_shows_before_the_command() {
+        let docker = Docker::new(Printer::quiet());
+        let call = docker
+            .call("deploying", ["stack", "deploy", "hits"])
+            .env("PROVISION_WEB_REPLICAS", "4");
+        assert_eq!(
+            call.command_line(),
+            "PROVISION_WEB_REPLICAS=4 docker stack deploy hits"
+        );
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub struct Target<'a> {
     /// IPs of the running web replicas.
     pub ips: BTreeSet<String>,
     pub stats: &'a stats::Source<'a>,
-    /// consul's base URL and the service name, when discovery uses consul.
-    pub consul: Option<(String, String)>,
+    /// consul's API and the service name, when discovery uses consul.
+    pub consul: Option<(registry::Source<'a>, String)>,
 }
 
 /// How the wait ended.
@@ -123,8 +123,8 @@ fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
     if up != target.ips || result.up as usize != want {
         problems.push(format!("HAProxy has {} of {want} UP", result.up));
     }
-    if let Some((base, service)) = &target.consul {
-        match registry::passing(base, service) {
+    if let Some((source, service)) = &target.consul {
+        match source.passing(service) {
             Ok(instances) => {
                 result.passing = Some(instances.len() as u32);
                 let addrs: BTreeSet<String> = instances.iter().map(|i| i.address.clone()).collect();

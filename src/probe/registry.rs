@@ -1,9 +1,13 @@
-//! consul's view: the web instances whose health checks pass.
+//! consul's view: the web instances whose health checks pass, read over HTTP (its API is
+//! published on 127.0.0.1 with Compose) or through `docker exec` in a container of the stack
+//! (on a Swarm, where consul's API is never published).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use crate::docker::Docker;
 
 /// One passing instance of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,6 +50,71 @@ pub fn parse_passing(json: &str) -> anyhow::Result<Vec<Instance>> {
     Ok(instances)
 }
 
+/// Where consul's HTTP API is reached from here.
+#[derive(Debug, Clone)]
+pub enum Source<'a> {
+    /// A published port: `http://127.0.0.1:8500`.
+    Http(String),
+    /// `docker exec <container> socat - TCP:consul:8500`, a raw HTTP/1.0 request from inside a
+    /// container on the stack's network (the lb's: it carries socat).
+    Exec {
+        docker: &'a Docker,
+        container: String,
+    },
+}
+
+impl Source<'_> {
+    /// Passing instances of `service`.
+    pub fn passing(&self, service: &str) -> anyhow::Result<Vec<Instance>> {
+        match self {
+            Source::Http(base) => passing(base, service),
+            Source::Exec { docker, container } => {
+                let path = format!("/v1/health/service/{service}?passing");
+                let answer = docker
+                    .call(
+                        format!("asking consul for {path} from the lb container"),
+                        [
+                            "exec",
+                            "-i",
+                            container.as_str(),
+                            "socat",
+                            "-",
+                            "TCP:consul:8500",
+                        ],
+                    )
+                    .stdin(format!("GET {path} HTTP/1.0\r\nHost: consul\r\n\r\n"))
+                    .timeout(Duration::from_secs(10))
+                    .output()?;
+                parse_passing(http_body(&answer)?)
+                    .with_context(|| format!("asking consul for {path} through docker exec"))
+            }
+        }
+    }
+
+    /// Where it is read, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Http(base) => base.clone(),
+            Source::Exec { container, .. } => format!(
+                "consul:8500 through docker exec in {}",
+                container.chars().take(12).collect::<String>()
+            ),
+        }
+    }
+}
+
+/// The body of a raw HTTP/1.x answer whose status is 200.
+fn http_body(answer: &str) -> anyhow::Result<&str> {
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .context("consul's answer has no HTTP header")?;
+    let status = head.lines().next().unwrap_or_default();
+    if status.split_whitespace().nth(1) != Some("200") {
+        anyhow::bail!("consul answered `{status}`");
+    }
+    Ok(body)
+}
+
 /// Passing instances of `service` from the consul agent at `base` (`http://127.0.0.1:8500`).
 pub fn passing(base: &str, service: &str) -> anyhow::Result<Vec<Instance>> {
     let url = format!("{base}/v1/health/service/{service}?passing");
@@ -57,6 +126,15 @@ pub fn passing(base: &str, service: &str) -> anyhow::Result<Vec<Instance>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_raw_answer_gives_its_body_only_when_it_is_200() {
+        let ok = "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n[]";
+        assert_eq!(http_body(ok).unwrap(), "[]");
+        let err = http_body("HTTP/1.0 500 Internal Server Error\r\n\r\nno leader").unwrap_err();
+        assert!(err.to_string().contains("500"), "{err}");
+        assert!(http_body("garbage").is_err());
+    }
 
     #[test]
     fn passing_instances_with_address_and_port() {

@@ -141,6 +141,16 @@ impl<'a> Source<'a> {
         }
     }
 
+    /// Only the runtime API (on a Swarm, where the stats page is never published).
+    pub fn runtime_only(backend: &str, docker: &'a Docker, lb: Option<String>) -> Self {
+        Source {
+            url: "HAProxy's runtime API (`show stat`)".to_owned(),
+            backend: backend.to_owned(),
+            runtime: lb.map(|lb| (docker, lb)),
+            use_runtime: Cell::new(true),
+        }
+    }
+
     pub fn fetch(&self) -> anyhow::Result<Vec<Server>> {
         if !self.use_runtime.get() {
             match fetch(&self.url, &self.backend) {
@@ -152,7 +162,10 @@ impl<'a> Source<'a> {
                 other => return other,
             }
         }
-        let (docker, lb) = self.runtime.as_ref().expect("checked above");
+        let (docker, lb) = self
+            .runtime
+            .as_ref()
+            .context("the lb container is not running")?;
         let text = super::lbadmin::query(docker, lb, "show stat")?;
         let mut servers =
             parse_csv(&text).context("reading `show stat` from HAProxy's runtime API")?;

@@ -54,6 +54,8 @@ pub(super) struct Context<'a> {
     /// `org.provision.config`): `apply` compares it with the running containers' label to know,
     /// without asking Compose, that nothing changed.
     pub config_hashes: BTreeMap<String, String>,
+    /// On a Swarm: each built image's name in the registry (empty with Compose).
+    pub pushed: BTreeMap<&'static str, String>,
     pub web_context: String,
     pub tuning: Tuning,
     pub hashicorp_pgp_fingerprint: &'static str,

@@ -182,6 +182,7 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         plan,
         stack: plan.features(),
         tags: BTreeMap::new(),
+        pushed: BTreeMap::new(),
         config_hashes: BTreeMap::new(),
         web_context,
         tuning: Tuning::standard(),
@@ -221,6 +222,13 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         context.tags.insert("web", image_tag(plan, "web", &hash));
     }
 
+    if let Some(swarm) = plan.swarm() {
+        context.pushed = context
+            .tags
+            .iter()
+            .map(|(service, tag)| (*service, swarm.remote_image(tag)))
+            .collect();
+    }
     // compose.yaml twice: with empty config labels to hash each service's section, then with
     // the hashes (a section's hash never covers its own label).
     context.config_hashes = plan
@@ -232,7 +240,7 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
     let draft = render_one(blueprints, "compose.yaml", &value)?;
     context.config_hashes = service_hashes(&draft).context("hashing compose.yaml's services")?;
     let value = minijinja::Value::from_serialize(&context);
-    for output in ["compose.yaml", "diagram.md"] {
+    for output in plan.deployment_files() {
         files.insert(output.to_owned(), render_one(blueprints, output, &value)?);
     }
     files.insert(MANIFEST.to_owned(), manifest::manifest(&files));
@@ -348,6 +356,7 @@ mod tests {
             "project: hits\n",
             "project: hits\ndiscovery: consul-dns\n",
             "project: hits\ndiscovery: docker-dns\n",
+            "project: hits\ntarget:\n  kind: swarm\n  registry: 127.0.0.1:5000\n",
         ] {
             outputs.extend(render(&project(spec)).unwrap().files.into_keys());
         }

@@ -14,6 +14,9 @@ use serde::{Deserialize, Serialize};
 pub struct Spec {
     /// Compose project name; also names images, networks and the redis volume.
     pub project: ProjectName,
+    /// Where the stack runs: one Docker host (Compose) or a Docker Swarm.
+    #[serde(default)]
+    pub target: Target,
     /// How the load balancer learns which web replicas exist.
     #[serde(default)]
     pub discovery: Discovery,
@@ -28,6 +31,49 @@ pub struct Spec {
     pub consul: Consul,
     #[serde(default)]
     pub lb: LoadBalancer,
+}
+
+/// The deployment target.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Target {
+    pub kind: TargetKind,
+    /// Swarm only: where every node pulls the built images from (`host[:port][/path]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<Registry>,
+    /// Swarm only: placement constraints of the services that hold state or a published port.
+    pub placement: Placement,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// One Docker host, `docker compose`.
+    #[default]
+    Compose,
+    /// A Docker Swarm, `docker stack deploy` against a manager.
+    Swarm,
+}
+
+/// Swarm placement constraints, one per pinned service. Each pinned service must land on a node
+/// the manager can `docker exec` into (consul, lb) or where its volume is (redis, consul).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Placement {
+    pub consul: Constraint,
+    pub redis: Constraint,
+    pub lb: Constraint,
+}
+
+impl Default for Placement {
+    fn default() -> Self {
+        let manager = || Constraint(defaults::PLACEMENT.into());
+        Placement {
+            consul: manager(),
+            redis: manager(),
+            lb: manager(),
+        }
+    }
 }
 
 /// Service discovery modes. New modes are added as variants here and as blueprint branches.
@@ -99,6 +145,9 @@ pub mod defaults {
     /// HashiCorp publishes full-version tags; the image carries a static /bin/consul-template.
     pub const CONSUL_TEMPLATE_IMAGE: &str = "hashicorp/consul-template:0.43.0";
     pub const CONSUL_TEMPLATE_VERSION: &str = "0.43.0";
+    /// Swarm: the manager is the node provision's engine is, so `docker exec` reaches the
+    /// services pinned there, and their named volumes stay on it.
+    pub const PLACEMENT: &str = "node.role == manager";
 }
 
 /// The web service.
@@ -380,6 +429,16 @@ checked_string!(
     /// Text to look for in a response body: printable, on one line.
     BodyText,
     crate::spec::rules::body_text
+);
+checked_string!(
+    /// A registry that images are pushed to: `host[:port][/path]`.
+    Registry,
+    crate::spec::rules::registry
+);
+checked_string!(
+    /// A Swarm placement constraint such as `node.role == manager`.
+    Constraint,
+    crate::spec::rules::constraint
 );
 checked_string!(
     /// A release version such as `0.41.2`.

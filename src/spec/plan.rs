@@ -9,14 +9,32 @@ use serde::Serialize;
 
 pub use super::model::{AppendFsync, Balance, ConsulTemplateSource, Discovery};
 
-/// Where the stack is deployed. One variant today; a second target is a second variant here and
-/// a second module where behaviour differs, not a second copy of the commands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+/// Where the stack is deployed. Each target is a variant here and a module of `deploy/` where
+/// behaviour differs, not a second copy of the commands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
 pub enum Target {
     /// One Docker host, driven with `docker compose`.
     #[default]
     Compose,
+    /// A Docker Swarm, driven with `docker stack deploy` against a manager.
+    Swarm(SwarmTarget),
+}
+
+/// What a Swarm needs beyond the Compose stack.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SwarmTarget {
+    /// Registry prefix every built image is pushed to and every node pulls from.
+    pub registry: String,
+    /// Placement constraints (`node.role == manager`).
+    pub placement: PlanPlacement,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanPlacement {
+    pub consul: String,
+    pub redis: String,
+    pub lb: String,
 }
 
 /// Everything the blueprints need, already checked.

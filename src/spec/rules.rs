@@ -61,6 +61,43 @@ pub fn image_ref(value: &str) -> Result<(), String> {
     }
 }
 
+/// A registry prefix: an image reference without tag or digest (`host[:port][/path]`).
+pub fn registry(value: &str) -> Result<(), String> {
+    let ok = image_ref(value).is_ok()
+        && !value.contains('@')
+        && value.split('/').skip(1).all(|part| !part.contains(':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid registry {value:?}: expected `host[:port][/path]`, such as `127.0.0.1:5000` or `registry.example.com/team`"
+        ))
+    }
+}
+
+/// A Swarm placement constraint: `FIELD == VALUE` or `FIELD != VALUE`, where both sides are
+/// plain words (so it is safe in YAML and on a command line).
+pub fn constraint(value: &str) -> Result<(), String> {
+    let word = |w: &str| {
+        !w.is_empty()
+            && all_chars(w, |c| {
+                c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')
+            })
+    };
+    let ok = [" == ", " != "].iter().any(|op| {
+        value
+            .split_once(op)
+            .is_some_and(|(l, r)| word(l.trim()) && word(r.trim()))
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid placement constraint {value:?}: expected `FIELD == VALUE` or `FIELD != VALUE`, such as `node.role == manager` or `node.labels.db == yes`"
+        ))
+    }
+}
+
 pub fn url_path(value: &str) -> Result<(), String> {
     let ok = value.starts_with('/')
         && value.len() <= 200
@@ -160,6 +197,36 @@ pub fn duration_millis(value: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn registries_and_constraints() {
+        for good in [
+            "127.0.0.1:5000",
+            "registry.example.com/team",
+            "r.io:443/a/b",
+        ] {
+            assert!(registry(good).is_ok(), "{good:?} should pass");
+        }
+        for bad in ["", "r.io/a:tag", "r.io@sha256:0", "r.io/", "a b"] {
+            assert!(registry(bad).is_err(), "{bad:?} should be rejected");
+        }
+        for good in [
+            "node.role == manager",
+            "node.labels.db != no",
+            "node.hostname == n-1",
+        ] {
+            assert!(constraint(good).is_ok(), "{good:?} should pass");
+        }
+        for bad in [
+            "node.role",
+            "node.role==manager",
+            "a == b == c",
+            "a == \"b\"",
+            "a == $X",
+        ] {
+            assert!(constraint(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
 
     #[test]
     fn project_names() {

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::plan::{ConsulTemplateSource, Discovery, Plan};
+use super::plan::{ConsulTemplateSource, Discovery, Plan, SwarmTarget, Target};
 
 /// A service of the stack (a Compose service name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -114,6 +114,17 @@ pub struct Features {
     pub consul_template_from_image: bool,
     /// The web app is the built-in hit counter (its files are rendered from blueprints).
     pub builtin_app: bool,
+    /// The name Docker's DNS answers with every web replica's address: the service name with
+    /// Compose, `tasks.<service>` on a Swarm (the bare name is a VIP or, with dnsrr, the same
+    /// list, but only `tasks.` is documented to list every task).
+    pub web_dns_name: String,
+}
+
+impl SwarmTarget {
+    /// The name a locally built image is pushed under: `<registry>/<local name>`.
+    pub fn remote_image(&self, local: &str) -> String {
+        format!("{}/{local}", self.registry)
+    }
 }
 
 /// The spec's own upper bound on `lb.max_replicas`, whatever the mode.
@@ -204,6 +215,27 @@ impl Plan {
             consul_template_from_image: discovery.lb_discovery() == LbDiscovery::ConsulTemplate
                 && self.lb.consul_template_source == ConsulTemplateSource::Image,
             builtin_app: self.web.app_dir.is_none(),
+            web_dns_name: match self.target {
+                Target::Compose => self.web.service.clone(),
+                Target::Swarm(_) => format!("tasks.{}", self.web.service),
+            },
+        }
+    }
+
+    /// The files that deploy the stack, beside the build contexts: compose.yaml always (its
+    /// build sections are how images are built), and on a Swarm the stack file.
+    pub fn deployment_files(&self) -> Vec<&'static str> {
+        match self.target {
+            Target::Compose => vec!["compose.yaml", "diagram.md"],
+            Target::Swarm(_) => vec!["compose.yaml", "stack.yaml", "diagram.md"],
+        }
+    }
+
+    /// The Swarm target, when that is where the stack runs.
+    pub fn swarm(&self) -> Option<&SwarmTarget> {
+        match &self.target {
+            Target::Compose => None,
+            Target::Swarm(swarm) => Some(swarm),
         }
     }
 
@@ -315,6 +347,24 @@ mod tests {
             names(plan("discovery: docker-dns\n").services()),
             ["redis", "web", "lb"]
         );
+    }
+
+    #[test]
+    fn a_swarm_adds_its_stack_file_and_resolves_tasks() {
+        let swarm = plan("target:\n  kind: swarm\n  registry: 127.0.0.1:5000\n");
+        assert_eq!(
+            swarm.deployment_files(),
+            ["compose.yaml", "stack.yaml", "diagram.md"]
+        );
+        assert_eq!(swarm.features().web_dns_name, "tasks.web");
+        assert_eq!(
+            swarm.swarm().unwrap().remote_image("hits-web:0123"),
+            "127.0.0.1:5000/hits-web:0123"
+        );
+        let compose = plan("");
+        assert_eq!(compose.deployment_files(), ["compose.yaml", "diagram.md"]);
+        assert_eq!(compose.features().web_dns_name, "web");
+        assert!(compose.swarm().is_none());
     }
 
     #[test]

@@ -2,8 +2,11 @@
 
 use std::path::Path;
 
-use super::model::{App, Discovery, Spec};
-use super::plan::{Plan, PlanConsul, PlanExpect, PlanImages, PlanLb, PlanRedis, PlanWeb, Target};
+use super::model::{App, Discovery, Spec, TargetKind};
+use super::plan::{
+    Plan, PlanConsul, PlanExpect, PlanImages, PlanLb, PlanPlacement, PlanRedis, PlanWeb,
+    SwarmTarget, Target,
+};
 use super::rules;
 
 /// One broken rule: the dotted field path and what is wrong.
@@ -136,6 +139,13 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         }
     }
 
+    if spec.target.kind == TargetKind::Swarm && spec.target.registry.is_none() {
+        violation(
+            "target.registry",
+            "a swarm target needs the registry every node pulls the built images from, such as `registry: 127.0.0.1:5000`".into(),
+        );
+    }
+
     violations.extend(collisions);
     if !violations.is_empty() {
         return Err(violations);
@@ -148,7 +158,21 @@ fn plan_of(spec: &Spec) -> Plan {
     let lb = &spec.lb;
     Plan {
         project: spec.project.to_string(),
-        target: Target::Compose,
+        target: match (spec.target.kind, &spec.target.registry) {
+            (TargetKind::Swarm, Some(registry)) => {
+                let placement = &spec.target.placement;
+                Target::Swarm(SwarmTarget {
+                    registry: registry.to_string(),
+                    placement: PlanPlacement {
+                        consul: placement.consul.to_string(),
+                        redis: placement.redis.to_string(),
+                        lb: placement.lb.to_string(),
+                    },
+                })
+            }
+            // A swarm without a registry was refused above.
+            _ => Target::Compose,
+        },
         discovery: spec.discovery,
         images: PlanImages {
             base: images.base.to_string(),

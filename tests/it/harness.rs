@@ -98,7 +98,12 @@ pub struct Ran {
 }
 
 impl Ran {
-    fn capture(line: String, cwd: Option<PathBuf>, cmd: &mut Command, timeout: Duration) -> Ran {
+    pub fn capture(
+        line: String,
+        cwd: Option<PathBuf>,
+        cmd: &mut Command,
+        timeout: Duration,
+    ) -> Ran {
         let start = Instant::now();
         let output = cmd
             .timeout(timeout)

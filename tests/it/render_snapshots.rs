@@ -16,6 +16,8 @@ pub const FIXTURES: &[&str] = &[
     "docker-dns",
     "custom",
     "bookworm",
+    "swarm-docker-dns",
+    "swarm-consul-dns",
 ];
 
 pub fn fixture_spec(name: &str) -> PathBuf {

@@ -299,6 +299,60 @@ fn compose_files_are_valid_for_compose_and_the_schema() {
     }
 }
 
+/// Every stack file: what Swarm needs (every service `endpoint_mode: dnsrr`, only the lb's port
+/// published and in host mode, nothing Swarm's loader rejects), then `docker stack config`,
+/// which loads it as `docker stack deploy` does, with no engine.
+#[test]
+fn stack_files_suit_swarm_and_its_loader() {
+    let docker = external_tool("docker", "docker stack config on every stack.yaml");
+    let mut checked = 0;
+    for rendered in rendered_fixtures() {
+        let Some(text) = rendered.files.get("stack.yaml") else {
+            continue;
+        };
+        checked += 1;
+        let name = &rendered.name;
+        let stack: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
+        assert_eq!(stack["version"].as_str(), Some("3.8"), "{name}: version");
+        assert!(stack.get("name").is_none(), "{name}: `name:` is rejected");
+        let services = stack["services"].as_mapping().unwrap();
+        for (service, spec) in services {
+            let service = service.as_str().unwrap();
+            for rejected in ["scale", "depends_on", "build", "restart", "container_name"] {
+                assert!(
+                    spec.get(rejected).is_none(),
+                    "{name}: {service} has `{rejected}`"
+                );
+            }
+            assert_eq!(
+                spec["deploy"]["endpoint_mode"].as_str(),
+                Some("dnsrr"),
+                "{name}: {service} needs endpoint_mode dnsrr (no IPVS)"
+            );
+            match spec.get("ports") {
+                None => {}
+                Some(ports) => {
+                    assert_eq!(service, "lb", "{name}: only the lb publishes a port");
+                    for port in ports.as_sequence().unwrap() {
+                        assert_eq!(port["mode"].as_str(), Some("host"), "{name}: lb port mode");
+                        assert_eq!(port["target"].as_u64(), Some(8080), "{name}: lb port");
+                    }
+                }
+            }
+        }
+        if let Some(docker) = &docker {
+            run_ok(
+                &format!("{name}: docker stack config"),
+                Command::new(docker)
+                    .env("PROVISION_WEB_REPLICAS", "4")
+                    .args(["stack", "config", "--compose-file"])
+                    .arg(rendered.out.join("stack.yaml")),
+            );
+        }
+    }
+    assert!(checked >= 2, "only {checked} stack files checked");
+}
+
 /// The docker CLI, when it has the Compose v2 plugin (`docker compose config` needs no engine).
 fn compose_cli(check: &str) -> Option<PathBuf> {
     let docker = external_tool("docker", check)?;
@@ -787,6 +841,7 @@ fn every_generated_file_is_covered_by_a_check() {
                 || path.ends_with("haproxy.cfg")
                 || path.ends_with("haproxy.ctmpl")
                 || path == "compose.yaml"
+                || path == "stack.yaml"
                 || is_shell_script(path, text)
                 || path.ends_with("consul-template.hcl")
                 // No offline tool: Markdown, the manifest.

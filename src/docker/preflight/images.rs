@@ -234,11 +234,16 @@ fn is_unreachable(message: &str) -> bool {
 
 /// Whether a registry answers for `image`, without downloading it.
 fn pullable(docker: &Docker, image: &str) -> Pull {
+    // A registry on the loopback is plain HTTP (the engine treats 127.0.0.0/8 as insecure by
+    // default); `docker manifest` asks over HTTPS unless told.
+    let host = registry_host(image);
+    let mut args = vec!["manifest", "inspect"];
+    if host.starts_with("127.") || host.split(':').next() == Some("localhost") {
+        args.push("--insecure");
+    }
+    args.push(image);
     let out = match docker
-        .call(
-            format!("asking the registry about {image}"),
-            ["manifest", "inspect", image],
-        )
+        .call(format!("asking the registry about {image}"), args)
         .timeout(Duration::from_secs(15))
         .output_unchecked()
     {

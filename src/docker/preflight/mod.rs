@@ -41,7 +41,7 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn ok(check: &str, detail: impl Into<String>) -> Self {
+    pub fn ok(check: &str, detail: impl Into<String>) -> Self {
         Finding {
             check: check.into(),
             status: Status::Ok,
@@ -49,7 +49,7 @@ impl Finding {
             fix: None,
         }
     }
-    fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn warn(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Finding {
             check: check.into(),
             status: Status::Warn,
@@ -57,7 +57,7 @@ impl Finding {
             fix: Some(fix.into()),
         }
     }
-    fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub fn fail(check: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
         Finding {
             check: check.into(),
             status: Status::Fail,

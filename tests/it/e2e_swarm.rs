@@ -1,0 +1,374 @@
+//! End-to-end tests of the Swarm target on a real multi-node swarm: the built `provision` binary
+//! drives a stack through a manager, for docker-dns and consul-dns.
+//!
+//! They need a swarm whose manager docker reaches at `PROVISION_SWARM_DOCKER_HOST` and a registry
+//! every node pulls from (`PROVISION_SWARM_REGISTRY`, default `127.0.0.1:5000`) holding the rig's
+//! base and consul images as `<registry>/provision-rig/{debian:trixie,consul:1.8.7}`:
+//! `.ci/swarm-rig.sh up` builds exactly that on one machine, and `.ci/swarm-rig.sh env` prints the
+//! variables. The lb publishes its port in host mode on the manager, reached at 127.0.0.1 (the
+//! rig forwards 38180-38189 from its manager).
+//!
+//! Without `PROVISION_SWARM_DOCKER_HOST` they print why they were skipped; they fail instead only
+//! with `PROVISION_SWARM=require` (a machine that must run them, like `.ci/run`), not merely under
+//! `CI` or `PROVISION_E2E=require`, because a swarm is more than an engine. `PROVISION_E2E=skip`
+//! skips them too.
+//!
+//! Each test: apply; `verify --scale 5` (tasks on at least 2 nodes, 5 distinct hostnames); nothing
+//! but the lb's port published; `verify --scale 2` under a steady load from this test's own
+//! client, with no failed request; a second apply that pushes nothing and keeps every task; destroy
+//! leaves no service, task or network. A drop guard destroys the stack (and its volume) also when
+//! an assertion fails. Timings are printed.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{every_check_required, report_skip, Project, Ran};
+
+const APPLY_TIMEOUT: Duration = Duration::from_secs(900);
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
+const CHECK: &str = "the Swarm target end to end on a real swarm";
+/// Load-generating client threads during the scale-down.
+const CLIENTS: usize = 4;
+
+/// One swarm stack at a time.
+static SWARM: Mutex<()> = Mutex::new(());
+
+fn note(msg: impl AsRef<str>) {
+    let mut err = std::io::stderr().lock();
+    for line in msg.as_ref().lines() {
+        let _ = writeln!(err, "[e2e-swarm] {line}");
+    }
+}
+
+/// The manager to use, or None (after a skip line, or a panic where a swarm is required).
+fn swarm_host() -> Option<String> {
+    let off = matches!(std::env::var("PROVISION_E2E").as_deref(), Ok("skip" | "0"));
+    // Also rejects a misspelt PROVISION_E2E.
+    every_check_required();
+    let required = match std::env::var("PROVISION_SWARM").as_deref() {
+        Ok("require") => true,
+        Ok("") | Err(_) => false,
+        Ok(other) => panic!("PROVISION_SWARM={other}: expected `require` or unset"),
+    };
+    if off && !required {
+        report_skip(CHECK, "PROVISION_E2E=skip");
+        return None;
+    }
+    match std::env::var("PROVISION_SWARM_DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => Some(host),
+        _ if required => panic!(
+            "{CHECK} must run here (PROVISION_SWARM=require), but PROVISION_SWARM_DOCKER_HOST \
+             is not set: run `.ci/swarm-rig.sh up` and `eval \"$(.ci/swarm-rig.sh env)\"`"
+        ),
+        _ => {
+            report_skip(
+                CHECK,
+                "PROVISION_SWARM_DOCKER_HOST is not set (`.ci/swarm-rig.sh up` builds a swarm)",
+            );
+            None
+        }
+    }
+}
+
+/// docker against the manager.
+fn docker(host: &str, args: &[&str]) -> Ran {
+    let mut cmd = assert_cmd::Command::new("docker");
+    cmd.env("DOCKER_HOST", host).args(args);
+    Ran::capture(
+        format!("DOCKER_HOST={host} docker {}", args.join(" ")),
+        None,
+        &mut cmd,
+        Duration::from_secs(90),
+    )
+}
+
+/// The stack under test; its drop destroys it with its volume.
+struct Stack {
+    project: Project,
+    name: String,
+    host: String,
+}
+
+impl Stack {
+    fn run(&self, args: &[&str], timeout: Duration) -> Ran {
+        let started = Instant::now();
+        let ran = self
+            .project
+            .run(args, &[("DOCKER_HOST", self.host.as_str())], timeout);
+        note(format!(
+            "provision {} -> {:?} in {:.1} s",
+            args.join(" "),
+            ran.code,
+            started.elapsed().as_secs_f64()
+        ));
+        ran
+    }
+
+    fn ok(&self, args: &[&str], timeout: Duration) -> Ran {
+        let ran = self.run(args, timeout);
+        ran.expect_success();
+        ran
+    }
+
+    /// `status --json`: web's (task name, container id, node).
+    fn web_tasks(&self) -> BTreeSet<(String, String, String)> {
+        let ran = self.ok(&["status", "--json"], VERIFY_TIMEOUT);
+        let status: Value =
+            serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}\n{ran}"));
+        status["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["service"] == "web")
+            .map(|c| {
+                let field = |name: &str| c[name].as_str().unwrap_or_default().to_owned();
+                (field("name"), field("id"), field("node"))
+            })
+            .collect()
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let ran = self.run(&["destroy", "--volumes"], VERIFY_TIMEOUT);
+        if ran.code != Some(0) {
+            note(format!(
+                "cleanup: destroy failed, removing the stack by hand\n{ran}"
+            ));
+            docker(&self.host, &["stack", "rm", &self.name]);
+        }
+    }
+}
+
+/// GETs the lb from `CLIENTS` threads until stopped; counts answers and failures.
+struct Load {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    errors: Arc<Mutex<Vec<String>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(url: &str) -> Load {
+        let load = Load {
+            stop: Arc::new(AtomicBool::new(false)),
+            ok: Arc::new(AtomicU64::new(0)),
+            failed: Arc::new(AtomicU64::new(0)),
+            errors: Arc::new(Mutex::new(Vec::new())),
+            threads: Vec::new(),
+        };
+        let threads = (0..CLIENTS)
+            .map(|_| {
+                let (stop, ok, failed, errors) = (
+                    Arc::clone(&load.stop),
+                    Arc::clone(&load.ok),
+                    Arc::clone(&load.failed),
+                    Arc::clone(&load.errors),
+                );
+                let url = url.to_owned();
+                std::thread::spawn(move || {
+                    let agent = ureq::AgentBuilder::new()
+                        .timeout(Duration::from_secs(10))
+                        .build();
+                    while !stop.load(Ordering::Relaxed) {
+                        match agent.get(&url).call().map(|r| r.into_string()) {
+                            Ok(Ok(body)) if body.contains("Host name is") => {
+                                ok.fetch_add(1, Ordering::Relaxed);
+                            }
+                            other => {
+                                failed.fetch_add(1, Ordering::Relaxed);
+                                let mut errors = errors.lock().unwrap();
+                                if errors.len() < 5 {
+                                    errors.push(format!("{other:?}"));
+                                }
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Load { threads, ..load }
+    }
+
+    /// Stops the clients: (answered, failed, first errors).
+    fn finish(self) -> (u64, u64, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let errors = self.errors.lock().unwrap().clone();
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            errors,
+        )
+    }
+}
+
+fn check_passed(report: &Value, name: &str) -> Value {
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name} in {report}"))
+        .clone();
+    assert_eq!(check["outcome"], "pass", "{name}: {check}");
+    check
+}
+
+fn swarm_stack(discovery: &str, lb_port: u16) {
+    let Some(host) = swarm_host() else { return };
+    let _one_at_a_time = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    let registry =
+        std::env::var("PROVISION_SWARM_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
+    let name = format!("provision-e2e-swarm-{}", discovery.replace('-', ""));
+    let project = Project::new();
+    project.write(
+        "provision.yaml",
+        &format!(
+            "project: {name}\ntarget:\n  kind: swarm\n  registry: {registry}\n\
+             discovery: {discovery}\nimages:\n  base: {registry}/provision-rig/debian:trixie\n  \
+             consul: {registry}/provision-rig/consul:1.8.7\nweb:\n  replicas: 2\nlb:\n  port: {lb_port}\n"
+        ),
+    );
+    let stack = Stack {
+        project,
+        name: name.clone(),
+        host: host.clone(),
+    };
+    let timeout = |d: Duration| d.as_secs().to_string();
+    let t = Instant::now();
+
+    stack.ok(
+        &["apply", "--timeout", &timeout(APPLY_TIMEOUT)],
+        APPLY_TIMEOUT,
+    );
+    let apply_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let ran = stack.ok(&["verify", "--scale", "5", "--json"], VERIFY_TIMEOUT);
+    let scale5_s = t.elapsed().as_secs_f64();
+    let report: Value = serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}\n{ran}"));
+    let hostnames = check_passed(&report, "distinct hostnames");
+    assert!(
+        hostnames["message"].as_str().unwrap().starts_with("5 of 5"),
+        "{hostnames}"
+    );
+    let tasks = stack.web_tasks();
+    let nodes: BTreeSet<&str> = tasks.iter().map(|(_, _, node)| node.as_str()).collect();
+    assert_eq!(tasks.len(), 5, "{tasks:?}");
+    assert!(nodes.len() >= 2, "web tasks on {nodes:?} only");
+    note(format!("5 web tasks on nodes {nodes:?}"));
+
+    // Nothing but the lb's port is published.
+    let services = docker(
+        &host,
+        &["stack", "services", "--format", "{{.Name}}", &name],
+    );
+    services.expect_success();
+    for service in services.stdout.split_whitespace() {
+        let ports = docker(
+            &host,
+            &[
+                "service",
+                "inspect",
+                "--format",
+                "{{json .Endpoint.Ports}}",
+                service,
+            ],
+        );
+        ports.expect_success();
+        let ports: Value = serde_json::from_str(ports.stdout.trim()).unwrap();
+        note(format!("{service}: published {ports}"));
+        if service.ends_with("_lb") {
+            assert_eq!(
+                ports.as_array().map(Vec::len),
+                Some(1),
+                "{service}: {ports}"
+            );
+            assert_eq!(ports[0]["PublishedPort"], lb_port, "{service}: {ports}");
+            assert_eq!(ports[0]["PublishMode"], "host", "{service}: {ports}");
+        } else {
+            assert!(ports.is_null(), "{service} publishes {ports}");
+        }
+    }
+
+    let load = Load::start(&format!("http://127.0.0.1:{lb_port}/"));
+    let t = Instant::now();
+    let ran = stack.run(&["verify", "--scale", "2"], VERIFY_TIMEOUT);
+    let scale2_s = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(1));
+    let (answered, failed, errors) = load.finish();
+    note(format!(
+        "under load during 5 -> 2: {answered} requests answered, {failed} failed {errors:?}"
+    ));
+    ran.expect_success();
+    assert!(answered > 0, "the load client got no answer");
+    assert_eq!(
+        failed, 0,
+        "requests failed during the scale-down: {errors:?}"
+    );
+
+    let before = stack.web_tasks();
+    let t = Instant::now();
+    let ran = stack.ok(
+        &["apply", "--timeout", &timeout(APPLY_TIMEOUT)],
+        APPLY_TIMEOUT,
+    );
+    let reapply_s = t.elapsed().as_secs_f64();
+    assert!(
+        ran.stdout.contains("0 created, 0 restarted") && ran.stdout.contains("pushed:        none"),
+        "a second apply changed something\n{ran}"
+    );
+    assert_eq!(
+        stack.web_tasks(),
+        before,
+        "the second apply replaced web tasks"
+    );
+
+    let t = Instant::now();
+    stack.ok(&["destroy"], VERIFY_TIMEOUT);
+    let destroy_s = t.elapsed().as_secs_f64();
+    let filter = format!("label=com.docker.stack.namespace={name}");
+    for what in [
+        vec!["service", "ls", "--quiet", "--filter", filter.as_str()],
+        vec!["network", "ls", "--quiet", "--filter", filter.as_str()],
+        vec!["ps", "--all", "--quiet", "--filter", filter.as_str()],
+    ] {
+        let ran = docker(&host, &what);
+        ran.expect_success();
+        assert_eq!(
+            ran.stdout.trim(),
+            "",
+            "left after destroy: {}",
+            what.join(" ")
+        );
+    }
+    let tasks = docker(&host, &["stack", "ps", "--quiet", &name]);
+    assert!(
+        tasks.stdout.trim().is_empty(),
+        "tasks left after destroy\n{tasks}"
+    );
+    note(format!(
+        "{discovery} on the swarm: apply {apply_s:.1} s, verify --scale 5 {scale5_s:.1} s, \
+         verify --scale 2 under load {scale2_s:.1} s ({answered} requests, {failed} failed), \
+         second apply {reapply_s:.1} s, destroy {destroy_s:.1} s"
+    ));
+}
+
+#[test]
+fn docker_dns_on_a_swarm() {
+    swarm_stack("docker-dns", 38182);
+}
+
+#[test]
+fn consul_dns_on_a_swarm() {
+    swarm_stack("consul-dns", 38183);
+}
