@@ -705,7 +705,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
 #[test]
 fn e2e_consul_template_apply_verify_3_1_destroy() {
     const PROJECT: &str = "provision-e2e-ct";
-    const LB: u16 = 38180;
+    const LB: u16 = 38190; // 38180-38389 are the swarm rig's (.ci/README.md)
     use provision::spec::model::defaults;
     let env = |key: &str, default: &str| std::env::var(key).unwrap_or_else(|_| default.into());
     let ct_image = env(
