@@ -182,12 +182,17 @@ measure_idle() {
     }' "$WORK/snap-a" "$WORK/snap-b" >>"$WORK/idle"
 }
 
-# scale N: `verify --scale N` without load, for the idle rows (at 0 verify's probes fail: there
-# is nothing to answer; the container count is what matters here).
+# scale_quietly N: `verify --scale N` without load, for the idle rows. verify takes 1 and up, so
+# 0 replicas is Compose stopping and removing web (each replica deregisters on SIGTERM).
 scale_quietly() {
+  if [ "$1" = 0 ]; then
+    log "docker compose rm --stop --force web (0 replicas, no load)"
+    docker compose -p "$PROJECT" -f "$WORK/generated/compose.yaml" rm --stop --force web >/dev/null 2>&1
+    return
+  fi
   log "verify --scale $1 (no load)"
   "$PROVISION" -q -f "$SPEC" verify --scale "$1" >"$WORK/quiet.out" 2>&1 ||
-    { [ "$1" = 0 ] || log "verify --scale $1 did not pass: $(tail -n 3 "$WORK/quiet.out" | tr '\n' ' ')"; }
+    log "verify --scale $1 did not pass: $(tail -n 3 "$WORK/quiet.out" | tr '\n' ' ')"
 }
 
 # The stats CSV of the web backend, one "ns addr status stot" line per server, every 0.2 s.
