@@ -190,6 +190,11 @@ scale_quietly() {
     docker compose -p "$PROJECT" -f "$WORK/generated/compose.yaml" rm --stop --force web >/dev/null 2>&1
     return
   fi
+  if [ "$(web_ids | wc -l)" = 0 ]; then
+    # verify needs a web container to start from; apply brings back the spec's one replica.
+    log "apply (web back at 1 replica)"
+    "$PROVISION" -q -f "$SPEC" apply >/dev/null
+  fi
   log "verify --scale $1 (no load)"
   "$PROVISION" -q -f "$SPEC" verify --scale "$1" >"$WORK/quiet.out" 2>&1 ||
     log "verify --scale $1 did not pass: $(tail -n 3 "$WORK/quiet.out" | tr '\n' ' ')"
@@ -226,7 +231,7 @@ load_step() {
   "$PROVISION" -f "$SPEC" verify --scale "$n" --json >"$WORK/step-$n.json" 2>"$WORK/step-$n.err" || status=$?
   t1=$(now_ns)
   sleep "$HOLD"
-  kill -INT "$HEY_PID"
+  kill -INT "$HEY_PID" 2>/dev/null || true
   for _ in $(seq 1 75); do kill -0 "$HEY_PID" 2>/dev/null || break; sleep 0.2; done
   wait "$HEY_PID" || true
   HEY_PID=""
@@ -235,7 +240,7 @@ load_step() {
   POLL_PID=""
 
   verify_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
-  if jq -e . "$WORK/step-$n.json" >/dev/null 2>&1; then
+  if [ -s "$WORK/step-$n.json" ] && jq -e . "$WORK/step-$n.json" >/dev/null 2>&1; then
     read -r batches passed < <(jq -r '"\(.scale.batches // "-") \(.passed)"' "$WORK/step-$n.json")
     jq -r '.checks[] | select(.outcome == "fail") | "  \(.name): \(.message)"' "$WORK/step-$n.json" |
       sed "s/^/verify --scale $n failed: /" >>"$WORK/notes"
