@@ -28,6 +28,9 @@
 #                    to the first request HAProxy sent it (its `stot` grew): median / max over
 #                    the step's new replicas. The stats are polled every 0.2 s, so this is
 #                    known to about 0.2 s
+#       start>1st s  for each new replica, from its container starting (StartedAt) to that first
+#                    request: median / max. An upper bound on "healthy to first answer": it also
+#                    holds gunicorn's start, consul's check and HAProxy's DNS refresh
 # The idle counts that are also steps (10 and 50) are measured right after those steps, once
 # their load has stopped, so 50 replicas start only once.
 #
@@ -256,35 +259,43 @@ load_step() {
       { if ($1 != cur) { flush(); cur = $1 } if ($3 ~ /^UP/) up++ }
       function flush() { if (cur != "" && cur >= t0 && up == n && !found) { printf "%.1f", (cur - t0) / 1e9; found = 1 } up = 0 }
       END { flush(); if (!found) print "never" }' "$WORK/poll-$n.log")
-  # The new replicas' addresses, then per address: first poll UP, first poll where stot grew
-  # past its value when the address first appeared.
+  # The new replicas as "address started-ns", then per address: first poll UP, first poll where
+  # stot grew past its value when the address first appeared.
   new_ips=$(for id in $(web_ids); do
-    [[ $before == *" $id "* ]] || docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$id"
-  done | tr ' ' '\n' | grep . || true)
+    [[ $before == *" $id "* ]] && continue
+    docker inspect -f '{{.State.StartedAt}} {{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}' "$id" |
+      while read -r started ip _; do printf '%s %s\n' "$ip" "$(date -d "$started" +%s%N)"; done
+  done)
+  conv=- start_conv=-
   if [ -n "$new_ips" ]; then
-    conv=$(awk -v ips="$(printf '%s\n' "$new_ips" | tr '\n' ' ')" '
-        BEGIN { split(ips, list, " "); for (i in list) want[list[i]] = 1 }
+    printf '%s\n' "$new_ips" >"$WORK/new-$n"
+    awk '
+        FNR == NR { want[$1] = $2; next }
         !($2 in want) { next }
         !($2 in base) { base[$2] = $4 }
         $3 ~ /^UP/ && !($2 in up) { up[$2] = $1 }
         $4 > base[$2] && !($2 in first) { first[$2] = $1 }
         END {
           for (ip in want) {
-            if ((ip in up) && (ip in first)) { d = (first[ip] - up[ip]) / 1e9; print (d < 0 ? 0 : d) }
-            else missing++
+            if ((ip in up) && (ip in first)) {
+              d = (first[ip] - up[ip]) / 1e9
+              print (d < 0 ? 0 : d), (first[ip] - want[ip]) / 1e9
+            } else missing++
           }
           if (missing) print "missing " missing > "/dev/stderr"
-        }' "$WORK/poll-$n.log" 2>"$WORK/conv-missing" | min_median_max | awk '{ printf "%.1f/%.1f", $2, $3 }')
+        }' "$WORK/new-$n" "$WORK/poll-$n.log" >"$WORK/conv-$n" 2>"$WORK/conv-missing"
+    if [ -s "$WORK/conv-$n" ]; then
+      conv=$(awk '{ print $1 }' "$WORK/conv-$n" | min_median_max | awk '{ printf "%.1f/%.1f", $2, $3 }')
+      start_conv=$(awk '{ print $2 }' "$WORK/conv-$n" | min_median_max | awk '{ printf "%.1f/%.1f", $2, $3 }')
+    fi
     if [ -s "$WORK/conv-missing" ]; then
       printf 'step %s -> %s: %s new replicas never seen both UP and answering in the stats polls\n' \
         "$from" "$n" "$(awk '{ print $2 }' "$WORK/conv-missing")" >>"$WORK/notes"
     fi
-  else
-    conv=-
   fi
   read -r sent _ bad err p50 p99 max rps < <(hey_summary "$WORK/hey-$n.out")
-  printf '%-9s %8s %7s %6s %6s %6s %7s %7s %7s %6s %5s %9s\n' "$from -> $n" "$verify_s" "$batches" \
-    "$passed" "$sent" "$((bad + err))" "$p50" "$p99" "$max" "$rps" "$up_s" "$conv" >>"$WORK/steps"
+  printf '%-9s %8s %7s %6s %6s %6s %7s %7s %7s %6s %5s %9s %11s\n' "$from -> $n" "$verify_s" "$batches" \
+    "$passed" "$sent" "$((bad + err))" "$p50" "$p99" "$max" "$rps" "$up_s" "$conv" "$start_conv" >>"$WORK/steps"
   if grep -q '^Error distribution:' "$WORK/hey-$n.out"; then
     sed -n '/^Error distribution:/,$p' "$WORK/hey-$n.out" | head -n 6 | sed "s/^/step $from -> $n hey: /" >>"$WORK/notes"
   fi
@@ -301,6 +312,7 @@ targets=" $STEPS "
 first_step=${STEPS%% *}
 # shellcheck disable=SC2086 # one count per word
 for n in $(printf '%s\n' $IDLE | sort -n); do
+  [ -n "$n" ] || continue
   [[ $targets == *" $n "* ]] && continue
   scale_quietly "$n"
   measure_idle "$n"
@@ -319,18 +331,20 @@ done
 printf 'growth of a consul-dns stack (web.workers 1, lb.max_replicas %s) on the offline rig images, %s\n' \
   "$MAX_REPLICAS" "$("$PROVISION" --version)"
 printf 'machine: %s cores, %s\n' "$CORES" "$(uptime | sed 's/^ *//')"
-printf '\n(a) idle, no traffic, %s s window after %s s settle; %% of one core\n' "$WINDOW" "$SETTLE"
-printf '%8s %9s %7s %7s %7s %6s %12s %16s\n' replicas "machine %" "stack %" "shims %" "web %" load1 "per replica" "machine/replica"
-sort -n "$WORK/idle" | awk '
-  NR == 1 { base = $3 + $4; mbase = $2; b = ($1 == 0) }
-  {
-    per = ($1 > 0 && b) ? sprintf("%.3f", ($3 + $4 - base) / $1) : "-"
-    mper = ($1 > 0 && b) ? sprintf("%.2f", ($2 - mbase) / $1) : "-"
-    printf "%8d %9.1f %7.2f %7.2f %7.2f %6s %12s %16s\n", $1, $2, $3, $4, $5, $6, per, mper
-  }'
+if [ -s "$WORK/idle" ]; then
+  printf '\n(a) idle, no traffic, %s s window after %s s settle; %% of one core\n' "$WINDOW" "$SETTLE"
+  printf '%8s %9s %7s %7s %7s %6s %12s %16s\n' replicas "machine %" "stack %" "shims %" "web %" load1 "per replica" "machine/replica"
+  sort -n "$WORK/idle" | awk '
+    NR == 1 { base = $3 + $4; mbase = $2; b = ($1 == 0) }
+    {
+      per = ($1 > 0 && b) ? sprintf("%.3f", ($3 + $4 - base) / $1) : "-"
+      mper = ($1 > 0 && b) ? sprintf("%.2f", ($2 - mbase) / $1) : "-"
+      printf "%8d %9.1f %7.2f %7.2f %7.2f %6s %12s %16s\n", $1, $2, $3, $4, $5, $6, per, mper
+    }'
+fi
 printf '\n(b) verify --scale under %s req/s (hey, %s workers, 5 s timeout), each step its own hey run from %s s before to %s s after\n' \
   "$RATE" "$WORKERS" "$HOLD" "$HOLD"
-printf '%-9s %8s %7s %6s %6s %6s %7s %7s %7s %6s %5s %9s\n' step "verify s" batches passed sent failed "p50 ms" "p99 ms" "max ms" "req/s" "UP s" "up>1st s"
+printf '%-9s %8s %7s %6s %6s %6s %7s %7s %7s %6s %5s %9s %11s\n' step "verify s" batches passed sent failed "p50 ms" "p99 ms" "max ms" "req/s" "UP s" "up>1st s" "start>1st s"
 cat "$WORK/steps"
 if [ -s "$WORK/notes" ]; then
   printf '\nnotes:\n'
