@@ -14,7 +14,8 @@
 # How to read it: the no-change rows are what a re-run costs; apply minus compose+wait is
 # provision's own overhead (render check, preflight, reading the project's containers). The
 # "restarts" line compares every container's StartedAt before and after all the no-change runs:
-# it must say 0, or the idempotence promise is broken (the script then exits 1).
+# it must say 0, or the idempotence promise is broken (the script then exits 1). Each no-change
+# row also says how many container starts followed that kind of command, over all its runs.
 #
 # Usage: bench/apply.sh [N]          (PROVISION_BIN=path skips `cargo build --release`)
 # Needs root for the tool install and the rig images when they are missing.
@@ -61,11 +62,23 @@ first_summary=$({
 before=$(started_at "$PROJECT")
 containers=$(printf '%s\n' "$before" | wc -l)
 
+# note_restarts KIND: counts the containers whose StartedAt changed since the previous command into
+# $WORK/r-KIND, so a restart is put on the command that caused it.
+last=$before
+note_restarts() {
+  local now
+  now=$(started_at "$PROJECT")
+  diff <(printf '%s\n' "$last") <(printf '%s\n' "$now") | grep -c '^>' >>"$WORK/r-$1" || true
+  last=$now
+}
 log "$RUNS rounds of: provision apply, compose up -d, compose up -d --wait (no change)"
 for _ in $(seq 1 "$RUNS"); do
   timed "$WORK/t-apply" "$PROVISION" -f "$SPEC" apply
+  note_restarts apply
   timed "$WORK/t-compose" docker compose -p "$PROJECT" -f "$COMPOSE_FILE" up -d
+  note_restarts compose
   timed "$WORK/t-compose-wait" docker compose -p "$PROJECT" -f "$COMPOSE_FILE" up -d --wait
+  note_restarts compose-wait
 done
 after=$(started_at "$PROJECT")
 restarted=$(diff <(printf '%s\n' "$before") <(printf '%s\n' "$after") | grep -c '^>' || true)
@@ -80,7 +93,8 @@ for kind in apply compose compose-wait; do
     compose) label="compose up -d" ;;
     compose-wait) label="compose up -d --wait" ;;
   esac
-  printf '  %-22s %8.2f / %6.2f / %6.2f\n' "$label" "$tmin" "$tmed" "$tmax"
+  printf '  %-22s %8.2f / %6.2f / %6.2f   restarted %s\n' "$label" "$tmin" "$tmed" "$tmax" \
+    "$(awk '{ s += $1 } END { print s + 0 }' "$WORK/r-$kind")"
 done
 printf 'restarts: %s of %s containers have a new StartedAt after %s no-change runs of each kind\n' \
   "$restarted" "$containers" "$RUNS"

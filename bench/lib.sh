@@ -78,7 +78,8 @@ require_free_ports() {
   done
 }
 
-# write_spec DIR PROJECT DISCOVERY: a spec for the offline rig, on the bench ports.
+# write_spec DIR PROJECT DISCOVERY [MAX_REPLICAS [WEB_WORKERS]]: a spec for the offline rig, on
+# the bench ports; lb.max_replicas and web.workers keep the spec's defaults unless given.
 write_spec() {
   cat >"$1/provision.yaml" <<EOF
 # Written by bench/$BENCH_NAME.sh; removed when it exits.
@@ -93,6 +94,12 @@ lb:
   port: $BENCH_LB_PORT
   stats_port: $BENCH_STATS_PORT
 EOF
+  if [ -n "${4:-}" ]; then
+    printf '  max_replicas: %s\n' "$4" >>"$1/provision.yaml"
+  fi
+  if [ -n "${5:-}" ]; then
+    printf 'web:\n  workers: %s\n' "$5" >>"$1/provision.yaml"
+  fi
 }
 
 # teardown_stack DIR PROJECT: removes the stack with its volumes, then the images provision built
@@ -116,4 +123,36 @@ teardown_stack() {
 started_at() {
   docker ps -aq --filter "label=com.docker.compose.project=$1" |
     xargs -r docker inspect -f '{{.Name}} {{.State.StartedAt}}' | sort
+}
+
+# hey_summary FILE: hey's report reduced to one line of numbers, "sent 2xx non-2xx errors p50 p99
+# max req/s" (latencies in ms; "-" when hey answered nothing). Errors are requests with no HTTP
+# answer (timeouts, refused or reset connections).
+hey_summary() {
+  awk '
+    /^Status code distribution:/ { section = "status"; next }
+    /^Error distribution:/ { section = "error"; next }
+    /^[A-Z]/ { section = "" }
+    /Requests\/sec:/ { rps = $2 }
+    /Slowest:/ { max = $2 * 1000 }
+    / 50% in / { p50 = $3 * 1000 }
+    / 99% in / { p99 = $3 * 1000 }
+    section == "status" && /\[[0-9]+\]/ {
+      code = $1; gsub(/[][]/, "", code)
+      if (code ~ /^2/) ok += $2; else bad += $2
+    }
+    section == "error" && /\[[0-9]+\]/ { n = $1; gsub(/[][]/, "", n); err += n }
+    function ms(v) { return v == "" ? "-" : sprintf("%.1f", v) }
+    END {
+      printf "%d %d %d %d %s %s %s %s\n", ok + bad + err, ok, bad, err, ms(p50), ms(p99), ms(max),
+        (rps == "" ? "-" : sprintf("%.1f", rps))
+    }' "$1"
+}
+
+# install_hey: Debian's hey, with apt-get when it is missing.
+install_hey() {
+  if ! command -v hey >/dev/null 2>&1; then
+    log "hey missing: installing Debian's hey package"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hey >/dev/null
+  fi
 }
