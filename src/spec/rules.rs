@@ -5,7 +5,7 @@
 //! The rules are deliberately narrow: a value that passes can be written into YAML, a Dockerfile,
 //! a shell word, HAProxy config or a Go template without any way to break out of its place.
 
-use super::model::Discovery;
+use super::model::{Discovery, TargetKind};
 
 fn all_chars(value: &str, allowed: impl Fn(char) -> bool) -> bool {
     value.chars().all(allowed)
@@ -160,14 +160,20 @@ pub fn version(value: &str) -> Result<(), String> {
     }
 }
 
-/// `lb.max_replicas`: at least one, at most what the discovery mode can route to.
-pub fn max_replicas(value: u32, discovery: Discovery) -> Result<(), String> {
-    let ceiling = discovery.replica_ceiling();
-    if (1..=ceiling).contains(&value) {
+/// `lb.max_replicas`: at least one, at most what the discovery mode can route to and the
+/// target can run.
+pub fn max_replicas(value: u32, discovery: Discovery, target: TargetKind) -> Result<(), String> {
+    let by_mode = discovery.replica_ceiling();
+    let by_target = target.replica_ceiling();
+    if (1..=by_mode.min(by_target)).contains(&value) {
         Ok(())
+    } else if by_target < by_mode {
+        Err(format!(
+            "must be between 1 and {by_target}, the most web tasks a swarm target runs (its overlay network is a /24, shared with every node and service), got {value}; the compose target goes to {by_mode}"
+        ))
     } else {
         Err(format!(
-            "must be between 1 and {ceiling}, the most replicas {discovery} discovery can route to, got {value}"
+            "must be between 1 and {by_mode}, the most replicas {discovery} discovery can route to, got {value}"
         ))
     }
 }
@@ -308,10 +314,18 @@ mod tests {
             Discovery::DockerDns,
         ] {
             let ceiling = discovery.replica_ceiling();
-            assert!(max_replicas(1, discovery).is_ok());
-            assert!(max_replicas(ceiling, discovery).is_ok());
-            assert!(max_replicas(0, discovery).is_err());
-            let err = max_replicas(ceiling + 1, discovery).unwrap_err();
+            let compose = TargetKind::Compose;
+            assert!(max_replicas(1, discovery, compose).is_ok());
+            assert!(max_replicas(ceiling, discovery, compose).is_ok());
+            assert!(max_replicas(0, discovery, compose).is_err());
+            let swarm = TargetKind::Swarm;
+            assert!(max_replicas(200, discovery, swarm).is_ok());
+            let err = max_replicas(201, discovery, swarm).unwrap_err();
+            assert!(
+                err.contains("a swarm target runs") && err.contains("compose target goes to 256"),
+                "{err}"
+            );
+            let err = max_replicas(ceiling + 1, discovery, compose).unwrap_err();
             assert!(
                 err.contains(&format!("between 1 and {ceiling}"))
                     && err.contains(discovery.as_str()),

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use super::model::TargetKind;
 use super::plan::{ConsulTemplateSource, Discovery, Plan, SwarmTarget, Target};
 
 /// A service of the stack (a Compose service name).
@@ -144,6 +145,24 @@ const CONSUL_DNS_CEILING: u32 = MAX_REPLICAS;
 /// HAProxy's 8192 bytes at every count measured, up to 300 containers (an A record is about
 /// 16 bytes, so roughly 500 fit), and HAProxy 3.0 filled 300 of 300: the spec's maximum holds.
 const DOCKER_DNS_CEILING: u32 = MAX_REPLICAS;
+
+/// Swarm: the stack's overlay network is a /24 from Docker's default address pool: 253 usable
+/// addresses. Besides the web tasks it holds one load-balancer endpoint per node, the lb,
+/// consul and redis tasks, registrator's task on every node (consul-template mode), and the
+/// extra task of a rolling update (start-first). 200 web tasks leave room for all of that on
+/// swarms of up to 24 nodes; past it a task would wait for an address instead of running.
+/// Derived from the address plan, not measured up to the limit on this machine.
+const SWARM_CEILING: u32 = 200;
+
+impl TargetKind {
+    /// The most web replicas this target can run, whatever the discovery mode.
+    pub fn replica_ceiling(self) -> u32 {
+        match self {
+            TargetKind::Compose => MAX_REPLICAS,
+            TargetKind::Swarm => SWARM_CEILING,
+        }
+    }
+}
 
 impl Discovery {
     /// Whether the stack runs a consul agent.

@@ -31,7 +31,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     };
 
     let lb = &spec.lb;
-    if let Err(message) = rules::max_replicas(lb.max_replicas, spec.discovery) {
+    if let Err(message) = rules::max_replicas(lb.max_replicas, spec.discovery, spec.target.kind) {
         violation("lb.max_replicas", message);
     }
     let web = &spec.web;
