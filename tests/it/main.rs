@@ -4,6 +4,7 @@
 mod cli;
 mod docker_cli;
 mod e2e;
+mod e2e_faults;
 mod gotmpl;
 mod harness;
 mod render_cli;
