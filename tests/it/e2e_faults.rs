@@ -18,8 +18,11 @@
 //!    replica registers itself again, consul lists all of them within a bound;
 //! 4. redis stopped and started again: only 503s while it is away (answered quickly, no stack
 //!    trace), none before or after, and the counter continues (AOF);
-//! 5. the lb restarted: the gap (refused requests, seconds) is measured and bounded, and it comes
-//!    back on its own routing to every replica.
+//! 5. the lb restarted: the gap (failed requests, seconds from the first failure to the first
+//!    answer after it) is measured and bounded; it comes back on its own, routing to every
+//!    replica, and no request fails after it.
+//!
+//! The sixth fault, a full disk while rendering, needs no engine: see render_cli.rs.
 //!
 //! Same switches as the other e2e tests (see e2e.rs): `PROVISION_E2E=require|skip`.
 
@@ -46,6 +49,9 @@ const RATE: f64 = 50.0;
 const HEAL_BOUND: Duration = Duration::from_secs(45);
 /// How long the lb may refuse connections when it restarts.
 const LB_GAP_BOUND: Duration = Duration::from_secs(15);
+/// How long consul may take to list every replica again after a restart: each replica checks
+/// every 10 s that consul still knows it (entrypoint.py), then consul's first check passes.
+const CONSUL_RELIST_BOUND: Duration = Duration::from_secs(25);
 /// How long a request may take while redis is away: HAProxy's health checks give up after 1 s,
 /// and an answer should not wait longer than they do.
 const REDIS_DOWN_ANSWER_BOUND: Duration = Duration::from_secs(1);
@@ -219,6 +225,10 @@ impl Faults<'_> {
         ));
         tell(stack, "FAULT 3 load", &report);
         assert_eq!(report.failed, 0, "failed requests: {report:#?}");
+        assert!(
+            healed <= CONSUL_RELIST_BOUND.as_secs_f64(),
+            "consul listed every replica only after {healed:.1}s"
+        );
         verify_passes(stack, self.project, &[], REPLICAS, LB);
     }
 
@@ -346,8 +356,10 @@ impl Faults<'_> {
         let restarted = restart.join().expect("docker restart thread");
         restarted.expect_success();
         let healed = wait_whole(stack, t0, HEAL_BOUND);
-        std::thread::sleep(SETTLE);
         let report = load.stop();
+        let after = start_load();
+        std::thread::sleep(SETTLE);
+        let after = after.stop();
         let Some((down, up)) = gap else {
             panic!("the lb did not answer 200 again within {HEAL_BOUND:?} of its restart");
         };
@@ -359,13 +371,15 @@ impl Faults<'_> {
             up.as_secs_f64(),
             gap.as_secs_f64()
         ));
-        tell(stack, "FAULT 5 load", &report);
+        // Refused or reset while HAProxy stops and starts, timed out while Docker plumbs the
+        // published port to the new container (SYNs dropped, retried after 1 s and 3 s), 503
+        // before HAProxy has resolved its servers: all expected within the gap, none after.
+        tell(stack, "FAULT 5 load across the restart", &report);
+        tell(stack, "FAULT 5 load after", &after);
         assert!(gap <= LB_GAP_BOUND, "the lb was away for {gap:?}");
-        // Refused while HAProxy is down, 503 while it has not yet resolved its servers.
-        let expected = report.failures.connection + report.failures.status.get(&503).unwrap_or(&0);
         assert_eq!(
-            report.failed, expected,
-            "failures other than refused connections and 503s: {report:#?}"
+            after.failed, 0,
+            "failed requests after the lb came back: {after:#?}"
         );
         verify_passes(stack, self.project, &[], REPLICAS, LB);
     }
