@@ -99,7 +99,7 @@ struct Faults<'a> {
 }
 
 impl Faults<'_> {
-    /// 1. The OOM killer's way: SIGKILL to the replica's main process, from the host.
+    /// Fault 1, the OOM killer's way: SIGKILL to the replica's main process, from the host.
     fn replica_crashes(&self) {
         let stack = self.stack;
         let victim = stack.web().remove(1);
@@ -143,8 +143,8 @@ impl Faults<'_> {
         verify_passes(stack, self.project, &[], REPLICAS, LB);
     }
 
-    /// 2. `docker kill`: a manual stop as far as Docker is concerned, so no restart; verify says
-    /// so, and `apply` repairs it.
+    /// Fault 2, `docker kill`: a manual stop as far as Docker is concerned, so no restart;
+    /// verify says so, and `apply` repairs it.
     fn replica_killed_by_hand(&self) {
         let stack = self.stack;
         let victim = stack.web().remove(0);
@@ -198,7 +198,7 @@ impl Faults<'_> {
         verify_passes(stack, self.project, &[], REPLICAS, LB);
     }
 
-    /// 3. consul restarted: a dev agent forgets every registration.
+    /// Fault 3, consul restarted: a dev agent forgets every registration.
     fn consul_restarts(&self) {
         let stack = self.stack;
         let consul = self.service("consul");
@@ -232,7 +232,7 @@ impl Faults<'_> {
         verify_passes(stack, self.project, &[], REPLICAS, LB);
     }
 
-    /// 4. redis away for a while, then back: 503s only meanwhile, and the counter goes on.
+    /// Fault 4, redis away for a while, then back: 503s only meanwhile, and the counter goes on.
     fn redis_restarts(&self) {
         let stack = self.stack;
         let redis = self.service("redis");
@@ -322,7 +322,7 @@ impl Faults<'_> {
         verify_passes(stack, self.project, &[], REPLICAS, LB);
     }
 
-    /// 5. The lb restarted: the one fault that cannot be hidden from clients; measure the gap.
+    /// Fault 5, the lb restarted: the one fault that cannot be hidden from clients; measure the gap.
     fn lb_restarts(&self) {
         let stack = self.stack;
         let lb = self.service("lb");
