@@ -223,7 +223,7 @@ pub fn wait_routed(
         lb.clone().map(|id| (docker, id)),
     );
     let target = Target {
-        ips: running.iter().filter_map(|c| c.ip.clone()).collect(),
+        ips: converge::addresses(running.iter().copied()),
         stats: &source,
         consul: endpoints
             .consul

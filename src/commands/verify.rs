@@ -101,7 +101,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         lb.clone().map(|id| (&docker, id)),
     );
     let target = Target {
-        ips: running.iter().filter_map(|c| c.ip.clone()).collect(),
+        ips: converge::addresses(running.iter().copied()),
         stats: &stats_source,
         consul: endpoints
             .consul
