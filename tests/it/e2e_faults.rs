@@ -50,8 +50,9 @@ const HEAL_BOUND: Duration = Duration::from_secs(45);
 /// How long the lb may refuse connections when it restarts.
 const LB_GAP_BOUND: Duration = Duration::from_secs(15);
 /// How long consul may take to list every replica again after a restart: each replica checks
-/// every 10 s that consul still knows it (entrypoint.py), then consul's first check passes.
-const CONSUL_RELIST_BOUND: Duration = Duration::from_secs(25);
+/// every 5 s that consul still knows it (entrypoint.py), then consul's first check passes; well
+/// within the 30 s HAProxy keeps servers it cannot resolve (`hold nx`).
+const CONSUL_RELIST_BOUND: Duration = Duration::from_secs(20);
 /// How long a request may take while redis is away: HAProxy's health checks give up after 1 s,
 /// and an answer should not wait longer than they do.
 const REDIS_DOWN_ANSWER_BOUND: Duration = Duration::from_secs(1);
