@@ -50,9 +50,9 @@ const HEAL_BOUND: Duration = Duration::from_secs(45);
 /// How long the lb may refuse connections when it restarts.
 const LB_GAP_BOUND: Duration = Duration::from_secs(15);
 /// How long consul may take to list every replica again after a restart: each replica checks
-/// every 5 s that consul still knows it (entrypoint.py), then consul's first check passes; well
+/// every 2 s that consul still knows it (entrypoint.py), then consul's first check passes; well
 /// within the 30 s HAProxy keeps servers it cannot resolve (`hold nx`).
-const CONSUL_RELIST_BOUND: Duration = Duration::from_secs(20);
+const CONSUL_RELIST_BOUND: Duration = Duration::from_secs(15);
 /// How long a request may take while redis is away: HAProxy's health checks give up after 1 s,
 /// and an answer should not wait longer than they do.
 const REDIS_DOWN_ANSWER_BOUND: Duration = Duration::from_secs(1);
@@ -235,6 +235,7 @@ impl Faults<'_> {
         let load = start_load();
         std::thread::sleep(SETTLE);
         let t0 = Instant::now();
+        let watch = UpWatch::start();
         docker(&["restart", &consul.id]).expect_success();
         let restarted = t0.elapsed().as_secs_f64();
         let answering = wait_for(t0, HEAL_BOUND, "consul to answer", || {
@@ -242,7 +243,28 @@ impl Faults<'_> {
                 .err()
                 .map(|e| format!("{e:#}"))
         });
+        // Meanwhile requests are answered and counted; what may fail is consul's view, and
+        // HAProxy's: the replicas register again one by one, and HAProxy drops at once a server
+        // that a partial answer leaves out (`hold obsolete 0s`, which scale-down needs).
+        let (code, failing) = self.verify_during();
+        stack.step(&format!(
+            "verify {:.1}s after the restart: exit {code:?}, failing: {failing:?}",
+            t0.elapsed().as_secs_f64()
+        ));
+        assert!(
+            matches!(code, Some(0 | 1))
+                && !failing
+                    .iter()
+                    .any(|l| l.contains("requests answered") || l.contains("counter increasing")),
+            "verify during a consul restart: exit {code:?}, failing {failing:?}"
+        );
         let healed = wait_whole(stack, t0, HEAL_BOUND);
+        let (fewest_up, short_for) = watch.stop();
+        stack.step(&format!(
+            "meanwhile HAProxy routed to as few as {fewest_up} of {REPLICAS} replicas, \
+             fewer than {REPLICAS} for {:.1}s",
+            short_for.as_secs_f64()
+        ));
         std::thread::sleep(SETTLE);
         let report = load.stop();
         stack.step(&format!(
@@ -281,6 +303,17 @@ impl Faults<'_> {
         let t0 = Instant::now();
         docker(&["stop", &redis.id]).expect_success();
         let stopped = t0.elapsed();
+        let (code, failing) = self.verify_during();
+        stack.step(&format!(
+            "verify while redis is away: exit {code:?}, failing: {failing:?}"
+        ));
+        assert!(
+            code == Some(1)
+                && failing
+                    .iter()
+                    .any(|l| l.contains("services running") && l.contains(&redis.name)),
+            "verify does not say that redis is away: exit {code:?}, failing {failing:?}"
+        );
         // What a client sees meanwhile, one request every half second.
         let mut answers = Vec::new();
         while t0.elapsed() < stopped + Duration::from_secs(8) {
@@ -408,6 +441,31 @@ impl Faults<'_> {
             "failed requests after the lb came back: {after:#?}"
         );
         verify_passes(stack, self.project, &[], REPLICAS, LB);
+    }
+
+    /// `verify --timeout 1` in the middle of a fault: its exit code, and each failing check as
+    /// one line (its FAIL line and the lines under it that are not numbers).
+    fn verify_during(&self) -> (Option<i32>, Vec<String>) {
+        let ran = self
+            .project
+            .run(&["verify", "--timeout", "1"], &[], VERIFY_TIMEOUT);
+        let mut failing: Vec<String> = Vec::new();
+        let mut in_failure = false;
+        for line in ran.stdout.lines() {
+            let trimmed = line.trim();
+            if trimmed.starts_with("FAIL") {
+                failing.push(trimmed.split_whitespace().collect::<Vec<_>>().join(" "));
+                in_failure = true;
+            } else if trimmed.starts_with("PASS") || trimmed.starts_with("SKIP") {
+                in_failure = false;
+            } else if in_failure && !trimmed.contains('=') && !trimmed.is_empty() {
+                if let Some(last) = failing.last_mut() {
+                    last.push_str(" / ");
+                    last.push_str(trimmed);
+                }
+            }
+        }
+        (ran.code, failing)
     }
 
     /// The one container of a singleton service.
@@ -545,6 +603,41 @@ fn problem(stack: &Stack) -> Option<String> {
         ));
     }
     None
+}
+
+/// Watches how many servers HAProxy has UP, every 100 ms, from `start` to `stop`.
+struct UpWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<(usize, Duration)>,
+}
+
+impl UpWatch {
+    fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = std::thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let (mut fewest, mut short) = (REPLICAS, Duration::ZERO);
+                let tick = Duration::from_millis(100);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let up = up_addresses().map(|up| up.len()).unwrap_or(0);
+                    fewest = fewest.min(up);
+                    if up < REPLICAS {
+                        short += tick;
+                    }
+                    std::thread::sleep(tick);
+                }
+                (fewest, short)
+            }
+        });
+        UpWatch { stop, thread }
+    }
+
+    /// The fewest servers UP seen, and for how long there were fewer than all replicas.
+    fn stop(self) -> (usize, Duration) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the UP watch thread")
+    }
 }
 
 /// The addresses of HAProxy's UP servers in the web backend.
