@@ -228,7 +228,7 @@ pub fn wait_routed(deployment: &Deployment<'_>, timeout: u64) -> anyhow::Result<
     let lb = lb_container(&containers);
     let source = deployment.haproxy(lb.clone());
     let target = Target {
-        ips: running.iter().filter_map(|c| c.ip.clone()).collect(),
+        ips: converge::addresses(running.iter().copied()),
         stats: &source,
         consul: deployment
             .consul(lb.clone())

@@ -12,21 +12,66 @@ H is the container's hostname (its short id), so answers show which replica serv
 
 import os
 import socket
+import time
 
 from flask import Flask, jsonify, request
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 HEALTH_PATH = "/health"
 HOSTNAME = socket.gethostname()
+# After redis failed, answer 503 without asking it again for this long (see redis_call).
+PAUSE_AFTER_FAILURE_SECONDS = 0.5
 
 app = Flask(__name__)
+# While redis is away, answer 503 at once rather than hang: a request holds one of only a few
+# sync workers, and every request queued behind it (the load balancer's checks too) waits.
+# - Connect within 0.25 s: redis is on the same host's network and accepts in well under a
+#   millisecond; an address that stays silent is a container stopping or starting (Docker's
+#   DNS still names it for a moment), and waiting longer for it only grows the queue.
+# - Commands within 1 s, the load balancer's check timeout.
+# - One immediate retry, on a broken connection only (the pooled connection to a redis that
+#   restarted); not redis-py's default (since 6.0) of three retries with exponential backoff,
+#   which held requests up to 8 s when redis went away.
 redis = Redis(
     host=os.environ.get("REDIS_HOST", "redis"),
     port=int(os.environ.get("REDIS_PORT", "6379")),
-    socket_connect_timeout=2,
-    socket_timeout=2,
+    socket_connect_timeout=0.25,
+    socket_timeout=1,
+    retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
 )
+# (monotonic time until which redis is not asked, the error that started the pause)
+paused = (0.0, "")
+
+
+def redis_call(command, *args):
+    """`command` on redis, or the RedisError why not.
+
+    After a failure this worker does not ask redis for a moment: while redis is gone its name
+    does not resolve, and Docker's embedded DNS, asked for it by every request, leaves lookups
+    unanswered for a second (the resolver's timeout) under load; a request waiting for one
+    holds up all queued behind it. Paused, they are answered 503 at once.
+    """
+    global paused
+    until, why = paused
+    if time.monotonic() < until:
+        raise RedisError(f"{why} (not asked again for {PAUSE_AFTER_FAILURE_SECONDS} s)")
+    try:
+        return getattr(redis, command)(*args)
+    except RedisError as err:
+        paused = (time.monotonic() + PAUSE_AFTER_FAILURE_SECONDS, str(err))
+        raise
+
+
+def unavailable(err):
+    return (
+        f"redis is unavailable: {err}\n",
+        503,
+        {"Content-Type": "text/plain", "Retry-After": "1"},
+    )
 
 
 def wants_json():
@@ -37,9 +82,9 @@ def wants_json():
 @app.route("/")
 def hello():
     try:
-        count = redis.incr("hits")
+        count = redis_call("incr", "hits")
     except RedisError as err:
-        return f"redis is unavailable: {err}\n", 503, {"Content-Type": "text/plain"}
+        return unavailable(err)
     if wants_json():
         return jsonify(hits=count, hostname=HOSTNAME)
     text = f"Hello World! I have been seen {count} times. My Host name is {HOSTNAME}\n"
@@ -49,7 +94,7 @@ def hello():
 @app.route(HEALTH_PATH)
 def health():
     try:
-        redis.ping()
+        redis_call("ping")
     except RedisError as err:
-        return f"redis is unavailable: {err}\n", 503, {"Content-Type": "text/plain"}
+        return unavailable(err)
     return "ok\n", 200, {"Content-Type": "text/plain"}

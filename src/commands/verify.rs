@@ -99,7 +99,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let lb = lb_container(&containers);
     let stats_source = deployment.haproxy(lb.clone());
     let target = Target {
-        ips: running.iter().filter_map(|c| c.ip.clone()).collect(),
+        ips: converge::addresses(running.iter().copied()),
         stats: &stats_source,
         consul: deployment
             .consul(lb.clone())

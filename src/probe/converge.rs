@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{registry, stats};
+use crate::docker::Container;
 use crate::printer::Step;
 
 const POLL: Duration = Duration::from_millis(250);
@@ -15,8 +16,8 @@ const POLL: Duration = Duration::from_millis(250);
 /// What the wait is for.
 #[derive(Debug)]
 pub struct Target<'a> {
-    /// IPs of the running web replicas.
-    pub ips: BTreeSet<String>,
+    /// IPs of the running web replicas, each with how messages name it.
+    pub ips: BTreeMap<String, String>,
     pub stats: &'a stats::Source<'a>,
     /// consul's API and the service name, when discovery uses consul.
     pub consul: Option<(registry::Source<'a>, String)>,
@@ -97,6 +98,30 @@ pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Conv
     }
 }
 
+/// The running replicas' addresses for a [`Target`], each with its description.
+pub fn addresses<'c>(running: impl IntoIterator<Item = &'c Container>) -> BTreeMap<String, String> {
+    running
+        .into_iter()
+        .filter_map(|c| Some((c.ip.clone()?, c.describe())))
+        .collect()
+}
+
+/// The replicas of `target` whose address is not in `seen`, named, for a message: a replica
+/// that crashed and was restarted is running again before it is routed, and the count alone
+/// would not say which one is missing.
+fn not_among(target: &BTreeMap<String, String>, seen: &BTreeSet<String>, what: &str) -> String {
+    let missing: Vec<&str> = target
+        .iter()
+        .filter(|(ip, _)| !seen.contains(*ip))
+        .map(|(_, name)| name.as_str())
+        .collect();
+    if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" (not {what}: {})", missing.join(", "))
+    }
+}
+
 /// One look; None when everything matches.
 fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
     let want = target.ips.len();
@@ -120,18 +145,23 @@ fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
         result.first_up.entry(ip.clone()).or_insert(now);
     }
     let mut problems = Vec::new();
-    if up != target.ips || result.up as usize != want {
-        problems.push(format!("HAProxy has {} of {want} UP", result.up));
+    if !target.ips.keys().eq(up.iter()) || result.up as usize != want {
+        problems.push(format!(
+            "HAProxy has {} of {want} UP{}",
+            result.up,
+            not_among(&target.ips, &up, "UP")
+        ));
     }
     if let Some((source, service)) = &target.consul {
         match source.passing(service) {
             Ok(instances) => {
                 result.passing = Some(instances.len() as u32);
                 let addrs: BTreeSet<String> = instances.iter().map(|i| i.address.clone()).collect();
-                if addrs != target.ips || instances.len() != want {
+                if !target.ips.keys().eq(addrs.iter()) || instances.len() != want {
                     problems.push(format!(
-                        "consul lists {} of {want} passing",
-                        instances.len()
+                        "consul lists {} of {want} passing{}",
+                        instances.len(),
+                        not_among(&target.ips, &addrs, "passing")
                     ));
                 }
             }
@@ -142,5 +172,28 @@ fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
         None
     } else {
         Some(problems.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_replicas_are_named() {
+        let target: BTreeMap<String, String> = [
+            ("10.0.0.2", "hits-web-1 (container aaaaaaaaaaaa)"),
+            ("10.0.0.3", "hits-web-2 (container bbbbbbbbbbbb)"),
+        ]
+        .into_iter()
+        .map(|(ip, name)| (ip.to_owned(), name.to_owned()))
+        .collect();
+        let seen: BTreeSet<String> = ["10.0.0.2".to_owned(), "10.0.0.9".to_owned()].into();
+        assert_eq!(
+            not_among(&target, &seen, "UP"),
+            " (not UP: hits-web-2 (container bbbbbbbbbbbb))"
+        );
+        let all: BTreeSet<String> = target.keys().cloned().collect();
+        assert_eq!(not_among(&target, &all, "UP"), "");
     }
 }

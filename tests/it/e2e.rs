@@ -40,9 +40,9 @@ use crate::harness::{
 /// Requests per second sent through the load balancer while verify scales (`--load`): modest,
 /// so that 2 busy cores sustain it.
 const LOAD_RATE: &str = "50";
-const APPLY_TIMEOUT: Duration = Duration::from_secs(1200);
-const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
-const SHORT_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const APPLY_TIMEOUT: Duration = Duration::from_secs(1200);
+pub(crate) const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
+pub(crate) const SHORT_TIMEOUT: Duration = Duration::from_secs(180);
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One stack at a time, across every test of this binary.
@@ -50,7 +50,7 @@ static ENGINE: Mutex<()> = Mutex::new(());
 
 /// A line on the test's stderr, written directly so that it shows while the test runs (libtest
 /// captures only `print!`/`eprint!`); in CI this is the readable story of each e2e run.
-fn note(msg: impl AsRef<str>) {
+pub(crate) fn note(msg: impl AsRef<str>) {
     let mut err = std::io::stderr().lock();
     for line in msg.as_ref().lines() {
         let _ = writeln!(err, "[e2e] {line}");
@@ -67,13 +67,13 @@ fn switched_off() -> bool {
 /// What a skipped e2e test did not check, for its `SKIPPED` line.
 const STACK_CHECK: &str = "an end-to-end stack on a real engine";
 
-fn rig_image(name: &str) -> String {
+pub(crate) fn rig_image(name: &str) -> String {
     let prefix =
         std::env::var("PROVISION_RIG_PREFIX").unwrap_or_else(|_| "localhost/provision-rig".into());
     format!("{prefix}/{name}")
 }
 
-fn docker(args: &[&str]) -> Ran {
+pub(crate) fn docker(args: &[&str]) -> Ran {
     run_program("docker", args, DOCKER_TIMEOUT)
 }
 
@@ -152,7 +152,7 @@ fn engine_lock() -> EngineLock {
 
 /// Takes the engine lock and decides whether the calling test runs: None means skipped (reason
 /// printed), and a missing engine fails the test where every check is required.
-fn start(images: &[String]) -> Option<EngineLock> {
+pub(crate) fn start(images: &[String]) -> Option<EngineLock> {
     if switched_off() {
         report_skip(STACK_CHECK, "PROVISION_E2E=skip");
         return None;
@@ -169,17 +169,17 @@ fn start(images: &[String]) -> Option<EngineLock> {
 
 /// One container of a Compose project, as `docker inspect` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Container {
-    id: String,
-    name: String,
-    service: String,
-    number: u32,
-    running: bool,
-    started_at: String,
+pub(crate) struct Container {
+    pub id: String,
+    pub name: String,
+    pub service: String,
+    pub number: u32,
+    pub running: bool,
+    pub started_at: String,
 }
 
 impl Container {
-    fn short_id(&self) -> &str {
+    pub fn short_id(&self) -> &str {
         &self.id[..12]
     }
 }
@@ -187,13 +187,13 @@ impl Container {
 /// A Compose project owned by one test: cleaned before it starts (leftovers of an aborted run)
 /// and when it is dropped, with plain docker commands so that cleanup does not depend on the code
 /// under test.
-struct Stack {
+pub(crate) struct Stack {
     project: String,
     t0: Instant,
 }
 
 impl Stack {
-    fn new(project: &str) -> Stack {
+    pub fn new(project: &str) -> Stack {
         let stack = Stack {
             project: project.to_owned(),
             t0: Instant::now(),
@@ -208,7 +208,7 @@ impl Stack {
         format!("label=com.docker.compose.project={}", self.project)
     }
 
-    fn step(&self, msg: &str) {
+    pub fn step(&self, msg: &str) {
         note(format!(
             "{:>6.1}s {}: {msg}",
             self.t0.elapsed().as_secs_f64(),
@@ -217,7 +217,7 @@ impl Stack {
     }
 
     /// `docker <kind> ls -q` of this project's objects.
-    fn ids(&self, kind: &str) -> Vec<String> {
+    pub fn ids(&self, kind: &str) -> Vec<String> {
         let label = self.label();
         let ran = match kind {
             "container" => docker(&["ps", "-aq", "--filter", &label]),
@@ -227,7 +227,7 @@ impl Stack {
         ran.stdout.split_whitespace().map(str::to_owned).collect()
     }
 
-    fn containers(&self) -> Vec<Container> {
+    pub fn containers(&self) -> Vec<Container> {
         let ids = self.ids("container");
         if ids.is_empty() {
             return Vec::new();
@@ -259,7 +259,7 @@ impl Stack {
         containers
     }
 
-    fn web(&self) -> Vec<Container> {
+    pub fn web(&self) -> Vec<Container> {
         self.containers()
             .into_iter()
             .filter(|c| c.service == "web")
@@ -491,7 +491,13 @@ fn check_of<'a>(report: &'a Value, name: &str) -> &'a Value {
 /// `verify_report` for the built-in app: both witnesses (HAProxy's server header and the
 /// counter's hostname) agreed, and, independent of the report, the load balancer answers from
 /// exactly the running replicas with a growing counter.
-fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize, lb_port: u16) {
+pub(crate) fn verify_passes(
+    stack: &Stack,
+    project: &Project,
+    args: &[&str],
+    expect: usize,
+    lb_port: u16,
+) {
     let (report, running) = verify_report(stack, project, args, expect);
     let answered_check = check_of(&report, "replicas answered");
     assert!(
@@ -520,7 +526,7 @@ fn verify_passes(stack: &Stack, project: &Project, args: &[&str], expect: usize,
     ));
 }
 
-fn hits_now(lb_port: u16) -> u64 {
+pub(crate) fn hits_now(lb_port: u16) -> u64 {
     let probe = probe_lb(lb_port, 1);
     assert!(probe.errors.is_empty(), "GET / through the lb: {probe:?}");
     probe.hits[0]
@@ -544,14 +550,20 @@ fn hits_once_routed(lb_port: u16) -> u64 {
     }
 }
 
-/// A consul-dns spec on the rig images, with this test's project name and host ports.
-fn consul_dns_spec(project: &str, lb_port: u16, stats_port: u16, consul_port: u16) -> String {
+/// A consul-dns spec on the rig images, with a test's project name, replicas and host ports.
+pub(crate) fn consul_dns_spec(
+    project: &str,
+    replicas: u32,
+    lb_port: u16,
+    stats_port: u16,
+    consul_port: u16,
+) -> String {
     format!(
         "# end-to-end test stack: consul-dns discovery on the offline rig images\n\
          project: {project}\n\
          discovery: consul-dns\n\
          images:\n  base: {base}\n  consul: {consul}\n\
-         web:\n  replicas: 2\n\
+         web:\n  replicas: {replicas}\n\
          consul:\n  http_port: {consul_port}\n\
          lb:\n  port: {lb_port}\n  stats_port: {stats_port}\n",
         base = rig_image("debian:trixie"),
@@ -572,7 +584,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     let project = Project::new();
     project.write(
         "provision.yaml",
-        &consul_dns_spec(PROJECT, LB, 38404, 38500),
+        &consul_dns_spec(PROJECT, 2, LB, 38404, 38500),
     );
     let stack = Stack::new(PROJECT);
 
@@ -945,7 +957,7 @@ fn e2e_every_docker_command_fails_fast_without_a_daemon() {
     let project = Project::new();
     project.write(
         "provision.yaml",
-        &consul_dns_spec("provision-e2e-dead", 38280, 38704, 38800),
+        &consul_dns_spec("provision-e2e-dead", 2, 38280, 38704, 38800),
     );
     // A daemon that is gone (no socket), and one that hangs: its socket accepts connections and
     // never answers (a wedged dockerd), which only a timeout in provision can get out of.

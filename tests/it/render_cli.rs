@@ -3,7 +3,7 @@
 
 use predicates::prelude::*;
 
-use crate::harness::{read_tree, Project};
+use crate::harness::{external_tool, read_tree, skip_or_fail, Project};
 
 fn project_with(spec: &str) -> Project {
     let p = Project::new();
@@ -190,4 +190,75 @@ fn a_custom_app_is_built_from_its_directory() {
         .success()
         .stdout(predicate::str::contains("updated generated/compose.yaml"));
     assert_ne!(first, tag(&p.read("generated/compose.yaml")));
+}
+
+/// The disk fills up while render writes: a clear error, a failing exit code, and the previous
+/// output byte for byte as it was, with no half-written directory left beside it. The disk is a
+/// 64 KiB tmpfs mounted in a private mount namespace (unshare, also unprivileged), filled up
+/// after the first render but for two pages, so the second runs out of space part way.
+#[test]
+fn a_full_disk_leaves_the_output_exactly_as_it_was() {
+    const CHECK: &str = "render on a full disk";
+    let Some(unshare) = external_tool("unshare", CHECK) else {
+        return;
+    };
+    let p = project_with("project: hits\n");
+    p.write("bigger.yaml", "project: hits-bigger\nweb:\n  replicas: 4\n");
+    std::fs::create_dir(p.file("disk")).unwrap();
+    let sh = |script: &str| {
+        let mut cmd = std::process::Command::new(&unshare);
+        cmd.args(["--mount", "--map-root-user", "sh", "-euc", script])
+            .current_dir(p.path())
+            .env("PROVISION", assert_cmd::cargo::cargo_bin("provision"))
+            .env("NO_COLOR", "1")
+            .env_remove("PROVISION_SPEC");
+        cmd.output().expect("running unshare")
+    };
+    // Whether this machine lets us mount a tmpfs in a namespace of our own at all.
+    let probe = sh("mount -t tmpfs -o size=64k tmpfs disk");
+    if !probe.status.success() {
+        let why = String::from_utf8_lossy(&probe.stderr);
+        skip_or_fail(
+            CHECK,
+            &format!("cannot mount a tmpfs in a new namespace: {}", why.trim()),
+        );
+        return;
+    }
+    let out = sh(r#"
+        mount -t tmpfs -o size=64k tmpfs disk
+        "$PROVISION" render --out "$PWD/disk/generated" >/dev/null
+        cp -a disk/generated before
+        # Fill the disk, then free two pages: the next render starts and runs out part way.
+        dd if=/dev/zero of=disk/fill bs=4096 2>/dev/null || true
+        truncate -s -8192 disk/fill
+        code=0
+        "$PROVISION" --spec bigger.yaml render --out "$PWD/disk/generated" \
+            >render.out 2>render.err || code=$?
+        echo "$code" >render.code
+        cp -a disk/generated after
+        ls -A disk >disk.ls
+    "#);
+    assert!(
+        out.status.success(),
+        "the script failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let code: i32 = p.read("render.code").trim().parse().unwrap();
+    let err = p.read("render.err");
+    eprintln!("render on a full disk: exit {code}: {}", err.trim());
+    assert_ne!(code, 0, "render succeeded on a full disk\n{err}");
+    assert!(
+        err.contains("No space left on device") && err.contains("error"),
+        "the error does not say the disk is full: {err}"
+    );
+    assert_eq!(
+        read_tree(&p.file("before")),
+        read_tree(&p.file("after")),
+        "the previous output changed"
+    );
+    assert_eq!(
+        p.read("disk.ls").lines().collect::<Vec<_>>(),
+        ["fill", "generated"],
+        "something was left beside the output"
+    );
 }
