@@ -19,9 +19,9 @@
 #   nodes     provision-swarm-node1..N, node1 the manager. Volume provision-swarm-nodeK-docker at
 #             /var/lib/docker (so the node's engine uses overlay2); its second socket at
 #             $STATE_DIR/nodeK/docker.sock on this machine.
-#   ports     node K publishes its ports 38180-38189 on 127.0.0.1:(38080+100K)..(38089+100K):
-#             node1 38180-38189, node2 38280-38289, node3 38380-38389. A stack that publishes a port
-#             in 38180-38189 with `mode: host` is reachable from here at that port plus 100(K-1)
+#   ports     node K publishes its ports 28180-28189 on 127.0.0.1:(28080+100K)..(28089+100K):
+#             node1 28180-28189, node2 28280-28289, node3 28380-28389. A stack that publishes a port
+#             in 28180-28189 with `mode: host` is reachable from here at that port plus 100(K-1)
 #             on whichever node K runs the task. (No routing mesh: the kernel has no IPVS.)
 #
 # Environment: PROVISION_SWARM_NODES (1-9; default 3, or 2 with less than 3 GiB of free memory),
@@ -43,8 +43,8 @@ REGISTRY="$NAME-registry"
 REGISTRY_PORT=${PROVISION_SWARM_REGISTRY_PORT:-5000}
 STATE_DIR=${PROVISION_SWARM_DIR:-/var/tmp/provision-swarm}
 # The ports a stack may publish (mode: host), and where node K's appear on this machine.
-PORT_FIRST=38180
-PORT_LAST=38189
+PORT_FIRST=28180
+PORT_LAST=28189
 HOST_PORT_STEP=100
 READY_TIMEOUT=60
 
@@ -199,9 +199,9 @@ up_node() {
   # A new engine starts from an empty /var/lib/docker: a volume left by a removed node is dropped.
   docker volume rm "$name-docker" >/dev/null 2>&1 || true
   mkdir -p "$STATE_DIR/node$k"
-  # The published ports lie in the kernel's ephemeral range: a client connection of anyone on this
-  # machine may hold one for a moment, and then the bind fails ("address already in use"). Such a
-  # port frees up within seconds, so that one failure is retried.
+  # The published ports (28180-28389) lie below the kernel's ephemeral range (32768-60999 by
+  # default), so no client connection takes one; a port another program listens on for a moment
+  # frees up within seconds, so that one failure is retried.
   local try err
   for try in 1 2 3 4 5; do
     if err=$(run_node "$k" 2>&1 >/dev/null); then

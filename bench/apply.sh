@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures `provision apply` on a real engine: a consul-dns stack (project bench-apply; host
-# ports lb 48080, stats 48404, consul 48500) built from the offline rig images.
+# ports lb 18080, stats 18404, consul 18500) built from the offline rig images.
 #   first        the first apply: render, preflight, build the images, start, wait until healthy.
 #                Docker's build cache is left as it is, so "first" may reuse cached layers; the
 #                line after it says which images were built.

@@ -7,13 +7,13 @@
 # (nothing listens at the fake addresses, and health checks do not decide which slots DNS fills).
 #
 # Two setups, each with one HAProxy lane per `accepted_payload_size` (--payloads):
-#   A. consul-dns on the host: the consul 1.8.7 binary (-dev, loopback, ports 48650-48654, with
+#   A. consul-dns on the host: the consul 1.8.7 binary (-dev, loopback, ports 18650-18654, with
 #      the stack's dns_config.only_passing) and the host's HAProxy (Debian bookworm: 2.6). The
 #      fake instances are registered through consul's HTTP API with addresses in 127.1.0.0/16.
 #      Run twice: datacenter `dc1`, and a 63-character datacenter (the longest the spec allows:
 #      the datacenter is part of every SRV target name, so it changes how many fit).
 #   B. On a user-defined Docker network (the stack's topology): a consul container (rig image,
-#      1.8.7, HTTP published on 127.0.0.1:48660), N containers `sleep infinity` with the network
+#      1.8.7, HTTP published on 127.0.0.1:18660), N containers `sleep infinity` with the network
 #      alias `web`, and HAProxy containers, each with both a consul-dns backend (SRV from
 #      consul:8600) and a docker-dns backend (A records of `web` from Docker's embedded DNS at
 #      127.0.0.11): Debian trixie's HAProxy 3.0 (image localhost/provision-bench/haproxy:trixie)
@@ -72,9 +72,9 @@ SLOTS=$((MAX_N + 50))
 PREFIX=provision-ceil
 CONSUL_BIN=${PROVISION_TOOLS_DIR:-/var/tmp/provision-tools}/consul/consul
 HAPROXY_IMAGE=localhost/provision-bench/haproxy
-HOST_HTTP=48650
-HOST_DNS=48653
-DOCKER_HTTP=48660
+HOST_HTTP=18650
+HOST_DNS=18653
+DOCKER_HTTP=18660
 NETWORK=$PREFIX-net
 LONG_DC=$(printf 'd%.0s' $(seq 1 63))
 
@@ -222,7 +222,7 @@ header() {
 run_host() {
   local dc=$1 lanes=() names=() p n prev=0 results i
   cat >"$WORK/consul.hcl" <<EOF
-ports { http = $HOST_HTTP, dns = $HOST_DNS, serf_lan = 48651, serf_wan = 48652, server = 48654, grpc = -1 }
+ports { http = $HOST_HTTP, dns = $HOST_DNS, serf_lan = 18651, serf_wan = 18652, server = 18654, grpc = -1 }
 dns_config { only_passing = true }
 EOF
   "$CONSUL_BIN" agent -dev -bind 127.0.0.1 -client 127.0.0.1 -datacenter "$dc" \

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures what a replica costs and how the stack grows: a consul-dns stack (project
-# bench-growth; host ports lb 48080, stats 48404, consul 48500) from the offline rig images, with
+# bench-growth; host ports lb 18080, stats 18404, consul 18500) from the offline rig images, with
 # `web.workers: 1` and `lb.max_replicas: 64`.
 #
 # (a) Idle cost. With web at 0, 10, 20 and 50 replicas and no traffic, after a settle time, it

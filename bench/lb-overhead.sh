@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures what the load balancer costs: the same client, in the same place, sends the same
 # requests once straight to the one web replica and once through HAProxy. A consul-dns stack
-# (project bench-lbo; host ports lb 48080, stats 48404, consul 48500) from the offline rig images,
+# (project bench-lbo; host ports lb 18080, stats 18404, consul 18500) from the offline rig images,
 # web at 1 replica (`web.workers` as given, default 2).
 #
 # The replicas publish no port, so `hey` runs on the host inside the lb container's network

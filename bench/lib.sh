@@ -7,9 +7,9 @@
 # another stack on the same engine.
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BENCH_LB_PORT=${BENCH_LB_PORT:-48080}
-BENCH_STATS_PORT=${BENCH_STATS_PORT:-48404}
-BENCH_CONSUL_PORT=${BENCH_CONSUL_PORT:-48500}
+BENCH_LB_PORT=${BENCH_LB_PORT:-18080}
+BENCH_STATS_PORT=${BENCH_STATS_PORT:-18404}
+BENCH_CONSUL_PORT=${BENCH_CONSUL_PORT:-18500}
 RIG_BASE=localhost/provision-rig/debian:trixie
 RIG_CONSUL=localhost/provision-rig/consul:1.8.7
 

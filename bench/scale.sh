@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Measures the reference scenario, web scaled 1 -> 2 -> 5 -> 2, under steady load, on a real
-# engine: a stack (project bench-scale; host ports lb 48080, stats 48404, consul 48500) built from
+# engine: a stack (project bench-scale; host ports lb 18080, stats 18404, consul 18500) built from
 # the offline rig images, in consul-dns (default) or docker-dns mode.
 #
 # While `hey` sends a bounded, rate-limited load (default 100 req/s, 10 workers) to the load

@@ -3,8 +3,9 @@
 //! The stacks use the offline rig images that `.ci/rig-images.sh` builds (a Debian base imported
 //! with mmdebstrap, and consul from Debian's static binary), so they need no registry. They run one
 //! stack at a time (a lock: two stacks would fight over 2 cores), with their own Compose project
-//! names and host ports (38xxx), and remove everything they created in a drop guard, also when an
-//! assertion fails; a failing step dumps the command, its stdout and stderr, and the stack's logs.
+//! names and host ports (28xxx: below the kernel's ephemeral range, 32768-60999, so that no
+//! client connection on the machine can hold one when a stack binds it), and remove everything
+//! they created in a drop guard, also when an assertion fails; a failing step dumps the command, its stdout and stderr, and the stack's logs.
 //! Each step is logged to stderr as it happens (not captured by the test harness), with timings.
 //! The images `apply` builds (`provision-e2e-dns-{web,lb,redis}:<hash>`, and `provision-e2e-own-…`
 //! for the test of our own app) are kept as a build cache: a rerun with unchanged blueprints
@@ -576,7 +577,7 @@ pub(crate) fn consul_dns_spec(
 #[test]
 fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     const PROJECT: &str = "provision-e2e-dns";
-    const LB: u16 = 38080;
+    const LB: u16 = 28080;
     let images = [rig_image("debian:trixie"), rig_image("consul:1.8.7")];
     let Some(_engine) = start(&images) else {
         return;
@@ -584,7 +585,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     let project = Project::new();
     project.write(
         "provision.yaml",
-        &consul_dns_spec(PROJECT, 2, LB, 38404, 38500),
+        &consul_dns_spec(PROJECT, 2, LB, 28404, 28500),
     );
     let stack = Stack::new(PROJECT);
 
@@ -717,7 +718,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
 #[test]
 fn e2e_consul_template_apply_verify_3_1_destroy() {
     const PROJECT: &str = "provision-e2e-ct";
-    const LB: u16 = 38190; // 38180-38389 are the swarm rig's (.ci/README.md)
+    const LB: u16 = 28190; // 28180-28389 are the swarm rig's (.ci/README.md)
     use provision::spec::model::defaults;
     let env = |key: &str, default: &str| std::env::var(key).unwrap_or_else(|_| default.into());
     let ct_image = env(
@@ -768,8 +769,8 @@ fn e2e_consul_template_apply_verify_3_1_destroy() {
              discovery: consul-template\n\
              images:\n  base: {base}\n  consul: {consul}\n  \
              consul_template: {ct_image}\n  registrator: {registrator}\n\
-             consul:\n  http_port: 38600\n\
-             lb:\n  port: {LB}\n  stats_port: 38504\n  consul_template: {source}\n",
+             consul:\n  http_port: 28600\n\
+             lb:\n  port: {LB}\n  stats_port: 28504\n  consul_template: {source}\n",
             base = rig_image("debian:trixie"),
             consul = rig_image("consul:1.8.7"),
         ),
@@ -812,7 +813,7 @@ fn get_lb(port: u16, probe_header: bool) -> Result<(u16, Option<String>, String)
 #[test]
 fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
     const PROJECT: &str = "provision-e2e-own";
-    const LB: u16 = 38980;
+    const LB: u16 = 28980;
     let base = rig_image("debian:trixie");
     let Some(_engine) = start(std::slice::from_ref(&base)) else {
         return;
@@ -843,7 +844,7 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
              images:\n  base: {base}\n\
              web:\n  app: hello\n  port: 7000\n  health_path: /ready\n  replicas: 2\n  \
              expect:\n    status: 200\n    contains: \"hello from \"\n\
-             lb:\n  port: {LB}\n  stats_port: 38904\n"
+             lb:\n  port: {LB}\n  stats_port: 28904\n"
         ),
     );
     let stack = Stack::new(PROJECT);
@@ -957,7 +958,7 @@ fn e2e_every_docker_command_fails_fast_without_a_daemon() {
     let project = Project::new();
     project.write(
         "provision.yaml",
-        &consul_dns_spec("provision-e2e-dead", 2, 38280, 38704, 38800),
+        &consul_dns_spec("provision-e2e-dead", 2, 28280, 28704, 28800),
     );
     // A daemon that is gone (no socket), and one that hangs: its socket accepts connections and
     // never answers (a wedged dockerd), which only a timeout in provision can get out of.

@@ -39,9 +39,9 @@ use crate::e2e::{
 use crate::harness::{run_program, Project, Ran};
 
 const PROJECT: &str = "provision-e2e-faults";
-const LB: u16 = 38480; // 38180-38389 are the swarm rig's (.ci/README.md)
-const STATS: u16 = 38604;
-const CONSUL: u16 = 38700;
+const LB: u16 = 28480; // 28180-28389 are the swarm rig's (.ci/README.md)
+const STATS: u16 = 28604;
+const CONSUL: u16 = 28700;
 const REPLICAS: usize = 3;
 /// Requests per second through the load balancer during every fault (as in e2e.rs).
 const RATE: f64 = 50.0;

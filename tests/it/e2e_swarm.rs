@@ -6,14 +6,14 @@
 //! base and consul images as `<registry>/provision-rig/{debian:trixie,consul:1.8.7}`:
 //! `.ci/swarm-rig.sh up` builds exactly that on one machine, and `.ci/swarm-rig.sh env` prints the
 //! variables. The lb publishes its port in host mode on the manager, reached at 127.0.0.1 (the
-//! rig forwards 38180-38189 from its manager).
+//! rig forwards 28180-28189 from its manager).
 //!
 //! Without `PROVISION_SWARM_DOCKER_HOST` they print why they were skipped; they fail instead only
 //! with `PROVISION_SWARM=require` (a machine that must run them, like `.ci/run`), not merely under
 //! `CI` or `PROVISION_E2E=require`, because a swarm is more than an engine. `PROVISION_E2E=skip`
 //! skips them too.
 //!
-//! Each test: apply; `verify --scale 5` (tasks on at least 2 nodes, 5 distinct hostnames); nothing
+//! Each test: apply; `verify --scale 5` (tasks on at least 2 nodes, 5 distinct hostnames, seen by verify and by the test's own requests); nothing
 //! but the lb's port published; `verify --scale 2` under a steady load from this test's own
 //! client, with no failed request; a second apply that pushes nothing and keeps every task; destroy
 //! leaves no service, task or network. A drop guard destroys the stack (and its volume) also when
@@ -256,11 +256,32 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
     let ran = stack.ok(&["verify", "--scale", "5", "--json"], VERIFY_TIMEOUT);
     let scale5_s = t.elapsed().as_secs_f64();
     let report: Value = serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}\n{ran}"));
-    let hostnames = check_passed(&report, "distinct hostnames");
+    let answered = check_passed(&report, "replicas answered");
     assert!(
-        hostnames["message"].as_str().unwrap().starts_with("5 of 5"),
-        "{hostnames}"
+        answered["message"].as_str().unwrap().starts_with("5 of 5"),
+        "{answered}"
     );
+    // Independently of verify: the hostnames the counter itself reports through the lb.
+    let mut hostnames = BTreeSet::new();
+    for _ in 0..30 {
+        let body = ureq::get(&format!("http://127.0.0.1:{lb_port}/"))
+            .set("Accept", "application/json")
+            .timeout(Duration::from_secs(5))
+            .call()
+            .unwrap_or_else(|e| panic!("GET / through the lb: {e}"))
+            .into_string()
+            .unwrap_or_else(|e| panic!("reading GET / through the lb: {e}"));
+        let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        hostnames.insert(answer["hostname"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        hostnames.len(),
+        5,
+        "hostnames through the lb: {hostnames:?}"
+    );
+    note(format!(
+        "5 distinct hostnames through the lb: {hostnames:?}"
+    ));
     let tasks = stack.web_tasks();
     let nodes: BTreeSet<&str> = tasks.iter().map(|(_, _, node)| node.as_str()).collect();
     assert_eq!(tasks.len(), 5, "{tasks:?}");
@@ -365,10 +386,10 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
 
 #[test]
 fn docker_dns_on_a_swarm() {
-    swarm_stack("docker-dns", 38182);
+    swarm_stack("docker-dns", 28182);
 }
 
 #[test]
 fn consul_dns_on_a_swarm() {
-    swarm_stack("consul-dns", 38183);
+    swarm_stack("consul-dns", 28183);
 }
