@@ -158,6 +158,11 @@ pub(crate) fn start(images: &[String]) -> Option<EngineLock> {
         report_skip(STACK_CHECK, "PROVISION_E2E=skip");
         return None;
     }
+    // Without docker there is no engine to wait for.
+    if find_on_path("docker").is_none() {
+        skip_or_fail(STACK_CHECK, "docker not found on PATH");
+        return None;
+    }
     let lock = engine_lock();
     match engine_problem(images) {
         None => Some(lock),
