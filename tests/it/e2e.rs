@@ -40,9 +40,9 @@ use crate::harness::{
 /// Requests per second sent through the load balancer while verify scales (`--load`): modest,
 /// so that 2 busy cores sustain it.
 const LOAD_RATE: &str = "50";
-const APPLY_TIMEOUT: Duration = Duration::from_secs(1200);
-const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
-const SHORT_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const APPLY_TIMEOUT: Duration = Duration::from_secs(1200);
+pub(crate) const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
+pub(crate) const SHORT_TIMEOUT: Duration = Duration::from_secs(180);
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// One stack at a time, across every test of this binary.
@@ -50,7 +50,7 @@ static ENGINE: Mutex<()> = Mutex::new(());
 
 /// A line on the test's stderr, written directly so that it shows while the test runs (libtest
 /// captures only `print!`/`eprint!`); in CI this is the readable story of each e2e run.
-fn note(msg: impl AsRef<str>) {
+pub(crate) fn note(msg: impl AsRef<str>) {
     let mut err = std::io::stderr().lock();
     for line in msg.as_ref().lines() {
         let _ = writeln!(err, "[e2e] {line}");
@@ -67,7 +67,7 @@ fn switched_off() -> bool {
 /// What a skipped e2e test did not check, for its `SKIPPED` line.
 const STACK_CHECK: &str = "an end-to-end stack on a real engine";
 
-fn rig_image(name: &str) -> String {
+pub(crate) fn rig_image(name: &str) -> String {
     let prefix =
         std::env::var("PROVISION_RIG_PREFIX").unwrap_or_else(|_| "localhost/provision-rig".into());
     format!("{prefix}/{name}")
@@ -152,7 +152,7 @@ fn engine_lock() -> EngineLock {
 
 /// Takes the engine lock and decides whether the calling test runs: None means skipped (reason
 /// printed), and a missing engine fails the test where every check is required.
-fn start(images: &[String]) -> Option<EngineLock> {
+pub(crate) fn start(images: &[String]) -> Option<EngineLock> {
     if switched_off() {
         report_skip(STACK_CHECK, "PROVISION_E2E=skip");
         return None;
@@ -169,12 +169,12 @@ fn start(images: &[String]) -> Option<EngineLock> {
 
 /// One container of a Compose project, as `docker inspect` sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Container {
-    id: String,
+pub(crate) struct Container {
+    pub(crate) id: String,
     name: String,
     service: String,
     number: u32,
-    running: bool,
+    pub(crate) running: bool,
     started_at: String,
 }
 
@@ -187,13 +187,13 @@ impl Container {
 /// A Compose project owned by one test: cleaned before it starts (leftovers of an aborted run)
 /// and when it is dropped, with plain docker commands so that cleanup does not depend on the code
 /// under test.
-struct Stack {
+pub(crate) struct Stack {
     project: String,
     t0: Instant,
 }
 
 impl Stack {
-    fn new(project: &str) -> Stack {
+    pub(crate) fn new(project: &str) -> Stack {
         let stack = Stack {
             project: project.to_owned(),
             t0: Instant::now(),
@@ -208,7 +208,7 @@ impl Stack {
         format!("label=com.docker.compose.project={}", self.project)
     }
 
-    fn step(&self, msg: &str) {
+    pub(crate) fn step(&self, msg: &str) {
         note(format!(
             "{:>6.1}s {}: {msg}",
             self.t0.elapsed().as_secs_f64(),
@@ -259,7 +259,7 @@ impl Stack {
         containers
     }
 
-    fn web(&self) -> Vec<Container> {
+    pub(crate) fn web(&self) -> Vec<Container> {
         self.containers()
             .into_iter()
             .filter(|c| c.service == "web")
@@ -545,7 +545,12 @@ fn hits_once_routed(lb_port: u16) -> u64 {
 }
 
 /// A consul-dns spec on the rig images, with this test's project name and host ports.
-fn consul_dns_spec(project: &str, lb_port: u16, stats_port: u16, consul_port: u16) -> String {
+pub(crate) fn consul_dns_spec(
+    project: &str,
+    lb_port: u16,
+    stats_port: u16,
+    consul_port: u16,
+) -> String {
     format!(
         "# end-to-end test stack: consul-dns discovery on the offline rig images\n\
          project: {project}\n\

@@ -5,6 +5,7 @@ mod cli;
 mod ctmpl;
 mod docker_cli;
 mod e2e;
+mod e2e_rolling;
 mod e2e_swarm;
 mod harness;
 mod props;
