@@ -172,7 +172,7 @@ pub(crate) fn start(images: &[String]) -> Option<EngineLock> {
 pub(crate) struct Container {
     pub(crate) id: String,
     name: String,
-    service: String,
+    pub(crate) service: String,
     number: u32,
     pub(crate) running: bool,
     started_at: String,
@@ -227,7 +227,7 @@ impl Stack {
         ran.stdout.split_whitespace().map(str::to_owned).collect()
     }
 
-    fn containers(&self) -> Vec<Container> {
+    pub(crate) fn containers(&self) -> Vec<Container> {
         let ids = self.ids("container");
         if ids.is_empty() {
             return Vec::new();

@@ -196,7 +196,25 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     assert_eq!(stack.web().len(), 3, "web replicas after the rollback");
     assert_all_on(&stack, "rolled");
 
+    note(format!(
+        "what apply said:\n{}",
+        ran.stderr
+            .lines()
+            .skip_while(|l| !l.contains("rolled back"))
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    ));
+
+    // The stack runs the version before the failed one; the files say the failed one. verify
+    // probes what runs.
     stack.step("provision verify after the rollback");
+    project
+        .run(&["verify"], &[], VERIFY_TIMEOUT)
+        .expect_success();
+
+    // (c) A redis change restarts a stateful service: said in the plan, refused without a
+    // terminal unless --yes.
     project.write(
         "blueprints/web/app.py.j2",
         &app_with(&[(
@@ -204,7 +222,38 @@ fn e2e_rolling_apply_then_rollback_under_load() {
             &format!("jsonify(hits=count, hostname=HOSTNAME, {NEW_FIELD})"),
         )]),
     );
+    project.write(
+        "provision.yaml",
+        &format!("{spec}redis:\n  appendfsync: always\n"),
+    );
+    stack.step("provision apply (redis changed, no terminal, no --yes)");
+    let redis_before = redis_id(&stack);
+    let dry = project.run(&["apply", "--dry-run"], &[], SHORT_TIMEOUT);
+    dry.expect_success();
+    assert!(dry.stdout.contains("RESTARTED"), "{dry}");
+    let refused = project.run(&["apply"], &[], SHORT_TIMEOUT);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--yes"), "{refused}");
+    assert_eq!(
+        redis_id(&stack),
+        redis_before,
+        "a refused apply changed redis"
+    );
     project
-        .run(&["verify"], &[], VERIFY_TIMEOUT)
+        .run(&["apply", "--yes"], &[], APPLY_TIMEOUT)
         .expect_success();
+    assert_ne!(
+        redis_id(&stack),
+        redis_before,
+        "apply --yes left redis as it was"
+    );
+}
+
+fn redis_id(stack: &Stack) -> String {
+    stack
+        .containers()
+        .into_iter()
+        .find(|c| c.service == "redis")
+        .map(|c| c.id)
+        .expect("a redis container")
 }
