@@ -179,9 +179,13 @@ impl Scaler<'_> {
                 old_count - replaced,
                 chunk.len()
             );
-            self.compose
-                .up(&summary, &self.web_up((serving + chunk.len()) as u32))?;
+            // A failed `up` (a new replica that does not start) is rolled back like one that is
+            // never routed.
+            let up = self
+                .compose
+                .up(&summary, &self.web_up((serving + chunk.len()) as u32));
             if self.docker.is_dry_run() {
+                up?;
                 printer.note(format!(
                     "dry run: then the old replicas are drained and removed, {batch} at a time, \
                      each batch after its new replicas are routed"
@@ -193,15 +197,22 @@ impl Scaler<'_> {
                 .into_iter()
                 .filter(|c| !known.contains(&c.id))
                 .collect();
-            let routed = wait_routed(self.deployment, self.timeout)?;
-            if !routed.converged {
+            let failed = match up {
+                Err(err) => Some(format!("starting the new web replicas failed: {err:#}")),
+                Ok(()) => {
+                    let routed = wait_routed(self.deployment, self.timeout)?;
+                    (!routed.converged).then(|| {
+                        format!(
+                            "the new web replica{} not routed after {} s: {}",
+                            if fresh.len() == 1 { " was" } else { "s were" },
+                            routed.seconds,
+                            routed.last_problem.unwrap_or_default()
+                        )
+                    })
+                }
+            };
+            if let Some(problem) = failed {
                 let rollback = Instant::now();
-                let problem = format!(
-                    "the new web replica{} not routed after {} s: {}",
-                    if fresh.len() == 1 { " was" } else { "s were" },
-                    routed.seconds,
-                    routed.last_problem.unwrap_or_default()
-                );
                 let details = self.why_not_routed(&fresh);
                 printer.note(format!(
                     "rolling back: removing the {} new replica{}",
@@ -373,6 +384,9 @@ pub struct RolloutFailure {
 
 /// `docker stop` then `docker rm` of these containers, by id.
 fn remove_containers(docker: &Docker, chunk: &[Container]) -> anyhow::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
     let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
     let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
     let mut args = vec!["stop"];
