@@ -12,6 +12,11 @@
 //! Replicas: when the stack already runs, apply keeps its current number of web replicas (set by
 //! `verify --scale N`) rather than silently scaling back to `web.replicas`, which is only the
 //! number a new stack starts with. It says so when the two differ.
+//!
+//! Changes: each service's containers are compared with the file (`plan_changes`) and the plan
+//! printed first. Web on an older image or configuration is replaced rolling (`roll_web`,
+//! `Scaler::replace`) instead of recreated by Compose, so the load balancer never runs out of
+//! replicas; redis and consul recreated interrupt the stack, so that needs a yes.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
