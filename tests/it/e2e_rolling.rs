@@ -1,9 +1,10 @@
 //! Rolling deploys end to end (consul-dns, 3 web replicas, 50 requests per second through the
 //! load balancer from this process the whole time): a changed web app is applied replica by
-//! replica without a failed request, and a new version whose health check never passes is rolled
-//! back, the old version serving throughout. The app is changed the way an operator would: a
-//! local blueprint override `blueprints/web/app.py.j2` beside the spec. Same switches, engine
-//! lock and drop guard as `e2e.rs`; own project name and host ports (3868x).
+//! replica, then another two at a time, without a failed request; a new version whose health
+//! check never passes is rolled back, the old version serving throughout, and `verify` passes
+//! after; a redis change is refused without a terminal unless `--yes`. The app is changed the way
+//! an operator would: a local blueprint override `blueprints/web/app.py.j2` beside the spec. Same
+//! switches, engine lock and drop guard as `e2e.rs`; own project name and host ports (3868x).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -161,6 +162,32 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         "Compose's view does not match after the rollout\n{again}"
     );
 
+    // (a') Another version, two replicas at a time (batches of 2 and 1).
+    project.write(
+        "blueprints/web/app.py.j2",
+        &app_with(&[(
+            ANSWER,
+            "jsonify(hits=count, hostname=HOSTNAME, version=\"batched\")",
+        )]),
+    );
+    stack.step("provision apply --batch 2 (changed app) under load");
+    let load = start_load();
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let ran = project.run(&["apply", "--batch", "2"], &[], APPLY_TIMEOUT);
+    let rollout = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    ran.expect_success();
+    note(format!(
+        "rolling apply of 3 replicas, 2 at a time: {rollout:.1} s"
+    ));
+    note_load("load during the rolling apply --batch 2", &report);
+    assert_eq!(report.failed, 0, "requests failed during the rollout");
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(stack.web().len(), 3, "web replicas after the rollout");
+    assert_all_on(&stack, "batched");
+
     // (b) A new version whose health check never passes, applied under load: rolled back.
     project.write(
         "blueprints/web/app.py.j2",
@@ -194,7 +221,7 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     assert_eq!(report.failed, 0, "requests failed during the rollback");
     assert_eq!(report.not_sent, 0);
     assert_eq!(stack.web().len(), 3, "web replicas after the rollback");
-    assert_all_on(&stack, "rolled");
+    assert_all_on(&stack, "batched");
 
     note(format!(
         "what apply said:\n{}",
