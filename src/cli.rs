@@ -113,7 +113,7 @@ pub struct ApplyArgs {
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
     /// Web replicas replaced at once by a rolling replacement (a changed web image or
-    /// configuration): started, routed, then as many old ones drained and removed.
+    /// configuration; Compose target): started, routed, then as many old ones drained and removed.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
     /// Restart redis or consul without asking when their configuration changed (they keep their
