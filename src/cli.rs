@@ -108,9 +108,18 @@ pub struct ApplyArgs {
     /// Output directory of the render step.
     #[arg(long, short, default_value = "generated")]
     pub out: PathBuf,
-    /// Seconds to wait for every service to become healthy.
+    /// Seconds to wait for every service to become healthy, and for each new web replica of a
+    /// rolling replacement to be routed (past it, the rollout is rolled back).
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
+    /// Web replicas replaced at once by a rolling replacement (a changed web image or
+    /// configuration; Compose target): started, routed, then as many old ones drained and removed.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Restart redis or consul without asking when their configuration changed (they keep their
+    /// data on their volumes, but requests get 503 while they restart).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

@@ -118,9 +118,8 @@ impl Scaler<'_> {
     }
 
     /// Going down, the replicas with the highest container numbers (the ones Compose itself
-    /// would remove) leave `batch` at a time: put into maintenance in HAProxy, given a moment to
-    /// finish requests, stopped (each deregisters itself from consul on SIGTERM in consul-dns
-    /// mode) and removed. Then Compose settles the count without touching the others.
+    /// would remove) leave `batch` at a time, drained (`drain_and_remove`). Then Compose settles
+    /// the count without touching the others.
     fn scale_down(
         &self,
         mut web: Vec<Container>,
@@ -128,7 +127,6 @@ impl Scaler<'_> {
         batch: u32,
         action: &mut ScaleAction,
     ) -> anyhow::Result<()> {
-        let printer = self.docker.printer();
         web.sort_by_key(|c| std::cmp::Reverse(c.number));
         let leaving: Vec<Container> = web
             .into_iter()
@@ -142,63 +140,7 @@ impl Scaler<'_> {
         );
         for chunk in leaving.chunks(batch as usize) {
             action.batches += 1;
-            let mut drained = Vec::new();
-            match (&lb, source.fetch()) {
-                (Some(lb), Ok(servers)) => {
-                    let ips: BTreeSet<&str> =
-                        chunk.iter().filter_map(|c| c.ip.as_deref()).collect();
-                    drained = servers
-                        .iter()
-                        .filter(|s| !s.is_unused_slot() && ips.contains(s.ip()))
-                        .map(|s| s.name.clone())
-                        .collect();
-                    let refused =
-                        lbadmin::set_state(self.docker, lb, BACKEND, &drained, "maint")?;
-                    if !refused.is_empty() {
-                        printer.note(format!(
-                            "warning: HAProxy did not drain every replica: {}",
-                            refused.join("; ")
-                        ));
-                    }
-                    std::thread::sleep(DRAIN_PAUSE);
-                }
-                (None, _) => printer
-                    .note("warning: no running lb container: scaling down without draining"),
-                (_, Err(err)) => printer.note(format!(
-                    "warning: cannot read HAProxy's servers ({err:#}): scaling down without draining"
-                )),
-            }
-            let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
-            let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
-            let mut args = vec!["stop"];
-            args.extend(&ids);
-            self.docker
-                .call(format!("stopping {}", names.join(", ")), args)
-                .changes_state()
-                .run_with_progress()?;
-            let mut args = vec!["rm"];
-            args.extend(&ids);
-            self.docker
-                .call(format!("removing {}", names.join(", ")), args)
-                .changes_state()
-                .output()?;
-            // A slot keeps its maintenance flag after its address is gone; a replica resolved
-            // into it later would never get traffic. Clear it (a reloaded HAProxy may not know
-            // the name: fine).
-            if let (Some(lb), false) = (&lb, drained.is_empty()) {
-                let refused = lbadmin::set_state(self.docker, lb, BACKEND, &drained, "ready")?;
-                let real: Vec<&str> = refused
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|r| !r.contains("No such server"))
-                    .collect();
-                if !real.is_empty() {
-                    printer.note(format!(
-                        "warning: HAProxy kept some drained slots in maintenance: {}",
-                        real.join("; ")
-                    ));
-                }
-            }
+            let drained = self.drain_and_remove(chunk, lb.as_deref(), &source)?;
             action.drained.extend(drained);
         }
         let summary = format!("scaling web {} -> {n}", action.from);
@@ -209,6 +151,257 @@ impl Scaler<'_> {
             .map(|e| format!("{e:#}"));
         Ok(())
     }
+
+    /// A rolling replacement of `old` (web replicas running an older image or configuration):
+    /// `batch` new replicas started from the current Compose file beside the old ones
+    /// (`--no-recreate` leaves those alone), routed, then as many old ones drained and removed;
+    /// again until none is left, and Compose settles the count. The number of replicas serving
+    /// never drops below the number before. A batch not routed within the timeout is rolled back:
+    /// its new replicas are removed and the old ones that remain keep serving.
+    pub fn replace(&self, mut old: Vec<Container>) -> anyhow::Result<Rollout> {
+        let started = Instant::now();
+        let printer = self.docker.printer();
+        let batch = self.batch.max(1) as usize;
+        old.sort_by_key(|c| c.number);
+        let total = self.count_web()?;
+        let old_count = old.len();
+        let mut known: BTreeSet<String> = self
+            .docker
+            .project_containers(&self.plan.project)?
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        let mut replaced = 0;
+        for chunk in old.chunks(batch) {
+            let serving = total - replaced;
+            let summary = format!(
+                "replacing web: {} old, {replaced} new; starting {} new",
+                old_count - replaced,
+                chunk.len()
+            );
+            // A failed `up` (a new replica that does not start) is rolled back like one that is
+            // never routed.
+            let up = self
+                .compose
+                .up(&summary, &self.web_up((serving + chunk.len()) as u32));
+            if self.docker.is_dry_run() {
+                up?;
+                printer.note(format!(
+                    "dry run: then the old replicas are drained and removed, {batch} at a time, \
+                     each batch after its new replicas are routed"
+                ));
+                break;
+            }
+            let now = self.docker.project_containers(&self.plan.project)?;
+            let fresh: Vec<Container> = web_of(&now, self.plan)
+                .into_iter()
+                .filter(|c| !known.contains(&c.id))
+                .collect();
+            let failed = match up {
+                Err(err) => Some(format!("starting the new web replicas failed: {err:#}")),
+                Ok(()) => {
+                    let routed = wait_routed(self.deployment, self.timeout)?;
+                    (!routed.converged).then(|| {
+                        format!(
+                            "the new web replica{} not routed after {} s: {}",
+                            if fresh.len() == 1 { " was" } else { "s were" },
+                            routed.seconds,
+                            routed.last_problem.unwrap_or_default()
+                        )
+                    })
+                }
+            };
+            if let Some(problem) = failed {
+                let rollback = Instant::now();
+                let details = self.why_not_routed(&fresh);
+                printer.note(format!(
+                    "rolling back: removing the {} new replica{}",
+                    fresh.len(),
+                    if fresh.len() == 1 { "" } else { "s" }
+                ));
+                remove_containers(self.docker, &fresh)?;
+                return Ok(Rollout {
+                    replaced,
+                    seconds: round1(started.elapsed().as_secs_f64()),
+                    failure: Some(RolloutFailure {
+                        problem,
+                        details,
+                        rollback_seconds: round1(rollback.elapsed().as_secs_f64()),
+                    }),
+                });
+            }
+            known.extend(fresh.iter().map(|c| c.id.clone()));
+            let lb = lb_container(&now);
+            let source = stats::Source::new(
+                &self.endpoints.stats_csv,
+                BACKEND,
+                lb.clone().map(|id| (self.docker, id)),
+            );
+            self.drain_and_remove(chunk, lb.as_deref(), &source)?;
+            replaced += chunk.len();
+            printer.note(format!(
+                "replacing web: {} old, {replaced} new",
+                old_count - replaced
+            ));
+        }
+        // Compose's own view: the count that runs, every container current, nothing to recreate.
+        self.compose.up(
+            &format!("settling web at {total}"),
+            &self.web_up(total as u32),
+        )?;
+        Ok(Rollout {
+            replaced,
+            seconds: round1(started.elapsed().as_secs_f64()),
+            failure: None,
+        })
+    }
+
+    fn count_web(&self) -> anyhow::Result<usize> {
+        let containers = self.docker.project_containers(&self.plan.project)?;
+        Ok(web_of(&containers, self.plan).len())
+    }
+
+    /// For each replica the load balancer did not take: Docker's health status, HAProxy's view
+    /// of its address, and its last log lines.
+    fn why_not_routed(&self, fresh: &[Container]) -> Vec<String> {
+        let containers = self
+            .docker
+            .project_containers(&self.plan.project)
+            .unwrap_or_default();
+        let lb = lb_container(&containers);
+        let servers = stats::Source::new(
+            &self.endpoints.stats_csv,
+            BACKEND,
+            lb.map(|id| (self.docker, id)),
+        )
+        .fetch();
+        fresh
+            .iter()
+            .map(|c| {
+                let now = containers.iter().find(|n| n.id == c.id).unwrap_or(c);
+                let haproxy = match (&servers, now.ip.as_deref()) {
+                    (Ok(servers), Some(ip)) => servers
+                        .iter()
+                        .find(|s| !s.is_unused_slot() && s.ip() == ip)
+                        .map_or_else(
+                            || format!("HAProxy has no server at {ip} (its registry does not list it passing)"),
+                            |s| format!("HAProxy {}: {}, last check {}", s.name, s.status, s.check_status),
+                        ),
+                    (Err(err), _) => format!("HAProxy's servers unreadable: {err:#}"),
+                    (_, None) => "no address".to_owned(),
+                };
+                let logs = self
+                    .docker
+                    .call(format!("reading {}'s last log lines", c.name), ["logs", "--tail", "20", &c.id])
+                    .output_unchecked()
+                    .map_or_else(|e| format!("{e:#}"), |o| format!("{}{}", o.stdout, o.stderr));
+                format!(
+                    "{}: {}, health {}; {haproxy}\n  last log lines:\n{}",
+                    now.describe(),
+                    now.state,
+                    now.health.as_deref().unwrap_or("none"),
+                    logs.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    }
+
+    /// Takes `chunk` out of service gently: put into maintenance in HAProxy, given a moment to
+    /// finish requests, stopped (each deregisters itself from consul on SIGTERM in consul-dns
+    /// mode), removed, and its slots' maintenance flags cleared. Returns the HAProxy servers
+    /// drained. Without an lb or its server list, the replicas are stopped undrained (said so).
+    fn drain_and_remove(
+        &self,
+        chunk: &[Container],
+        lb: Option<&str>,
+        source: &stats::Source,
+    ) -> anyhow::Result<Vec<String>> {
+        let printer = self.docker.printer();
+        let mut drained = Vec::new();
+        match (lb, source.fetch()) {
+            (Some(lb), Ok(servers)) => {
+                let ips: BTreeSet<&str> = chunk.iter().filter_map(|c| c.ip.as_deref()).collect();
+                drained = servers
+                    .iter()
+                    .filter(|s| !s.is_unused_slot() && ips.contains(s.ip()))
+                    .map(|s| s.name.clone())
+                    .collect();
+                let refused = lbadmin::set_state(self.docker, lb, BACKEND, &drained, "maint")?;
+                if !refused.is_empty() {
+                    printer.note(format!(
+                        "warning: HAProxy did not drain every replica: {}",
+                        refused.join("; ")
+                    ));
+                }
+                std::thread::sleep(DRAIN_PAUSE);
+            }
+            (None, _) => {
+                printer.note("warning: no running lb container: removing replicas without draining")
+            }
+            (_, Err(err)) => printer.note(format!(
+                "warning: cannot read HAProxy's servers ({err:#}): removing replicas without draining"
+            )),
+        }
+        remove_containers(self.docker, chunk)?;
+        // A slot keeps its maintenance flag after its address is gone; a replica resolved
+        // into it later would never get traffic. Clear it (a reloaded HAProxy may not know
+        // the name: fine).
+        if let (Some(lb), false) = (lb, drained.is_empty()) {
+            let refused = lbadmin::set_state(self.docker, lb, BACKEND, &drained, "ready")?;
+            let real: Vec<&str> = refused
+                .iter()
+                .map(String::as_str)
+                .filter(|r| !r.contains("No such server"))
+                .collect();
+            if !real.is_empty() {
+                printer.note(format!(
+                    "warning: HAProxy kept some drained slots in maintenance: {}",
+                    real.join("; ")
+                ));
+            }
+        }
+        Ok(drained)
+    }
+}
+
+/// What a rolling replacement did.
+#[derive(Debug)]
+pub struct Rollout {
+    /// Old replicas replaced by routed new ones.
+    pub replaced: usize,
+    pub seconds: f64,
+    /// Set when a batch was not routed in time and was rolled back.
+    pub failure: Option<RolloutFailure>,
+}
+
+#[derive(Debug)]
+pub struct RolloutFailure {
+    pub problem: String,
+    /// One paragraph per new replica removed: its state, HAProxy's check, its last log lines.
+    pub details: Vec<String>,
+    pub rollback_seconds: f64,
+}
+
+/// `docker stop` then `docker rm` of these containers, by id.
+fn remove_containers(docker: &Docker, chunk: &[Container]) -> anyhow::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = chunk.iter().map(|c| c.id.as_str()).collect();
+    let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
+    let mut args = vec!["stop"];
+    args.extend(&ids);
+    docker
+        .call(format!("stopping {}", names.join(", ")), args)
+        .changes_state()
+        .run_with_progress()?;
+    let mut args = vec!["rm"];
+    args.extend(&ids);
+    docker
+        .call(format!("removing {}", names.join(", ")), args)
+        .changes_state()
+        .output()?;
+    Ok(())
 }
 
 /// Waits until the load balancer routes to exactly the running web replicas (and consul lists

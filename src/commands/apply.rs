@@ -12,8 +12,14 @@
 //! Replicas: when the stack already runs, apply keeps its current number of web replicas (set by
 //! `verify --scale N`) rather than silently scaling back to `web.replicas`, which is only the
 //! number a new stack starts with. It says so when the two differ.
+//!
+//! Changes: each service's containers are compared with the file (`plan_changes`) and the plan
+//! printed first. Web on an older image or configuration is replaced rolling (`roll_web`,
+//! `Scaler::replace`) instead of recreated by Compose, so the load balancer never runs out of
+//! replicas; redis and consul recreated interrupt the stack, so that needs a yes.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -25,8 +31,9 @@ use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL};
 use crate::printer::Printer;
 use crate::probe::Endpoints;
-use crate::scaling;
-use crate::{render, ExitStatus, ToolError};
+use crate::scaling::{self, Scaler};
+use crate::spec::Service;
+use crate::{render, CheckFailed, ExitStatus, ToolError, UsageError};
 
 pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     let progress = Printer::detect(global.quiet);
@@ -128,7 +135,9 @@ fn apply_compose(
     let progress = docker.printer();
     let engine = preflight::require_engine(docker)?;
     let before = docker.project_containers(&plan.project)?;
-    match pending_change(docker, compose.file(), &before, &plan.web.service)? {
+    let wanted = read_file_services(compose.file())?;
+    let changes = service_changes(docker, &wanted, &before, &plan.web.service)?;
+    match pending_change(&wanted, &before, &changes) {
         None => {
             progress.note(
                 "nothing to do: every container runs its service's current configuration and \
@@ -143,6 +152,13 @@ fn apply_compose(
         }
         Some(reason) => progress.note(format!("to apply: {reason}")),
     }
+    let plan_text = describe_changes(&plan.project, &changes, args.batch);
+    if docker.is_dry_run() {
+        print!("{plan_text}");
+    } else {
+        progress.note(plan_text.trim_end());
+    }
+    confirm_restarts(&changes, args)?;
     let to_build = build_missing(deployment, compose, engine)?.built_now;
     let web_now = before
         .iter()
@@ -167,18 +183,25 @@ fn apply_compose(
             ..UpOptions::default()
         },
     )?;
-    compose.up(
-        &format!(
-            "starting web ({replicas} replica{})",
-            if replicas == 1 { "" } else { "s" }
-        ),
-        &UpOptions {
-            scale: Some((plan.web.service.clone(), replicas)),
-            // Not --no-deps: see `Scaler::web_up`.
-            services: vec![plan.web.service.clone()],
-            ..UpOptions::default()
-        },
-    )?;
+    let rolling = changes
+        .iter()
+        .any(|c| c.service == plan.web.service && c.action == Action::Roll);
+    if rolling {
+        roll_web(deployment, compose, args, &changes)?;
+    } else {
+        compose.up(
+            &format!(
+                "starting web ({replicas} replica{})",
+                if replicas == 1 { "" } else { "s" }
+            ),
+            &UpOptions {
+                scale: Some((plan.web.service.clone(), replicas)),
+                // Not --no-deps: see `Scaler::web_up`.
+                services: vec![plan.web.service.clone()],
+                ..UpOptions::default()
+            },
+        )?;
+    }
     if docker.is_dry_run() {
         progress.note("dry run: the commands above were printed, not run");
         return Ok(ExitStatus::Success);
@@ -256,61 +279,288 @@ fn apply_swarm(
     Ok(ExitStatus::Success)
 }
 
-/// Why Compose has work to do; None when every container already runs what the Compose file
-/// says: one per service (web: at least one), running, not unhealthy, carrying its service's
-/// current `org.provision.config` label (a hash of the service's section, see compose.yaml.j2)
-/// and running the image its reference names now. That is what lets a no-change apply finish
-/// without `docker compose up`, which reads and compares everything again.
-fn pending_change(
+/// Replaces the web replicas that run an older image or configuration, batch by batch (see
+/// `Scaler::replace`). A batch not routed in time is rolled back, and apply fails (exit 1, like a
+/// failed check: the tool worked, the new version did not pass) with what the new replicas said.
+fn roll_web(
+    deployment: &Deployment<'_>,
+    compose: &Compose<'_>,
+    args: &ApplyArgs,
+    changes: &[Change],
+) -> anyhow::Result<()> {
+    let docker = deployment.docker();
+    let plan = deployment.plan();
+    // The image may have been built just now: compare with the ids as they are after the build.
+    let wanted = read_file_services(compose.file())?;
+    let web = wanted
+        .get(&plan.web.service)
+        .context("the Compose file has no web service")?;
+    let id = docker
+        .image_ids(std::slice::from_ref(&web.image))?
+        .remove(0);
+    let containers = docker.project_containers(&plan.project)?;
+    let old: Vec<Container> = scaling::web_of(&containers, plan)
+        .into_iter()
+        .filter(|c| outdated(c, web, id.as_deref()).is_some())
+        .collect();
+    let scaler = Scaler {
+        deployment,
+        docker,
+        compose,
+        plan,
+        endpoints: &deployment.endpoints(),
+        timeout: args.timeout,
+        batch: args.batch,
+    };
+    let rollout = scaler.replace(old)?;
+    if docker.is_dry_run() {
+        return Ok(());
+    }
+    match rollout.failure {
+        None => {
+            docker.printer().note(format!(
+                "web replaced rolling: {} replica{} in {} s, none dropped from the load balancer \
+                 before its replacement was routed",
+                rollout.replaced,
+                if rollout.replaced == 1 { "" } else { "s" },
+                rollout.seconds
+            ));
+            Ok(())
+        }
+        Some(failure) => {
+            let others: Vec<&str> = changes
+                .iter()
+                .filter(|c| c.service != plan.web.service && c.action != Action::Keep)
+                .map(|c| c.service.as_str())
+                .collect();
+            let mut message = format!(
+                "rolled back: {}\n{}\nremoved the new replicas in {} s; the web replicas that \
+                 ran before keep serving",
+                failure.problem,
+                failure.details.join("\n"),
+                failure.rollback_seconds,
+            );
+            if rollout.replaced > 0 {
+                message.push_str(&format!(
+                    " ({} replaced in earlier batches run the new version)",
+                    rollout.replaced
+                ));
+            }
+            if !others.is_empty() {
+                message.push_str(&format!(
+                    "; {} were updated before the rollout and stay so",
+                    others.join(", ")
+                ));
+            }
+            Err(CheckFailed(message).into())
+        }
+    }
+}
+
+/// What apply does to one service, from its containers against the Compose file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    /// Runs what the file says: left alone.
+    Keep,
+    /// No container yet: created.
+    Create,
+    /// Stopped, unhealthy or the wrong number of containers: Compose starts or recreates it.
+    Start,
+    /// A stateless service on an older image or configuration: Compose recreates it.
+    Recreate,
+    /// redis or consul on an older image or configuration: recreated, keeping its volume.
+    Restart,
+    /// Web replicas on an older image or configuration: replaced rolling.
+    Roll,
+}
+
+/// One service's line of the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Change {
+    service: String,
+    action: Action,
+    /// Its image tag is not there yet: it is built first.
+    rebuild: bool,
+    /// Why (the first container that differs), unless kept.
+    reason: Option<String>,
+}
+
+/// The services that keep state on a volume: recreating them interrupts the stack.
+const STATEFUL: [Service; 2] = [Service::Redis, Service::Consul];
+
+/// Why the container does not run what the file says (an older configuration or image).
+fn outdated(c: &Container, want: &FileService, image_id: Option<&str>) -> Option<String> {
+    if c.config_label.as_deref() != Some(want.config.as_str()) {
+        Some("runs an older configuration".to_owned())
+    } else if image_id != Some(c.image_id.as_str()) {
+        Some(format!("does not run the current {}", want.image))
+    } else {
+        None
+    }
+}
+
+/// Each service's action. Reads the image ids; the rest is `plan_changes`.
+fn service_changes(
     docker: &Docker,
-    compose_file: &Path,
+    wanted: &BTreeMap<String, FileService>,
     containers: &[Container],
     web_service: &str,
-) -> anyhow::Result<Option<String>> {
-    let text = std::fs::read_to_string(compose_file)
-        .with_context(|| format!("reading {}", compose_file.display()))?;
-    let wanted = file_services(&text)
-        .with_context(|| format!("reading the services of {}", compose_file.display()))?;
-    let containers: Vec<&Container> = containers.iter().filter(|c| !c.oneoff).collect();
-    if let Some(c) = containers.iter().find(|c| !wanted.contains_key(&c.service)) {
-        return Ok(Some(format!(
-            "{} belongs to no service of the file",
-            c.describe()
-        )));
-    }
+) -> anyhow::Result<Vec<Change>> {
     let images: Vec<String> = wanted.values().map(|w| w.image.clone()).collect();
     let ids = docker.image_ids(&images)?;
-    for ((service, want), id) in wanted.iter().zip(ids) {
-        let mine: Vec<&&Container> = containers
-            .iter()
-            .filter(|c| &c.service == service)
-            .collect();
-        let expected_count_ok = if service == web_service {
-            !mine.is_empty()
-        } else {
-            mine.len() == 1
-        };
-        if !expected_count_ok {
-            return Ok(Some(format!("{service} has {} containers", mine.len())));
-        }
-        for c in mine {
-            let problem = if !c.running {
-                Some(format!("is {}", c.state))
-            } else if c.health.as_deref() == Some("unhealthy") {
-                Some("is unhealthy".to_owned())
-            } else if c.config_label.as_deref() != Some(want.config.as_str()) {
-                Some("runs an older configuration".to_owned())
-            } else if id.as_deref() != Some(c.image_id.as_str()) {
-                Some(format!("does not run the current {}", want.image))
+    Ok(plan_changes(wanted, &ids, containers, web_service))
+}
+
+/// Each service of the file against its containers: one per service (web: at least one),
+/// running, not unhealthy, carrying its service's current `org.provision.config` label (a hash
+/// of the service's section, see compose.yaml.j2) and running the image its reference names now
+/// (`ids`, in `wanted`'s order; None: not built yet).
+fn plan_changes(
+    wanted: &BTreeMap<String, FileService>,
+    ids: &[Option<String>],
+    containers: &[Container],
+    web_service: &str,
+) -> Vec<Change> {
+    wanted
+        .iter()
+        .zip(ids)
+        .map(|((service, want), id)| {
+            let mine: Vec<&Container> = containers
+                .iter()
+                .filter(|c| !c.oneoff && &c.service == service)
+                .collect();
+            let is_web = service == web_service;
+            let first_outdated = mine
+                .iter()
+                .find_map(|c| outdated(c, want, id.as_deref()).map(|why| (c, why)));
+            let first_down = mine.iter().find_map(|c| {
+                if !c.running {
+                    Some((c, format!("is {}", c.state)))
+                } else if c.health.as_deref() == Some("unhealthy") {
+                    Some((c, "is unhealthy".to_owned()))
+                } else {
+                    None
+                }
+            });
+            let stateful = STATEFUL.iter().any(|s| s.name() == service);
+            let (action, reason) = if mine.is_empty() {
+                (Action::Create, Some("has no container".to_owned()))
+            } else if let Some((c, why)) = first_outdated {
+                let action = if is_web {
+                    Action::Roll
+                } else if stateful {
+                    Action::Restart
+                } else {
+                    Action::Recreate
+                };
+                (action, Some(format!("{} {why}", c.describe())))
+            } else if !is_web && mine.len() != 1 {
+                (
+                    Action::Start,
+                    Some(format!("{service} has {} containers", mine.len())),
+                )
+            } else if let Some((c, why)) = first_down {
+                (Action::Start, Some(format!("{} {why}", c.describe())))
             } else {
-                None
+                (Action::Keep, None)
             };
-            if let Some(problem) = problem {
-                return Ok(Some(format!("{} {problem}", c.describe())));
+            Change {
+                service: service.clone(),
+                action,
+                rebuild: id.is_none(),
+                reason,
             }
-        }
+        })
+        .collect()
+}
+
+/// Why Compose has work to do; None when every service is kept and no container belongs to a
+/// service the file no longer has. That is what lets a no-change apply finish without
+/// `docker compose up`, which reads and compares everything again.
+fn pending_change(
+    wanted: &BTreeMap<String, FileService>,
+    containers: &[Container],
+    changes: &[Change],
+) -> Option<String> {
+    if let Some(c) = containers
+        .iter()
+        .find(|c| !c.oneoff && !wanted.contains_key(&c.service))
+    {
+        return Some(format!(
+            "{} belongs to no service of the file",
+            c.describe()
+        ));
     }
-    Ok(None)
+    changes.iter().find_map(|c| c.reason.clone())
+}
+
+/// The plan, for `--dry-run` (stdout) and before applying (progress): what happens to each
+/// service, and a plain warning for stateful restarts.
+fn describe_changes(project: &str, changes: &[Change], batch: u32) -> String {
+    let mut out = format!("plan for {project}:\n");
+    for c in changes {
+        let what = match c.action {
+            Action::Keep => "kept".to_owned(),
+            Action::Create => "created".to_owned(),
+            Action::Start => "started or recreated by Compose".to_owned(),
+            Action::Recreate => "recreated (a brief interruption of what it serves)".to_owned(),
+            Action::Restart => "RESTARTED: a stateful service; its data survives on its volume, \
+                                but requests get 503 while it restarts"
+                .to_owned(),
+            Action::Roll => format!(
+                "replaced rolling, {batch} replica{} at a time, each new one routed before an \
+                 old one is drained",
+                if batch == 1 { "" } else { "s" }
+            ),
+        };
+        let rebuilt = if c.rebuild { "image rebuilt; " } else { "" };
+        out.push_str(&format!("  {:<12} {rebuilt}{what}", c.service));
+        if let Some(reason) = &c.reason {
+            out.push_str(&format!(" ({reason})"));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// redis or consul restarting interrupts the stack: asked on a terminal, refused without one
+/// unless `--yes` (never silently). A dry run only says it.
+fn confirm_restarts(changes: &[Change], args: &ApplyArgs) -> anyhow::Result<()> {
+    let restarts: Vec<&str> = changes
+        .iter()
+        .filter(|c| c.action == Action::Restart)
+        .map(|c| c.service.as_str())
+        .collect();
+    if restarts.is_empty() || args.yes || args.dry_run {
+        return Ok(());
+    }
+    let what = format!(
+        "this apply restarts {} (stateful: the data survives on its volume, but requests get 503 \
+         while it restarts)",
+        restarts.join(" and ")
+    );
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        let go = dialoguer::Confirm::new()
+            .with_prompt(format!("{what}. Go on?"))
+            .default(false)
+            .interact()?;
+        if go {
+            return Ok(());
+        }
+        return Err(UsageError("not confirmed: nothing was changed".into()).into());
+    }
+    Err(UsageError(format!(
+        "{what}; without a terminal to ask on, apply needs --yes for that (nothing was changed)"
+    ))
+    .into())
+}
+
+/// The services of the rendered Compose file.
+fn read_file_services(compose_file: &Path) -> anyhow::Result<BTreeMap<String, FileService>> {
+    let text = std::fs::read_to_string(compose_file)
+        .with_context(|| format!("reading {}", compose_file.display()))?;
+    file_services(&text)
+        .with_context(|| format!("reading the services of {}", compose_file.display()))
 }
 
 /// A service as the rendered Compose file has it.
@@ -452,6 +702,132 @@ mod tests {
             started_at: started.into(),
             image: String::new(),
         }
+    }
+
+    /// A container of `service` running config `config` on image id `image`.
+    fn running(id: &str, service: &str, config: &str, image: &str) -> Container {
+        Container {
+            config_label: Some(config.into()),
+            image_id: image.into(),
+            ..container(id, service, "t1")
+        }
+    }
+
+    fn wanted() -> BTreeMap<String, FileService> {
+        ["consul", "lb", "redis", "web"]
+            .into_iter()
+            .map(|s| {
+                (
+                    s.to_owned(),
+                    FileService {
+                        image: format!("{s}:1"),
+                        config: format!("{s}-cfg"),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Image ids in `wanted()`'s order: consul, lb, redis, web.
+    fn ids(web: Option<&str>) -> Vec<Option<String>> {
+        vec![
+            Some("consul-img".into()),
+            Some("lb-img".into()),
+            Some("redis-img".into()),
+            web.map(str::to_owned),
+        ]
+    }
+
+    fn current_stack() -> Vec<Container> {
+        vec![
+            running("c", "consul", "consul-cfg", "consul-img"),
+            running("l", "lb", "lb-cfg", "lb-img"),
+            running("r", "redis", "redis-cfg", "redis-img"),
+            running("w1", "web", "web-cfg", "web-img"),
+            running("w2", "web", "web-cfg", "web-img"),
+        ]
+    }
+
+    fn actions(changes: &[Change]) -> Vec<(&str, Action, bool)> {
+        changes
+            .iter()
+            .map(|c| (c.service.as_str(), c.action, c.rebuild))
+            .collect()
+    }
+
+    #[test]
+    fn a_current_stack_keeps_everything_and_has_nothing_pending() {
+        let stack = current_stack();
+        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web");
+        assert!(
+            changes.iter().all(|c| c.action == Action::Keep),
+            "{changes:?}"
+        );
+        assert_eq!(pending_change(&wanted(), &stack, &changes), None);
+    }
+
+    #[test]
+    fn a_new_web_image_is_built_and_replaced_rolling_the_rest_kept() {
+        let changes = plan_changes(&wanted(), &ids(None), &current_stack(), "web");
+        assert_eq!(
+            actions(&changes),
+            [
+                ("consul", Action::Keep, false),
+                ("lb", Action::Keep, false),
+                ("redis", Action::Keep, false),
+                ("web", Action::Roll, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn web_on_an_older_configuration_rolls_redis_and_consul_restart_lb_is_recreated() {
+        let mut stack = current_stack();
+        for c in &mut stack {
+            c.config_label = Some("old".into());
+        }
+        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web");
+        assert_eq!(
+            actions(&changes),
+            [
+                ("consul", Action::Restart, false),
+                ("lb", Action::Recreate, false),
+                ("redis", Action::Restart, false),
+                ("web", Action::Roll, false),
+            ]
+        );
+        insta::assert_snapshot!(describe_changes("hits", &changes, 2), @r"
+        plan for hits:
+          consul       RESTARTED: a stateful service; its data survives on its volume, but requests get 503 while it restarts (hits-consul-1 (container c) runs an older configuration)
+          lb           recreated (a brief interruption of what it serves) (hits-lb-1 (container l) runs an older configuration)
+          redis        RESTARTED: a stateful service; its data survives on its volume, but requests get 503 while it restarts (hits-redis-1 (container r) runs an older configuration)
+          web          replaced rolling, 2 replicas at a time, each new one routed before an old one is drained (hits-web-1 (container w1) runs an older configuration)
+        ");
+    }
+
+    #[test]
+    fn a_stopped_web_replica_is_started_not_rolled_and_a_new_stack_is_created() {
+        let mut stack = current_stack();
+        stack[4].running = false;
+        stack[4].state = "exited".into();
+        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web");
+        assert_eq!(changes[3].action, Action::Start);
+        assert!(pending_change(&wanted(), &stack, &changes).is_some());
+
+        let changes = plan_changes(&wanted(), &ids(None), &[], "web");
+        assert!(
+            changes.iter().all(|c| c.action == Action::Create),
+            "{changes:?}"
+        );
+    }
+
+    #[test]
+    fn a_container_of_a_service_the_file_lost_is_pending() {
+        let mut stack = current_stack();
+        stack.push(running("g", "registrator", "x", "y"));
+        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web");
+        let reason = pending_change(&wanted(), &stack, &changes).unwrap();
+        assert!(reason.contains("belongs to no service"), "{reason}");
     }
 
     #[test]

@@ -162,3 +162,14 @@ fn a_second_command_on_a_busy_project_waits_then_exits_2_naming_the_holder() {
     holder.wait().unwrap();
     let _ = std::fs::remove_file(lock);
 }
+
+#[test]
+fn apply_refuses_a_batch_of_zero_before_touching_anything() {
+    let p = Project::new();
+    p.provision(&["init", "--yes"]).assert().success();
+    p.provision(&["apply", "--batch", "0"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--batch"));
+    assert!(!p.file("generated").exists(), "apply rendered anyway");
+}

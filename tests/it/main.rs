@@ -6,6 +6,7 @@ mod ctmpl;
 mod docker_cli;
 mod e2e;
 mod e2e_faults;
+mod e2e_rolling;
 mod e2e_swarm;
 mod harness;
 mod props;

@@ -1,0 +1,286 @@
+//! Rolling deploys end to end (consul-dns, 3 web replicas, 50 requests per second through the
+//! load balancer from this process the whole time): a changed web app is applied replica by
+//! replica, then another two at a time, without a failed request; a new version whose health
+//! check never passes is rolled back, the old version serving throughout, and `verify` passes
+//! after; a redis change is refused without a terminal unless `--yes`. The app is changed the way
+//! an operator would: a local blueprint override `blueprints/web/app.py.j2` beside the spec. Same
+//! switches, engine lock and drop guard as `e2e.rs`; own project name and host ports (3868x).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use provision::probe::load::{self, LoadOptions, LoadReport};
+use serde_json::Value;
+
+use crate::e2e::{
+    consul_dns_spec, note, rig_image, start, Stack, APPLY_TIMEOUT, SHORT_TIMEOUT, VERIFY_TIMEOUT,
+};
+use crate::harness::{repo_root, Project};
+
+const PROJECT: &str = "provision-e2e-roll";
+const LB: u16 = 28680;
+const RATE: f64 = 50.0;
+/// What the changed app adds to its JSON answer.
+const NEW_FIELD: &str = "version=\"rolled\"";
+/// `--timeout` of the apply that must roll back.
+const ROLLBACK_TIMEOUT: u64 = 30;
+
+/// The embedded app blueprint with `from` replaced by `to` (which must be there).
+fn app_with(changes: &[(&str, &str)]) -> String {
+    let path = repo_root().join("blueprints/web/app.py.j2");
+    let mut app = std::fs::read_to_string(&path).expect("reading the app blueprint");
+    for (from, to) in changes {
+        assert!(app.contains(from), "the app blueprint has no {from:?}");
+        app = app.replace(from, to);
+    }
+    app
+}
+
+const ANSWER: &str = "jsonify(hits=count, hostname=HOSTNAME)";
+const HEALTHY: &str = "return \"ok\\n\", 200,";
+
+fn start_load() -> load::Load {
+    load::start(LoadOptions::new(format!("http://127.0.0.1:{LB}/"), RATE)).expect("starting load")
+}
+
+fn note_load(what: &str, report: &LoadReport) {
+    note(format!(
+        "{what}: {} requests sent at {:.0}/s over {:.1} s, {} failed, {} not sent{}",
+        report.sent,
+        report.achieved_rate_per_sec,
+        report.duration_secs,
+        report.failed,
+        report.not_sent,
+        report
+            .failure_samples
+            .first()
+            .map(|f| format!(" (first failure: {f:?})"))
+            .unwrap_or_default()
+    ));
+}
+
+/// Which version each replica answers with, by hostname (the container's short id), from 8 GETs
+/// per running replica through the round-robin lb.
+fn versions(stack: &Stack) -> BTreeMap<String, String> {
+    let replicas = stack.web().into_iter().filter(|c| c.running).count();
+    let mut seen = BTreeMap::new();
+    for _ in 0..replicas * 8 {
+        let body = ureq::get(&format!("http://127.0.0.1:{LB}/"))
+            .set("Accept", "application/json")
+            .timeout(Duration::from_secs(5))
+            .call()
+            .expect("GET / through the lb")
+            .into_string()
+            .expect("reading the answer");
+        let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
+        let host = answer["hostname"].as_str().unwrap_or_default().to_owned();
+        let version = answer["version"].as_str().unwrap_or("original").to_owned();
+        seen.insert(host, version);
+    }
+    seen
+}
+
+/// Every running replica (by short id) answers, each with `version`.
+fn assert_all_on(stack: &Stack, version: &str) {
+    let running: Vec<String> = stack
+        .web()
+        .into_iter()
+        .filter(|c| c.running)
+        .map(|c| c.id[..12].to_owned())
+        .collect();
+    let seen = versions(stack);
+    assert_eq!(
+        seen.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut r = running.clone();
+            r.sort();
+            r
+        },
+        "the replicas that answered are not the running ones: {seen:?}"
+    );
+    assert!(
+        seen.values().all(|v| v == version),
+        "not every replica answers as {version}: {seen:?}"
+    );
+    note(format!(
+        "all {} replicas answer as version {version}",
+        running.len()
+    ));
+}
+
+#[test]
+fn e2e_rolling_apply_then_rollback_under_load() {
+    let images = [rig_image("debian:trixie"), rig_image("consul:1.8.7")];
+    let Some(_engine) = start(&images) else {
+        return;
+    };
+    let project = Project::new();
+    let spec = consul_dns_spec(PROJECT, 3, LB, 28684, 28686);
+    project.write("provision.yaml", &spec);
+    let stack = Stack::new(PROJECT);
+
+    stack.step("provision apply (first)");
+    project.run(&["apply"], &[], APPLY_TIMEOUT).expect_success();
+    assert_eq!(stack.web().len(), 3, "web replicas after the first apply");
+    assert_all_on(&stack, "original");
+
+    // (a) A changed app, applied under load.
+    project.write(
+        "blueprints/web/app.py.j2",
+        &app_with(&[(
+            ANSWER,
+            &format!("jsonify(hits=count, hostname=HOSTNAME, {NEW_FIELD})"),
+        )]),
+    );
+    let dry = project.run(&["apply", "--dry-run"], &[], SHORT_TIMEOUT);
+    dry.expect_success();
+    assert!(
+        dry.stdout.contains("replaced rolling"),
+        "the dry run does not show a rolling replacement\n{dry}"
+    );
+    stack.step("provision apply (changed app) under load");
+    let load = start_load();
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    let rollout = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    ran.expect_success();
+    note(format!("rolling apply of 3 replicas: {rollout:.1} s"));
+    note_load("load during the rolling apply", &report);
+    assert_eq!(report.failed, 0, "requests failed during the rollout");
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(stack.web().len(), 3, "web replicas after the rollout");
+    assert_all_on(&stack, "rolled");
+
+    stack.step("provision apply (nothing changed: the fast path)");
+    let again = project.run(&["apply"], &[], SHORT_TIMEOUT);
+    again.expect_success();
+    assert!(
+        again.all_output().contains("nothing to do"),
+        "Compose's view does not match after the rollout\n{again}"
+    );
+
+    // (a') Another version, two replicas at a time (batches of 2 and 1).
+    project.write(
+        "blueprints/web/app.py.j2",
+        &app_with(&[(
+            ANSWER,
+            "jsonify(hits=count, hostname=HOSTNAME, version=\"batched\")",
+        )]),
+    );
+    stack.step("provision apply --batch 2 (changed app) under load");
+    let load = start_load();
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let ran = project.run(&["apply", "--batch", "2"], &[], APPLY_TIMEOUT);
+    let rollout = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    ran.expect_success();
+    note(format!(
+        "rolling apply of 3 replicas, 2 at a time: {rollout:.1} s"
+    ));
+    note_load("load during the rolling apply --batch 2", &report);
+    assert_eq!(report.failed, 0, "requests failed during the rollout");
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(stack.web().len(), 3, "web replicas after the rollout");
+    assert_all_on(&stack, "batched");
+
+    // (b) A new version whose health check never passes, applied under load: rolled back.
+    project.write(
+        "blueprints/web/app.py.j2",
+        &app_with(&[
+            (
+                ANSWER,
+                "jsonify(hits=count, hostname=HOSTNAME, version=\"broken\")",
+            ),
+            (HEALTHY, "return \"broken\\n\", 500,"),
+        ]),
+    );
+    stack.step("provision apply (health check never passes) under load");
+    let load = start_load();
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let timeout = ROLLBACK_TIMEOUT.to_string();
+    let ran = project.run(&["apply", "--timeout", &timeout], &[], APPLY_TIMEOUT);
+    let failed_after = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.contains("rolled back") && ran.stderr.contains("last log lines"),
+        "the failure does not say what failed\n{ran}"
+    );
+    note(format!(
+        "apply of a version that never passes its health check failed after {failed_after:.1} s \
+         (--timeout {ROLLBACK_TIMEOUT})"
+    ));
+    note_load("load during the failed apply", &report);
+    assert_eq!(report.failed, 0, "requests failed during the rollback");
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(stack.web().len(), 3, "web replicas after the rollback");
+    assert_all_on(&stack, "batched");
+
+    note(format!(
+        "what apply said:\n{}",
+        ran.stderr
+            .lines()
+            .skip_while(|l| !l.contains("rolled back"))
+            .take(30)
+            .collect::<Vec<_>>()
+            .join("\n")
+    ));
+
+    // The stack runs the version before the failed one; the files say the failed one. verify
+    // probes what runs.
+    stack.step("provision verify after the rollback");
+    project
+        .run(&["verify"], &[], VERIFY_TIMEOUT)
+        .expect_success();
+
+    // (c) A redis change restarts a stateful service: said in the plan, refused without a
+    // terminal unless --yes.
+    project.write(
+        "blueprints/web/app.py.j2",
+        &app_with(&[(
+            ANSWER,
+            &format!("jsonify(hits=count, hostname=HOSTNAME, {NEW_FIELD})"),
+        )]),
+    );
+    project.write(
+        "provision.yaml",
+        &format!("{spec}redis:\n  appendfsync: always\n"),
+    );
+    stack.step("provision apply (redis changed, no terminal, no --yes)");
+    let redis_before = redis_id(&stack);
+    let dry = project.run(&["apply", "--dry-run"], &[], SHORT_TIMEOUT);
+    dry.expect_success();
+    assert!(dry.stdout.contains("RESTARTED"), "{dry}");
+    let refused = project.run(&["apply"], &[], SHORT_TIMEOUT);
+    refused.expect_code(2);
+    assert!(refused.stderr.contains("--yes"), "{refused}");
+    assert_eq!(
+        redis_id(&stack),
+        redis_before,
+        "a refused apply changed redis"
+    );
+    project
+        .run(&["apply", "--yes"], &[], APPLY_TIMEOUT)
+        .expect_success();
+    assert_ne!(
+        redis_id(&stack),
+        redis_before,
+        "apply --yes left redis as it was"
+    );
+}
+
+fn redis_id(stack: &Stack) -> String {
+    stack
+        .containers()
+        .into_iter()
+        .find(|c| c.service == "redis")
+        .map(|c| c.id)
+        .expect("a redis container")
+}
