@@ -317,11 +317,15 @@ for n in $(printf '%s\n' $IDLE | sort -n); do
   scale_quietly "$n"
   measure_idle "$n"
 done
-[ "$(web_ids | wc -l)" = "$first_step" ] || scale_quietly "$first_step"
+if [ -n "$first_step" ]; then
+  [ "$(web_ids | wc -l)" = "$first_step" ] || scale_quietly "$first_step"
+fi
 
 # (b), with the idle counts that are step targets measured after their step.
 from=$first_step
 idle=" $IDLE "
+# One count (or none) in STEPS: nothing to step through.
+[ "${STEPS#* }" = "$STEPS" ] && STEPS=""
 for n in ${STEPS#* }; do
   load_step "$from" "$n"
   [[ $idle == *" $n "* ]] && measure_idle "$n"
