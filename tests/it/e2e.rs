@@ -439,9 +439,10 @@ fn verify_report(
             n("sent")
         );
         stack.step(&format!(
-            "under load: {} sent, 0 failed, p99 {} ms",
+            "under load: {} sent, 0 failed, p99 {} ms; last replica to join: {}",
             n("sent"),
-            load["latency"]["p99_ms"]
+            load["latency"]["p99_ms"],
+            load["joined"]
         ));
     }
     assert_eq!(
