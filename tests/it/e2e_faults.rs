@@ -88,6 +88,7 @@ fn e2e_faults_under_load_crash_kill_consul_redis_lb() {
     faults.consul_restarts();
     faults.redis_restarts();
     faults.lb_restarts();
+    faults.two_commands_at_once();
 
     stack.step("provision destroy --volumes");
     project
@@ -441,6 +442,84 @@ impl Faults<'_> {
             "failed requests after the lb came back: {after:#?}"
         );
         verify_passes(stack, self.project, &[], REPLICAS, LB);
+    }
+
+    /// Two provision commands on the project at once: while `verify --scale` holds the project,
+    /// an `apply` with a short lock timeout gives up with exit 2 naming the holder; and the lock
+    /// of a command killed with SIGKILL does not block the next one.
+    fn two_commands_at_once(&self) {
+        let stack = self.stack;
+        let lock = provision::lock::path_of(PROJECT);
+        let holder_is = |command: &str| {
+            std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("({command})")))
+        };
+        let spawn = |args: &[&str]| {
+            std::process::Command::new(assert_cmd::cargo::cargo_bin("provision"))
+                .args(args)
+                .current_dir(self.project.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("starting provision")
+        };
+        let wait_holder = |command: &str| {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !holder_is(command) {
+                assert!(Instant::now() < deadline, "{command} never took the lock");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        };
+
+        stack.step("TWO COMMANDS: verify --scale 5 running, then apply --lock-timeout 1");
+        let _ = std::fs::remove_file(&lock);
+        let mut verify = spawn(&["verify", "--scale", "5"]);
+        wait_holder("verify");
+        let t = Instant::now();
+        let ran = self
+            .project
+            .run(&["apply", "--lock-timeout", "1"], &[], SHORT_TIMEOUT);
+        ran.expect_code(2);
+        assert!(
+            ran.stderr.contains(&format!(
+                "another provision command holds project {PROJECT}"
+            )) && ran.stderr.contains("(verify)"),
+            "the second command does not say who holds the project\n{ran}"
+        );
+        assert!(t.elapsed() >= Duration::from_secs(1), "{ran}");
+        let status = verify.wait().unwrap();
+        assert!(
+            status.success(),
+            "the verify that held the lock failed: {status}"
+        );
+        stack.step(&format!(
+            "apply gave up after {:.1} s with exit 2 while verify held the project; verify then passed",
+            ran.elapsed.as_secs_f64()
+        ));
+
+        stack.step("TWO COMMANDS: a verify killed with SIGKILL while holding the lock");
+        // Nobody holds it now; without the old text, the wait below sees this command's own.
+        let _ = std::fs::remove_file(&lock);
+        let mut killed = spawn(&["verify"]);
+        wait_holder("verify");
+        killed.kill().unwrap();
+        killed.wait().unwrap();
+        let ran = self.project.run(&["apply"], &[], APPLY_TIMEOUT);
+        ran.expect_success();
+        assert!(
+            !ran.stderr.contains("waiting for another provision command"),
+            "a killed holder still blocked the project\n{ran}"
+        );
+        stack.step(&format!(
+            "apply after the killed holder: no wait, done in {:.1} s",
+            ran.elapsed.as_secs_f64()
+        ));
+        verify_passes(
+            stack,
+            self.project,
+            &["--scale", &REPLICAS.to_string()],
+            REPLICAS,
+            LB,
+        );
     }
 
     /// `verify --timeout 1` in the middle of a fault: its exit code, and each failing check as
