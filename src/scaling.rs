@@ -407,8 +407,20 @@ fn remove_containers(docker: &Docker, chunk: &[Container]) -> anyhow::Result<()>
 /// Waits until the load balancer routes to exactly the running web replicas (and consul lists
 /// exactly them passing, when there is a registry). Nothing is waited for while the lb is down.
 pub fn wait_routed(deployment: &Deployment<'_>, timeout: u64) -> anyhow::Result<Convergence> {
+    Ok(wait_routed_to(
+        deployment,
+        &deployment.containers()?,
+        timeout,
+    ))
+}
+
+/// `wait_routed` for the stack's `containers` as already listed.
+pub fn wait_routed_to(
+    deployment: &Deployment<'_>,
+    containers: &[Container],
+    timeout: u64,
+) -> Convergence {
     let plan = deployment.plan();
-    let containers = deployment.containers()?;
     let running: Vec<&Container> = containers
         .iter()
         .filter(|c| c.service == plan.web.service && c.running)
@@ -418,7 +430,7 @@ pub fn wait_routed(deployment: &Deployment<'_>, timeout: u64) -> anyhow::Result<
         running.len(),
         if running.len() == 1 { "" } else { "s" }
     ));
-    let lb = lb_container(&containers);
+    let lb = lb_container(containers);
     let source = deployment.haproxy(lb.clone());
     let target = Target {
         ips: converge::addresses(running.iter().copied()),
@@ -428,6 +440,7 @@ pub fn wait_routed(deployment: &Deployment<'_>, timeout: u64) -> anyhow::Result<
             .map(|source| (source, plan.web.service.clone())),
     };
     let convergence = if lb.is_none() {
+        // Nothing will route while the load balancer is down; waiting would only cost time.
         Convergence::impossible(&target, "the lb container is not running")
     } else {
         converge::wait(&target, Duration::from_secs(timeout), Some(&step))
@@ -437,7 +450,7 @@ pub fn wait_routed(deployment: &Deployment<'_>, timeout: u64) -> anyhow::Result<
     } else {
         step.fail();
     }
-    Ok(convergence)
+    convergence
 }
 
 /// The running load balancer container, for the runtime API.

@@ -572,31 +572,23 @@ struct FileService {
 
 /// Service → its image and `org.provision.config` label, from compose.yaml's text.
 fn file_services(text: &str) -> anyhow::Result<BTreeMap<String, FileService>> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
-    let services = doc
-        .get("services")
-        .and_then(|s| s.as_mapping())
-        .context("no services")?;
-    services
-        .iter()
+    render::compose_services(text)?
+        .into_iter()
         .map(|(name, section)| {
-            let name = name.as_str().context("a service name is not a string")?;
             let field = |value: Option<&serde_yaml::Value>, what: &str| {
                 value
                     .and_then(|v| v.as_str())
                     .map(str::to_owned)
                     .with_context(|| format!("service {name} has no {what}"))
             };
-            Ok((
-                name.to_owned(),
-                FileService {
-                    image: field(section.get("image"), "image")?,
-                    config: field(
-                        section.get("labels").and_then(|l| l.get(CONFIG_LABEL)),
-                        CONFIG_LABEL,
-                    )?,
-                },
-            ))
+            let service = FileService {
+                image: field(section.get("image"), "image")?,
+                config: field(
+                    section.get("labels").and_then(|l| l.get(CONFIG_LABEL)),
+                    CONFIG_LABEL,
+                )?,
+            };
+            Ok((name, service))
         })
         .collect()
 }

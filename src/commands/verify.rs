@@ -16,7 +16,6 @@ use crate::deploy::Deployment;
 use crate::docker::{preflight, Container, Docker};
 use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
-use crate::probe::converge::{self, Convergence, Target};
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::report::{Check, Outcome, Report};
@@ -91,31 +90,9 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let expected = args.scale.unwrap_or(replicas.len() as u32);
     let running: Vec<&Container> = replicas.iter().filter(|c| c.running).collect();
 
-    let step = progress.step(&format!(
-        "waiting for the load balancer to route to {} running replica{}",
-        running.len(),
-        if running.len() == 1 { "" } else { "s" }
-    ));
+    let convergence = scaling::wait_routed_to(&deployment, &containers, args.timeout);
     let lb = lb_container(&containers);
     let stats_source = deployment.haproxy(lb.clone());
-    let target = Target {
-        ips: converge::addresses(running.iter().copied()),
-        stats: &stats_source,
-        consul: deployment
-            .consul(lb.clone())
-            .map(|source| (source, plan.web.service.clone())),
-    };
-    let convergence = if lb.is_none() {
-        // Nothing will route while the load balancer is down; waiting would only cost time.
-        Convergence::impossible(&target, "the lb container is not running")
-    } else {
-        converge::wait(&target, Duration::from_secs(args.timeout), Some(&step))
-    };
-    if convergence.converged {
-        step.finish();
-    } else {
-        step.fail();
-    }
 
     let probe_plan = match args.requests {
         Some(n) => ProbePlan::exactly(n),

@@ -250,9 +250,8 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
     })
 }
 
-/// Service name → 12 hex digits of the sha256 of its section, read as YAML (so formatting and
-/// comments do not count, values do).
-fn service_hashes(compose_yaml: &str) -> anyhow::Result<BTreeMap<String, String>> {
+/// The services of a rendered compose.yaml: each name with its section, in file order.
+pub fn compose_services(compose_yaml: &str) -> anyhow::Result<Vec<(String, serde_yaml::Value)>> {
     let doc: serde_yaml::Value = serde_yaml::from_str(compose_yaml)?;
     let services = doc
         .get("services")
@@ -262,8 +261,19 @@ fn service_hashes(compose_yaml: &str) -> anyhow::Result<BTreeMap<String, String>
         .iter()
         .map(|(name, section)| {
             let name = name.as_str().context("a service name is not a string")?;
-            let canonical = serde_json::to_vec(section)?;
-            Ok((name.to_owned(), sha256_hex(&canonical)[..12].to_owned()))
+            Ok((name.to_owned(), section.clone()))
+        })
+        .collect()
+}
+
+/// Service name → 12 hex digits of the sha256 of its section, read as YAML (so formatting and
+/// comments do not count, values do).
+fn service_hashes(compose_yaml: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    compose_services(compose_yaml)?
+        .into_iter()
+        .map(|(name, section)| {
+            let canonical = serde_json::to_vec(&section)?;
+            Ok((name, sha256_hex(&canonical)[..12].to_owned()))
         })
         .collect()
 }
