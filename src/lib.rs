@@ -13,6 +13,7 @@ pub mod error;
 pub mod lock;
 pub mod printer;
 pub mod probe;
+pub mod reload;
 pub mod render;
 pub mod report;
 pub mod scaling;

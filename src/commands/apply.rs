@@ -16,11 +16,13 @@
 //! Changes: each service's containers are compared with the file (`plan_changes`) and the plan
 //! printed first. Web on an older image or configuration is replaced rolling (`roll_web`,
 //! `Scaler::replace`) instead of recreated by Compose, so the load balancer never runs out of
-//! replicas; redis and consul recreated interrupt the stack, so that needs a yes.
+//! replicas; redis and consul recreated interrupt the stack, so that needs a yes. When only
+//! HAProxy's configuration changed, the running lb takes it in place (`reload`): same container,
+//! a new HAProxy worker, no connection dropped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
@@ -28,11 +30,12 @@ use crate::cli::ApplyArgs;
 use crate::commands::Global;
 use crate::deploy::{Deployment, Swarm};
 use crate::docker::preflight::{self, Engine, Preflight};
-use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL};
+use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL, RESTART_KEY_LABEL};
 use crate::printer::Printer;
 use crate::probe::Endpoints;
+use crate::reload::{self, Reloaded};
 use crate::scaling::{self, Scaler};
-use crate::spec::Service;
+use crate::spec::{LiveConfig, Service};
 use crate::{render, CheckFailed, ExitStatus, ToolError, UsageError};
 
 pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
@@ -136,7 +139,11 @@ fn apply_compose(
     let engine = preflight::require_engine(docker)?;
     let before = docker.project_containers(&plan.project)?;
     let wanted = read_file_services(compose.file())?;
-    let changes = service_changes(docker, &wanted, &before, &plan.web.service)?;
+    let live = plan.live_config().map(|config| LiveFile {
+        config,
+        rendered: out_dir(compose).join(config.file),
+    });
+    let changes = service_changes(docker, &wanted, &before, &plan.web.service, live.as_ref())?;
     match pending_change(&wanted, &before, &changes) {
         None => {
             progress.note(
@@ -146,7 +153,7 @@ fn apply_compose(
             let endpoints = deployment.endpoints();
             print!(
                 "{}",
-                summary(&plan.project, &[], &before, &before, &endpoints)
+                summary(&plan.project, &[], &[], &before, &before, &endpoints)
             );
             return Ok(ExitStatus::Success);
         }
@@ -168,11 +175,19 @@ fn apply_compose(
 
     // Two steps, because nothing should wait on web's Docker health check (rare on purpose,
     // see scaling.rs): first every other service, waiting until healthy; then web alone, and a
-    // replica counts once the load balancer routes to it.
+    // replica counts once the load balancer routes to it. A service whose configuration is
+    // (or is about to be) reloaded in place stays out of Compose's `up`, which would recreate it
+    // for its labels.
+    let in_place: BTreeSet<&str> = changes
+        .iter()
+        .filter(|c| matches!(c.action, Action::Reload | Action::Reloaded))
+        .map(|c| c.service.as_str())
+        .collect();
     let others: Vec<String> = plan
         .singleton_services()
         .iter()
         .map(|s| s.name().to_owned())
+        .filter(|s| !in_place.contains(s.as_str()))
         .collect();
     compose.up(
         &format!("starting {}", others.join(", ")),
@@ -183,6 +198,7 @@ fn apply_compose(
             ..UpOptions::default()
         },
     )?;
+    let reloaded = reload_in_place(docker, &before, &changes, live.as_ref())?;
     let rolling = changes
         .iter()
         .any(|c| c.service == plan.web.service && c.action == Action::Roll);
@@ -219,9 +235,57 @@ fn apply_compose(
     let after = docker.project_containers(&plan.project)?;
     print!(
         "{}",
-        summary(&plan.project, &to_build, &before, &after, &endpoints)
+        summary(
+            &plan.project,
+            &to_build,
+            &reloaded,
+            &before,
+            &after,
+            &endpoints
+        )
     );
     Ok(ExitStatus::Success)
+}
+
+/// A live configuration (`Plan::live_config`) and where its rendered file is.
+struct LiveFile {
+    config: LiveConfig,
+    rendered: PathBuf,
+}
+
+/// The output directory: the Compose file's.
+fn out_dir(compose: &Compose<'_>) -> PathBuf {
+    compose
+        .file()
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+/// Delivers the live configuration to each service planned `Reload` (its one running container).
+fn reload_in_place(
+    docker: &Docker,
+    containers: &[Container],
+    changes: &[Change],
+    live: Option<&LiveFile>,
+) -> anyhow::Result<Vec<Reloaded>> {
+    let mut done = Vec::new();
+    for change in changes.iter().filter(|c| c.action == Action::Reload) {
+        let live = live.context("a reload in place was planned without a live configuration")?;
+        let container = containers
+            .iter()
+            .find(|c| !c.oneoff && c.running && c.service == change.service)
+            .with_context(|| format!("{} has no running container to reload", change.service))?;
+        let reloaded = reload::reload(docker, container, &live.config, &live.rendered)?;
+        if !docker.is_dry_run() {
+            docker.printer().note(format!(
+                "{}: reloaded in place, same container ({})",
+                reloaded.service, reloaded.said
+            ));
+        }
+        done.push(reloaded);
+    }
+    Ok(done)
 }
 
 /// Swarm: build what is missing, push what the registry lacks, `stack deploy` with web at the
@@ -266,7 +330,7 @@ fn apply_swarm(
     let after = swarm.containers()?;
     print!(
         "{}",
-        summary(&plan.project, &to_build, &before, &after, &endpoints)
+        summary(&plan.project, &to_build, &[], &before, &after, &endpoints)
     );
     println!(
         "  pushed:        {}",
@@ -368,6 +432,11 @@ enum Action {
     Start,
     /// A stateless service on an older image or configuration: Compose recreates it.
     Recreate,
+    /// Its live configuration alone changed: delivered to the running container and reloaded.
+    Reload,
+    /// Runs the file's live configuration, delivered in place earlier; its labels still show the
+    /// one it was created with, so Compose is not asked about it.
+    Reloaded,
     /// redis or consul on an older image or configuration: recreated, keeping its volume.
     Restart,
     /// Web replicas on an older image or configuration: replaced rolling.
@@ -399,27 +468,75 @@ fn outdated(c: &Container, want: &FileService, image_id: Option<&str>) -> Option
     }
 }
 
-/// Each service's action. Reads the image ids; the rest is `plan_changes`.
+/// Each service's action. Reads the image ids, and the live file of a container that could take
+/// it in place; the rest is `plan_changes`.
 fn service_changes(
     docker: &Docker,
     wanted: &BTreeMap<String, FileService>,
     containers: &[Container],
     web_service: &str,
+    live: Option<&LiveFile>,
 ) -> anyhow::Result<Vec<Change>> {
     let images: Vec<String> = wanted.values().map(|w| w.image.clone()).collect();
     let ids = docker.image_ids(&images)?;
-    Ok(plan_changes(wanted, &ids, containers, web_service))
+    let mut live_current = BTreeSet::new();
+    if let Some(live) = live {
+        let service = live.config.service.name();
+        let candidate = wanted.get(service).and_then(|want| {
+            reloadable(containers, service, want)
+                .filter(|c| c.config_label.as_deref() != Some(want.config.as_str()))
+        });
+        if let Some(container) = candidate {
+            let file = reload::file_hash(&live.rendered)?;
+            if reload::live_hash(docker, container, &live.config).as_deref() == Some(&file) {
+                live_current.insert(service.to_owned());
+            }
+        }
+    }
+    Ok(plan_changes(
+        wanted,
+        &ids,
+        containers,
+        web_service,
+        &live_current,
+    ))
+}
+
+/// The service's one container, when it can take a live configuration: running, not unhealthy,
+/// and the same in everything but that file (its restart key is the file's).
+fn reloadable<'c>(
+    containers: &'c [Container],
+    service: &str,
+    want: &FileService,
+) -> Option<&'c Container> {
+    let mine: Vec<&Container> = containers
+        .iter()
+        .filter(|c| !c.oneoff && c.service == service)
+        .collect();
+    match mine.as_slice() {
+        [c] if c.running
+            && c.health.as_deref() != Some("unhealthy")
+            && want.restart_key.is_some()
+            && c.restart_key == want.restart_key =>
+        {
+            Some(c)
+        }
+        _ => None,
+    }
 }
 
 /// Each service of the file against its containers: one per service (web: at least one),
 /// running, not unhealthy, carrying its service's current `org.provision.config` label (a hash
 /// of the service's section, see compose.yaml.j2) and running the image its reference names now
-/// (`ids`, in `wanted`'s order; None: not built yet).
+/// (`ids`, in `wanted`'s order; None: not built yet). A service whose one container differs only
+/// in its live configuration is reloaded, or kept when `live_current` says the container already
+/// reads the file's.
 fn plan_changes(
     wanted: &BTreeMap<String, FileService>,
     ids: &[Option<String>],
     containers: &[Container],
     web_service: &str,
+    live_current: &BTreeSet<String>,
 ) -> Vec<Change> {
     wanted
         .iter()
@@ -443,8 +560,19 @@ fn plan_changes(
                 }
             });
             let stateful = STATEFUL.iter().any(|s| s.name() == service);
+            let in_place = reloadable(containers, service, want).is_some();
             let (action, reason) = if mine.is_empty() {
                 (Action::Create, Some("has no container".to_owned()))
+            } else if first_outdated.is_some() && in_place && live_current.contains(service) {
+                (Action::Reloaded, None)
+            } else if let (Some((c, _)), true) = (&first_outdated, in_place) {
+                (
+                    Action::Reload,
+                    Some(format!(
+                        "{} runs an older configuration of this file alone",
+                        c.describe()
+                    )),
+                )
             } else if let Some((c, why)) = first_outdated {
                 let action = if is_web {
                     Action::Roll
@@ -503,7 +631,13 @@ fn describe_changes(project: &str, changes: &[Change], batch: u32) -> String {
             Action::Keep => "kept".to_owned(),
             Action::Create => "created".to_owned(),
             Action::Start => "started or recreated by Compose".to_owned(),
-            Action::Recreate => "recreated (a brief interruption of what it serves)".to_owned(),
+            Action::Recreate => {
+                "recreated: requests to it fail until the new container answers".to_owned()
+            }
+            Action::Reload => "reloaded in place: the running container takes the new \
+                               configuration file, no request dropped"
+                .to_owned(),
+            Action::Reloaded => "kept (its configuration was reloaded in place earlier)".to_owned(),
             Action::Restart => "RESTARTED: a stateful service; its data survives on its volume, \
                                 but requests get 503 while it restarts"
                 .to_owned(),
@@ -568,6 +702,8 @@ fn read_file_services(compose_file: &Path) -> anyhow::Result<BTreeMap<String, Fi
 struct FileService {
     image: String,
     config: String,
+    /// Its `org.provision.restart-key` label: only a service with a live configuration has one.
+    restart_key: Option<String>,
 }
 
 /// Service → its image and `org.provision.config` label, from compose.yaml's text.
@@ -581,12 +717,14 @@ fn file_services(text: &str) -> anyhow::Result<BTreeMap<String, FileService>> {
                     .map(str::to_owned)
                     .with_context(|| format!("service {name} has no {what}"))
             };
+            let labels = section.get("labels");
             let service = FileService {
                 image: field(section.get("image"), "image")?,
-                config: field(
-                    section.get("labels").and_then(|l| l.get(CONFIG_LABEL)),
-                    CONFIG_LABEL,
-                )?,
+                config: field(labels.and_then(|l| l.get(CONFIG_LABEL)), CONFIG_LABEL)?,
+                restart_key: labels
+                    .and_then(|l| l.get(RESTART_KEY_LABEL))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
             };
             Ok((name, service))
         })
@@ -597,6 +735,7 @@ fn file_services(text: &str) -> anyhow::Result<BTreeMap<String, FileService>> {
 fn summary(
     project: &str,
     built: &[String],
+    reloaded: &[Reloaded],
     before: &[Container],
     after: &[Container],
     endpoints: &Endpoints,
@@ -642,6 +781,12 @@ fn summary(
     out.push_str(&format!(
         "  containers:    {created} created, {restarted} restarted, {unchanged} unchanged, {removed} removed\n"
     ));
+    for r in reloaded {
+        out.push_str(&format!(
+            "  reloaded:      {} in place ({})\n",
+            r.service, r.said
+        ));
+    }
     let list: Vec<String> = services
         .iter()
         .map(|(s, (running, total))| format!("{s} {running}/{total}"))
@@ -667,7 +812,8 @@ mod tests {
             services["web"],
             FileService {
                 image: "hits-web:1".into(),
-                config: "abc".into()
+                config: "abc".into(),
+                restart_key: None,
             }
         );
         assert_eq!(services["lb"].config, "def");
@@ -691,6 +837,7 @@ mod tests {
             ip: None,
             image_id: String::new(),
             config_label: None,
+            restart_key: None,
             started_at: started.into(),
             image: String::new(),
         }
@@ -714,6 +861,7 @@ mod tests {
                     FileService {
                         image: format!("{s}:1"),
                         config: format!("{s}-cfg"),
+                        restart_key: (s == "lb").then(|| "lb-key".to_owned()),
                     },
                 )
             })
@@ -750,7 +898,13 @@ mod tests {
     #[test]
     fn a_current_stack_keeps_everything_and_has_nothing_pending() {
         let stack = current_stack();
-        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web");
+        let changes = plan_changes(
+            &wanted(),
+            &ids(Some("web-img")),
+            &stack,
+            "web",
+            &BTreeSet::new(),
+        );
         assert!(
             changes.iter().all(|c| c.action == Action::Keep),
             "{changes:?}"
@@ -760,7 +914,13 @@ mod tests {
 
     #[test]
     fn a_new_web_image_is_built_and_replaced_rolling_the_rest_kept() {
-        let changes = plan_changes(&wanted(), &ids(None), &current_stack(), "web");
+        let changes = plan_changes(
+            &wanted(),
+            &ids(None),
+            &current_stack(),
+            "web",
+            &BTreeSet::new(),
+        );
         assert_eq!(
             actions(&changes),
             [
@@ -778,7 +938,13 @@ mod tests {
         for c in &mut stack {
             c.config_label = Some("old".into());
         }
-        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web");
+        let changes = plan_changes(
+            &wanted(),
+            &ids(Some("web-img")),
+            &stack,
+            "web",
+            &BTreeSet::new(),
+        );
         assert_eq!(
             actions(&changes),
             [
@@ -791,10 +957,42 @@ mod tests {
         insta::assert_snapshot!(describe_changes("hits", &changes, 2), @r"
         plan for hits:
           consul       RESTARTED: a stateful service; its data survives on its volume, but requests get 503 while it restarts (hits-consul-1 (container c) runs an older configuration)
-          lb           recreated (a brief interruption of what it serves) (hits-lb-1 (container l) runs an older configuration)
+          lb           recreated: requests to it fail until the new container answers (hits-lb-1 (container l) runs an older configuration)
           redis        RESTARTED: a stateful service; its data survives on its volume, but requests get 503 while it restarts (hits-redis-1 (container r) runs an older configuration)
           web          replaced rolling, 2 replicas at a time, each new one routed before an old one is drained (hits-web-1 (container w1) runs an older configuration)
         ");
+    }
+
+    #[test]
+    fn an_lb_that_differs_in_its_live_file_alone_is_reloaded_then_kept() {
+        let mut stack = current_stack();
+        stack[1].config_label = Some("lb-old".into());
+        stack[1].image_id = "lb-old-img".into();
+        stack[1].restart_key = Some("lb-key".into());
+        let changes = plan_changes(
+            &wanted(),
+            &ids(Some("web-img")),
+            &stack,
+            "web",
+            &BTreeSet::new(),
+        );
+        assert_eq!(changes[1].action, Action::Reload, "{changes:?}");
+        assert!(pending_change(&wanted(), &stack, &changes).is_some());
+
+        // The container already reads the file's configuration: nothing to do.
+        let live = BTreeSet::from(["lb".to_owned()]);
+        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web", &live);
+        assert_eq!(changes[1].action, Action::Reloaded, "{changes:?}");
+        assert_eq!(pending_change(&wanted(), &stack, &changes), None);
+
+        // Anything else changed too (another restart key), or the lb is not running: recreated.
+        stack[1].restart_key = Some("other".into());
+        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web", &live);
+        assert_eq!(changes[1].action, Action::Recreate, "{changes:?}");
+        stack[1].restart_key = Some("lb-key".into());
+        stack[1].running = false;
+        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web", &live);
+        assert_eq!(changes[1].action, Action::Recreate, "{changes:?}");
     }
 
     #[test]
@@ -802,11 +1000,17 @@ mod tests {
         let mut stack = current_stack();
         stack[4].running = false;
         stack[4].state = "exited".into();
-        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web");
+        let changes = plan_changes(
+            &wanted(),
+            &ids(Some("web-img")),
+            &stack,
+            "web",
+            &BTreeSet::new(),
+        );
         assert_eq!(changes[3].action, Action::Start);
         assert!(pending_change(&wanted(), &stack, &changes).is_some());
 
-        let changes = plan_changes(&wanted(), &ids(None), &[], "web");
+        let changes = plan_changes(&wanted(), &ids(None), &[], "web", &BTreeSet::new());
         assert!(
             changes.iter().all(|c| c.action == Action::Create),
             "{changes:?}"
@@ -817,7 +1021,13 @@ mod tests {
     fn a_container_of_a_service_the_file_lost_is_pending() {
         let mut stack = current_stack();
         stack.push(running("g", "registrator", "x", "y"));
-        let changes = plan_changes(&wanted(), &ids(Some("web-img")), &stack, "web");
+        let changes = plan_changes(
+            &wanted(),
+            &ids(Some("web-img")),
+            &stack,
+            "web",
+            &BTreeSet::new(),
+        );
         let reason = pending_change(&wanted(), &stack, &changes).unwrap();
         assert!(reason.contains("belongs to no service"), "{reason}");
     }
@@ -840,7 +1050,7 @@ mod tests {
             stats_page: "http://127.0.0.1:8404/stats".into(),
             consul: Some("http://127.0.0.1:8500".into()),
         };
-        insta::assert_snapshot!(summary("hits", &["lb".into()], &before, &after, &endpoints), @r"
+        insta::assert_snapshot!(summary("hits", &["lb".into()], &[], &before, &after, &endpoints), @r"
         applied hits
           images built:  lb
           containers:    1 created, 1 restarted, 1 unchanged, 1 removed

@@ -314,6 +314,7 @@ mod tests {
             image: String::new(),
             image_id: String::new(),
             config_label: None,
+            restart_key: None,
         };
         insta::assert_snapshot!(to_text(&status, &[web1]), @r"
         hits (consul-dns discovery), /srv/hits/generated/compose.yaml

@@ -110,6 +110,7 @@ impl Task {
             image: self.image.clone(),
             image_id: String::new(),
             config_label: None,
+            restart_key: None,
             id,
         }
     }

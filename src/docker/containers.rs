@@ -9,6 +9,9 @@ const PROJECT: &str = "com.docker.compose.project";
 const SERVICE: &str = "com.docker.compose.service";
 /// Set by compose.yaml.j2 on every service: a hash of the service's own section.
 pub const CONFIG_LABEL: &str = "org.provision.config";
+/// Set by compose.yaml.j2 on a service with a live configuration: a hash of all of it but that
+/// file.
+pub const RESTART_KEY_LABEL: &str = "org.provision.restart-key";
 const NUMBER: &str = "com.docker.compose.container-number";
 const ONEOFF: &str = "com.docker.compose.oneoff";
 
@@ -41,6 +44,8 @@ pub struct Container {
     pub image_id: String,
     /// Its `org.provision.config` label (see compose.yaml.j2), if any.
     pub config_label: Option<String>,
+    /// Its `org.provision.restart-key` label, if any.
+    pub restart_key: Option<String>,
 }
 
 impl Container {
@@ -156,6 +161,7 @@ fn from_inspect(raw: Inspect) -> Option<Container> {
         image: raw.config.image,
         image_id: raw.image,
         config_label: labels.get(CONFIG_LABEL).cloned(),
+        restart_key: labels.get(RESTART_KEY_LABEL).cloned(),
     })
 }
 

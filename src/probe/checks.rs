@@ -553,6 +553,7 @@ mod tests {
             image: "hits-web:0123456789ab".into(),
             image_id: String::new(),
             config_label: None,
+            restart_key: None,
         }
     }
 

@@ -54,6 +54,10 @@ pub(super) struct Context<'a> {
     /// `org.provision.config`): `apply` compares it with the running containers' label to know,
     /// without asking Compose, that nothing changed.
     pub config_hashes: BTreeMap<String, String>,
+    /// Per service with a live configuration (`Plan::live_config`), a hash of everything of it
+    /// but that file (label `org.provision.restart-key`): while a running container carries the
+    /// file's value, what changed is that file alone, which `apply` delivers in place.
+    pub restart_keys: BTreeMap<String, String>,
     /// On a Swarm: each built image's name in the registry (empty with Compose).
     pub pushed: BTreeMap<&'static str, String>,
     pub web_context: String,

@@ -184,6 +184,7 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         tags: BTreeMap::new(),
         pushed: BTreeMap::new(),
         config_hashes: BTreeMap::new(),
+        restart_keys: BTreeMap::new(),
         web_context,
         tuning: Tuning::standard(),
         hashicorp_pgp_fingerprint: HASHICORP_PGP_FINGERPRINT,
@@ -229,16 +230,22 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
             .map(|(service, tag)| (*service, swarm.remote_image(tag)))
             .collect();
     }
-    // compose.yaml twice: with empty config labels to hash each service's section, then with
-    // the hashes (a section's hash never covers its own label).
+    // compose.yaml twice: with empty labels to hash each service's section, then with the
+    // hashes (a section's hash never covers its own labels).
     context.config_hashes = plan
         .services()
         .iter()
         .map(|s| (s.name().to_owned(), String::new()))
         .collect();
+    context.restart_keys = plan
+        .live_config()
+        .map(|live| (live.service.name().to_owned(), String::new()))
+        .into_iter()
+        .collect();
     let value = minijinja::Value::from_serialize(&context);
     let draft = render_one(blueprints, "compose.yaml", &value)?;
     context.config_hashes = service_hashes(&draft).context("hashing compose.yaml's services")?;
+    context.restart_keys = restart_keys(plan, &draft, &files)?;
     let value = minijinja::Value::from_serialize(&context);
     for output in plan.deployment_files() {
         files.insert(output.to_owned(), render_one(blueprints, output, &value)?);
@@ -276,6 +283,37 @@ fn service_hashes(compose_yaml: &str) -> anyhow::Result<BTreeMap<String, String>
             Ok((name, sha256_hex(&canonical)[..12].to_owned()))
         })
         .collect()
+}
+
+/// The service with a live configuration → a hash of its compose.yaml section without `image`
+/// (whose tag follows the live file) and `labels`, and of its build context without the live
+/// file. Two renders with the same key differ in that file alone.
+fn restart_keys(
+    plan: &Plan,
+    compose_yaml: &str,
+    files: &BTreeMap<String, String>,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let Some(live) = plan.live_config() else {
+        return Ok(BTreeMap::new());
+    };
+    let service = live.service.name();
+    let mut section = compose_services(compose_yaml)?
+        .into_iter()
+        .find_map(|(name, section)| (name == service).then_some(section))
+        .with_context(|| format!("compose.yaml has no {service} service"))?;
+    if let Some(map) = section.as_mapping_mut() {
+        map.remove("image");
+        map.remove("labels");
+    }
+    let context = format!("{service}/");
+    let mut parts = vec![("compose.yaml".to_owned(), serde_json::to_vec(&section)?)];
+    parts.extend(
+        files
+            .iter()
+            .filter(|(path, _)| path.starts_with(&context) && path.as_str() != live.file)
+            .map(|(path, text)| (path.clone(), text.as_bytes().to_vec())),
+    );
+    Ok(BTreeMap::from([(service.to_owned(), hash_files(parts))]))
 }
 
 fn render_one(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 pub use model::Spec;
 pub use plan::Plan;
-pub use stack::{Features, Service};
+pub use stack::{Features, LiveConfig, Service};
 
 /// The spec could not be read, parsed or validated. Always a user error (exit code 2).
 #[derive(Debug)]

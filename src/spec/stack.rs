@@ -96,6 +96,19 @@ pub struct BuildContext {
     pub files: Vec<&'static str>,
 }
 
+/// A file of a build context that its running container can take in place: copied to
+/// `<path>.next`, then `reload` (run as root in the container) checks it, installs it and reloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveConfig {
+    pub service: Service,
+    /// The rendered file, relative to the output directory.
+    pub file: &'static str,
+    /// Where the container reads it.
+    pub path: &'static str,
+    /// The command in the image that installs `<path>.next` and reloads.
+    pub reload: &'static str,
+}
+
 /// Flags the blueprints branch on, named for what they mean rather than for a mode.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Features {
@@ -115,6 +128,9 @@ pub struct Features {
     pub consul_template_from_image: bool,
     /// The web app is the built-in hit counter (its files are rendered from blueprints).
     pub builtin_app: bool,
+    /// The lb image takes a new haproxy.cfg in place (`haproxy-reload`, a server-state file):
+    /// see `Plan::live_config`.
+    pub lb_reload_in_place: bool,
     /// The name Docker's DNS answers with every web replica's address: the service name with
     /// Compose, `tasks.<service>` on a Swarm (the bare name is a VIP or, with dnsrr, the same
     /// list, but only `tasks.` is documented to list every task).
@@ -235,6 +251,7 @@ impl Plan {
             consul_template_from_image: discovery.lb_discovery() == LbDiscovery::ConsulTemplate
                 && self.lb.consul_template_source == ConsulTemplateSource::Image,
             builtin_app: self.web.app_dir.is_none(),
+            lb_reload_in_place: self.live_config().is_some(),
             web_dns_name: match self.target {
                 Target::Compose => self.web.service.clone(),
                 Target::Swarm(_) => format!("tasks.{}", self.web.service),
@@ -289,7 +306,7 @@ impl Plan {
                 ]
             }
             LbDiscovery::ConsulSrv | LbDiscovery::DockerDns => {
-                vec!["lb/Dockerfile", "lb/haproxy.cfg"]
+                vec!["lb/Dockerfile", "lb/haproxy.cfg", "lb/haproxy-reload.sh"]
             }
         };
         contexts.push(BuildContext {
@@ -297,6 +314,22 @@ impl Plan {
             files: lb,
         });
         contexts
+    }
+
+    /// The configuration a running container takes in place, so that a change to it alone
+    /// needs no new container: HAProxy's in the DNS modes. With consul-template, HAProxy's
+    /// configuration is a template consul-template reads once; reloading it restarts HAProxy,
+    /// so a changed haproxy.ctmpl recreates the lb.
+    pub fn live_config(&self) -> Option<LiveConfig> {
+        match self.discovery.lb_discovery() {
+            LbDiscovery::ConsulTemplate => None,
+            LbDiscovery::ConsulSrv | LbDiscovery::DockerDns => Some(LiveConfig {
+                service: Service::Lb,
+                file: "lb/haproxy.cfg",
+                path: "/etc/haproxy/haproxy.cfg",
+                reload: "haproxy-reload",
+            }),
+        }
     }
 
     /// The images the stack needs that provision does not build: the ones services run as they
@@ -409,9 +442,13 @@ mod tests {
             .contains(&"web/entrypoint.py"));
         assert_eq!(
             files(&dns, Service::Lb).unwrap(),
-            ["lb/Dockerfile", "lb/haproxy.cfg"]
+            ["lb/Dockerfile", "lb/haproxy.cfg", "lb/haproxy-reload.sh"]
         );
+        // Every file the live configuration's reload needs is in the lb's context.
+        let live = dns.live_config().unwrap();
+        assert!(files(&dns, Service::Lb).unwrap().contains(&live.file));
         let ct = plan("discovery: consul-template\n");
+        assert_eq!(ct.live_config(), None);
         assert!(!files(&ct, Service::Web)
             .unwrap()
             .contains(&"web/entrypoint.py"));

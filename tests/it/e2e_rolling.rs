@@ -2,9 +2,10 @@
 //! load balancer from this process the whole time): a changed web app is applied replica by
 //! replica, then another two at a time, without a failed request; a new version whose health
 //! check never passes is rolled back, the old version serving throughout, and `verify` passes
-//! after; a redis change is refused without a terminal unless `--yes`. The app is changed the way
+//! after; a new lb.balance is reloaded in place (same container, a new HAProxy worker, no failed
+//! request); a redis change is refused without a terminal unless `--yes`. The app is changed the way
 //! an operator would: a local blueprint override `blueprints/web/app.py.j2` beside the spec. Same
-//! switches, engine lock and drop guard as `e2e.rs`; own project name and host ports (3868x).
+//! switches, engine lock and drop guard as `e2e.rs`; own project name and host ports (2868x).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -240,6 +241,67 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         .run(&["verify"], &[], VERIFY_TIMEOUT)
         .expect_success();
 
+    // (d) HAProxy's configuration alone changed (lb.balance): the running lb reloads it in place
+    // under load. The app override goes back to the version that runs, so web is kept.
+    project.write(
+        "blueprints/web/app.py.j2",
+        &app_with(&[(
+            ANSWER,
+            "jsonify(hits=count, hostname=HOSTNAME, version=\"batched\")",
+        )]),
+    );
+    project.write("provision.yaml", &format!("{spec}  balance: leastconn\n"));
+    let lb_before = lb_container(&stack);
+    let worker_before = haproxy_worker(&lb_before);
+    let dry = project.run(&["apply", "--dry-run"], &[], SHORT_TIMEOUT);
+    dry.expect_success();
+    assert!(
+        dry.stdout.contains("reloaded in place") && !dry.stdout.contains("replaced rolling"),
+        "the dry run does not plan an lb reload alone\n{dry}"
+    );
+    stack.step("provision apply (lb.balance changed) under load");
+    let load = start_load();
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    let reload_s = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    ran.expect_success();
+    let lb_after = lb_container(&stack);
+    let worker_after = haproxy_worker(&lb_after);
+    note(format!(
+        "apply of a new lb.balance: {reload_s:.1} s; lb container {} started at {} before and \
+         {} started at {} after; HAProxy worker pid {worker_before} before, {worker_after} after",
+        lb_before.short_id(),
+        lb_before.started_at,
+        lb_after.short_id(),
+        lb_after.started_at
+    ));
+    note_load("load during the lb reload", &report);
+    assert_eq!(report.failed, 0, "requests failed during the lb reload");
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(
+        (&lb_after.id, &lb_after.started_at),
+        (&lb_before.id, &lb_before.started_at),
+        "the lb container was recreated or restarted"
+    );
+    assert_ne!(worker_after, worker_before, "HAProxy was not reloaded");
+    let live = crate::e2e::docker(&["exec", &lb_after.id, "cat", "/etc/haproxy/haproxy.cfg"]);
+    assert!(
+        live.stdout.contains("balance leastconn"),
+        "the running lb does not read the new configuration\n{live}"
+    );
+    assert_all_on(&stack, "batched");
+    stack.step("provision apply (nothing changed after the reload)");
+    let again = project.run(&["apply"], &[], SHORT_TIMEOUT);
+    again.expect_success();
+    assert!(
+        again.all_output().contains("nothing to do"),
+        "apply does not see that the lb already runs its configuration\n{again}"
+    );
+    assert_eq!(lb_container(&stack).id, lb_after.id);
+
     // (c) A redis change restarts a stateful service: said in the plan, refused without a
     // terminal unless --yes.
     project.write(
@@ -283,4 +345,30 @@ fn redis_id(stack: &Stack) -> String {
         .find(|c| c.service == "redis")
         .map(|c| c.id)
         .expect("a redis container")
+}
+
+fn lb_container(stack: &Stack) -> crate::e2e::Container {
+    stack
+        .containers()
+        .into_iter()
+        .find(|c| c.service == "lb")
+        .expect("an lb container")
+}
+
+/// The pid of HAProxy's current worker, from its runtime API (`show info`).
+fn haproxy_worker(lb: &crate::e2e::Container) -> String {
+    let info = crate::e2e::docker(&[
+        "exec",
+        &lb.id,
+        "sh",
+        "-c",
+        "echo 'show info' | socat stdio UNIX-CONNECT:/run/haproxy/admin.sock",
+    ]);
+    info.expect_success();
+    info.stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Pid: "))
+        .unwrap_or_else(|| panic!("no Pid in HAProxy's show info\n{info}"))
+        .trim()
+        .to_owned()
 }

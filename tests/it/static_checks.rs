@@ -122,7 +122,11 @@ pub(crate) fn haproxy_check(haproxy: &Path, what: &str, config: &Path) {
         "127.0.0.1 localhost\n127.0.0.1 consul web redis lb\n",
     )
     .unwrap();
-    let script = "mount --bind \"$1\" /etc/hosts && exec \"$2\" -dW -c -f \"$3\"";
+    // The DNS modes' config reads /run/haproxy/server-state, which the lb image creates with its
+    // version line: so does a private /run here.
+    let script = "mount --bind \"$1\" /etc/hosts && mount -t tmpfs tmpfs /run \
+                  && mkdir /run/haproxy && echo 1 >/run/haproxy/server-state \
+                  && exec \"$2\" -dW -c -f \"$3\"";
     run_ok(
         what,
         Command::new("unshare")
@@ -916,7 +920,12 @@ fn haproxy_3_0_accepts_every_config_without_warnings() {
             let mut child = Command::new(&docker)
                 .args(["run", "--rm", "-i", "--network", "none"])
                 .args(["consul", "web", "redis", "lb"].map(|h| format!("--add-host={h}:127.0.0.1")))
-                .args([&image, "-dW", "-c", "-f", "/dev/stdin"])
+                // As the lb image does (lb/Dockerfile): the server-state file, version line only.
+                .args(["--user", "0", "--entrypoint", "sh", &image, "-c"])
+                .arg(
+                    "mkdir -p /run/haproxy && echo 1 >/run/haproxy/server-state \
+                     && exec haproxy -dW -c -f /dev/stdin",
+                )
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())

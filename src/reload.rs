@@ -1,0 +1,116 @@
+//! A new configuration file for a running container, reloaded in place instead of recreating the
+//! container (`spec::LiveConfig`: HAProxy's haproxy.cfg in the DNS modes). The file goes in with
+//! `docker cp` beside the live one; the image's own reload command checks it, installs it and
+//! reloads (lb/haproxy-reload.sh: a new HAProxy worker takes over the listening sockets).
+//!
+//! The container keeps the labels it was created with, so Compose would still recreate it on its
+//! next `up`: `apply` recognizes a container that already runs the file by the file itself (its
+//! hash inside the container) and leaves it out of Compose's `up`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use crate::docker::{Container, Docker};
+use crate::render::sha256_hex;
+use crate::spec::LiveConfig;
+use crate::ToolError;
+
+/// The rendered file's hash, as `live_hash` reports the container's.
+pub fn file_hash(rendered: &Path) -> anyhow::Result<String> {
+    let bytes =
+        std::fs::read(rendered).with_context(|| format!("reading {}", rendered.display()))?;
+    Ok(sha256_hex(&bytes))
+}
+
+/// The sha256 of the file the container reads now (None when it cannot be read: say the
+/// container is not running, or its image has no such file).
+pub fn live_hash(docker: &Docker, container: &Container, live: &LiveConfig) -> Option<String> {
+    let out = docker
+        .call(
+            format!("reading {}'s {}", container.describe(), live.path),
+            ["exec", container.id.as_str(), "sha256sum", live.path],
+        )
+        .timeout(Duration::from_secs(10))
+        .output_unchecked()
+        .ok()?;
+    if !out.success {
+        return None;
+    }
+    out.stdout
+        .split_whitespace()
+        .next()
+        .filter(|hash| hash.len() == 64)
+        .map(str::to_owned)
+}
+
+/// What a reload in place did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    pub service: String,
+    /// The reload command's last line (`worker 7 replaced by worker 31`).
+    pub said: String,
+}
+
+/// Copies `rendered` into the container beside the live file and runs the image's reload
+/// command. Its refusal (an invalid file: nothing changed) or failure (no new process: the old
+/// file is put back) is an error carrying what it printed.
+pub fn reload(
+    docker: &Docker,
+    container: &Container,
+    live: &LiveConfig,
+    rendered: &Path,
+) -> anyhow::Result<Reloaded> {
+    let next = format!("{}.next", live.path);
+    let target = format!("{}:{next}", container.id);
+    docker
+        .call(
+            format!(
+                "copying the new {} into {}",
+                live.file,
+                container.describe()
+            ),
+            [
+                "cp".as_ref(),
+                rendered.as_os_str(),
+                std::ffi::OsStr::new(&target),
+            ],
+        )
+        .changes_state()
+        .timeout(Duration::from_secs(30))
+        .output()?;
+    let out = docker
+        .call(
+            format!(
+                "reloading {} in place ({})",
+                container.describe(),
+                live.reload
+            ),
+            ["exec", "-u", "0", container.id.as_str(), live.reload],
+        )
+        .changes_state()
+        // The command gives up after 10 s of waiting for the new process.
+        .timeout(Duration::from_secs(30))
+        .output_unchecked()?;
+    if !out.success {
+        return Err(ToolError(format!(
+            "{} in {} failed; the container keeps serving with the configuration it had:\n{}{}",
+            live.reload,
+            container.describe(),
+            out.stdout,
+            out.stderr
+        ))
+        .into());
+    }
+    Ok(Reloaded {
+        service: container.service.clone(),
+        said: out
+            .stdout
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim_start_matches(&format!("{}: ", live.reload))
+            .to_owned(),
+    })
+}
