@@ -32,6 +32,7 @@ use crate::deploy::{Deployment, Swarm};
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL, RESTART_KEY_LABEL};
 use crate::printer::Printer;
+use crate::probe::load::{self, LoadOptions, LoadReport};
 use crate::probe::Endpoints;
 use crate::reload::{self, Reloaded};
 use crate::scaling::{self, Scaler};
@@ -178,6 +179,19 @@ fn apply_compose(
     // replica counts once the load balancer routes to it. A service whose configuration is
     // (or is about to be) reloaded in place stays out of Compose's `up`, which would recreate it
     // for its labels.
+    // Replacing the lb, redis or consul interrupts the stack: how long is measured with a light
+    // load through the lb, and reported.
+    let interrupted = interrupted_services(&changes, &plan.web.service);
+    let lb_runs = before
+        .iter()
+        .any(|c| c.service == Service::Lb.name() && c.running);
+    let gap = match !interrupted.is_empty() && lb_runs && !docker.is_dry_run() {
+        true => Some(load::start(LoadOptions::new(
+            deployment.endpoints().lb,
+            GAP_PROBE_RATE,
+        ))?),
+        false => None,
+    };
     let in_place: BTreeSet<&str> = changes
         .iter()
         .filter(|c| matches!(c.action, Action::Reload | Action::Reloaded))
@@ -244,7 +258,46 @@ fn apply_compose(
             &endpoints
         )
     );
+    if let Some(gap) = gap {
+        println!(
+            "  interruption:  {} ({} replaced)",
+            gap_line(&gap.stop()),
+            interrupted.join(", ")
+        );
+    }
     Ok(ExitStatus::Success)
+}
+
+/// Requests per second through the lb while a service it needs is replaced, to measure the gap.
+const GAP_PROBE_RATE: f64 = 20.0;
+
+/// The services besides web whose container this apply replaces or restarts: each interrupts
+/// what the stack serves (web is replaced rolling, a reload keeps the container).
+fn interrupted_services(changes: &[Change], web_service: &str) -> Vec<String> {
+    changes
+        .iter()
+        .filter(|c| c.service != web_service)
+        .filter(|c| matches!(c.action, Action::Recreate | Action::Restart | Action::Start))
+        .map(|c| c.service.clone())
+        .collect()
+}
+
+/// How long requests through the lb failed, from the probe load that ran meanwhile.
+fn gap_line(report: &LoadReport) -> String {
+    match (report.failure_samples.first(), report.last_failure_secs) {
+        (Some(first), Some(last)) => format!(
+            "requests through the lb failed for {:.1} s: {} of {} sent at {:.0}/s (first: {})",
+            last - first.at_secs + 1.0 / report.target_rate_per_sec,
+            report.failed,
+            report.sent,
+            report.target_rate_per_sec,
+            first.reason
+        ),
+        _ => format!(
+            "no request through the lb failed: {} sent at {:.0}/s",
+            report.sent, report.target_rate_per_sec
+        ),
+    }
 }
 
 /// A live configuration (`Plan::live_config`) and where its rendered file is.

@@ -311,15 +311,24 @@ fn e2e_rolling_apply_then_rollback_under_load() {
             &format!("jsonify(hits=count, hostname=HOSTNAME, {NEW_FIELD})"),
         )]),
     );
+    // The lb's stats port too: a container setting, not HAProxy's configuration alone, so the lb
+    // is recreated; apply measures and reports the interruption.
+    let changed = consul_dns_spec(PROJECT, 3, LB, 28685, 28686);
     project.write(
         "provision.yaml",
-        &format!("{spec}redis:\n  appendfsync: always\n"),
+        &format!("{changed}redis:\n  appendfsync: always\n"),
     );
-    stack.step("provision apply (redis changed, no terminal, no --yes)");
+    stack.step("provision apply (redis and lb's stats port changed, no terminal, no --yes)");
     let redis_before = redis_id(&stack);
     let dry = project.run(&["apply", "--dry-run"], &[], SHORT_TIMEOUT);
     dry.expect_success();
     assert!(dry.stdout.contains("RESTARTED"), "{dry}");
+    assert!(
+        dry.stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with("lb") && l.contains("recreated")),
+        "the dry run does not say the lb is recreated\n{dry}"
+    );
     let refused = project.run(&["apply"], &[], SHORT_TIMEOUT);
     refused.expect_code(2);
     assert!(refused.stderr.contains("--yes"), "{refused}");
@@ -328,14 +337,29 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         redis_before,
         "a refused apply changed redis"
     );
-    project
-        .run(&["apply", "--yes"], &[], APPLY_TIMEOUT)
-        .expect_success();
+    let lb_before = lb_container(&stack);
+    let ran = project.run(&["apply", "--yes"], &[], APPLY_TIMEOUT);
+    ran.expect_success();
     assert_ne!(
         redis_id(&stack),
         redis_before,
         "apply --yes left redis as it was"
     );
+    assert_ne!(
+        lb_container(&stack).id,
+        lb_before.id,
+        "the lb was not recreated"
+    );
+    let gap = ran
+        .stdout
+        .lines()
+        .find(|l| l.contains("interruption:"))
+        .unwrap_or_else(|| panic!("apply does not report the interruption\n{ran}"));
+    assert!(gap.contains("lb") && gap.contains("redis"), "{gap}");
+    note(format!(
+        "apply --yes (redis restarted, lb recreated): {}",
+        gap.trim()
+    ));
 }
 
 fn redis_id(stack: &Stack) -> String {

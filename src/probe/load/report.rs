@@ -127,6 +127,9 @@ pub struct LoadReport {
     pub failures: Failures,
     /// The first failures, in the order they were due.
     pub failure_samples: Vec<FailureSample>,
+    /// When the last failed request was due (seconds from the start): with the first sample,
+    /// the span in which requests failed.
+    pub last_failure_secs: Option<f64>,
     /// None when no request finished.
     pub latency: Option<Latency>,
     /// None when no request was sent.
@@ -185,6 +188,8 @@ pub(super) struct Tally {
     succeeded: u64,
     failures: Failures,
     samples: Vec<FailureSample>,
+    /// When the last failed request was due.
+    last_failure: Option<Duration>,
     latency_us: Histogram<u64>,
     lag_us: Histogram<u64>,
     served_by: BTreeMap<String, u64>,
@@ -200,6 +205,7 @@ impl Tally {
             succeeded: 0,
             failures: Failures::default(),
             samples: Vec::new(),
+            last_failure: None,
             latency_us: histogram(),
             lag_us: histogram(),
             served_by: BTreeMap::new(),
@@ -223,6 +229,7 @@ impl Tally {
             Outcome::Succeeded => self.succeeded += 1,
             Outcome::Failed(kind, reason) => {
                 self.failures.add(kind, 1);
+                self.last_failure = self.last_failure.max(Some(at));
                 // A worker takes requests in due order, so its first failures are its earliest.
                 if self.samples.len() < FAILURE_SAMPLES {
                     self.samples.push(FailureSample {
@@ -259,6 +266,7 @@ impl Tally {
             .add(FailureKind::Timeout, other.failures.timeout);
         self.failures.add(FailureKind::Other, other.failures.other);
         self.samples.extend(other.samples);
+        self.last_failure = self.last_failure.max(other.last_failure);
         self.samples.sort_by(|a, b| a.at_secs.total_cmp(&b.at_secs));
         self.samples.truncate(FAILURE_SAMPLES);
         for (mine, theirs) in [
@@ -331,6 +339,7 @@ impl LoadReport {
             failed: tally.failures.total(),
             failures: tally.failures,
             failure_samples: tally.samples,
+            last_failure_secs: tally.last_failure.map(|at| at.as_secs_f64()),
             latency,
             send_lag,
             workers: counts.workers,
