@@ -3,6 +3,7 @@
 //! `run` dispatches one subcommand; each lives in `commands/`. Errors carry their meaning as a few
 //! typed errors (see `error.rs`), from which `ExitStatus` picks the documented exit code.
 
+pub mod applied;
 pub mod blueprint;
 pub mod check;
 pub mod cli;

@@ -173,7 +173,10 @@ impl Scaler<'_> {
             .collect();
         let mut replaced = 0;
         for chunk in old.chunks(batch) {
-            let serving = total - replaced;
+            // Every batch so far ended with as many replicas as at the start: this batch's new
+            // ones come on top of them (not `total - replaced`: that created nothing after the
+            // first batch, so the later old replicas left without a replacement until the end).
+            let serving = self.count_web()?;
             let summary = format!(
                 "replacing web: {} old, {replaced} new; starting {} new",
                 old_count - replaced,

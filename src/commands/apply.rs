@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
+use crate::applied;
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
 use crate::deploy::{Deployment, Swarm};
@@ -156,6 +157,7 @@ fn apply_compose(
                 "{}",
                 summary(&plan.project, &[], &[], &before, &before, &endpoints)
             );
+            remember_applied(docker, compose);
             return Ok(ExitStatus::Success);
         }
         Some(reason) => progress.note(format!("to apply: {reason}")),
@@ -265,7 +267,22 @@ fn apply_compose(
             interrupted.join(", ")
         );
     }
+    remember_applied(docker, compose);
     Ok(ExitStatus::Success)
+}
+
+/// Keeps the file the stack now runs (see `applied`); a failure costs only a later total
+/// rollback, so it is a note.
+fn remember_applied(docker: &Docker, compose: &Compose<'_>) {
+    if docker.is_dry_run() {
+        return;
+    }
+    if let Err(err) = applied::remember(compose.project(), compose.file()) {
+        docker.printer().note(format!(
+            "could not keep a copy of the applied Compose file ({err:#}); a rollout that fails \
+             after its first batch will leave the replicas it replaced on the new version"
+        ));
+    }
 }
 
 /// Requests per second through the lb while a service it needs is replaced, to measure the gap.
@@ -420,6 +437,11 @@ fn roll_web(
         .into_iter()
         .filter(|c| outdated(c, web, id.as_deref()).is_some())
         .collect();
+    // The configuration the old replicas share, if they do: what a total rollback returns to.
+    let old_config = old
+        .first()
+        .and_then(|c| c.config_label.clone())
+        .filter(|label| old.iter().all(|c| c.config_label.as_ref() == Some(label)));
     let scaler = Scaler {
         deployment,
         docker,
@@ -458,10 +480,17 @@ fn roll_web(
                 failure.rollback_seconds,
             );
             if rollout.replaced > 0 {
-                message.push_str(&format!(
-                    " ({} replaced in earlier batches run the new version)",
-                    rollout.replaced
-                ));
+                let n = rollout.replaced;
+                match revert_replaced(deployment, compose, args, web, old_config.as_deref()) {
+                    Ok(revert) => message.push_str(&format!(
+                        "; the {n} replaced in earlier batches were put back on the previous \
+                         version in {} s: every web replica runs what ran before the apply",
+                        revert.seconds
+                    )),
+                    Err(why) => message.push_str(&format!(
+                        " ({n} replaced in earlier batches run the new version: {why})"
+                    )),
+                }
             }
             if !others.is_empty() {
                 message.push_str(&format!(
@@ -471,6 +500,59 @@ fn roll_web(
             }
             Err(CheckFailed(message).into())
         }
+    }
+}
+
+/// Puts the replicas an interrupted rollout already replaced back on the version that ran before,
+/// rolling, from the last applied Compose file (`applied`). Says why not when it cannot.
+fn revert_replaced(
+    deployment: &Deployment<'_>,
+    compose: &Compose<'_>,
+    args: &ApplyArgs,
+    new_web: &FileService,
+    old_config: Option<&str>,
+) -> Result<scaling::Rollout, String> {
+    let docker = deployment.docker();
+    let plan = deployment.plan();
+    let text = applied::previous(&plan.project)
+        .ok_or("no copy of the Compose file they were started from was kept")?;
+    let kept = file_services(&text).map_err(|e| format!("the kept Compose file: {e:#}"))?;
+    if kept.get(&plan.web.service).map(|w| w.config.as_str()) != old_config {
+        return Err(
+            "the kept Compose file is not the one the old replicas were started from".into(),
+        );
+    }
+    let dir = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
+    let file = dir.path().join("compose.yaml");
+    std::fs::write(&file, &text).map_err(|e| format!("writing {}: {e}", file.display()))?;
+    // Relative paths (build contexts) resolve as from the output directory; nothing is built.
+    let previous =
+        Compose::new(docker, &plan.project, &file).with_project_directory(&out_dir(compose));
+    let containers = docker
+        .project_containers(&plan.project)
+        .map_err(|e| format!("{e:#}"))?;
+    let new_ones: Vec<Container> = scaling::web_of(&containers, plan)
+        .into_iter()
+        .filter(|c| c.config_label.as_deref() == Some(new_web.config.as_str()))
+        .collect();
+    docker.printer().note(format!(
+        "rolling back: putting the {} replica{} replaced in earlier batches back on the previous version",
+        new_ones.len(),
+        if new_ones.len() == 1 { "" } else { "s" }
+    ));
+    let scaler = Scaler {
+        deployment,
+        docker,
+        compose: &previous,
+        plan,
+        endpoints: &deployment.endpoints(),
+        timeout: args.timeout,
+        batch: args.batch,
+    };
+    let revert = scaler.replace(new_ones).map_err(|e| format!("{e:#}"))?;
+    match &revert.failure {
+        None => Ok(revert),
+        Some(failure) => Err(format!("putting them back failed too: {}", failure.problem)),
     }
 }
 

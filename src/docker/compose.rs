@@ -17,6 +17,8 @@ pub struct Compose<'a> {
     docker: &'a Docker,
     project: String,
     file: PathBuf,
+    /// `--project-directory`: where relative paths resolve (default: the file's directory).
+    project_dir: Option<PathBuf>,
 }
 
 /// Options of `docker compose up`.
@@ -124,7 +126,19 @@ impl<'a> Compose<'a> {
             docker,
             project: project.to_owned(),
             file: file.to_owned(),
+            project_dir: None,
         }
+    }
+
+    /// The same project from a file kept elsewhere, its relative paths resolved from `dir`.
+    pub fn with_project_directory(mut self, dir: &Path) -> Self {
+        self.project_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// The Compose project name every call names.
+    pub fn project(&self) -> &str {
+        &self.project
     }
 
     /// The Compose file every call names.
@@ -144,6 +158,9 @@ impl<'a> Compose<'a> {
             "-f".into(),
             self.file.clone().into(),
         ];
+        if let Some(dir) = &self.project_dir {
+            all.extend(["--project-directory".into(), dir.clone().into()]);
+        }
         all.extend(args.into_iter().map(Into::into));
         self.docker.call(summary, all)
     }

@@ -142,13 +142,21 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     stack.step("provision apply (changed app) under load");
     let load = start_load();
     std::thread::sleep(Duration::from_secs(2));
+    let watch = RunningWatch::start();
     let t = Instant::now();
     let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
     let rollout = t.elapsed().as_secs_f64();
+    let fewest = watch.stop();
     std::thread::sleep(Duration::from_secs(2));
     let report = load.stop();
     ran.expect_success();
-    note(format!("rolling apply of 3 replicas: {rollout:.1} s"));
+    note(format!(
+        "rolling apply of 3 replicas: {rollout:.1} s, never fewer than {fewest} running"
+    ));
+    assert!(
+        fewest >= 3,
+        "only {fewest} web replicas ran at one point of the rollout"
+    );
     note_load("load during the rolling apply", &report);
     assert_eq!(report.failed, 0, "requests failed during the rollout");
     assert_eq!(report.not_sent, 0);
@@ -240,6 +248,70 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     project
         .run(&["verify"], &[], VERIFY_TIMEOUT)
         .expect_success();
+
+    // (b') A new version only one replica of which ever passes its health check: the first
+    // batch goes through, the second is never routed. Rolled back totally: the replica the
+    // first batch replaced is put back on the previous version, from the kept Compose file.
+    let first_key = format!("e2e-first-of-partial-{}", std::process::id());
+    project.write(
+        "blueprints/web/app.py.j2",
+        &app_with(&[
+            (
+                ANSWER,
+                "jsonify(hits=count, hostname=HOSTNAME, version=\"partial\")",
+            ),
+            (
+                "        redis_call(\"ping\")\n",
+                &format!(
+                    "        redis_call(\"ping\")\n        \
+                     redis.set({first_key:?}, HOSTNAME, nx=True)\n        \
+                     if redis.get({first_key:?}) != HOSTNAME.encode():\n            \
+                     return \"only the first replica of this version is healthy\\n\", 500\n"
+                ),
+            ),
+        ]),
+    );
+    stack.step("provision apply (only the first new replica healthy) under load");
+    let load = start_load();
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let ran = project.run(&["apply", "--timeout", &timeout], &[], APPLY_TIMEOUT);
+    let failed_after = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    ran.expect_code(1);
+    assert!(
+        ran.stderr.contains("put back on the previous version"),
+        "the replica of the first batch was not put back\n{ran}"
+    );
+    note(format!(
+        "apply failing in its second batch: failed after {failed_after:.1} s, then reverted the first"
+    ));
+    note_load(
+        "load during the apply that failed in its second batch",
+        &report,
+    );
+    assert_eq!(
+        report.failed, 0,
+        "requests failed during the total rollback"
+    );
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(
+        stack.web().len(),
+        3,
+        "web replicas after the total rollback"
+    );
+    assert_all_on(&stack, "batched");
+    note(format!(
+        "what apply said:\n{}",
+        ran.stderr
+            .lines()
+            .filter(|l| l.contains("rolled back")
+                || l.contains("put back")
+                || l.contains("rolling back"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    ));
 
     // (d) HAProxy's configuration alone changed (lb.balance): the running lb reloads it in place
     // under load. The app override goes back to the version that runs, so web is kept.
@@ -395,4 +467,41 @@ fn haproxy_worker(lb: &crate::e2e::Container) -> String {
         .unwrap_or_else(|| panic!("no Pid in HAProxy's show info\n{info}"))
         .trim()
         .to_owned()
+}
+
+/// Counts the running web replicas every 200 ms from another thread; `stop` gives the fewest seen.
+struct RunningWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl RunningWatch {
+    fn start() -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut fewest = usize::MAX;
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let ps = crate::e2e::docker(&[
+                    "ps",
+                    "-q",
+                    "--filter",
+                    &format!("label=com.docker.compose.project={PROJECT}"),
+                    "--filter",
+                    "label=com.docker.compose.service=web",
+                ]);
+                if ps.code == Some(0) {
+                    fewest = fewest.min(ps.stdout.lines().filter(|l| !l.trim().is_empty()).count());
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            fewest
+        });
+        RunningWatch { stop, thread }
+    }
+
+    fn stop(self) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the watch thread")
+    }
 }

@@ -1,0 +1,81 @@
+//! The Compose file of the last apply that finished, kept outside the output directory (which
+//! the next render replaces): a rolling replacement that fails after earlier batches went through
+//! starts replicas of the previous version from it, so the stack ends as it was.
+//!
+//! Kept in `$XDG_STATE_HOME/provision/<project>/compose.yaml` (`~/.local/state/...` without the
+//! variable). Two checkouts with one project name share it; that is safe because it is used only
+//! when its web section's `org.provision.config` label is the one the old replicas carry.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+/// The state directory; None without a home directory.
+fn state_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|home| Path::new(&home).join(".local/state"))
+        })
+}
+
+fn path_in(state: &Path, project: &str) -> PathBuf {
+    state.join("provision").join(project).join("compose.yaml")
+}
+
+/// Keeps a copy of `compose_file` as the one `project` last applied.
+pub fn remember(project: &str, compose_file: &Path) -> anyhow::Result<()> {
+    match state_dir() {
+        Some(state) => remember_in(&state, project, compose_file),
+        None => Ok(()),
+    }
+}
+
+fn remember_in(state: &Path, project: &str, compose_file: &Path) -> anyhow::Result<()> {
+    let target = path_in(state, project);
+    let text = std::fs::read(compose_file)
+        .with_context(|| format!("reading {}", compose_file.display()))?;
+    if std::fs::read(&target).is_ok_and(|kept| kept == text) {
+        return Ok(());
+    }
+    let dir = target.parent().expect("the path has a parent");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Written beside, then renamed: a reader never sees half a file.
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut temp, &text)?;
+    temp.persist(&target)
+        .with_context(|| format!("writing {}", target.display()))?;
+    Ok(())
+}
+
+/// The Compose file `project` last applied, if one was kept.
+pub fn previous(project: &str) -> Option<String> {
+    std::fs::read_to_string(path_in(&state_dir()?, project)).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_file_is_read_back_under_the_state_directory() {
+        let state = tempfile::tempdir().unwrap();
+        let file = state.path().join("compose.yaml");
+        std::fs::write(&file, "services: {}\n").unwrap();
+        let project = "hits";
+        let kept = path_in(state.path(), project);
+        assert!(!kept.exists());
+        remember_in(state.path(), project, &file).unwrap();
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "services: {}\n");
+        assert_eq!(kept, state.path().join("provision/hits/compose.yaml"));
+        std::fs::write(&file, "services: {web: {}}\n").unwrap();
+        remember_in(state.path(), project, &file).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&kept).unwrap(),
+            "services: {web: {}}\n"
+        );
+    }
+}
