@@ -1,0 +1,597 @@
+//! Swarm's own rolling updates, as `provision apply` follows them: after `docker stack deploy`,
+//! every service whose task template changed is updated by Swarm as its `update_config` says
+//! (stack.yaml: web start-first, a batch at a time, rolled back on a failure). Apply waits
+//! until each of those updates is over, shows how many old and new tasks run meanwhile, and
+//! fails when Swarm rolled one back or paused it, with Swarm's reason and the tasks' errors.
+//!
+//! Which services update is decided before anything is read back: a service whose
+//! `Spec.TaskTemplate` is the same after the deploy as before gets no new tasks, and its
+//! `UpdateStatus` (absent on a service never updated) is an earlier update's, not this one's.
+//! An update of this deploy is one whose `StartedAt` differs from the one seen before.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde::Deserialize;
+
+use super::{Swarm, POLL};
+use crate::check::round1;
+
+/// Swarm starts an update within milliseconds of the deploy; a followed service that shows none
+/// after this long, with every task as before, has none coming.
+const NO_UPDATE_AFTER: Duration = Duration::from_secs(10);
+
+/// `UpdateStatus.State` of a service (docker's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpdateState {
+    Updating,
+    Paused,
+    Completed,
+    RollbackStarted,
+    RollbackPaused,
+    RollbackCompleted,
+    #[serde(other)]
+    Unknown,
+}
+
+impl UpdateState {
+    /// Swarm is still replacing tasks, forwards or back.
+    fn in_progress(self) -> bool {
+        matches!(self, UpdateState::Updating | UpdateState::RollbackStarted)
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            UpdateState::Updating => "updating",
+            UpdateState::Paused => "paused",
+            UpdateState::Completed => "completed",
+            UpdateState::RollbackStarted => "rolling back",
+            UpdateState::RollbackPaused => "rollback paused",
+            UpdateState::RollbackCompleted => "rolled back",
+            UpdateState::Unknown => "in an unknown update state",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct UpdateStatus {
+    pub state: UpdateState,
+    #[serde(default)]
+    pub started_at: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One service as `docker service inspect` has it: what its tasks run, and its last update.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceState {
+    task_template: serde_json::Value,
+    pub update: Option<UpdateStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawService {
+    spec: RawServiceSpec,
+    #[serde(default)]
+    update_status: Option<UpdateStatus>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawServiceSpec {
+    name: String,
+    #[serde(default)]
+    task_template: serde_json::Value,
+}
+
+/// Full service name → its state, from `docker service inspect` of the stack's services.
+pub fn parse_services(json: &str) -> anyhow::Result<BTreeMap<String, ServiceState>> {
+    if json.trim().is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let raw: Vec<RawService> =
+        serde_json::from_str(json).context("reading `docker service inspect`")?;
+    Ok(raw
+        .into_iter()
+        .map(|s| {
+            (
+                s.spec.name,
+                ServiceState {
+                    task_template: s.spec.task_template,
+                    update: s.update_status,
+                },
+            )
+        })
+        .collect())
+}
+
+/// The services this deploy updates: their task template changed, or an update (say of an apply
+/// that was interrupted) is still going on. New services are created, not updated.
+pub fn to_follow(
+    before: &BTreeMap<String, ServiceState>,
+    after: &BTreeMap<String, ServiceState>,
+) -> Vec<String> {
+    after
+        .iter()
+        .filter(|(name, now)| {
+            before.get(*name).is_some_and(|then| {
+                then.task_template != now.task_template
+                    || now.update.as_ref().is_some_and(|u| u.state.in_progress())
+            })
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// The update of this deploy, once Swarm started it: None while the service still shows the
+/// status it had before the deploy.
+fn this_update<'s>(before: &ServiceState, now: &'s ServiceState) -> Option<&'s UpdateStatus> {
+    let started_before = before.update.as_ref().map(|u| u.started_at.as_str());
+    now.update
+        .as_ref()
+        .filter(|u| u.state.in_progress() || Some(u.started_at.as_str()) != started_before)
+}
+
+/// A task line of `docker service ps`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskLine {
+    pub id: String,
+    pub name: String,
+    pub node: String,
+    /// The first word of CURRENT STATE: `Running`, `Starting`, `Failed`, ...
+    pub state: String,
+    pub error: String,
+}
+
+const TASK_FORMAT: &str = "{{.ID}}\t{{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.Error}}";
+
+fn parse_task_lines(text: &str) -> Vec<TaskLine> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let id = fields.next()?.trim();
+            if id.is_empty() {
+                return None;
+            }
+            let name = fields.next().unwrap_or_default();
+            let node = fields.next().unwrap_or_default();
+            let state = fields.next().unwrap_or_default();
+            let error = fields.next().unwrap_or_default();
+            Some(TaskLine {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                node: node.to_owned(),
+                state: state
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+                // `service ps` quotes an error with --no-trunc.
+                error: error.trim().trim_matches('"').to_owned(),
+            })
+        })
+        .collect()
+}
+
+/// What the stack looked like before the deploy: its services and every task id they had.
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    services: BTreeMap<String, ServiceState>,
+    tasks: BTreeSet<String>,
+}
+
+/// A service Swarm did not update: rolled back, paused, or given up on at `--timeout`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Without the stack's prefix (`web`).
+    pub service: String,
+    pub state: UpdateState,
+    /// Why, in Swarm's words (`update rolled back due to failure or early termination of task
+    /// …`), or provision's when it asked for the rollback itself.
+    pub why: String,
+    /// `node: task: error` of the tasks this update started that failed.
+    pub task_errors: Vec<String>,
+}
+
+/// How the updates of one deploy went.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Rollout {
+    /// The services Swarm updated (short names), each with its seconds from the deploy until
+    /// completed.
+    pub updated: Vec<(String, f64)>,
+    pub failures: Vec<Failure>,
+    /// From the deploy until the last update was over.
+    pub seconds: f64,
+}
+
+impl Rollout {
+    /// The failures as apply reports them, or None when every update completed.
+    pub fn failure_message(&self) -> Option<String> {
+        if self.failures.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        for f in &self.failures {
+            let (verdict, what) = match f.state {
+                UpdateState::RollbackCompleted => ("rolled back", "Swarm rolled it back"),
+                UpdateState::Paused | UpdateState::RollbackPaused => (
+                    "paused",
+                    "Swarm paused it; `docker service rollback` or another apply goes on",
+                ),
+                _ => ("not finished", "Swarm left it in an unknown state"),
+            };
+            out.push_str(&format!(
+                "{verdict}: Swarm's update of {} failed and {what} ({} s after the deploy): {}\n",
+                f.service, self.seconds, f.why
+            ));
+            if f.task_errors.is_empty() {
+                out.push_str("  (no task of the update reported an error)\n");
+            } else {
+                out.push_str("  what its new tasks said:\n");
+            }
+            for e in &f.task_errors {
+                out.push_str(&format!("  {e}\n"));
+            }
+        }
+        out.push_str("the tasks that ran before keep serving");
+        Some(out)
+    }
+}
+
+/// Where one followed service is.
+struct Followed {
+    name: String,
+    /// Swarm's reason when it started rolling back (the final status only says "rollback
+    /// completed").
+    rollback_reason: Option<String>,
+    /// provision asked for the rollback at `--timeout`.
+    rolled_back_by_us: bool,
+    done: Option<UpdateState>,
+}
+
+impl Swarm<'_> {
+    /// `docker service inspect` of the stack's services.
+    fn service_states(&self) -> anyhow::Result<BTreeMap<String, ServiceState>> {
+        let names: Vec<String> = self.services()?.into_keys().collect();
+        if names.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut args = vec!["service".to_owned(), "inspect".into()];
+        args.extend(names);
+        let json = self
+            .docker
+            .call("inspecting the stack's services", args)
+            .timeout(Duration::from_secs(30))
+            .output()?;
+        parse_services(&json)
+    }
+
+    /// `docker service ps` of `services`, every task or only those meant to run.
+    fn task_lines(
+        &self,
+        services: &[String],
+        desired_running: bool,
+    ) -> anyhow::Result<Vec<TaskLine>> {
+        if services.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut args: Vec<String> = ["service", "ps", "--no-trunc", "--format", TASK_FORMAT]
+            .map(str::to_owned)
+            .to_vec();
+        if desired_running {
+            args.extend(["--filter".to_owned(), "desired-state=running".to_owned()]);
+        }
+        args.extend(services.iter().cloned());
+        let out = self
+            .docker
+            .call("listing the services' tasks", args)
+            .timeout(Duration::from_secs(30))
+            .output()?;
+        Ok(parse_task_lines(&out))
+    }
+
+    /// The stack before `stack deploy`, to tell this deploy's updates and tasks from earlier ones.
+    pub fn before_deploy(&self) -> anyhow::Result<Before> {
+        if self.docker.is_dry_run() {
+            return Ok(Before::default());
+        }
+        let services = self.service_states()?;
+        let names: Vec<String> = services.keys().cloned().collect();
+        let tasks = self
+            .task_lines(&names, false)?
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        Ok(Before { services, tasks })
+    }
+
+    /// Waits until every update this deploy started is over (completed, rolled back or paused).
+    /// An update still going at `timeout` is rolled back (`docker service rollback`), and that
+    /// is waited for as long again.
+    pub fn wait_updates(&self, before: &Before, timeout: u64) -> anyhow::Result<Rollout> {
+        let started = Instant::now();
+        let mut rollout = Rollout::default();
+        let mut followed: Vec<Followed> = to_follow(&before.services, &self.service_states()?)
+            .into_iter()
+            .map(|name| Followed {
+                name,
+                rollback_reason: None,
+                rolled_back_by_us: false,
+                done: None,
+            })
+            .collect();
+        if followed.is_empty() {
+            return Ok(rollout);
+        }
+        let names: Vec<String> = followed.iter().map(|f| f.name.clone()).collect();
+        let step = self.docker.printer().step(&format!(
+            "waiting for Swarm's rolling update of {}",
+            self.short_names(&names).join(", ")
+        ));
+        let deadline = Duration::from_secs(timeout);
+        loop {
+            let states = self.service_states()?;
+            let running = self.task_lines(&names, true)?;
+            let mut progress = Vec::new();
+            for f in followed.iter_mut().filter(|f| f.done.is_none()) {
+                let (Some(then), Some(now)) = (before.services.get(&f.name), states.get(&f.name))
+                else {
+                    anyhow::bail!("service {} went away during its update", f.name);
+                };
+                let short = self.short_names(std::slice::from_ref(&f.name)).remove(0);
+                let Some(update) = this_update(then, now) else {
+                    // A template change that leaves every task as it is (no field Swarm compares
+                    // tasks by) starts no update at all: nothing new to wait for.
+                    let prefix = format!("{}.", f.name);
+                    let untouched = running
+                        .iter()
+                        .filter(|t| t.name.starts_with(&prefix))
+                        .all(|t| before.tasks.contains(&t.id));
+                    if untouched && started.elapsed() >= NO_UPDATE_AFTER {
+                        f.done = Some(UpdateState::Completed);
+                    } else {
+                        progress.push(format!("{short}: waiting for Swarm to start"));
+                    }
+                    continue;
+                };
+                if update.state == UpdateState::RollbackStarted && f.rollback_reason.is_none() {
+                    f.rollback_reason = Some(update.message.clone());
+                }
+                if !update.state.in_progress() {
+                    f.done = Some(update.state);
+                    let seconds = round1(started.elapsed().as_secs_f64());
+                    if update.state == UpdateState::Completed {
+                        rollout.updated.push((short.clone(), seconds));
+                    } else {
+                        let why = if f.rolled_back_by_us {
+                            format!(
+                                "not finished after --timeout {timeout} s, so provision rolled \
+                                 it back (Swarm: {})",
+                                update.message
+                            )
+                        } else {
+                            f.rollback_reason
+                                .clone()
+                                .unwrap_or_else(|| update.message.clone())
+                        };
+                        rollout.failures.push(Failure {
+                            service: short.clone(),
+                            state: update.state,
+                            why,
+                            task_errors: Vec::new(),
+                        });
+                    }
+                    continue;
+                }
+                let prefix = format!("{}.", f.name);
+                let (mut old, mut new, mut starting) = (0, 0, 0);
+                for t in running.iter().filter(|t| t.name.starts_with(&prefix)) {
+                    match (before.tasks.contains(&t.id), t.state == "Running") {
+                        (true, true) => old += 1,
+                        (false, true) => new += 1,
+                        (_, false) => starting += 1,
+                    }
+                }
+                progress.push(format!(
+                    "{short} {}: {old} old and {new} new tasks running, {starting} starting",
+                    update.state.as_str()
+                ));
+            }
+            if followed.iter().all(|f| f.done.is_some()) {
+                break;
+            }
+            step.status(&progress.join("; "));
+            if started.elapsed() >= deadline {
+                for f in followed
+                    .iter_mut()
+                    .filter(|f| f.done.is_none() && !f.rolled_back_by_us)
+                {
+                    f.rolled_back_by_us = true;
+                    self.docker
+                        .call(
+                            format!("rolling back {} (not updated after {timeout} s)", f.name),
+                            ["service", "rollback", "--detach", f.name.as_str()],
+                        )
+                        .changes_state()
+                        .output()?;
+                }
+            }
+            if started.elapsed() >= deadline * 2 {
+                step.fail();
+                return Err(crate::ToolError(format!(
+                    "Swarm's update of {} is neither finished nor rolled back {} s after the \
+                     deploy: {}",
+                    names.join(", "),
+                    2 * timeout,
+                    progress.join("; ")
+                ))
+                .into());
+            }
+            std::thread::sleep(POLL);
+        }
+        rollout.seconds = round1(started.elapsed().as_secs_f64());
+        if rollout.failures.is_empty() {
+            step.finish();
+        } else {
+            step.fail();
+            let failed: Vec<String> = rollout
+                .failures
+                .iter()
+                .map(|f| self.service_name(&f.service))
+                .collect();
+            let tasks = self.task_lines(&failed, false)?;
+            for failure in &mut rollout.failures {
+                let prefix = format!("{}.", self.service_name(&failure.service));
+                failure.task_errors = tasks
+                    .iter()
+                    .filter(|t| {
+                        t.name.starts_with(&prefix)
+                            && !before.tasks.contains(&t.id)
+                            && !t.error.is_empty()
+                    })
+                    .map(|t| format!("{}: {} ({}): {}", t.node, t.name, t.state, t.error))
+                    .collect();
+            }
+        }
+        Ok(rollout)
+    }
+
+    /// Service names without the stack's prefix (`web`).
+    fn short_names(&self, names: &[String]) -> Vec<String> {
+        let prefix = format!("{}_", self.plan.project);
+        names
+            .iter()
+            .map(|n| n.strip_prefix(&prefix).unwrap_or(n).to_owned())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, image: &str, update: Option<(&str, &str, &str)>) -> String {
+        let status = update
+            .map(|(state, started, message)| {
+                format!(
+                    r#","UpdateStatus":{{"State":"{state}","StartedAt":"{started}","Message":"{message}"}}"#
+                )
+            })
+            .unwrap_or_default();
+        format!(
+            r#"{{"ID":"x","Spec":{{"Name":"{name}","TaskTemplate":{{"ContainerSpec":{{"Image":"{image}"}},"ForceUpdate":0}}}}{status}}}"#
+        )
+    }
+
+    fn parse(services: &[String]) -> BTreeMap<String, ServiceState> {
+        parse_services(&format!("[{}]", services.join(","))).unwrap()
+    }
+
+    #[test]
+    fn only_services_whose_tasks_change_or_still_update_are_followed() {
+        let before = parse(&[
+            service(
+                "hits_web",
+                "web:1",
+                Some(("rollback_completed", "t1", "rollback completed")),
+            ),
+            service("hits_lb", "lb:1", None),
+            service("hits_redis", "redis:1", None),
+        ]);
+        let after = parse(&[
+            // A new version: followed, though its status is still the earlier rollback's.
+            service(
+                "hits_web",
+                "web:2",
+                Some(("rollback_completed", "t1", "rollback completed")),
+            ),
+            service("hits_lb", "lb:1", None),
+            // Unchanged but still updating (an interrupted apply): followed.
+            service(
+                "hits_redis",
+                "redis:1",
+                Some(("updating", "t0", "update in progress")),
+            ),
+            // New: created, not updated.
+            service("hits_consul", "consul:1", None),
+        ]);
+        assert_eq!(to_follow(&before, &after), ["hits_redis", "hits_web"]);
+        let web_before = &before["hits_web"];
+        assert_eq!(
+            this_update(web_before, &after["hits_web"]),
+            None,
+            "the earlier rollback is not this deploy's update"
+        );
+        let started = parse(&[service(
+            "hits_web",
+            "web:2",
+            Some(("updating", "t2", "update in progress")),
+        )]);
+        assert_eq!(
+            this_update(web_before, &started["hits_web"]).map(|u| u.state),
+            Some(UpdateState::Updating)
+        );
+        let rolled = parse(&[service(
+            "hits_web",
+            "web:1",
+            Some(("rollback_completed", "t2", "rollback completed")),
+        )]);
+        assert_eq!(
+            this_update(web_before, &rolled["hits_web"]).map(|u| u.state),
+            Some(UpdateState::RollbackCompleted)
+        );
+        let odd = parse(&[service(
+            "hits_web",
+            "web:1",
+            Some(("some_new_state", "t3", "")),
+        )]);
+        assert_eq!(
+            odd["hits_web"].update.as_ref().unwrap().state,
+            UpdateState::Unknown
+        );
+    }
+
+    #[test]
+    fn task_lines_keep_the_error_without_quotes() {
+        let text = "tspm6\thits_web.1\tnode2\tFailed 5 seconds ago\t\"task: non-zero exit (137): dockerexec: unhealthy container\"\n\
+                    909d8\thits_web.1\tnode1\tRunning 22 seconds ago\t\n";
+        let lines = parse_task_lines(text);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].state, "Failed");
+        assert_eq!(
+            lines[0].error,
+            "task: non-zero exit (137): dockerexec: unhealthy container"
+        );
+        assert_eq!(
+            (lines[1].state.as_str(), lines[1].error.as_str()),
+            ("Running", "")
+        );
+    }
+
+    #[test]
+    fn a_rolled_back_update_names_the_service_swarms_reason_and_the_task_errors() {
+        let rollout = Rollout {
+            updated: Vec::new(),
+            failures: vec![Failure {
+                service: "web".into(),
+                state: UpdateState::RollbackCompleted,
+                why: "update rolled back due to failure or early termination of task tspm6".into(),
+                task_errors: vec![
+                    "node2: hits_web.1 (Failed): task: non-zero exit (137): dockerexec: unhealthy container".into(),
+                ],
+            }],
+            seconds: 31.5,
+        };
+        insta::assert_snapshot!(rollout.failure_message().unwrap(), @r"
+        rolled back: Swarm's update of web failed and Swarm rolled it back (31.5 s after the deploy): update rolled back due to failure or early termination of task tspm6
+          what its new tasks said:
+          node2: hits_web.1 (Failed): task: non-zero exit (137): dockerexec: unhealthy container
+        the tasks that ran before keep serving
+        ");
+        assert_eq!(Rollout::default().failure_message(), None);
+    }
+}
