@@ -30,6 +30,9 @@ pub struct Tuning {
     /// service back. Longer than web's health check takes to call a replica unhealthy (3 failed
     /// checks 5 s apart, 2 s each). Every rollout waits it out once, after its last batch.
     pub swarm_update_monitor: &'static str,
+    /// Swarm: the same watch while rolling back, to the version that ran healthy before: short,
+    /// so a failed apply reports soon.
+    pub swarm_rollback_monitor: &'static str,
     /// consul-template quiescence (`wait { min max }`).
     pub template_wait_min: &'static str,
     pub template_wait_max: &'static str,
@@ -46,6 +49,7 @@ impl Tuning {
             stop_grace_period: format!("{}s", drain_seconds + graceful_timeout_seconds + 5),
             swarm_update_delay: "2s",
             swarm_update_monitor: "20s",
+            swarm_rollback_monitor: "5s",
             template_wait_min: "500ms",
             template_wait_max: "2s",
         }

@@ -177,6 +177,24 @@ fn parse_task_lines(text: &str) -> Vec<TaskLine> {
         .collect()
 }
 
+/// One ended task of an update, as apply reports it. A replica that Swarm stops because its
+/// health check failed exits cleanly: its task is `Complete`, with no error, so whether it ever
+/// ran (healthy) is said too.
+fn describe_ended(t: &TaskLine, ran: bool) -> String {
+    let id: String = t.id.chars().take(12).collect();
+    let how = match (t.error.is_empty(), ran) {
+        (false, _) => t.error.clone(),
+        (true, false) => "ended before it ever ran healthy".to_owned(),
+        (true, true) => "ended after running".to_owned(),
+    };
+    format!(
+        "{}: {} (task {id}) {}: {how}",
+        t.node,
+        t.name,
+        t.state.to_lowercase()
+    )
+}
+
 /// What the stack looked like before the deploy: its services and every task id they had.
 #[derive(Debug, Clone, Default)]
 pub struct Before {
@@ -193,8 +211,11 @@ pub struct Failure {
     /// Why, in Swarm's words (`update rolled back due to failure or early termination of task
     /// …`), or provision's when it asked for the rollback itself.
     pub why: String,
-    /// `node: task: error` of the tasks this update started that failed.
+    /// The tasks this update started that ended: node, task, state, error.
     pub task_errors: Vec<String>,
+    /// The last lines of the first such task's log (`docker service logs`, from any node): why
+    /// its health check failed, when it said so.
+    pub last_log: Vec<String>,
 }
 
 /// How the updates of one deploy went.
@@ -229,12 +250,18 @@ impl Rollout {
                 f.service, self.seconds, f.why
             ));
             if f.task_errors.is_empty() {
-                out.push_str("  (no task of the update reported an error)\n");
+                out.push_str("  (no task of the update ended)\n");
             } else {
-                out.push_str("  what its new tasks said:\n");
+                out.push_str("  its new tasks:\n");
             }
             for e in &f.task_errors {
-                out.push_str(&format!("  {e}\n"));
+                out.push_str(&format!("    {e}\n"));
+            }
+            if !f.last_log.is_empty() {
+                out.push_str("  the last log lines of the first:\n");
+            }
+            for line in &f.last_log {
+                out.push_str(&format!("    {line}\n"));
             }
         }
         out.push_str("the tasks that ran before keep serving");
@@ -333,6 +360,8 @@ impl Swarm<'_> {
             self.short_names(&names).join(", ")
         ));
         let deadline = Duration::from_secs(timeout);
+        // The new tasks seen running (healthy, when they have a health check).
+        let mut ran = BTreeSet::new();
         loop {
             let states = self.service_states()?;
             let running = self.task_lines(&names, true)?;
@@ -383,6 +412,7 @@ impl Swarm<'_> {
                             state: update.state,
                             why,
                             task_errors: Vec::new(),
+                            last_log: Vec::new(),
                         });
                     }
                     continue;
@@ -392,7 +422,10 @@ impl Swarm<'_> {
                 for t in running.iter().filter(|t| t.name.starts_with(&prefix)) {
                     match (before.tasks.contains(&t.id), t.state == "Running") {
                         (true, true) => old += 1,
-                        (false, true) => new += 1,
+                        (false, true) => {
+                            new += 1;
+                            ran.insert(t.id.clone());
+                        }
                         (_, false) => starting += 1,
                     }
                 }
@@ -446,18 +479,49 @@ impl Swarm<'_> {
             let tasks = self.task_lines(&failed, false)?;
             for failure in &mut rollout.failures {
                 let prefix = format!("{}.", self.service_name(&failure.service));
-                failure.task_errors = tasks
+                let ended: Vec<&TaskLine> = tasks
                     .iter()
                     .filter(|t| {
                         t.name.starts_with(&prefix)
                             && !before.tasks.contains(&t.id)
-                            && !t.error.is_empty()
+                            && t.state != "Running"
                     })
-                    .map(|t| format!("{}: {} ({}): {}", t.node, t.name, t.state, t.error))
                     .collect();
+                // Those that ended by themselves or failed, before those the rollback shut down.
+                let (own, shut): (Vec<&TaskLine>, Vec<&TaskLine>) =
+                    ended.into_iter().partition(|t| t.state != "Shutdown");
+                let ended: Vec<&TaskLine> = own.into_iter().chain(shut).collect();
+                failure.task_errors = ended
+                    .iter()
+                    .map(|t| describe_ended(t, ran.contains(&t.id)))
+                    .collect();
+                if let Some(first) = ended.first() {
+                    failure.last_log = self.task_log(&first.id);
+                }
             }
         }
         Ok(rollout)
+    }
+
+    /// The last lines of one task's log, wherever it ran (none when the log cannot be read).
+    fn task_log(&self, task_id: &str) -> Vec<String> {
+        let out = self
+            .docker
+            .call(
+                format!("reading the log of task {task_id}"),
+                ["service", "logs", "--tail", "12", "--raw", task_id],
+            )
+            .timeout(Duration::from_secs(20))
+            .output_unchecked();
+        match out {
+            // gunicorn and the health check write to stderr, kept after stdout.
+            Ok(out) if out.success => format!("{}{}", out.stdout, out.stderr)
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Service names without the stack's prefix (`web`).
@@ -580,16 +644,26 @@ mod tests {
                 service: "web".into(),
                 state: UpdateState::RollbackCompleted,
                 why: "update rolled back due to failure or early termination of task tspm6".into(),
-                task_errors: vec![
-                    "node2: hits_web.1 (Failed): task: non-zero exit (137): dockerexec: unhealthy container".into(),
+                task_errors: vec![describe_ended(
+                    &parse_task_lines(
+                        "v4wootagi2thrdx0\thits_web.1\tnode2\tComplete 22 seconds ago\t\n",
+                    )[0],
+                    false,
+                )],
+                last_log: vec![
+                    "[healthcheck] unhealthy: http://127.0.0.1:8000/healthz: HTTP Error 500".into(),
+                    "[INFO] Handling signal: term".into(),
                 ],
             }],
             seconds: 31.5,
         };
         insta::assert_snapshot!(rollout.failure_message().unwrap(), @r"
         rolled back: Swarm's update of web failed and Swarm rolled it back (31.5 s after the deploy): update rolled back due to failure or early termination of task tspm6
-          what its new tasks said:
-          node2: hits_web.1 (Failed): task: non-zero exit (137): dockerexec: unhealthy container
+          its new tasks:
+            node2: hits_web.1 (task v4wootagi2th) complete: ended before it ever ran healthy
+          the last log lines of the first:
+            [healthcheck] unhealthy: http://127.0.0.1:8000/healthz: HTTP Error 500
+            [INFO] Handling signal: term
         the tasks that ran before keep serving
         ");
         assert_eq!(Rollout::default().failure_message(), None);
