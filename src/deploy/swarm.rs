@@ -9,6 +9,7 @@
 //! consul's API: neither is published on a Swarm.
 
 pub mod policy;
+pub mod state;
 pub mod update;
 
 use std::collections::BTreeMap;

@@ -12,102 +12,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use serde::Deserialize;
-
+use super::state::{ServiceState, TaskLine, UpdateState, UpdateStatus};
 use super::{Swarm, POLL};
 use crate::check::round1;
 
 /// Swarm starts an update within milliseconds of the deploy; a followed service that shows none
 /// after this long, with every task as before, has none coming.
 const NO_UPDATE_AFTER: Duration = Duration::from_secs(10);
-
-/// `UpdateStatus.State` of a service (docker's names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UpdateState {
-    Updating,
-    Paused,
-    Completed,
-    RollbackStarted,
-    RollbackPaused,
-    RollbackCompleted,
-    #[serde(other)]
-    Unknown,
-}
-
-impl UpdateState {
-    /// Swarm is still replacing tasks, forwards or back.
-    fn in_progress(self) -> bool {
-        matches!(self, UpdateState::Updating | UpdateState::RollbackStarted)
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            UpdateState::Updating => "updating",
-            UpdateState::Paused => "paused",
-            UpdateState::Completed => "completed",
-            UpdateState::RollbackStarted => "rolling back",
-            UpdateState::RollbackPaused => "rollback paused",
-            UpdateState::RollbackCompleted => "rolled back",
-            UpdateState::Unknown => "in an unknown update state",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct UpdateStatus {
-    pub state: UpdateState,
-    #[serde(default)]
-    pub started_at: String,
-    #[serde(default)]
-    pub message: String,
-}
-
-/// One service as `docker service inspect` has it: what its tasks run, and its last update.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceState {
-    task_template: serde_json::Value,
-    pub update: Option<UpdateStatus>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawService {
-    spec: RawServiceSpec,
-    #[serde(default)]
-    update_status: Option<UpdateStatus>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct RawServiceSpec {
-    name: String,
-    #[serde(default)]
-    task_template: serde_json::Value,
-}
-
-/// Full service name → its state, from `docker service inspect` of the stack's services.
-pub fn parse_services(json: &str) -> anyhow::Result<BTreeMap<String, ServiceState>> {
-    if json.trim().is_empty() {
-        return Ok(BTreeMap::new());
-    }
-    let raw: Vec<RawService> =
-        serde_json::from_str(json).context("reading `docker service inspect`")?;
-    Ok(raw
-        .into_iter()
-        .map(|s| {
-            (
-                s.spec.name,
-                ServiceState {
-                    task_template: s.spec.task_template,
-                    update: s.update_status,
-                },
-            )
-        })
-        .collect())
-}
 
 /// The services this deploy updates: their task template changed, or an update (say of an apply
 /// that was interrupted) is still going on. New services are created, not updated.
@@ -134,47 +45,6 @@ fn this_update<'s>(before: &ServiceState, now: &'s ServiceState) -> Option<&'s U
     now.update
         .as_ref()
         .filter(|u| u.state.in_progress() || Some(u.started_at.as_str()) != started_before)
-}
-
-/// A task line of `docker service ps`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskLine {
-    pub id: String,
-    pub name: String,
-    pub node: String,
-    /// The first word of CURRENT STATE: `Running`, `Starting`, `Failed`, ...
-    pub state: String,
-    pub error: String,
-}
-
-const TASK_FORMAT: &str = "{{.ID}}\t{{.Name}}\t{{.Node}}\t{{.CurrentState}}\t{{.Error}}";
-
-fn parse_task_lines(text: &str) -> Vec<TaskLine> {
-    text.lines()
-        .filter_map(|line| {
-            let mut fields = line.split('\t');
-            let id = fields.next()?.trim();
-            if id.is_empty() {
-                return None;
-            }
-            let name = fields.next().unwrap_or_default();
-            let node = fields.next().unwrap_or_default();
-            let state = fields.next().unwrap_or_default();
-            let error = fields.next().unwrap_or_default();
-            Some(TaskLine {
-                id: id.to_owned(),
-                name: name.to_owned(),
-                node: node.to_owned(),
-                state: state
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned(),
-                // `service ps` quotes an error with --no-trunc.
-                error: error.trim().trim_matches('"').to_owned(),
-            })
-        })
-        .collect()
 }
 
 /// One ended task of an update, as apply reports it. A replica that Swarm stops because its
@@ -281,46 +151,6 @@ struct Followed {
 }
 
 impl Swarm<'_> {
-    /// `docker service inspect` of the stack's services.
-    fn service_states(&self) -> anyhow::Result<BTreeMap<String, ServiceState>> {
-        let names: Vec<String> = self.services()?.into_keys().collect();
-        if names.is_empty() {
-            return Ok(BTreeMap::new());
-        }
-        let mut args = vec!["service".to_owned(), "inspect".into()];
-        args.extend(names);
-        let json = self
-            .docker
-            .call("inspecting the stack's services", args)
-            .timeout(Duration::from_secs(30))
-            .output()?;
-        parse_services(&json)
-    }
-
-    /// `docker service ps` of `services`, every task or only those meant to run.
-    fn task_lines(
-        &self,
-        services: &[String],
-        desired_running: bool,
-    ) -> anyhow::Result<Vec<TaskLine>> {
-        if services.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut args: Vec<String> = ["service", "ps", "--no-trunc", "--format", TASK_FORMAT]
-            .map(str::to_owned)
-            .to_vec();
-        if desired_running {
-            args.extend(["--filter".to_owned(), "desired-state=running".to_owned()]);
-        }
-        args.extend(services.iter().cloned());
-        let out = self
-            .docker
-            .call("listing the services' tasks", args)
-            .timeout(Duration::from_secs(30))
-            .output()?;
-        Ok(parse_task_lines(&out))
-    }
-
     /// The stack before `stack deploy`, to tell this deploy's updates and tasks from earlier ones.
     pub fn before_deploy(&self) -> anyhow::Result<Before> {
         if self.docker.is_dry_run() {
@@ -337,8 +167,9 @@ impl Swarm<'_> {
     }
 
     /// Waits until every update this deploy started is over (completed, rolled back or paused).
-    /// An update still going at `timeout` is rolled back (`docker service rollback`), and that
-    /// is waited for as long again.
+    /// `timeout` bounds each step, as with Compose: an update in which no new task came to run
+    /// and no service changed state for that long is rolled back (`docker service rollback`),
+    /// and that is waited for as long again.
     pub fn wait_updates(&self, before: &Before, timeout: u64) -> anyhow::Result<Rollout> {
         let started = Instant::now();
         let mut rollout = Rollout::default();
@@ -362,6 +193,8 @@ impl Swarm<'_> {
         let deadline = Duration::from_secs(timeout);
         // The new tasks seen running (healthy, when they have a health check).
         let mut ran = BTreeSet::new();
+        let mut last_step = (Instant::now(), 0, Vec::new());
+        let mut rolled_back_at: Option<Instant> = None;
         loop {
             let states = self.service_states()?;
             let running = self.task_lines(&names, true)?;
@@ -398,8 +231,8 @@ impl Swarm<'_> {
                     } else {
                         let why = if f.rolled_back_by_us {
                             format!(
-                                "not finished after --timeout {timeout} s, so provision rolled \
-                                 it back (Swarm: {})",
+                                "no new task came to run for --timeout {timeout} s, so provision \
+                                 rolled it back (Swarm: {})",
                                 update.message
                             )
                         } else {
@@ -438,28 +271,29 @@ impl Swarm<'_> {
                 break;
             }
             step.status(&progress.join("; "));
-            if started.elapsed() >= deadline {
-                for f in followed
-                    .iter_mut()
-                    .filter(|f| f.done.is_none() && !f.rolled_back_by_us)
-                {
+            let states: Vec<Option<UpdateState>> = followed.iter().map(|f| f.done).collect();
+            if (ran.len(), &states) != (last_step.1, &last_step.2) {
+                last_step = (Instant::now(), ran.len(), states);
+            }
+            if rolled_back_at.is_none() && last_step.0.elapsed() >= deadline {
+                rolled_back_at = Some(Instant::now());
+                for f in followed.iter_mut().filter(|f| f.done.is_none()) {
                     f.rolled_back_by_us = true;
                     self.docker
                         .call(
-                            format!("rolling back {} (not updated after {timeout} s)", f.name),
+                            format!("rolling back {} (no step for {timeout} s)", f.name),
                             ["service", "rollback", "--detach", f.name.as_str()],
                         )
                         .changes_state()
                         .output()?;
                 }
             }
-            if started.elapsed() >= deadline * 2 {
+            if rolled_back_at.is_some_and(|t| t.elapsed() >= deadline) {
                 step.fail();
                 return Err(crate::ToolError(format!(
-                    "Swarm's update of {} is neither finished nor rolled back {} s after the \
-                     deploy: {}",
+                    "Swarm's update of {} is neither finished nor rolled back {timeout} s after \
+                     provision asked for the rollback: {}",
                     names.join(", "),
-                    2 * timeout,
                     progress.join("; ")
                 ))
                 .into());
@@ -503,27 +337,6 @@ impl Swarm<'_> {
         Ok(rollout)
     }
 
-    /// The last lines of one task's log, wherever it ran (none when the log cannot be read).
-    fn task_log(&self, task_id: &str) -> Vec<String> {
-        let out = self
-            .docker
-            .call(
-                format!("reading the log of task {task_id}"),
-                ["service", "logs", "--tail", "12", "--raw", task_id],
-            )
-            .timeout(Duration::from_secs(20))
-            .output_unchecked();
-        match out {
-            // gunicorn and the health check write to stderr, kept after stdout.
-            Ok(out) if out.success => format!("{}{}", out.stdout, out.stderr)
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(str::to_owned)
-                .collect(),
-            _ => Vec::new(),
-        }
-    }
-
     /// Service names without the stack's prefix (`web`).
     fn short_names(&self, names: &[String]) -> Vec<String> {
         let prefix = format!("{}_", self.plan.project);
@@ -537,6 +350,7 @@ impl Swarm<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deploy::swarm::state::{parse_services, parse_task_lines};
 
     fn service(name: &str, image: &str, update: Option<(&str, &str, &str)>) -> String {
         let status = update
@@ -616,23 +430,6 @@ mod tests {
         assert_eq!(
             odd["hits_web"].update.as_ref().unwrap().state,
             UpdateState::Unknown
-        );
-    }
-
-    #[test]
-    fn task_lines_keep_the_error_without_quotes() {
-        let text = "tspm6\thits_web.1\tnode2\tFailed 5 seconds ago\t\"task: non-zero exit (137): dockerexec: unhealthy container\"\n\
-                    909d8\thits_web.1\tnode1\tRunning 22 seconds ago\t\n";
-        let lines = parse_task_lines(text);
-        assert_eq!(lines.len(), 2);
-        assert_eq!(lines[0].state, "Failed");
-        assert_eq!(
-            lines[0].error,
-            "task: non-zero exit (137): dockerexec: unhealthy container"
-        );
-        assert_eq!(
-            (lines[1].state.as_str(), lines[1].error.as_str()),
-            ("Running", "")
         );
     }
 
