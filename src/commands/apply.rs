@@ -226,8 +226,9 @@ fn apply_compose(
 }
 
 /// Swarm: build what is missing, push what the registry lacks, `stack deploy` with web at the
-/// count that runs, then wait until every service runs its tasks and the load balancer routes
-/// to every web task.
+/// count that runs, wait for Swarm's own rolling update of each changed service (exit 1 when it
+/// rolled back), then until every service runs its tasks and the load balancer routes to every
+/// web task.
 fn apply_swarm(
     deployment: &Deployment<'_>,
     swarm: &Swarm<'_>,

@@ -4,10 +4,10 @@
 //! until each of those updates is over, shows how many old and new tasks run meanwhile, and
 //! fails when Swarm rolled one back or paused it, with Swarm's reason and the tasks' errors.
 //!
-//! Which services update is decided before anything is read back: a service whose
-//! `Spec.TaskTemplate` is the same after the deploy as before gets no new tasks, and its
-//! `UpdateStatus` (absent on a service never updated) is an earlier update's, not this one's.
-//! An update of this deploy is one whose `StartedAt` differs from the one seen before.
+//! Which services this deploy updates comes from comparing them before and after it: a service
+//! whose `Spec.TaskTemplate` did not change gets no new tasks, and its `UpdateStatus` (absent on
+//! a service never updated) is an earlier update's, not this one's. An update of this deploy is
+//! one whose `StartedAt` differs from the one seen before.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -73,7 +73,7 @@ pub struct Before {
 }
 
 /// A service Swarm did not update: rolled back, paused, or given up on at `--timeout`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Failure {
     /// Without the stack's prefix (`web`).
     pub service: String,
@@ -81,6 +81,8 @@ pub struct Failure {
     /// Why, in Swarm's words (`update rolled back due to failure or early termination of task
     /// …`), or provision's when it asked for the rollback itself.
     pub why: String,
+    /// From the rollback's start, as first seen, until it was over.
+    pub rollback_seconds: Option<f64>,
     /// The tasks this update started that ended: node, task, state, error.
     pub task_errors: Vec<String>,
     /// The last lines of the first such task's log (`docker service logs`, from any node): why
@@ -115,14 +117,19 @@ impl Rollout {
                 ),
                 _ => ("not finished", "Swarm left it in an unknown state"),
             };
+            let took = f
+                .rollback_seconds
+                .map(|s| format!("in {s} s, "))
+                .unwrap_or_default();
             out.push_str(&format!(
-                "{verdict}: Swarm's update of {} failed and {what} ({} s after the deploy): {}\n",
+                "{verdict}: Swarm's update of {} failed and {what} ({took}{} s after the deploy): \
+                 {}\n",
                 f.service, self.seconds, f.why
             ));
             if f.task_errors.is_empty() {
                 out.push_str("  (no task of the update ended)\n");
             } else {
-                out.push_str("  its new tasks:\n");
+                out.push_str("  its new tasks that ended:\n");
             }
             for e in &f.task_errors {
                 out.push_str(&format!("    {e}\n"));
@@ -134,7 +141,15 @@ impl Rollout {
                 out.push_str(&format!("    {line}\n"));
             }
         }
-        out.push_str("the tasks that ran before keep serving");
+        let paused = self
+            .failures
+            .iter()
+            .any(|f| f.state != UpdateState::RollbackCompleted);
+        out.push_str(if paused {
+            "a paused update leaves the tasks it replaced so far on the new version"
+        } else {
+            "the tasks that ran before keep serving"
+        });
         Some(out)
     }
 }
@@ -143,8 +158,8 @@ impl Rollout {
 struct Followed {
     name: String,
     /// Swarm's reason when it started rolling back (the final status only says "rollback
-    /// completed").
-    rollback_reason: Option<String>,
+    /// completed"), and when that was seen.
+    rollback_reason: Option<(String, Instant)>,
     /// provision asked for the rollback at `--timeout`.
     rolled_back_by_us: bool,
     done: Option<UpdateState>,
@@ -221,7 +236,7 @@ impl Swarm<'_> {
                     continue;
                 };
                 if update.state == UpdateState::RollbackStarted && f.rollback_reason.is_none() {
-                    f.rollback_reason = Some(update.message.clone());
+                    f.rollback_reason = Some((update.message.clone(), Instant::now()));
                 }
                 if !update.state.in_progress() {
                     f.done = Some(update.state);
@@ -237,13 +252,17 @@ impl Swarm<'_> {
                             )
                         } else {
                             f.rollback_reason
-                                .clone()
-                                .unwrap_or_else(|| update.message.clone())
+                                .as_ref()
+                                .map_or_else(|| update.message.clone(), |(why, _)| why.clone())
                         };
                         rollout.failures.push(Failure {
                             service: short.clone(),
                             state: update.state,
                             why,
+                            rollback_seconds: f
+                                .rollback_reason
+                                .as_ref()
+                                .map(|(_, at)| round1(at.elapsed().as_secs_f64())),
                             task_errors: Vec::new(),
                             last_log: Vec::new(),
                         });
@@ -441,6 +460,7 @@ mod tests {
                 service: "web".into(),
                 state: UpdateState::RollbackCompleted,
                 why: "update rolled back due to failure or early termination of task tspm6".into(),
+                rollback_seconds: Some(7.2),
                 task_errors: vec![describe_ended(
                     &parse_task_lines(
                         "v4wootagi2thrdx0\thits_web.1\tnode2\tComplete 22 seconds ago\t\n",
@@ -455,8 +475,8 @@ mod tests {
             seconds: 31.5,
         };
         insta::assert_snapshot!(rollout.failure_message().unwrap(), @r"
-        rolled back: Swarm's update of web failed and Swarm rolled it back (31.5 s after the deploy): update rolled back due to failure or early termination of task tspm6
-          its new tasks:
+        rolled back: Swarm's update of web failed and Swarm rolled it back (in 7.2 s, 31.5 s after the deploy): update rolled back due to failure or early termination of task tspm6
+          its new tasks that ended:
             node2: hits_web.1 (task v4wootagi2th) complete: ended before it ever ran healthy
           the last log lines of the first:
             [healthcheck] unhealthy: http://127.0.0.1:8000/healthz: HTTP Error 500
