@@ -109,11 +109,14 @@ pub struct ApplyArgs {
     #[arg(long, short, default_value = "generated")]
     pub out: PathBuf,
     /// Seconds to wait for every service to become healthy, and for each new web replica of a
-    /// rolling replacement to be routed (past it, the rollout is rolled back).
+    /// rolling replacement to be routed (past it, the rollout is rolled back). Swarm: for each
+    /// step of Swarm's own rolling update (a new task running, or a service's update state
+    /// changing); past it, provision asks Swarm to roll the update back.
     #[arg(long, default_value_t = 300)]
     pub timeout: u64,
     /// Web replicas replaced at once by a rolling replacement (a changed web image or
-    /// configuration; Compose target): started, routed, then as many old ones drained and removed.
+    /// configuration): started, routed, then as many old ones drained and removed. Swarm: web's
+    /// `update_config.parallelism` (and its rollback's).
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
     /// Restart redis or consul without asking when their configuration changed (they keep their

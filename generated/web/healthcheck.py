@@ -7,9 +7,25 @@ import urllib.request
 
 URL = "http://127.0.0.1:" + str(5000) + "/health"
 
+
+def unhealthy(why):
+    """Says why in `docker inspect` (this process's stderr) and in the container's log (PID 1's
+    stderr): a Swarm task stopped for failing its check keeps no other trace of why, since the
+    replica then exits cleanly, and the log is what `docker service logs` reads from any node."""
+    message = f"[healthcheck] unhealthy: {URL}: {why}"
+    print(message, file=sys.stderr)
+    try:
+        with open("/proc/1/fd/2", "w") as log:
+            print(message, file=log)
+    except OSError:
+        pass
+    sys.exit(1)
+
+
 try:
     with urllib.request.urlopen(URL, timeout=2) as response:
-        sys.exit(0 if response.status == 200 else 1)
-except Exception as err:  # any failure means unhealthy; say why in `docker inspect`
-    print(f"{URL}: {err}", file=sys.stderr)
-    sys.exit(1)
+        if response.status != 200:
+            unhealthy(f"HTTP {response.status}")
+except Exception as err:  # any failure means unhealthy
+    unhealthy(err)
+sys.exit(0)

@@ -29,6 +29,7 @@ use anyhow::Context as _;
 use crate::applied;
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
+use crate::deploy::swarm::policy;
 use crate::deploy::{Deployment, Swarm};
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL, RESTART_KEY_LABEL};
@@ -359,8 +360,9 @@ fn reload_in_place(
 }
 
 /// Swarm: build what is missing, push what the registry lacks, `stack deploy` with web at the
-/// count that runs, then wait until every service runs its tasks and the load balancer routes
-/// to every web task.
+/// count that runs, wait for Swarm's own rolling update of each changed service (exit 1 when it
+/// rolled back), then until every service runs its tasks and the load balancer routes to every
+/// web task.
 fn apply_swarm(
     deployment: &Deployment<'_>,
     swarm: &Swarm<'_>,
@@ -381,10 +383,34 @@ fn apply_swarm(
     }
     let before = swarm.containers()?;
     let replicas = keep_replicas(deployment, swarm.web_replicas()?.unwrap_or(0));
-    swarm.deploy(replicas)?;
+    let before_deploy = swarm.before_deploy()?;
+    swarm.deploy(replicas, args.batch)?;
     if docker.is_dry_run() {
+        let stack_yaml = std::fs::read_to_string(&swarm.stack_file)
+            .with_context(|| format!("reading {}", swarm.stack_file.display()))?;
+        print!(
+            "{}",
+            policy::describe(&plan.project, &stack_yaml, args.batch)?
+        );
         progress.note("dry run: the commands above were printed, not run");
         return Ok(ExitStatus::Success);
+    }
+    // Swarm rolls changed services out itself (stack.yaml's update_config); a rollback or a
+    // pause is the new version failing, not the tool: exit 1, like Compose's `roll_web`.
+    let rollout = swarm.wait_updates(&before_deploy, args.timeout)?;
+    if let Some(message) = rollout.failure_message() {
+        return Err(CheckFailed(message).into());
+    }
+    if !rollout.updated.is_empty() {
+        let each: Vec<String> = rollout
+            .updated
+            .iter()
+            .map(|(service, seconds)| format!("{service} in {seconds} s"))
+            .collect();
+        progress.note(format!(
+            "Swarm's rolling update completed: {}",
+            each.join(", ")
+        ));
     }
     swarm.wait_running(args.timeout)?;
     let endpoints = deployment.endpoints();

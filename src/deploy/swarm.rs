@@ -8,6 +8,10 @@
 //! manager by default, so `docker exec` reaches HAProxy's runtime API and, through the lb's socat,
 //! consul's API: neither is published on a Swarm.
 
+pub mod policy;
+pub mod state;
+pub mod update;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,6 +35,9 @@ const NAMESPACE: &str = "com.docker.stack.namespace";
 /// The variable the stack file reads web's replica count from, so that apply keeps the count
 /// that runs (`replicas: ${PROVISION_WEB_REPLICAS:-N}`).
 pub const REPLICAS_VARIABLE: &str = "PROVISION_WEB_REPLICAS";
+/// The variable the stack file reads web's update batch from (`apply --batch`): Swarm's
+/// `update_config.parallelism`.
+pub const BATCH_VARIABLE: &str = "PROVISION_WEB_BATCH";
 const POLL: Duration = Duration::from_millis(500);
 
 /// One stack on a Swarm.
@@ -480,9 +487,10 @@ impl<'a> Swarm<'a> {
         Ok(pushed)
     }
 
-    /// `docker stack deploy --prune` with web at `replicas`. Returns at once (detached: CLI 26
-    /// and later; older CLIs do not wait anyway); `wait_running` waits.
-    pub fn deploy(&self, replicas: u32) -> anyhow::Result<()> {
+    /// `docker stack deploy --prune` with web at `replicas`, updated `batch` tasks at a time.
+    /// Returns at once (detached: CLI 26 and later; older CLIs do not wait anyway);
+    /// `wait_updates` and `wait_running` wait.
+    pub fn deploy(&self, replicas: u32, batch: u32) -> anyhow::Result<()> {
         let file = self.stack_file.display().to_string();
         self.docker
             .call(
@@ -499,6 +507,7 @@ impl<'a> Swarm<'a> {
                 ],
             )
             .env(REPLICAS_VARIABLE, &replicas.to_string())
+            .env(BATCH_VARIABLE, &batch.max(1).to_string())
             .changes_state()
             .run_with_progress()
     }

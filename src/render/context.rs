@@ -23,6 +23,16 @@ pub struct Tuning {
     pub graceful_timeout_seconds: u64,
     /// Compose's wait before SIGKILL: drain + graceful timeout + margin.
     pub stop_grace_period: String,
+    /// Swarm: the pause between two batches of a rolling update (HAProxy re-resolves every
+    /// second, so the new tasks are routed before the next old ones leave).
+    pub swarm_update_delay: &'static str,
+    /// Swarm: how long a task is watched after it was updated; a failure within it rolls the
+    /// service back. Longer than web's health check takes to call a replica unhealthy (3 failed
+    /// checks 5 s apart, 2 s each). Every rollout waits it out once, after its last batch.
+    pub swarm_update_monitor: &'static str,
+    /// Swarm: the same watch while rolling back, to the version that ran healthy before: short,
+    /// so a failed apply reports soon.
+    pub swarm_rollback_monitor: &'static str,
     /// consul-template quiescence (`wait { min max }`).
     pub template_wait_min: &'static str,
     pub template_wait_max: &'static str,
@@ -37,6 +47,9 @@ impl Tuning {
             resolve_timeout: "1s",
             graceful_timeout_seconds,
             stop_grace_period: format!("{}s", drain_seconds + graceful_timeout_seconds + 5),
+            swarm_update_delay: "2s",
+            swarm_update_monitor: "20s",
+            swarm_rollback_monitor: "5s",
             template_wait_min: "500ms",
             template_wait_max: "2s",
         }

@@ -18,22 +18,38 @@
 //! client, with no failed request; a second apply that pushes nothing and keeps every task; destroy
 //! leaves no service, task or network. A drop guard destroys the stack (and its volume) also when
 //! an assertion fails. Timings are printed.
+//!
+//! Then, on the same stack (about 75 s more per discovery mode), Swarm's own rolling update at 3
+//! replicas under 50 requests per second through the lb (`provision::probe::load`): a changed app
+//! (a local blueprint override, as in e2e_rolling.rs) rolls out with no failed request and every
+//! task answers as the new version; a version whose health check never passes makes Swarm roll
+//! back, apply exits 1 saying so and why, no request fails, the very tasks that ran before still
+//! answer, and `verify` passes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use provision::probe::load::{self, LoadOptions, LoadReport};
 use serde_json::Value;
 
-use crate::harness::{every_check_required, report_skip, Project, Ran};
+use crate::harness::{every_check_required, repo_root, report_skip, Project, Ran};
 
 const APPLY_TIMEOUT: Duration = Duration::from_secs(900);
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
 const CHECK: &str = "the Swarm target end to end on a real swarm";
 /// Load-generating client threads during the scale-down.
 const CLIENTS: usize = 4;
+
+/// Requests per second through the lb during the rolling updates.
+const RATE: f64 = 50.0;
+/// `--timeout` of the apply whose new version never turns healthy.
+const ROLLBACK_TIMEOUT: u64 = 90;
+/// The app's JSON answer, and its health answer, in blueprints/web/app.py.j2.
+const ANSWER: &str = "jsonify(hits=count, hostname=HOSTNAME)";
+const HEALTHY: &str = "return \"ok\\n\", 200,";
 
 /// One swarm stack at a time.
 static SWARM: Mutex<()> = Mutex::new(());
@@ -211,6 +227,176 @@ impl Load {
     }
 }
 
+/// The embedded app blueprint with each `from` replaced by its `to` (which must be there); the
+/// same edit as e2e_rolling.rs makes for Compose.
+fn app_with(changes: &[(&str, &str)]) -> String {
+    let path = repo_root().join("blueprints/web/app.py.j2");
+    let mut app = std::fs::read_to_string(&path).expect("reading the app blueprint");
+    for (from, to) in changes {
+        assert!(app.contains(from), "the app blueprint has no {from:?}");
+        app = app.replace(from, to);
+    }
+    app
+}
+
+/// An app that adds `version` to its answer; `healthy: false` makes its health path answer 500.
+fn app_version(version: &str, healthy: bool) -> String {
+    let answer = format!("jsonify(hits=count, hostname=HOSTNAME, version={version:?})");
+    let mut changes = vec![(ANSWER, answer.as_str())];
+    if !healthy {
+        changes.push((HEALTHY, "return \"broken\\n\", 500,"));
+    }
+    app_with(&changes)
+}
+
+fn note_load(what: &str, report: &LoadReport) {
+    note(format!(
+        "{what}: {} requests sent at {:.0}/s over {:.1} s, {} failed, {} not sent{}",
+        report.sent,
+        report.achieved_rate_per_sec,
+        report.duration_secs,
+        report.failed,
+        report.not_sent,
+        report
+            .failure_samples
+            .first()
+            .map(|f| format!(" (first failure: {f:?})"))
+            .unwrap_or_default()
+    ));
+}
+
+/// `apply` under 50 requests per second through the lb: (its run, seconds, the load's report).
+fn apply_under_load(stack: &Stack, lb_port: u16, timeout: u64) -> (Ran, f64, LoadReport) {
+    let load = load::start(LoadOptions::new(
+        format!("http://127.0.0.1:{lb_port}/"),
+        RATE,
+    ))
+    .expect("starting the load");
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let ran = stack.run(&["apply", "--timeout", &timeout.to_string()], APPLY_TIMEOUT);
+    let seconds = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    (ran, seconds, load.stop())
+}
+
+/// Every web task answers through the lb, each as `version` ("original" without the field):
+/// the hostnames seen in 10 answers per task are exactly the tasks' container ids.
+fn assert_all_on(stack: &Stack, lb_port: u16, version: &str) {
+    let tasks: BTreeSet<String> = stack
+        .web_tasks()
+        .into_iter()
+        .map(|(_, id, _)| id.chars().take(12).collect())
+        .collect();
+    let mut seen = BTreeMap::new();
+    for _ in 0..tasks.len() * 10 {
+        let body = ureq::get(&format!("http://127.0.0.1:{lb_port}/"))
+            .set("Accept", "application/json")
+            .timeout(Duration::from_secs(5))
+            .call()
+            .unwrap_or_else(|e| panic!("GET / through the lb: {e}"))
+            .into_string()
+            .unwrap_or_else(|e| panic!("reading GET / through the lb: {e}"));
+        let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let host = answer["hostname"].as_str().unwrap_or_default().to_owned();
+        let answered = answer["version"].as_str().unwrap_or("original").to_owned();
+        seen.insert(host, answered);
+    }
+    assert_eq!(
+        seen.keys().cloned().collect::<BTreeSet<_>>(),
+        tasks,
+        "the replicas that answered are not the web tasks: {seen:?}"
+    );
+    assert!(
+        seen.values().all(|v| v == version),
+        "not every task answers as {version}: {seen:?}"
+    );
+    note(format!(
+        "all {} web tasks answer as version {version}",
+        tasks.len()
+    ));
+}
+
+/// Swarm's own rolling update on the running stack, at 3 replicas, under load: a changed app
+/// rolls out, then a version that never turns healthy is rolled back.
+fn rolling_updates(stack: &Stack, lb_port: u16) {
+    stack.ok(&["verify", "--scale", "3"], VERIFY_TIMEOUT);
+    assert_all_on(stack, lb_port, "original");
+
+    stack
+        .project
+        .write("blueprints/web/app.py.j2", &app_version("rolled", true));
+    let dry = stack.ok(&["apply", "--dry-run"], VERIFY_TIMEOUT);
+    assert!(
+        dry.stdout.lines().any(|l| l.trim_start().starts_with("web")
+            && l.contains("start-first")
+            && l.contains("rolls the service back")),
+        "the dry run does not say web rolls start-first and back on failure\n{dry}"
+    );
+    let (ran, rollout_s, report) = apply_under_load(stack, lb_port, APPLY_TIMEOUT.as_secs());
+    ran.expect_success();
+    note(format!(
+        "Swarm's rolling update of 3 web tasks (start-first): apply took {rollout_s:.1} s"
+    ));
+    note_load("load during the rolling update", &report);
+    assert!(
+        ran.stderr.contains("rolling update completed"),
+        "apply does not say Swarm's update completed\n{ran}"
+    );
+    assert!(report.sent > 0, "no request was sent");
+    assert_eq!(
+        report.failed, 0,
+        "requests failed during the rolling update"
+    );
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(
+        stack.web_tasks().len(),
+        3,
+        "web tasks after the rolling update"
+    );
+    assert_all_on(stack, lb_port, "rolled");
+
+    // A version whose health check never passes: Swarm rolls it back by itself.
+    let before = stack.web_tasks();
+    stack
+        .project
+        .write("blueprints/web/app.py.j2", &app_version("broken", false));
+    let (ran, failed_s, report) = apply_under_load(stack, lb_port, ROLLBACK_TIMEOUT);
+    note(format!(
+        "apply of a version that never turns healthy failed after {failed_s:.1} s \
+         (--timeout {ROLLBACK_TIMEOUT})"
+    ));
+    note_load("load during the rolled-back update", &report);
+    note(format!(
+        "what apply said:\n{}",
+        ran.stderr
+            .lines()
+            .skip_while(|l| !l.contains("rolled back"))
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n")
+    ));
+    ran.expect_code(1);
+    assert!(
+        ran.stderr
+            .contains("rolled back: Swarm's update of web failed")
+            && ran.stderr.contains("update rolled back due to failure")
+            && ran.stderr.contains("unhealthy"),
+        "apply does not say Swarm rolled web back, why, and what the task said\n{ran}"
+    );
+    assert!(report.sent > 0, "no request was sent");
+    assert_eq!(report.failed, 0, "requests failed during the rollback");
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(
+        stack.web_tasks(),
+        before,
+        "the tasks that ran before the failed update were replaced"
+    );
+    assert_all_on(stack, lb_port, "rolled");
+    // The files say the broken version, the stack runs the one before; verify probes what runs.
+    stack.ok(&["verify"], VERIFY_TIMEOUT);
+}
+
 fn check_passed(report: &Value, name: &str) -> Value {
     let check = report["checks"]
         .as_array()
@@ -353,6 +539,8 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
         before,
         "the second apply replaced web tasks"
     );
+
+    rolling_updates(&stack, lb_port);
 
     let t = Instant::now();
     stack.ok(&["destroy"], VERIFY_TIMEOUT);

@@ -344,11 +344,51 @@ fn stack_files_suit_swarm_and_its_loader() {
                 }
             }
         }
+        // Swarm's own rolling update: web start-first (never fewer replicas), rolled back on a
+        // failure, start-first back; the lb stop-first (its host-mode port cannot be bound
+        // twice on its node), as are the stateful services.
+        let update = |service: &str, field: &str| {
+            services
+                .get(service)
+                .and_then(|s| s["deploy"]["update_config"][field].as_str())
+                .map(str::to_owned)
+        };
+        let web = &services["web"]["deploy"];
+        assert_eq!(
+            update("web", "order").as_deref(),
+            Some("start-first"),
+            "{name}"
+        );
+        assert_eq!(
+            update("web", "failure_action").as_deref(),
+            Some("rollback"),
+            "{name}"
+        );
+        assert_eq!(
+            web["update_config"]["parallelism"].as_str(),
+            Some("${PROVISION_WEB_BATCH:-1}"),
+            "{name}: web's batch comes from apply --batch"
+        );
+        assert_eq!(
+            web["rollback_config"]["order"].as_str(),
+            Some("start-first"),
+            "{name}"
+        );
+        for service in ["lb", "redis", "consul"] {
+            if services.contains_key(service) {
+                assert_eq!(
+                    update(service, "order").as_deref(),
+                    Some("stop-first"),
+                    "{name}: {service}"
+                );
+            }
+        }
         if let Some(docker) = &docker {
             run_ok(
                 &format!("{name}: docker stack config"),
                 Command::new(docker)
                     .env("PROVISION_WEB_REPLICAS", "4")
+                    .env("PROVISION_WEB_BATCH", "2")
                     .args(["stack", "config", "--compose-file"])
                     .arg(rendered.out.join("stack.yaml")),
             );
