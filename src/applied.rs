@@ -51,6 +51,28 @@ fn remember_in(state: &Path, project: &str, compose_file: &Path) -> anyhow::Resu
     Ok(())
 }
 
+/// Removes the kept file of `project` (its stack is gone), and its directory when empty.
+pub fn forget(project: &str) -> anyhow::Result<()> {
+    let Some(state) = state_dir() else {
+        return Ok(());
+    };
+    forget_in(&state, project)
+}
+
+fn forget_in(state: &Path, project: &str) -> anyhow::Result<()> {
+    let target = path_in(state, project);
+    match std::fs::remove_file(&target) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(err).with_context(|| format!("removing {}", target.display()))
+        }
+        _ => {}
+    }
+    if let Some(dir) = target.parent() {
+        let _ = std::fs::remove_dir(dir);
+    }
+    Ok(())
+}
+
 /// The Compose file `project` last applied, if one was kept.
 pub fn previous(project: &str) -> Option<String> {
     std::fs::read_to_string(path_in(&state_dir()?, project)).ok()
@@ -77,5 +99,8 @@ mod tests {
             std::fs::read_to_string(&kept).unwrap(),
             "services: {web: {}}\n"
         );
+        forget_in(state.path(), project).unwrap();
+        assert!(!kept.exists() && !kept.parent().unwrap().exists());
+        forget_in(state.path(), project).unwrap();
     }
 }

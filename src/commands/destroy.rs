@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::applied;
 use crate::cli::DestroyArgs;
 use crate::commands::Global;
 use crate::deploy::Deployment;
@@ -48,6 +49,12 @@ pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
         .collect();
 
     compose.down(args.volumes)?;
+    // Nothing runs from it any more (see `applied`).
+    if let Err(err) = applied::forget(&plan.project) {
+        docker.printer().note(format!(
+            "could not remove the kept copy of the last applied Compose file: {err:#}"
+        ));
+    }
 
     println!(
         "removed {}: {} container{}, its network",
