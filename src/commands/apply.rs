@@ -384,7 +384,23 @@ fn apply_swarm(
     let before = swarm.containers()?;
     let replicas = keep_replicas(deployment, swarm.web_replicas()?.unwrap_or(0));
     let before_deploy = swarm.before_deploy()?;
-    swarm.deploy(replicas, args.batch)?;
+    let live = plan.live_config().map(|config| LiveFile {
+        config,
+        rendered: swarm
+            .stack_file
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(config.file),
+    });
+    let lb_in_place = match &live {
+        Some(live) => swarm_lb_in_place(swarm, live)?,
+        None => None,
+    };
+    swarm.deploy(
+        replicas,
+        args.batch,
+        lb_in_place.as_ref().map(|lb| lb.image.as_str()),
+    )?;
     if docker.is_dry_run() {
         let stack_yaml = std::fs::read_to_string(&swarm.stack_file)
             .with_context(|| format!("reading {}", swarm.stack_file.display()))?;
@@ -392,6 +408,18 @@ fn apply_swarm(
             "{}",
             policy::describe(&plan.project, &stack_yaml, args.batch)?
         );
+        if let Some(lb) = &lb_in_place {
+            println!(
+                "  {:<12} keeps its task and image ({}); {}",
+                lb.container.service,
+                lb.image,
+                if lb.needs_reload {
+                    "the new HAProxy configuration is reloaded in place"
+                } else {
+                    "it already runs the file's HAProxy configuration"
+                }
+            );
+        }
         progress.note("dry run: the commands above were printed, not run");
         return Ok(ExitStatus::Success);
     }
@@ -413,6 +441,17 @@ fn apply_swarm(
         ));
     }
     swarm.wait_running(args.timeout)?;
+    let mut reloaded = Vec::new();
+    if let (Some(lb), Some(live)) = (&lb_in_place, &live) {
+        if lb.needs_reload {
+            let done = reload::reload(docker, &lb.container, &live.config, &live.rendered)?;
+            progress.note(format!(
+                "{}: reloaded in place, same task and container ({})",
+                done.service, done.said
+            ));
+            reloaded.push(done);
+        }
+    }
     let endpoints = deployment.endpoints();
     let routed = scaling::wait_routed(deployment, args.timeout)?;
     if !routed.converged {
@@ -426,7 +465,14 @@ fn apply_swarm(
     let after = swarm.containers()?;
     print!(
         "{}",
-        summary(&plan.project, &to_build, &[], &before, &after, &endpoints)
+        summary(
+            &plan.project,
+            &to_build,
+            &reloaded,
+            &before,
+            &after,
+            &endpoints
+        )
     );
     println!(
         "  pushed:        {}",
@@ -437,6 +483,52 @@ fn apply_swarm(
         }
     );
     Ok(ExitStatus::Success)
+}
+
+/// On a Swarm, an lb whose running task differs from the file in HAProxy's configuration alone
+/// (the same restart key): it keeps its task, deployed with the image it runs, and takes the
+/// file's configuration in place.
+struct SwarmLbInPlace {
+    container: Container,
+    /// The image the lb service runs now (with the digest Swarm resolved).
+    image: String,
+    /// Its container does not read the file's configuration yet.
+    needs_reload: bool,
+}
+
+fn swarm_lb_in_place(swarm: &Swarm<'_>, live: &LiveFile) -> anyhow::Result<Option<SwarmLbInPlace>> {
+    let service = live.config.service.name();
+    let stack_yaml = std::fs::read_to_string(&swarm.stack_file)
+        .with_context(|| format!("reading {}", swarm.stack_file.display()))?;
+    let wanted_key = render::compose_services(&stack_yaml)?
+        .into_iter()
+        .find_map(|(name, section)| {
+            (name == service).then(|| {
+                section
+                    .get("labels")
+                    .and_then(|l| l.get(RESTART_KEY_LABEL))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })
+        })
+        .flatten();
+    let Some(container) = swarm.local_container(service)? else {
+        return Ok(None);
+    };
+    if wanted_key.is_none() || container.restart_key != wanted_key {
+        return Ok(None);
+    }
+    let Some(image) = swarm.service_image(service)? else {
+        return Ok(None);
+    };
+    let file = reload::file_hash(&live.rendered)?;
+    let needs_reload =
+        reload::live_hash(swarm.docker, &container, &live.config).as_deref() != Some(file.as_str());
+    Ok(Some(SwarmLbInPlace {
+        container,
+        image,
+        needs_reload,
+    }))
 }
 
 /// Replaces the web replicas that run an older image or configuration, batch by batch (see

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::Deployment;
 use crate::check::round1;
 use crate::docker::preflight::{Finding, Status};
-use crate::docker::{Container, Docker, PsEntry};
+use crate::docker::{Container, Docker, PsEntry, RESTART_KEY_LABEL};
 use crate::probe::Endpoints;
 use crate::render::RenderedStack;
 use crate::report::ScaleAction;
@@ -38,6 +38,9 @@ pub const REPLICAS_VARIABLE: &str = "PROVISION_WEB_REPLICAS";
 /// The variable the stack file reads web's update batch from (`apply --batch`): Swarm's
 /// `update_config.parallelism`.
 pub const BATCH_VARIABLE: &str = "PROVISION_WEB_BATCH";
+/// The variable that, set, overrides the lb's image in the stack file: the image the lb runs,
+/// when only HAProxy's configuration changed and it is reloaded in place instead.
+pub const LB_IMAGE_VARIABLE: &str = "PROVISION_LB_IMAGE";
 const POLL: Duration = Duration::from_millis(500);
 
 /// One stack on a Swarm.
@@ -490,9 +493,10 @@ impl<'a> Swarm<'a> {
     /// `docker stack deploy --prune` with web at `replicas`, updated `batch` tasks at a time.
     /// Returns at once (detached: CLI 26 and later; older CLIs do not wait anyway);
     /// `wait_updates` and `wait_running` wait.
-    pub fn deploy(&self, replicas: u32, batch: u32) -> anyhow::Result<()> {
+    pub fn deploy(&self, replicas: u32, batch: u32, lb_image: Option<&str>) -> anyhow::Result<()> {
         let file = self.stack_file.display().to_string();
-        self.docker
+        let mut call = self
+            .docker
             .call(
                 format!("deploying stack {}", self.plan.project),
                 [
@@ -507,9 +511,67 @@ impl<'a> Swarm<'a> {
                 ],
             )
             .env(REPLICAS_VARIABLE, &replicas.to_string())
-            .env(BATCH_VARIABLE, &batch.max(1).to_string())
-            .changes_state()
-            .run_with_progress()
+            .env(BATCH_VARIABLE, &batch.max(1).to_string());
+        if let Some(image) = lb_image {
+            call = call.env(LB_IMAGE_VARIABLE, image);
+        }
+        call.changes_state().run_with_progress()
+    }
+
+    /// The image a service's tasks are specified to run (as Swarm resolved it, with its digest).
+    pub fn service_image(&self, service: &str) -> anyhow::Result<Option<String>> {
+        let out = self
+            .docker
+            .call(
+                format!(
+                    "reading the image of service {}",
+                    self.service_name(service)
+                ),
+                [
+                    "service",
+                    "inspect",
+                    "--format",
+                    "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                    self.service_name(service).as_str(),
+                ],
+            )
+            .timeout(Duration::from_secs(30))
+            .output_unchecked()?;
+        let image = out.stdout.trim();
+        Ok((out.success && !image.is_empty()).then(|| image.to_owned()))
+    }
+
+    /// The running container of a one-task service, as this engine sees it (the lb is pinned to
+    /// the manager), with its restart key; None when it runs elsewhere or not at all.
+    pub fn local_container(&self, service: &str) -> anyhow::Result<Option<Container>> {
+        let Some(task) = self
+            .tasks()?
+            .into_iter()
+            .find(|t| t.service == service && t.state == "running")
+        else {
+            return Ok(None);
+        };
+        let format = format!("{{{{index .Config.Labels {RESTART_KEY_LABEL:?}}}}}");
+        let out = self
+            .docker
+            .call(
+                format!("reading the labels of {service}'s container"),
+                [
+                    "inspect",
+                    "--format",
+                    format.as_str(),
+                    task.container_id.as_str(),
+                ],
+            )
+            .timeout(Duration::from_secs(30))
+            .output_unchecked()?;
+        if !out.success {
+            return Ok(None);
+        }
+        let key = out.stdout.trim();
+        let mut container = task.to_container(&self.plan.project);
+        container.restart_key = (!key.is_empty() && key != "<no value>").then(|| key.to_owned());
+        Ok(Some(container))
     }
 
     /// Polls until every service of the stack runs all its desired tasks.

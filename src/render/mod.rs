@@ -286,8 +286,8 @@ fn service_hashes(compose_yaml: &str) -> anyhow::Result<BTreeMap<String, String>
 }
 
 /// The service with a live configuration → a hash of its compose.yaml section without `image`
-/// (whose tag follows the live file) and `labels`, and of its build context without the live
-/// file. Two renders with the same key differ in that file alone.
+/// (whose tag follows the live file) and `labels`, of the target, and of its build context
+/// without the live file. Two renders with the same key differ in that file alone.
 fn restart_keys(
     plan: &Plan,
     compose_yaml: &str,
@@ -306,7 +306,11 @@ fn restart_keys(
         map.remove("labels");
     }
     let context = format!("{service}/");
-    let mut parts = vec![("compose.yaml".to_owned(), serde_json::to_vec(&section)?)];
+    // The target too: on a Swarm, stack.yaml's lb section also follows its settings (placement).
+    let mut parts = vec![
+        ("compose.yaml".to_owned(), serde_json::to_vec(&section)?),
+        ("target".to_owned(), serde_json::to_vec(&plan.target)?),
+    ];
     parts.extend(
         files
             .iter()

@@ -111,6 +111,63 @@ struct Stack {
 }
 
 impl Stack {
+    /// The running lb task's id and container id.
+    fn lb_task(&self) -> (String, String) {
+        let ps = docker(
+            &self.host,
+            &[
+                "service",
+                "ps",
+                "--filter",
+                "desired-state=running",
+                "--format",
+                "{{.ID}}",
+                "--no-trunc",
+                &format!("{}_lb", self.name),
+            ],
+        );
+        ps.expect_success();
+        let task = ps
+            .stdout
+            .lines()
+            .next()
+            .unwrap_or_else(|| panic!("no running lb task\n{ps}"))
+            .trim()
+            .to_owned();
+        let inspect = docker(
+            &self.host,
+            &[
+                "inspect",
+                "--format",
+                "{{.Status.ContainerStatus.ContainerID}}",
+                &task,
+            ],
+        );
+        inspect.expect_success();
+        (task, inspect.stdout.trim().to_owned())
+    }
+
+    /// The pid of HAProxy's current worker in the lb container (runtime API `show info`).
+    fn haproxy_worker(&self, container: &str) -> String {
+        let info = docker(
+            &self.host,
+            &[
+                "exec",
+                container,
+                "sh",
+                "-c",
+                "echo 'show info' | socat stdio UNIX-CONNECT:/run/haproxy/admin.sock",
+            ],
+        );
+        info.expect_success();
+        info.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid: "))
+            .unwrap_or_else(|| panic!("no Pid in HAProxy's show info\n{info}"))
+            .trim()
+            .to_owned()
+    }
+
     fn run(&self, args: &[&str], timeout: Duration) -> Ran {
         let started = Instant::now();
         let ran = self
@@ -395,6 +452,54 @@ fn rolling_updates(stack: &Stack, lb_port: u16) {
     assert_all_on(stack, lb_port, "rolled");
     // The files say the broken version, the stack runs the one before; verify probes what runs.
     stack.ok(&["verify"], VERIFY_TIMEOUT);
+
+    // HAProxy's configuration alone changed (lb.balance): the lb keeps its task and container
+    // and reloads in place. The app goes back to the version that runs, so web is not updated.
+    stack
+        .project
+        .write("blueprints/web/app.py.j2", &app_version("rolled", true));
+    let spec = stack.project.read("provision.yaml");
+    stack
+        .project
+        .write("provision.yaml", &format!("{spec}  balance: leastconn\n"));
+    let lb_before = stack.lb_task();
+    let worker_before = stack.haproxy_worker(&lb_before.1);
+    let dry = stack.ok(&["apply", "--dry-run"], VERIFY_TIMEOUT);
+    assert!(
+        dry.stdout.contains("reloaded in place"),
+        "the dry run does not say the lb reloads in place\n{dry}"
+    );
+    let (ran, reload_s, report) = apply_under_load(stack, lb_port, APPLY_TIMEOUT.as_secs());
+    ran.expect_success();
+    let lb_after = stack.lb_task();
+    let worker_after = stack.haproxy_worker(&lb_after.1);
+    note(format!(
+        "apply of a new lb.balance on the Swarm: {reload_s:.1} s; lb task {} container {} before, \
+         {} {} after; HAProxy worker pid {worker_before} before, {worker_after} after",
+        lb_before.0,
+        &lb_before.1[..12],
+        lb_after.0,
+        &lb_after.1[..12]
+    ));
+    note_load("load during the lb reload", &report);
+    assert_eq!(report.failed, 0, "requests failed during the lb reload");
+    assert_eq!(report.not_sent, 0);
+    assert_eq!(lb_after, lb_before, "the lb task or container was replaced");
+    assert_ne!(worker_after, worker_before, "HAProxy was not reloaded");
+    let live = docker(
+        &stack.host,
+        &["exec", &lb_after.1, "cat", "/etc/haproxy/haproxy.cfg"],
+    );
+    assert!(
+        live.stdout.contains("balance leastconn"),
+        "the running lb does not read the new configuration\n{live}"
+    );
+    assert_all_on(stack, lb_port, "rolled");
+    // Again: nothing to reload, and the lb still keeps its task.
+    let again = stack.ok(&["apply"], APPLY_TIMEOUT);
+    assert!(!again.stderr.contains("reloaded in place"), "{again}");
+    assert_eq!(stack.lb_task(), lb_before, "a second apply replaced the lb");
+    assert_eq!(stack.haproxy_worker(&lb_after.1), worker_after);
 }
 
 fn check_passed(report: &Value, name: &str) -> Value {
