@@ -445,9 +445,13 @@ fn apply_swarm(
     if let (Some(lb), Some(live)) = (&lb_in_place, &live) {
         if lb.needs_reload {
             let done = reload::reload(docker, &lb.container, &live.config, &live.rendered)?;
+            // The service still names the image it ran: a task Swarm starts anew (a crash, a
+            // lost node) starts from that image's configuration until the next apply.
             progress.note(format!(
-                "{}: reloaded in place, same task and container ({})",
-                done.service, done.said
+                "{}: reloaded in place, same task and container ({}); the service keeps its \
+                 image {}, so a task Swarm replaces before the next `provision apply` starts \
+                 with the configuration that image carries",
+                done.service, done.said, lb.image
             ));
             reloaded.push(done);
         }
