@@ -156,23 +156,9 @@ kill -INT "$HEY_PID"
 for _ in $(seq 1 75); do kill -0 "$HEY_PID" 2>/dev/null || break; sleep 0.2; done
 wait "$HEY_PID" || true
 HEY_PID=""
-awk '
-  /^Status code distribution:/ { section = "status"; next }
-  /^Error distribution:/ { section = "error"; next }
-  /^[A-Z]/ { section = "" }
-  /Requests\/sec:/ { rps = $2 }
-  / 50% in / { p50 = $3 * 1000 }
-  / 99% in / { p99 = $3 * 1000 }
-  section == "status" && /\[[0-9]+\]/ {
-    code = $1; gsub(/[][]/, "", code)
-    if (code ~ /^2/) ok += $2; else bad += $2
-  }
-  section == "error" && /\[[0-9]+\]/ { n = $1; gsub(/[][]/, "", n); err += n }
-  END {
-    printf "load: %d requests sent, %d 2xx, %d non-2xx, %d failed (no answer); latency p50 %s ms, p99 %s ms; %s req/s achieved\n",
-      ok + bad + err, ok, bad, err,
-      (p50 == "" ? "n/a" : sprintf("%.1f", p50)), (p99 == "" ? "n/a" : sprintf("%.1f", p99)), rps
-  }' "$WORK/hey.out"
+read -r sent ok bad err p50 p99 _ rps < <(hey_summary "$WORK/hey.out")
+printf 'load: %s requests sent, %s 2xx, %s non-2xx, %s failed (no answer); latency p50 %s ms, p99 %s ms; %s req/s achieved\n' \
+  "$sent" "$ok" "$bad" "$err" "$p50" "$p99" "$rps"
 if grep -q '^Error distribution:' "$WORK/hey.out"; then
   sed -n '/^Error distribution:/,$p' "$WORK/hey.out" | sed 's/^/  /'
 fi

@@ -31,6 +31,21 @@ pub struct ScaleAction {
     pub error: Option<String>,
 }
 
+impl ScaleAction {
+    /// A scale from `from` to `to` replicas, before any step of it.
+    pub fn new(from: u32, to: u32) -> Self {
+        ScaleAction {
+            from,
+            to,
+            drained: Vec::new(),
+            batches: 0,
+            seconds: 0.0,
+            first_up: Default::default(),
+            error: None,
+        }
+    }
+}
+
 /// The outcome of one `verify`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Report {

@@ -52,15 +52,7 @@ impl Scaler<'_> {
         let web = web_of(&containers, self.plan);
         let from = web.len() as u32;
         let batch = self.batch.max(1);
-        let mut action = ScaleAction {
-            from,
-            to: n,
-            drained: Vec::new(),
-            batches: 0,
-            first_up: Default::default(),
-            seconds: 0.0,
-            error: None,
-        };
+        let mut action = ScaleAction::new(from, n);
         if n < from {
             self.scale_down(web, n, batch, &mut action)?;
         } else {

@@ -142,10 +142,7 @@ fn apply_compose(
     let engine = preflight::require_engine(docker)?;
     let before = docker.project_containers(&plan.project)?;
     let wanted = read_file_services(compose.file())?;
-    let live = plan.live_config().map(|config| LiveFile {
-        config,
-        rendered: out_dir(compose).join(config.file),
-    });
+    let live = LiveFile::of(plan, &out_dir(compose));
     let changes = service_changes(docker, &wanted, &before, &plan.web.service, live.as_ref())?;
     match pending_change(&wanted, &before, &changes) {
         None => {
@@ -324,6 +321,16 @@ struct LiveFile {
     rendered: PathBuf,
 }
 
+impl LiveFile {
+    /// The plan's live configuration, if it has one, rendered in `out_dir`.
+    fn of(plan: &crate::spec::Plan, out_dir: &Path) -> Option<LiveFile> {
+        plan.live_config().map(|config| LiveFile {
+            config,
+            rendered: out_dir.join(config.file),
+        })
+    }
+}
+
 /// The output directory: the Compose file's.
 fn out_dir(compose: &Compose<'_>) -> PathBuf {
     compose
@@ -384,14 +391,7 @@ fn apply_swarm(
     let before = swarm.containers()?;
     let replicas = keep_replicas(deployment, swarm.web_replicas()?.unwrap_or(0));
     let before_deploy = swarm.before_deploy()?;
-    let live = plan.live_config().map(|config| LiveFile {
-        config,
-        rendered: swarm
-            .stack_file
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(config.file),
-    });
+    let live = LiveFile::of(plan, swarm.stack_file.parent().unwrap_or(Path::new(".")));
     let lb_in_place = match &live {
         Some(live) => swarm_lb_in_place(swarm, live)?,
         None => None,
@@ -1145,6 +1145,11 @@ mod tests {
         ]
     }
 
+    /// `plan_changes` of `wanted()` with no container known to read its live file already.
+    fn changes_of(ids: &[Option<String>], stack: &[Container]) -> Vec<Change> {
+        plan_changes(&wanted(), ids, stack, "web", &BTreeSet::new())
+    }
+
     fn actions(changes: &[Change]) -> Vec<(&str, Action, bool)> {
         changes
             .iter()
@@ -1155,13 +1160,7 @@ mod tests {
     #[test]
     fn a_current_stack_keeps_everything_and_has_nothing_pending() {
         let stack = current_stack();
-        let changes = plan_changes(
-            &wanted(),
-            &ids(Some("web-img")),
-            &stack,
-            "web",
-            &BTreeSet::new(),
-        );
+        let changes = changes_of(&ids(Some("web-img")), &stack);
         assert!(
             changes.iter().all(|c| c.action == Action::Keep),
             "{changes:?}"
@@ -1171,13 +1170,7 @@ mod tests {
 
     #[test]
     fn a_new_web_image_is_built_and_replaced_rolling_the_rest_kept() {
-        let changes = plan_changes(
-            &wanted(),
-            &ids(None),
-            &current_stack(),
-            "web",
-            &BTreeSet::new(),
-        );
+        let changes = changes_of(&ids(None), &current_stack());
         assert_eq!(
             actions(&changes),
             [
@@ -1195,13 +1188,7 @@ mod tests {
         for c in &mut stack {
             c.config_label = Some("old".into());
         }
-        let changes = plan_changes(
-            &wanted(),
-            &ids(Some("web-img")),
-            &stack,
-            "web",
-            &BTreeSet::new(),
-        );
+        let changes = changes_of(&ids(Some("web-img")), &stack);
         assert_eq!(
             actions(&changes),
             [
@@ -1226,13 +1213,7 @@ mod tests {
         stack[1].config_label = Some("lb-old".into());
         stack[1].image_id = "lb-old-img".into();
         stack[1].restart_key = Some("lb-key".into());
-        let changes = plan_changes(
-            &wanted(),
-            &ids(Some("web-img")),
-            &stack,
-            "web",
-            &BTreeSet::new(),
-        );
+        let changes = changes_of(&ids(Some("web-img")), &stack);
         assert_eq!(changes[1].action, Action::Reload, "{changes:?}");
         assert!(pending_change(&wanted(), &stack, &changes).is_some());
 
@@ -1257,17 +1238,11 @@ mod tests {
         let mut stack = current_stack();
         stack[4].running = false;
         stack[4].state = "exited".into();
-        let changes = plan_changes(
-            &wanted(),
-            &ids(Some("web-img")),
-            &stack,
-            "web",
-            &BTreeSet::new(),
-        );
+        let changes = changes_of(&ids(Some("web-img")), &stack);
         assert_eq!(changes[3].action, Action::Start);
         assert!(pending_change(&wanted(), &stack, &changes).is_some());
 
-        let changes = plan_changes(&wanted(), &ids(None), &[], "web", &BTreeSet::new());
+        let changes = changes_of(&ids(None), &[]);
         assert!(
             changes.iter().all(|c| c.action == Action::Create),
             "{changes:?}"
@@ -1278,13 +1253,7 @@ mod tests {
     fn a_container_of_a_service_the_file_lost_is_pending() {
         let mut stack = current_stack();
         stack.push(running("g", "registrator", "x", "y"));
-        let changes = plan_changes(
-            &wanted(),
-            &ids(Some("web-img")),
-            &stack,
-            "web",
-            &BTreeSet::new(),
-        );
+        let changes = changes_of(&ids(Some("web-img")), &stack);
         let reason = pending_change(&wanted(), &stack, &changes).unwrap();
         assert!(reason.contains("belongs to no service"), "{reason}");
     }

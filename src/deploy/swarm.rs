@@ -306,23 +306,11 @@ impl<'a> Swarm<'a> {
 
     /// Fails unless docker talks to a Swarm manager.
     pub fn require_manager(&self) -> anyhow::Result<()> {
-        let out = self
-            .docker
-            .call(
-                "asking the engine whether it is a swarm manager",
-                [
-                    "info",
-                    "--format",
-                    "{{.Swarm.LocalNodeState}} {{.Swarm.ControlAvailable}}",
-                ],
-            )
-            .timeout(Duration::from_secs(20))
-            .output()?;
-        if out.trim() != "active true" {
+        let out = manager_state(self.docker)?;
+        if out != MANAGER {
             return Err(crate::ToolError(format!(
                 "the spec's target is a swarm, but the engine docker talks to is not a swarm \
-                 manager (swarm state: {}): point DOCKER_HOST at a manager, or run `docker swarm init`",
-                out.trim()
+                 manager (swarm state: {out}): point DOCKER_HOST at a manager, or run `docker swarm init`"
             ))
             .into());
         }
@@ -660,15 +648,7 @@ impl<'a> Swarm<'a> {
     ) -> anyhow::Result<ScaleAction> {
         let started = Instant::now();
         let from = self.web_replicas()?.unwrap_or(0);
-        let mut action = ScaleAction {
-            from,
-            to: n,
-            drained: Vec::new(),
-            batches: 0,
-            first_up: Default::default(),
-            seconds: 0.0,
-            error: None,
-        };
+        let mut action = ScaleAction::new(from, n);
         let service = self.service_name(&self.plan.web.service);
         let mut current = from;
         let batch = batch.max(1);
@@ -818,12 +798,12 @@ impl<'a> Swarm<'a> {
     }
 }
 
-/// `provision doctor` on a Swarm target: the engine is a manager, its nodes are Ready (counted),
-/// and the registry answers. (Whether each node can pull is seen at deploy time: a task that
-/// cannot pull stays `preparing`/`rejected`, and apply names it.)
-pub fn doctor(docker: &Docker, target: &SwarmTarget) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let info = docker
+/// `manager_state` of an engine that is a swarm manager.
+const MANAGER: &str = "active true";
+
+/// The engine's swarm state and whether it is a manager: `active true` on a manager.
+fn manager_state(docker: &Docker) -> anyhow::Result<String> {
+    let out = docker
         .call(
             "asking the engine whether it is a swarm manager",
             [
@@ -833,9 +813,17 @@ pub fn doctor(docker: &Docker, target: &SwarmTarget) -> Vec<Finding> {
             ],
         )
         .timeout(Duration::from_secs(20))
-        .output();
-    match info.as_deref().map(str::trim) {
-        Ok("active true") => findings.push(Finding::ok("swarm", "this engine is a swarm manager")),
+        .output()?;
+    Ok(out.trim().to_owned())
+}
+
+/// `provision doctor` on a Swarm target: the engine is a manager, its nodes are Ready (counted),
+/// and the registry answers. (Whether each node can pull is seen at deploy time: a task that
+/// cannot pull stays `preparing`/`rejected`, and apply names it.)
+pub fn doctor(docker: &Docker, target: &SwarmTarget) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    match manager_state(docker).as_deref() {
+        Ok(MANAGER) => findings.push(Finding::ok("swarm", "this engine is a swarm manager")),
         Ok(state) => findings.push(Finding::fail(
             "swarm",
             format!("the spec's target is a swarm, but this engine is not a manager (swarm state: {state})"),

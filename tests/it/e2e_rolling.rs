@@ -11,53 +11,53 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use provision::probe::load::{self, LoadOptions, LoadReport};
-use serde_json::Value;
 
+use crate::deploys::{
+    app_version, app_with, json_through_lb, load_line, version_of, worker_pid, ANSWER, SHOW_INFO,
+};
 use crate::e2e::{
     consul_dns_spec, note, rig_image, start, Stack, APPLY_TIMEOUT, SHORT_TIMEOUT, VERIFY_TIMEOUT,
 };
-use crate::harness::{repo_root, Project};
+use crate::harness::{Project, Ran};
 
 const PROJECT: &str = "provision-e2e-roll";
 const LB: u16 = 28680;
 const RATE: f64 = 50.0;
-/// What the changed app adds to its JSON answer.
-const NEW_FIELD: &str = "version=\"rolled\"";
 /// `--timeout` of the apply that must roll back.
 const ROLLBACK_TIMEOUT: u64 = 30;
 
-/// The embedded app blueprint with `from` replaced by `to` (which must be there).
-fn app_with(changes: &[(&str, &str)]) -> String {
-    let path = repo_root().join("blueprints/web/app.py.j2");
-    let mut app = std::fs::read_to_string(&path).expect("reading the app blueprint");
-    for (from, to) in changes {
-        assert!(app.contains(from), "the app blueprint has no {from:?}");
-        app = app.replace(from, to);
-    }
-    app
+/// What `apply_under_load` saw.
+struct Applied {
+    ran: Ran,
+    /// How long apply ran.
+    seconds: f64,
+    /// The load from 2 s before apply to 2 s after.
+    report: LoadReport,
+    /// The fewest web replicas running at any moment of the apply.
+    fewest_running: usize,
 }
 
-const ANSWER: &str = "jsonify(hits=count, hostname=HOSTNAME)";
-const HEALTHY: &str = "return \"ok\\n\", 200,";
-
-fn start_load() -> load::Load {
-    load::start(LoadOptions::new(format!("http://127.0.0.1:{LB}/"), RATE)).expect("starting load")
+/// `provision ARGS` with RATE requests per second through the lb from 2 s before to 2 s after.
+fn apply_under_load(project: &Project, args: &[&str]) -> Applied {
+    let load = load::start(LoadOptions::new(format!("http://127.0.0.1:{LB}/"), RATE))
+        .expect("starting load");
+    std::thread::sleep(Duration::from_secs(2));
+    let watch = RunningWatch::start();
+    let t = Instant::now();
+    let ran = project.run(args, &[], APPLY_TIMEOUT);
+    let seconds = t.elapsed().as_secs_f64();
+    let fewest_running = watch.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    Applied {
+        ran,
+        seconds,
+        report: load.stop(),
+        fewest_running,
+    }
 }
 
 fn note_load(what: &str, report: &LoadReport) {
-    note(format!(
-        "{what}: {} requests sent at {:.0}/s over {:.1} s, {} failed, {} not sent{}",
-        report.sent,
-        report.achieved_rate_per_sec,
-        report.duration_secs,
-        report.failed,
-        report.not_sent,
-        report
-            .failure_samples
-            .first()
-            .map(|f| format!(" (first failure: {f:?})"))
-            .unwrap_or_default()
-    ));
+    note(load_line(what, report));
 }
 
 /// Which version each replica answers with, by hostname (the container's short id), from 8 GETs
@@ -66,17 +66,9 @@ fn versions(stack: &Stack) -> BTreeMap<String, String> {
     let replicas = stack.web().into_iter().filter(|c| c.running).count();
     let mut seen = BTreeMap::new();
     for _ in 0..replicas * 8 {
-        let body = ureq::get(&format!("http://127.0.0.1:{LB}/"))
-            .set("Accept", "application/json")
-            .timeout(Duration::from_secs(5))
-            .call()
-            .expect("GET / through the lb")
-            .into_string()
-            .expect("reading the answer");
-        let answer: Value = serde_json::from_str(&body).expect("a JSON answer");
+        let answer = json_through_lb(LB);
         let host = answer["hostname"].as_str().unwrap_or_default().to_owned();
-        let version = answer["version"].as_str().unwrap_or("original").to_owned();
-        seen.insert(host, version);
+        seen.insert(host, version_of(&answer));
     }
     seen
 }
@@ -126,13 +118,7 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     assert_all_on(&stack, "original");
 
     // (a) A changed app, applied under load.
-    project.write(
-        "blueprints/web/app.py.j2",
-        &app_with(&[(
-            ANSWER,
-            &format!("jsonify(hits=count, hostname=HOSTNAME, {NEW_FIELD})"),
-        )]),
-    );
+    project.write("blueprints/web/app.py.j2", &app_version("rolled", true));
     let dry = project.run(&["apply", "--dry-run"], &[], SHORT_TIMEOUT);
     dry.expect_success();
     assert!(
@@ -140,15 +126,12 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         "the dry run does not show a rolling replacement\n{dry}"
     );
     stack.step("provision apply (changed app) under load");
-    let load = start_load();
-    std::thread::sleep(Duration::from_secs(2));
-    let watch = RunningWatch::start();
-    let t = Instant::now();
-    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
-    let rollout = t.elapsed().as_secs_f64();
-    let fewest = watch.stop();
-    std::thread::sleep(Duration::from_secs(2));
-    let report = load.stop();
+    let Applied {
+        ran,
+        seconds: rollout,
+        report,
+        fewest_running: fewest,
+    } = apply_under_load(&project, &["apply"]);
     ran.expect_success();
     note(format!(
         "rolling apply of 3 replicas: {rollout:.1} s, never fewer than {fewest} running"
@@ -172,21 +155,14 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     );
 
     // (a') Another version, two replicas at a time (batches of 2 and 1).
-    project.write(
-        "blueprints/web/app.py.j2",
-        &app_with(&[(
-            ANSWER,
-            "jsonify(hits=count, hostname=HOSTNAME, version=\"batched\")",
-        )]),
-    );
+    project.write("blueprints/web/app.py.j2", &app_version("batched", true));
     stack.step("provision apply --batch 2 (changed app) under load");
-    let load = start_load();
-    std::thread::sleep(Duration::from_secs(2));
-    let t = Instant::now();
-    let ran = project.run(&["apply", "--batch", "2"], &[], APPLY_TIMEOUT);
-    let rollout = t.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(2));
-    let report = load.stop();
+    let Applied {
+        ran,
+        seconds: rollout,
+        report,
+        ..
+    } = apply_under_load(&project, &["apply", "--batch", "2"]);
     ran.expect_success();
     note(format!(
         "rolling apply of 3 replicas, 2 at a time: {rollout:.1} s"
@@ -198,25 +174,15 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     assert_all_on(&stack, "batched");
 
     // (b) A new version whose health check never passes, applied under load: rolled back.
-    project.write(
-        "blueprints/web/app.py.j2",
-        &app_with(&[
-            (
-                ANSWER,
-                "jsonify(hits=count, hostname=HOSTNAME, version=\"broken\")",
-            ),
-            (HEALTHY, "return \"broken\\n\", 500,"),
-        ]),
-    );
+    project.write("blueprints/web/app.py.j2", &app_version("broken", false));
     stack.step("provision apply (health check never passes) under load");
-    let load = start_load();
-    std::thread::sleep(Duration::from_secs(2));
-    let t = Instant::now();
     let timeout = ROLLBACK_TIMEOUT.to_string();
-    let ran = project.run(&["apply", "--timeout", &timeout], &[], APPLY_TIMEOUT);
-    let failed_after = t.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(2));
-    let report = load.stop();
+    let Applied {
+        ran,
+        seconds: failed_after,
+        report,
+        ..
+    } = apply_under_load(&project, &["apply", "--timeout", &timeout]);
     ran.expect_code(1);
     assert!(
         ran.stderr.contains("rolled back") && ran.stderr.contains("last log lines"),
@@ -272,13 +238,12 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         ]),
     );
     stack.step("provision apply (only the first new replica healthy) under load");
-    let load = start_load();
-    std::thread::sleep(Duration::from_secs(2));
-    let t = Instant::now();
-    let ran = project.run(&["apply", "--timeout", &timeout], &[], APPLY_TIMEOUT);
-    let failed_after = t.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(2));
-    let report = load.stop();
+    let Applied {
+        ran,
+        seconds: failed_after,
+        report,
+        ..
+    } = apply_under_load(&project, &["apply", "--timeout", &timeout]);
     ran.expect_code(1);
     assert!(
         ran.stderr.contains("put back on the previous version"),
@@ -315,13 +280,7 @@ fn e2e_rolling_apply_then_rollback_under_load() {
 
     // (d) HAProxy's configuration alone changed (lb.balance): the running lb reloads it in place
     // under load. The app override goes back to the version that runs, so web is kept.
-    project.write(
-        "blueprints/web/app.py.j2",
-        &app_with(&[(
-            ANSWER,
-            "jsonify(hits=count, hostname=HOSTNAME, version=\"batched\")",
-        )]),
-    );
+    project.write("blueprints/web/app.py.j2", &app_version("batched", true));
     project.write("provision.yaml", &format!("{spec}  balance: leastconn\n"));
     let lb_before = lb_container(&stack);
     let worker_before = haproxy_worker(&lb_before);
@@ -332,13 +291,12 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         "the dry run does not plan an lb reload alone\n{dry}"
     );
     stack.step("provision apply (lb.balance changed) under load");
-    let load = start_load();
-    std::thread::sleep(Duration::from_secs(2));
-    let t = Instant::now();
-    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
-    let reload_s = t.elapsed().as_secs_f64();
-    std::thread::sleep(Duration::from_secs(2));
-    let report = load.stop();
+    let Applied {
+        ran,
+        seconds: reload_s,
+        report,
+        ..
+    } = apply_under_load(&project, &["apply"]);
     ran.expect_success();
     let lb_after = lb_container(&stack);
     let worker_after = haproxy_worker(&lb_after);
@@ -376,13 +334,7 @@ fn e2e_rolling_apply_then_rollback_under_load() {
 
     // (c) A redis change restarts a stateful service: said in the plan, refused without a
     // terminal unless --yes.
-    project.write(
-        "blueprints/web/app.py.j2",
-        &app_with(&[(
-            ANSWER,
-            &format!("jsonify(hits=count, hostname=HOSTNAME, {NEW_FIELD})"),
-        )]),
-    );
+    project.write("blueprints/web/app.py.j2", &app_version("rolled", true));
     // The lb's stats port too: a container setting, not HAProxy's configuration alone, so the lb
     // is recreated; apply measures and reports the interruption.
     let changed = consul_dns_spec(PROJECT, 3, LB, 28685, 28686);
@@ -453,20 +405,9 @@ fn lb_container(stack: &Stack) -> crate::e2e::Container {
 
 /// The pid of HAProxy's current worker, from its runtime API (`show info`).
 fn haproxy_worker(lb: &crate::e2e::Container) -> String {
-    let info = crate::e2e::docker(&[
-        "exec",
-        &lb.id,
-        "sh",
-        "-c",
-        "echo 'show info' | socat stdio UNIX-CONNECT:/run/haproxy/admin.sock",
-    ]);
+    let info = crate::e2e::docker(&["exec", &lb.id, "sh", "-c", SHOW_INFO]);
     info.expect_success();
-    info.stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("Pid: "))
-        .unwrap_or_else(|| panic!("no Pid in HAProxy's show info\n{info}"))
-        .trim()
-        .to_owned()
+    worker_pid(&info.stdout)
 }
 
 /// Counts the running web replicas every 200 ms from another thread; `stop` gives the fewest seen.

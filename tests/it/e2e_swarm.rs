@@ -35,7 +35,8 @@ use std::time::{Duration, Instant};
 use provision::probe::load::{self, LoadOptions, LoadReport};
 use serde_json::Value;
 
-use crate::harness::{every_check_required, repo_root, report_skip, Project, Ran};
+use crate::deploys::{app_version, json_through_lb, load_line, version_of, worker_pid, SHOW_INFO};
+use crate::harness::{every_check_required, report_skip, Project, Ran};
 
 const APPLY_TIMEOUT: Duration = Duration::from_secs(900);
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
@@ -47,9 +48,6 @@ const CLIENTS: usize = 4;
 const RATE: f64 = 50.0;
 /// `--timeout` of the apply whose new version never turns healthy.
 const ROLLBACK_TIMEOUT: u64 = 90;
-/// The app's JSON answer, and its health answer, in blueprints/web/app.py.j2.
-const ANSWER: &str = "jsonify(hits=count, hostname=HOSTNAME)";
-const HEALTHY: &str = "return \"ok\\n\", 200,";
 
 /// One swarm stack at a time.
 static SWARM: Mutex<()> = Mutex::new(());
@@ -149,23 +147,9 @@ impl Stack {
 
     /// The pid of HAProxy's current worker in the lb container (runtime API `show info`).
     fn haproxy_worker(&self, container: &str) -> String {
-        let info = docker(
-            &self.host,
-            &[
-                "exec",
-                container,
-                "sh",
-                "-c",
-                "echo 'show info' | socat stdio UNIX-CONNECT:/run/haproxy/admin.sock",
-            ],
-        );
+        let info = docker(&self.host, &["exec", container, "sh", "-c", SHOW_INFO]);
         info.expect_success();
-        info.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("Pid: "))
-            .unwrap_or_else(|| panic!("no Pid in HAProxy's show info\n{info}"))
-            .trim()
-            .to_owned()
+        worker_pid(&info.stdout)
     }
 
     fn run(&self, args: &[&str], timeout: Duration) -> Ran {
@@ -284,42 +268,8 @@ impl Load {
     }
 }
 
-/// The embedded app blueprint with each `from` replaced by its `to` (which must be there); the
-/// same edit as e2e_rolling.rs makes for Compose.
-fn app_with(changes: &[(&str, &str)]) -> String {
-    let path = repo_root().join("blueprints/web/app.py.j2");
-    let mut app = std::fs::read_to_string(&path).expect("reading the app blueprint");
-    for (from, to) in changes {
-        assert!(app.contains(from), "the app blueprint has no {from:?}");
-        app = app.replace(from, to);
-    }
-    app
-}
-
-/// An app that adds `version` to its answer; `healthy: false` makes its health path answer 500.
-fn app_version(version: &str, healthy: bool) -> String {
-    let answer = format!("jsonify(hits=count, hostname=HOSTNAME, version={version:?})");
-    let mut changes = vec![(ANSWER, answer.as_str())];
-    if !healthy {
-        changes.push((HEALTHY, "return \"broken\\n\", 500,"));
-    }
-    app_with(&changes)
-}
-
 fn note_load(what: &str, report: &LoadReport) {
-    note(format!(
-        "{what}: {} requests sent at {:.0}/s over {:.1} s, {} failed, {} not sent{}",
-        report.sent,
-        report.achieved_rate_per_sec,
-        report.duration_secs,
-        report.failed,
-        report.not_sent,
-        report
-            .failure_samples
-            .first()
-            .map(|f| format!(" (first failure: {f:?})"))
-            .unwrap_or_default()
-    ));
+    note(load_line(what, report));
 }
 
 /// `apply` under 50 requests per second through the lb: (its run, seconds, the load's report).
@@ -347,17 +297,9 @@ fn assert_all_on(stack: &Stack, lb_port: u16, version: &str) {
         .collect();
     let mut seen = BTreeMap::new();
     for _ in 0..tasks.len() * 10 {
-        let body = ureq::get(&format!("http://127.0.0.1:{lb_port}/"))
-            .set("Accept", "application/json")
-            .timeout(Duration::from_secs(5))
-            .call()
-            .unwrap_or_else(|e| panic!("GET / through the lb: {e}"))
-            .into_string()
-            .unwrap_or_else(|e| panic!("reading GET / through the lb: {e}"));
-        let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let answer = json_through_lb(lb_port);
         let host = answer["hostname"].as_str().unwrap_or_default().to_owned();
-        let answered = answer["version"].as_str().unwrap_or("original").to_owned();
-        seen.insert(host, answered);
+        seen.insert(host, version_of(&answer));
     }
     assert_eq!(
         seen.keys().cloned().collect::<BTreeSet<_>>(),
@@ -555,14 +497,7 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
     // Independently of verify: the hostnames the counter itself reports through the lb.
     let mut hostnames = BTreeSet::new();
     for _ in 0..30 {
-        let body = ureq::get(&format!("http://127.0.0.1:{lb_port}/"))
-            .set("Accept", "application/json")
-            .timeout(Duration::from_secs(5))
-            .call()
-            .unwrap_or_else(|e| panic!("GET / through the lb: {e}"))
-            .into_string()
-            .unwrap_or_else(|e| panic!("reading GET / through the lb: {e}"));
-        let answer: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        let answer = json_through_lb(lb_port);
         hostnames.insert(answer["hostname"].as_str().unwrap().to_owned());
     }
     assert_eq!(

@@ -3,6 +3,7 @@
 
 mod cli;
 mod ctmpl;
+mod deploys;
 mod docker_cli;
 mod e2e;
 mod e2e_faults;
