@@ -125,7 +125,7 @@ pub struct EngineLock {
     _process: std::fs::File,
 }
 
-fn engine_lock() -> EngineLock {
+pub(crate) fn engine_lock() -> EngineLock {
     // A test that panicked while holding the lock cleaned up in its guard: the lock is usable.
     let thread = ENGINE
         .lock()

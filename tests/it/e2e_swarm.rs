@@ -49,9 +49,6 @@ const RATE: f64 = 50.0;
 /// `--timeout` of the apply whose new version never turns healthy.
 const ROLLBACK_TIMEOUT: u64 = 90;
 
-/// One swarm stack at a time.
-static SWARM: Mutex<()> = Mutex::new(());
-
 fn note(msg: impl AsRef<str>) {
     let mut err = std::io::stderr().lock();
     for line in msg.as_ref().lines() {
@@ -458,7 +455,10 @@ fn check_passed(report: &Value, name: &str) -> Value {
 
 fn swarm_stack(discovery: &str, lb_port: u16) {
     let Some(host) = swarm_host() else { return };
-    let _one_at_a_time = SWARM.lock().unwrap_or_else(|e| e.into_inner());
+    // One stack test at a time, Compose's included: the swarm's nodes share this machine's engine
+    // and its 2 cores. With a Compose stack test beside it, a CI run saw Swarm replace an old web
+    // task during a rollback (probably its 2 s health check starved), which this test forbids.
+    let _engine = crate::e2e::engine_lock();
     let registry =
         std::env::var("PROVISION_SWARM_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
     let name = format!("provision-e2e-swarm-{}", discovery.replace('-', ""));
