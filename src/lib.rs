@@ -18,6 +18,8 @@ pub mod reload;
 pub mod render;
 pub mod report;
 pub mod scaling;
+#[doc(hidden)]
+pub mod skip_rule;
 pub mod spec;
 
 use std::process::ExitCode;

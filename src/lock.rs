@@ -147,15 +147,17 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         // `flock -o FILE sleep 60` holds the lock in another process (`-o`: in flock itself,
         // not in sleep), which is then killed.
-        let Ok(mut child) = std::process::Command::new("flock")
+        let Some(flock) =
+            crate::skip_rule::external_tool("flock", "a holder killed by signal releases the lock")
+        else {
+            return;
+        };
+        let mut child = std::process::Command::new(flock)
             .arg("-o")
             .arg(&path)
             .args(["sleep", "60"])
             .spawn()
-        else {
-            eprintln!("SKIPPED lock::a_killed_holder_does_not_block: no `flock` command");
-            return;
-        };
+            .expect("starting flock");
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let probe = File::open(&path).unwrap();

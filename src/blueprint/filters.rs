@@ -228,38 +228,7 @@ mod tests {
         v.as_str().unwrap().to_owned()
     }
 
-    /// `program` on PATH, to check a filter's output with the real reader of its format. Without
-    /// it the check prints one `SKIPPED` line, or fails where every check must run (`CI` set and
-    /// not `false`, or `PROVISION_E2E=require`): the rule of the integration tests'
-    /// `harness::external_tool`, which unit tests cannot import.
-    fn external_tool(program: &str, check: &str) -> Option<std::path::PathBuf> {
-        use std::io::Write;
-        use std::os::unix::fs::PermissionsExt;
-        let found = std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join(program))
-                .find(|p| {
-                    std::fs::metadata(p)
-                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                })
-        });
-        if found.is_none() {
-            let required = matches!(
-                std::env::var("PROVISION_E2E").as_deref(),
-                Ok("require" | "1")
-            ) || std::env::var_os("CI")
-                .is_some_and(|v| !v.is_empty() && v != "false");
-            assert!(
-                !required,
-                "{check} must run here (CI or PROVISION_E2E=require), but {program} not found on PATH"
-            );
-            let thread = std::thread::current();
-            let test = thread.name().unwrap_or("?");
-            let line = format!("SKIPPED {test} ({check}): {program} not found on PATH\n");
-            let _ = std::io::stderr().lock().write_all(line.as_bytes());
-        }
-        found
-    }
+    use crate::skip_rule::external_tool;
 
     #[test]
     fn yaml_keeps_hostile_strings_inside_one_scalar() {

@@ -33,8 +33,8 @@ struct Applied {
     seconds: f64,
     /// The load from 2 s before apply to 2 s after.
     report: LoadReport,
-    /// The fewest web replicas running at any moment of the apply.
-    fewest_running: usize,
+    /// The web replicas running during the apply, sampled every 200 ms.
+    running: Running,
 }
 
 /// `provision ARGS` with RATE requests per second through the lb from 2 s before to 2 s after.
@@ -46,14 +46,54 @@ fn apply_under_load(project: &Project, args: &[&str]) -> Applied {
     let t = Instant::now();
     let ran = project.run(args, &[], APPLY_TIMEOUT);
     let seconds = t.elapsed().as_secs_f64();
-    let fewest_running = watch.stop();
+    let running = watch.stop();
     std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    if let Err(problem) = load_covered(&report, seconds) {
+        panic!("{problem}\n{report:#?}\n{ran}");
+    }
     Applied {
         ran,
         seconds,
-        report: load.stop(),
-        fewest_running,
+        report,
+        running,
     }
+}
+
+/// The load of `apply_under_load` was sent: some requests, each one accounted for, as many as
+/// were due at RATE over a time that covers the whole apply (`apply_seconds`). Without this a
+/// load generator that sent nothing would pass every "0 failed" below.
+fn load_covered(report: &LoadReport, apply_seconds: f64) -> Result<(), String> {
+    if report.sent == 0 {
+        return Err("no request was sent during the apply".into());
+    }
+    if report.succeeded + report.failed != report.sent {
+        return Err(format!(
+            "{} succeeded and {} failed of {} sent",
+            report.succeeded, report.failed, report.sent
+        ));
+    }
+    if report.sent + report.not_sent != report.intended {
+        return Err(format!(
+            "{} sent and {} not sent of {} due",
+            report.sent, report.not_sent, report.intended
+        ));
+    }
+    if report.duration_secs < apply_seconds {
+        return Err(format!(
+            "the load ran {:.1} s, the apply {apply_seconds:.1} s",
+            report.duration_secs
+        ));
+    }
+    // One request at 0 s, then one every 1/RATE s; a tick more or less at the edges.
+    let due = (report.duration_secs * RATE).floor() as u64 + 1;
+    if report.intended.abs_diff(due) > 1 {
+        return Err(format!(
+            "{} requests due over {:.1} s, {due} at {RATE}/s",
+            report.intended, report.duration_secs
+        ));
+    }
+    Ok(())
 }
 
 fn note_load(what: &str, report: &LoadReport) {
@@ -130,15 +170,18 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         ran,
         seconds: rollout,
         report,
-        fewest_running: fewest,
+        running,
     } = apply_under_load(&project, &["apply"]);
     ran.expect_success();
     note(format!(
-        "rolling apply of 3 replicas: {rollout:.1} s, never fewer than {fewest} running"
+        "rolling apply of 3 replicas: {rollout:.1} s, {} to {} running ({} samples)",
+        running.fewest, running.most, running.samples
     ));
-    assert!(
-        fewest >= 3,
-        "only {fewest} web replicas ran at one point of the rollout"
+    // One at a time: 3 old, then a 4th (new) beside them, never fewer than 3 serving.
+    assert_eq!(
+        (running.fewest, running.most),
+        (3, 4),
+        "web replicas running during the rollout, fewest and most: {running:?}"
     );
     note_load("load during the rolling apply", &report);
     assert_eq!(report.failed, 0, "requests failed during the rollout");
@@ -161,12 +204,19 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         ran,
         seconds: rollout,
         report,
-        ..
+        running,
     } = apply_under_load(&project, &["apply", "--batch", "2"]);
     ran.expect_success();
     note(format!(
-        "rolling apply of 3 replicas, 2 at a time: {rollout:.1} s"
+        "rolling apply of 3 replicas, 2 at a time: {rollout:.1} s, {} to {} running ({} samples)",
+        running.fewest, running.most, running.samples
     ));
+    // Two at a time: 3 old and 2 new at once, never fewer than 3 serving.
+    assert_eq!(
+        (running.fewest, running.most),
+        (3, 5),
+        "web replicas running during the --batch 2 rollout, fewest and most: {running:?}"
+    );
     note_load("load during the rolling apply --batch 2", &report);
     assert_eq!(report.failed, 0, "requests failed during the rollout");
     assert_eq!(report.not_sent, 0);
@@ -410,10 +460,30 @@ fn haproxy_worker(lb: &crate::e2e::Container) -> String {
     worker_pid(&info.stdout)
 }
 
-/// Counts the running web replicas every 200 ms from another thread; `stop` gives the fewest seen.
+/// The web replicas running during an apply, from `docker ps` every 200 ms.
+#[derive(Debug, PartialEq, Eq)]
+struct Running {
+    /// How many times `docker ps` answered.
+    samples: usize,
+    fewest: usize,
+    most: usize,
+}
+
+impl Running {
+    /// None when nothing was observed: "never fewer than 3" must not follow from no sample.
+    fn of(counts: &[usize]) -> Option<Running> {
+        Some(Running {
+            samples: counts.len(),
+            fewest: *counts.iter().min()?,
+            most: *counts.iter().max()?,
+        })
+    }
+}
+
+/// Counts the running web replicas every 200 ms from another thread; `stop` says what it saw.
 struct RunningWatch {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<usize>,
+    thread: std::thread::JoinHandle<(Vec<usize>, Vec<String>)>,
 }
 
 impl RunningWatch {
@@ -421,7 +491,7 @@ impl RunningWatch {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::spawn(move || {
-            let mut fewest = usize::MAX;
+            let (mut counts, mut errors) = (Vec::new(), Vec::new());
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
                 let ps = crate::e2e::docker(&[
                     "ps",
@@ -432,17 +502,82 @@ impl RunningWatch {
                     "label=com.docker.compose.service=web",
                 ]);
                 if ps.code == Some(0) {
-                    fewest = fewest.min(ps.stdout.lines().filter(|l| !l.trim().is_empty()).count());
+                    counts.push(ps.stdout.lines().filter(|l| !l.trim().is_empty()).count());
+                } else {
+                    errors.push(ps.stderr.trim().to_owned());
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
-            fewest
+            (counts, errors)
         });
         RunningWatch { stop, thread }
     }
 
-    fn stop(self) -> usize {
+    /// What the watch saw; fails the test when `docker ps` never answered.
+    fn stop(self) -> Running {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.join().expect("the watch thread")
+        let (counts, errors) = self.thread.join().expect("the watch thread");
+        Running::of(&counts).unwrap_or_else(|| {
+            panic!(
+                "the watch of running replicas observed nothing ({} failed `docker ps`, first: {:?})",
+                errors.len(),
+                errors.first()
+            )
+        })
     }
+}
+
+/// The checks of a rollout's witnesses can fail: fed what a broken watch or a silent load
+/// generator would give, they refuse it. Runs without an engine.
+#[test]
+fn rollout_witnesses_refuse_no_observation() {
+    assert_eq!(Running::of(&[]), None, "a watch with no sample");
+    assert_eq!(
+        Running::of(&[3, 4, 4, 3]),
+        Some(Running {
+            samples: 4,
+            fewest: 3,
+            most: 4
+        })
+    );
+    let silent = LoadReport {
+        url: String::new(),
+        target_rate_per_sec: RATE,
+        achieved_rate_per_sec: 0.0,
+        duration_secs: 20.0,
+        intended: 1001,
+        sent: 0,
+        not_sent: 1001,
+        succeeded: 0,
+        failed: 0,
+        failures: Default::default(),
+        failure_samples: Vec::new(),
+        last_failure_secs: None,
+        latency: None,
+        send_lag: None,
+        workers: 0,
+        waited_for_worker: 0,
+        served_by: None,
+        joined: None,
+        problems: Vec::new(),
+    };
+    assert!(load_covered(&silent, 16.0).is_err());
+    let sent = LoadReport {
+        sent: 1001,
+        not_sent: 0,
+        succeeded: 1001,
+        ..silent
+    };
+    assert_eq!(load_covered(&sent, 16.0), Ok(()));
+    assert!(
+        load_covered(&sent, 25.0).is_err(),
+        "a load shorter than the apply"
+    );
+    let short = LoadReport {
+        intended: 500,
+        sent: 500,
+        succeeded: 500,
+        ..sent
+    };
+    assert!(load_covered(&short, 16.0).is_err(), "half the requests due");
 }

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -177,60 +176,7 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Whether every check must run, so that a missing tool or engine is a failure rather than a
-/// skip: `PROVISION_E2E=require` (or `1`), or `CI` set to anything but `false`. `.ci/run` sets both.
-pub fn every_check_required() -> bool {
-    match std::env::var("PROVISION_E2E").as_deref() {
-        Ok("require" | "1") => true,
-        Ok("skip" | "0" | "") | Err(_) => {
-            std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false")
-        }
-        Ok(other) => panic!("PROVISION_E2E={other}: expected `require`, `skip`, or unset"),
-    }
-}
-
-/// Prints that `check` of the running test did not run, and why, as one line. It is written to
-/// the process's stderr directly, past libtest's capture, so that it shows in every run and
-/// `cargo test 2>&1 | grep ^SKIPPED` lists them all; in one write, so that it cannot be cut by
-/// libtest's own lines.
-pub fn report_skip(check: &str, why: &str) {
-    let thread = std::thread::current();
-    let test = thread.name().unwrap_or("?");
-    let line = format!("SKIPPED {test} ({check}): {why}\n");
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
-}
-
-/// `check` cannot run, because of `why`: skips it (see [`report_skip`]), or fails the test where
-/// every check is required (see [`every_check_required`]).
-#[track_caller]
-pub fn skip_or_fail(check: &str, why: &str) {
-    if every_check_required() {
-        panic!(
-            "{check} must run here (CI or PROVISION_E2E=require is set), but {why}; \
-             .ci/install-tools.sh installs every tool the tests use"
-        );
-    }
-    report_skip(check, why);
-}
-
-/// The path of `tool` on PATH, for `check`; None (after [`skip_or_fail`]) when it is not there.
-#[track_caller]
-pub fn external_tool(tool: &str, check: &str) -> Option<PathBuf> {
-    let found = find_on_path(tool);
-    if found.is_none() {
-        skip_or_fail(check, &format!("{tool} not found on PATH"));
-    }
-    found
-}
-
-/// The first executable file named `program` in a PATH directory, as a shell would find it.
-pub fn find_on_path(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|dir| dir.join(program))
-        .find(|path| {
-            std::fs::metadata(path)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
+/// The one skip rule (see `provision::skip_rule`), shared with the unit tests.
+pub use provision::skip_rule::{
+    every_check_required, external_tool, find_on_path, report_skip, skip_or_fail,
+};
