@@ -9,6 +9,7 @@ mod e2e;
 mod e2e_faults;
 mod e2e_rolling;
 mod e2e_swarm;
+mod figures;
 mod harness;
 mod lb_rules;
 mod props;
