@@ -11,6 +11,7 @@ pub mod commands;
 pub mod deploy;
 pub mod docker;
 pub mod error;
+pub mod json;
 pub mod lock;
 pub mod printer;
 pub mod probe;
@@ -63,15 +64,23 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
-/// Runs one command line.
+/// Runs one command line: builds the one [`printer::Printer`], dispatches, and with `--json`
+/// answers an error with an envelope on stdout too (`ok: false`), so a script reading stdout
+/// always gets JSON.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
     use cli::Command;
+    let name = cli.command.name();
+    let json = cli.command.json();
+    // With --json the result is the envelope; progress would be noise for the reading script.
+    let printer = printer::Printer::detect(cli.quiet || json);
     let global = commands::Global {
         spec: cli.spec,
-        quiet: cli.quiet,
-        lock_timeout: std::time::Duration::from_secs(cli.lock_timeout),
+        lock_timeout: std::time::Duration::from_secs(
+            cli.command.lock_timeout().unwrap_or_default(),
+        ),
+        printer,
     };
-    match cli.command {
+    let result = match cli.command {
         Command::Init(args) => commands::init::run(&global, args),
         Command::Render(args) => commands::render::run(&global, args),
         Command::Apply(args) => commands::apply::run(&global, args),
@@ -79,7 +88,15 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
         Command::Status(args) => commands::status::run(&global, args),
         Command::Destroy(args) => commands::destroy::run(&global, args),
         Command::Doctor(args) => commands::doctor::run(&global, args),
-        Command::Completions(args) => commands::completions::completions(args),
-        Command::Man => commands::completions::man(),
+        Command::Completions(args) => commands::completions::completions(&printer, args),
+        Command::Man(args) => commands::completions::man(&printer, args),
+    };
+    match result {
+        Err(err) if json && !printer::is_closed_pipe(&err) => {
+            // Best effort: the error itself is what main reports, whatever happens here.
+            let _ = json::print_error(&printer, name, &err);
+            Err(err)
+        }
+        other => other,
     }
 }
