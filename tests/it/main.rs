@@ -13,6 +13,7 @@ mod e2e_faults;
 mod e2e_rolling;
 mod e2e_swarm;
 mod harness;
+mod json_schema;
 mod props;
 mod render_cli;
 mod render_snapshots;
