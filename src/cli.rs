@@ -161,20 +161,50 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// The spec file.
-    #[arg(
-        long,
-        short = 'f',
-        global = true,
-        value_name = "FILE",
-        default_value = "provision.yaml",
-        env = "PROVISION_SPEC"
-    )]
-    pub spec: PathBuf,
+    /// The spec file [default: provision.yaml].
+    #[arg(long, short = 'f', value_name = "FILE", env = "PROVISION_SPEC")]
+    pub spec: Option<PathBuf>,
 
     /// Print results only: no progress, no notes, no details of what is fine.
-    #[arg(long, short, global = true)]
+    #[arg(long, short)]
     pub quiet: bool,
+}
+
+impl Cli {
+    /// `--spec` and `--quiet` as given before the subcommand (`provision -q -f s.yaml apply`,
+    /// as scripts write it), or from `PROVISION_SPEC`.
+    pub fn before_command(&self) -> CommonArgs {
+        CommonArgs {
+            spec: self.spec.clone(),
+            quiet: self.quiet,
+        }
+    }
+}
+
+/// `--spec` and `--quiet`: accepted before the subcommand and on each subcommand where they
+/// mean something (not on `completions` and `man`). The subcommand's win.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// The spec file [default: provision.yaml, or PROVISION_SPEC].
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+
+    /// Print results only: no progress, no notes, no details of what is fine.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl CommonArgs {
+    /// The spec file when none is given.
+    pub const DEFAULT_SPEC: &'static str = "provision.yaml";
+
+    /// These flags given on a subcommand, over those given before it.
+    pub fn over(&self, before: &CommonArgs) -> CommonArgs {
+        CommonArgs {
+            spec: self.spec.clone().or_else(|| before.spec.clone()),
+            quiet: self.quiet || before.quiet,
+        }
+    }
 }
 
 /// `--lock-timeout`, on the commands that take the project's lock.
@@ -194,7 +224,7 @@ pub enum Command {
     /// Expand the spec through the blueprints into the output directory (default `generated/`).
     #[command(after_help = RENDER_EXAMPLES)]
     Render(RenderArgs),
-    /// Render if needed, then build and start the stack with `docker compose`.
+    /// Render if needed, then build and start the stack (docker compose, or a Swarm stack).
     #[command(after_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// Scale web (optionally), wait for the load balancer to converge, and probe the stack.
@@ -230,6 +260,20 @@ impl Command {
             Command::Doctor(_) => "doctor",
             Command::Completions(_) => "completions",
             Command::Man(_) => "man",
+        }
+    }
+
+    /// `--spec` and `--quiet` as given on the subcommand; None where they mean nothing.
+    pub fn common(&self) -> Option<&CommonArgs> {
+        match self {
+            Command::Init(args) => Some(&args.common),
+            Command::Render(args) => Some(&args.common),
+            Command::Apply(args) => Some(&args.common),
+            Command::Verify(args) => Some(&args.common),
+            Command::Status(args) => Some(&args.common),
+            Command::Destroy(args) => Some(&args.common),
+            Command::Doctor(args) => Some(&args.common),
+            Command::Completions(_) | Command::Man(_) => None,
         }
     }
 
@@ -282,6 +326,8 @@ pub struct InitArgs {
     /// Host port the load balancer publishes [default: 8080].
     #[arg(long, value_name = "PORT")]
     pub lb_port: Option<u16>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -295,6 +341,8 @@ pub struct RenderArgs {
     /// Replace files in the output directory that were edited by hand.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -322,6 +370,8 @@ pub struct ApplyArgs {
     pub yes: bool,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -330,10 +380,12 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N")]
     pub scale: Option<u32>,
     /// Replicas started (or drained and stopped) at once while scaling, each batch routed by
-    /// the load balancer before the next [default: twice the number of cores].
+    /// the load balancer before the next [default: twice the number of cores]. Larger than
+    /// apply's --batch (1), which replaces running replicas and so keeps capacity by going slow.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: Option<u32>,
-    /// Seconds to wait for the load balancer to route to every replica.
+    /// Seconds to wait for the load balancer to route to every replica (apply's --timeout is
+    /// 300: it also covers image builds and health checks).
     #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
     /// Requests to send through the load balancer [default: enough to reach every replica].
@@ -366,6 +418,8 @@ pub struct VerifyArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -376,6 +430,8 @@ pub struct StatusArgs {
     /// Output directory of the render step.
     #[arg(long, short, value_name = "DIR", default_value = "generated")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -388,6 +444,8 @@ pub struct DestroyArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -398,6 +456,8 @@ pub struct DoctorArgs {
     /// Output directory of the render step (its compose.yaml names the built images' tags).
     #[arg(long, short, value_name = "DIR", default_value = "generated")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]

@@ -71,10 +71,17 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
     use cli::Command;
     let name = cli.command.name();
     let json = cli.command.json();
+    let before = cli.before_command();
+    let common = match cli.command.common() {
+        Some(on_command) => on_command.over(&before),
+        None => before,
+    };
     // With --json the result is the envelope; progress would be noise for the reading script.
-    let printer = printer::Printer::detect(cli.quiet || json);
+    let printer = printer::Printer::detect(common.quiet || json);
     let global = commands::Global {
-        spec: cli.spec,
+        spec: common
+            .spec
+            .unwrap_or_else(|| cli::CommonArgs::DEFAULT_SPEC.into()),
         lock_timeout: std::time::Duration::from_secs(
             cli.command.lock_timeout().unwrap_or_default(),
         ),

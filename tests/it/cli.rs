@@ -358,7 +358,13 @@ fn help_has_examples_exit_codes_and_no_lock_timeout_where_it_means_nothing() {
     let p = Project::new();
     let root = p.provision(&["--help"]).assert().success();
     let root = String::from_utf8_lossy(&root.get_output().stdout).into_owned();
-    for needle in ["Examples:", "Exit status:", "  2  bad input", "NO_COLOR"] {
+    for needle in [
+        "Examples:",
+        "Exit status:",
+        "  2  bad input",
+        "NO_COLOR",
+        "-q, --quiet",
+    ] {
         assert!(root.contains(needle), "{needle} missing:\n{root}");
     }
     for sub in ["init", "man", "completions", "render", "status", "doctor"] {
@@ -405,4 +411,32 @@ fn man_dir_writes_a_page_per_subcommand() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--dir missing"));
+}
+
+#[test]
+fn spec_and_quiet_go_before_or_after_the_subcommand_but_not_on_man() {
+    let p = Project::new();
+    p.write("stacks/a.yaml", "project: where\ndiscovery: docker-dns\n");
+    // Before the subcommand (as the bench scripts write it), after it, and from the
+    // environment; a flag on the command line wins over PROVISION_SPEC.
+    p.provision(&["-q", "-f", "stacks/a.yaml", "render"])
+        .assert()
+        .success();
+    p.provision(&["render", "-q", "-f", "stacks/a.yaml"])
+        .env("PROVISION_SPEC", "nope.yaml")
+        .assert()
+        .success();
+    p.provision(&["-f", "stacks/a.yaml", "render", "--check"])
+        .env("PROVISION_SPEC", "nope.yaml")
+        .assert()
+        .success();
+    p.provision(&["render", "--check"])
+        .env("PROVISION_SPEC", "stacks/a.yaml")
+        .assert()
+        .success();
+    // Where they mean nothing they are not offered.
+    p.provision(&["man", "-q"]).assert().code(2);
+    p.provision(&["completions", "bash", "-f", "x.yaml"])
+        .assert()
+        .code(2);
 }
