@@ -30,7 +30,8 @@ pub use error::{CheckFailed, ToolError, UsageError};
 pub enum ExitStatus {
     /// Everything worked and every check passed.
     Success = 0,
-    /// A check or probe failed (verify, render --check, doctor).
+    /// A check or probe failed (verify, render --check, doctor): their report says which, and
+    /// the command returns this status after printing it.
     Failure = 1,
     /// Bad input: the spec, a flag, or a state the user must resolve (such as hand-edited files).
     Usage = 2,
