@@ -1,6 +1,7 @@
 //! Every `--json` answer against its JSON Schema in docs/schema/ (the envelope of docs/json.md):
 //! doctor and status as the built binary prints them without a running stack, their error
-//! envelopes, and a verify report serialized by the library itself.
+//! envelopes, and a verify report serialized by the library itself (the end-to-end tests check
+//! real verify reports, with scale and load, through [`assert_valid`]).
 
 use std::time::Duration;
 
@@ -33,8 +34,9 @@ fn validator(command: &str) -> jsonschema::Validator {
         .unwrap_or_else(|e| panic!("{} does not compile: {e}", path.display()))
 }
 
+/// Parses `text` and checks it against docs/schema/<command>.json; the parsed value.
 #[track_caller]
-fn assert_valid(command: &str, text: &str) -> Value {
+pub(crate) fn assert_valid(command: &str, text: &str) -> Value {
     let value: Value =
         serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"));
     let errors: Vec<String> = validator(command)
