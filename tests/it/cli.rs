@@ -254,7 +254,7 @@ fn a_closed_stdout_ends_doctor_quietly_even_when_it_finds_problems() {
 }
 
 #[test]
-fn a_closed_stdout_ends_status_quietly() {
+fn a_closed_stdout_ends_status_destroy_and_a_dry_run_quietly() {
     if crate::harness::external_tool("docker", "status with a closed stdout").is_none() {
         return;
     }
@@ -267,14 +267,23 @@ fn a_closed_stdout_ends_status_quietly() {
         ),
     );
     p.provision(&["render", "-q"]).assert().success();
-    // status needs the engine; without one it is an error (exit 3), not a closed pipe.
+    // These need the engine; without one it is an error (exit 3), not a closed pipe.
     let ran = p.run(&["status"], &[], std::time::Duration::from_secs(60));
     if ran.code == Some(3) {
         crate::harness::skip_or_fail("status with a closed stdout", "no Docker engine answers");
         return;
     }
     ran.expect_success();
-    for args in [&["status"][..], &["status", "--json"], &["-q", "status"]] {
+    // Against no stack: status says so, destroy removes nothing, a dry run prints its plan;
+    // each on a stdout nobody reads any more.
+    let runs: [&[&str]; 5] = [
+        &["status"],
+        &["status", "--json"],
+        &["-q", "status"],
+        &["destroy", "--lock-timeout", "5"],
+        &["apply", "--dry-run"],
+    ];
+    for args in runs {
         assert_quiet_exit(args, &with_closed_stdout(&p, args, &[]));
     }
 }
@@ -305,7 +314,7 @@ fn quiet_means_results_only_for_every_command() {
 }
 
 #[test]
-fn doctor_quiet_shows_only_what_is_wrong_and_a_summary() {
+fn doctor_quiet_shows_only_what_is_wrong_and_a_summary_fail_in_colour_when_forced() {
     if crate::harness::external_tool("docker", "doctor -q").is_none() {
         return;
     }
@@ -327,6 +336,21 @@ fn doctor_quiet_shows_only_what_is_wrong_and_a_summary() {
     assert_eq!(
         String::from_utf8_lossy(&out.stderr).trim(),
         "error: doctor found 1 problem"
+    );
+    let out = p
+        .provision(&["doctor", "-q"])
+        .env("DOCKER_HOST", "unix:///nonexistent/provision-test.sock")
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Bold red, then a reset: FAIL stands out on a terminal.
+    assert!(
+        stdout.starts_with("\u{1b}[1m\u{1b}[31mFAIL\u{1b}[0m  daemon"),
+        "{stdout:?}"
     );
 }
 
