@@ -243,7 +243,8 @@ load_step() {
   POLL_PID=""
 
   verify_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
-  if [ -s "$WORK/step-$n.json" ] && jq -e . "$WORK/step-$n.json" >/dev/null 2>&1; then
+  # A report has checks; an error envelope (docs/json.md) has not.
+  if [ -s "$WORK/step-$n.json" ] && jq -e .checks "$WORK/step-$n.json" >/dev/null 2>&1; then
     read -r batches passed < <(jq -r '"\(.scale.batches // "-") \(.passed)"' "$WORK/step-$n.json")
     jq -r '.checks[] | select(.outcome == "fail") | "  \(.name): \(.message)"' "$WORK/step-$n.json" |
       sed "s/^/verify --scale $n failed: /" >>"$WORK/notes"

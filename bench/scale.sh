@@ -135,7 +135,8 @@ for n in $STEPS; do
   fi
   lb_at_n=$(awk -v t0="$t0" -v n="$n" '$1 >= t0 && $2 == n { printf "%.1f", ($1 - t0) / 1e9; found = 1; exit }
     END { if (!found) print "never" }' "$WORK/poll.log")
-  if [ -s "$WORK/step.json" ] && jq -e . "$WORK/step.json" >/dev/null 2>&1; then
+  # A report has checks; an error envelope (docs/json.md) has not.
+  if [ -s "$WORK/step.json" ] && jq -e .checks "$WORK/step.json" >/dev/null 2>&1; then
     read -r scale_s converge_s hosts passed < <(jq -r '[
         (.scale.seconds // "-"),
         ((.checks[] | select(.name == "converged") | .numbers.seconds) // "-"),

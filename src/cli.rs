@@ -1,60 +1,301 @@
-//! The command line: clap types only. Every field's doc comment is its `--help` text.
+//! The command line: clap types only. Every field's doc comment is its `--help` text; the
+//! examples and the exit-code table below are shown by `--help` and written into the man pages
+//! (`provision man --dir DIR`), so the two can never disagree.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The exit codes, shown by `provision --help` and in every man page's EXIT STATUS section.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (
+        0,
+        "success; also when a reader closed stdout early (`provision status | head -1`)",
+    ),
+    (
+        1,
+        "a check or probe failed: verify, render --check, doctor, a rolled-back apply",
+    ),
+    (
+        2,
+        "bad input or usage: the spec, a flag, a missing file, a busy project lock",
+    ),
+    (3, "docker, Compose or another tool failed or is missing"),
+    (4, "internal error (a bug, or an unexpected I/O error)"),
+];
+
+/// The environment variables provision reads, for `--help` and the man pages' ENVIRONMENT.
+pub const ENVIRONMENT: &[(&str, &str)] = &[
+    ("PROVISION_SPEC", "the spec file, as --spec"),
+    (
+        "NO_COLOR",
+        "when set (to anything), no colour in provision's output",
+    ),
+    (
+        "CLICOLOR_FORCE",
+        "when set (and not 0), colour even on a pipe",
+    ),
+    (
+        "DOCKER_HOST",
+        "the Docker engine to talk to, as for the docker CLI",
+    ),
+];
+
+const ROOT_EXAMPLES: &str = "\
+Examples:
+  provision doctor                  check docker, Compose and the images first
+  provision init --yes              write provision.yaml with the defaults
+  provision apply                   render, build and start the stack
+  provision verify --scale 5        scale web to 5 replicas and prove the stack works
+  provision status --json | jq .    what runs, as JSON
+  provision destroy                 stop it (the redis volume is kept)";
+
+/// The command line with everything `--help` shows: the examples, exit codes and environment.
+/// Use this rather than `Cli::command()`, which lacks the two tables.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let table = |rows: Vec<(String, &str)>| -> String {
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        rows.iter()
+            .map(|(k, v)| format!("  {k:width$}  {v}\n"))
+            .collect()
+    };
+    let codes = table(
+        EXIT_CODES
+            .iter()
+            .map(|(c, m)| (c.to_string(), *m))
+            .collect(),
+    );
+    let environment = table(
+        ENVIRONMENT
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+    );
+    Cli::command().after_help(format!(
+        "{ROOT_EXAMPLES}\n\nExit status:\n{codes}\nEnvironment:\n{environment}\n\
+         Output: results on stdout, progress and notes on stderr; --quiet keeps the results only."
+    ))
+}
+
+/// Parses `std::env::args` against [`command`].
+pub fn parse() -> Cli {
+    use clap::FromArgMatches;
+    Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit())
+}
+
+const INIT_EXAMPLES: &str = "\
+Examples:
+  provision init                                   answer the questions (on a terminal)
+  provision init --yes                             take every default, never prompt
+  provision init -y --project shop --replicas 3    defaults, except these
+  provision -f stacks/shop.yaml init -y            write the spec somewhere else";
+
+const RENDER_EXAMPLES: &str = "\
+Examples:
+  provision render                      write generated/ from provision.yaml
+  provision render --check              exit 1 with a diff when generated/ is stale (CI)
+  provision render --out build/stack    render into another directory
+  provision render --force              replace files edited by hand";
+
+const APPLY_EXAMPLES: &str = "\
+Examples:
+  provision apply                  render if needed, build, start, wait until routed
+  provision apply --dry-run        print the docker commands, run nothing
+  provision apply --batch 2 -y     replace 2 web replicas at a time; restart redis/consul without asking
+  provision apply --timeout 600    allow slow builds and health checks
+
+Why apply and verify have different defaults: apply's --batch (1) is how many old replicas are
+replaced at once, so it stays small to keep capacity; verify's --batch only adds or drains
+replicas, so it is larger. apply's --timeout (300 s) covers image builds and health checks;
+verify's (120 s) covers routing alone.";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  provision verify                              check the stack as it stands
+  provision verify --scale 5                    scale web to 5 replicas first
+  provision verify --scale 5 --load 50          ... under 50 requests/s, none may fail
+  provision verify --json > report.json         the report as JSON (docs/json.md)
+  provision verify --junit verify.xml           also a JUnit XML report for CI";
+
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  provision status                        services, replicas, the load balancer's backends
+  provision status --json | jq .state     running, degraded or stopped";
+
+const DESTROY_EXAMPLES: &str = "\
+Examples:
+  provision destroy        stop and remove the stack; keep the redis volume
+  provision destroy -v     also remove the volume (the hit counter is lost)";
+
+const DOCTOR_EXAMPLES: &str = "\
+Examples:
+  provision doctor               check this machine (and the images provision.yaml needs)
+  provision doctor -q            only what is wrong, and a summary line
+  provision doctor --json        the findings as JSON (docs/json.md)";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Install:
+  bash:  provision completions bash > ~/.local/share/bash-completion/completions/provision
+  zsh:   provision completions zsh > ~/.zfunc/_provision
+         then in ~/.zshrc, before compinit:  fpath=(~/.zfunc $fpath)
+  fish:  provision completions fish > ~/.config/fish/completions/provision.fish
+Open a new shell afterwards.";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  provision man | man -l -                       read the main page now
+  provision man --dir ~/.local/share/man/man1    install every page (provision-verify(1), ...)";
+
 /// Turn a short declarative spec into a running, load-balanced, service-discovered container
 /// stack, and prove that it works.
-///
-/// Exit codes: 0 success, 1 a check or probe failed, 2 bad input or usage, 3 docker or another
-/// tool failed, 4 internal error.
 #[derive(Debug, Parser)]
-#[command(name = "provision", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "provision",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// The spec file.
-    #[arg(
-        long,
-        short = 'f',
-        global = true,
-        default_value = "provision.yaml",
-        env = "PROVISION_SPEC"
-    )]
-    pub spec: PathBuf,
+    /// The spec file [default: provision.yaml].
+    #[arg(long, short = 'f', value_name = "FILE", env = "PROVISION_SPEC")]
+    pub spec: Option<PathBuf>,
 
-    /// Print results only: no progress, no log lines.
-    #[arg(long, short, global = true)]
+    /// Print results only: no progress, no notes, no details of what is fine.
+    #[arg(long, short)]
     pub quiet: bool,
+}
 
-    /// Seconds apply, verify and destroy wait for another provision command on the same project
-    /// to finish before giving up (exit 2).
-    #[arg(long, global = true, value_name = "S", default_value_t = 300)]
+impl Cli {
+    /// `--spec` and `--quiet` as given before the subcommand (`provision -q -f s.yaml apply`,
+    /// as scripts write it), or from `PROVISION_SPEC`.
+    pub fn before_command(&self) -> CommonArgs {
+        CommonArgs {
+            spec: self.spec.clone(),
+            quiet: self.quiet,
+        }
+    }
+}
+
+/// `--spec` and `--quiet`: accepted before the subcommand and on each subcommand where they
+/// mean something (not on `completions` and `man`). The subcommand's win.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// The spec file [default: provision.yaml, or PROVISION_SPEC].
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+
+    /// Print results only: no progress, no notes, no details of what is fine.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl CommonArgs {
+    /// The spec file when none is given.
+    pub const DEFAULT_SPEC: &'static str = "provision.yaml";
+
+    /// These flags given on a subcommand, over those given before it.
+    pub fn over(&self, before: &CommonArgs) -> CommonArgs {
+        CommonArgs {
+            spec: self.spec.clone().or_else(|| before.spec.clone()),
+            quiet: self.quiet || before.quiet,
+        }
+    }
+}
+
+/// `--lock-timeout`, on the commands that take the project's lock.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// Seconds to wait for another provision command on the same project to finish before
+    /// giving up (exit 2).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub lock_timeout: u64,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Write a new spec (provision.yaml): prompts on a terminal, defaults and flags otherwise.
+    #[command(after_help = INIT_EXAMPLES)]
     Init(InitArgs),
     /// Expand the spec through the blueprints into the output directory (default `generated/`).
+    #[command(after_help = RENDER_EXAMPLES)]
     Render(RenderArgs),
-    /// Render if needed, then build and start the stack with `docker compose`.
+    /// Render if needed, then build and start the stack (docker compose, or a Swarm stack).
+    #[command(after_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// Scale web (optionally), wait for the load balancer to converge, and probe the stack.
+    #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// Show what runs: replicas, health, the load balancer's backends.
+    #[command(after_help = STATUS_EXAMPLES)]
     Status(StatusArgs),
     /// Stop and remove the stack; the redis volume is kept unless `--volumes`.
+    #[command(after_help = DESTROY_EXAMPLES)]
     Destroy(DestroyArgs),
     /// Check the machine: docker, its daemon and API version, Compose v2, the images the spec needs.
+    #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
-    /// Print the manual page (roff) on stdout: `provision man | man -l -`.
-    Man,
+    /// Print the manual page (roff) on stdout, or write one page per command with --dir.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man(ManArgs),
+}
+
+impl Command {
+    /// The subcommand's name, as typed (and as `command` in a JSON envelope).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Init(_) => "init",
+            Command::Render(_) => "render",
+            Command::Apply(_) => "apply",
+            Command::Verify(_) => "verify",
+            Command::Status(_) => "status",
+            Command::Destroy(_) => "destroy",
+            Command::Doctor(_) => "doctor",
+            Command::Completions(_) => "completions",
+            Command::Man(_) => "man",
+        }
+    }
+
+    /// `--spec` and `--quiet` as given on the subcommand; None where they mean nothing.
+    pub fn common(&self) -> Option<&CommonArgs> {
+        match self {
+            Command::Init(args) => Some(&args.common),
+            Command::Render(args) => Some(&args.common),
+            Command::Apply(args) => Some(&args.common),
+            Command::Verify(args) => Some(&args.common),
+            Command::Status(args) => Some(&args.common),
+            Command::Destroy(args) => Some(&args.common),
+            Command::Doctor(args) => Some(&args.common),
+            Command::Completions(_) | Command::Man(_) => None,
+        }
+    }
+
+    /// `--lock-timeout` of the commands that take the project's lock.
+    pub fn lock_timeout(&self) -> Option<u64> {
+        match self {
+            Command::Apply(args) => Some(args.lock.lock_timeout),
+            Command::Verify(args) => Some(args.lock.lock_timeout),
+            Command::Destroy(args) => Some(args.lock.lock_timeout),
+            _ => None,
+        }
+    }
+
+    /// Whether the result was asked for as JSON (`--json`).
+    pub fn json(&self) -> bool {
+        match self {
+            Command::Verify(args) => args.json,
+            Command::Status(args) => args.json,
+            Command::Doctor(args) => args.json,
+            _ => false,
+        }
+    }
 }
 
 /// Service discovery modes, as on the command line (same names as in the spec).
@@ -74,17 +315,19 @@ pub struct InitArgs {
     #[arg(long)]
     pub force: bool,
     /// Project name (the Compose project): lowercase letters, digits, `-` and `_`.
-    #[arg(long)]
+    #[arg(long, value_name = "NAME")]
     pub project: Option<String>,
     /// How the load balancer discovers web replicas.
     #[arg(long, value_enum)]
     pub discovery: Option<DiscoveryArg>,
-    /// Number of web replicas to start with.
-    #[arg(long)]
+    /// Number of web replicas to start with [default: 1].
+    #[arg(long, value_name = "N")]
     pub replicas: Option<u32>,
-    /// Host port the load balancer publishes.
-    #[arg(long)]
+    /// Host port the load balancer publishes [default: 8080].
+    #[arg(long, value_name = "PORT")]
     pub lb_port: Option<u16>,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -93,11 +336,13 @@ pub struct RenderArgs {
     #[arg(long)]
     pub check: bool,
     /// Output directory (relative paths are relative to the spec's directory).
-    #[arg(long, short, default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = "generated")]
     pub out: PathBuf,
     /// Replace files in the output directory that were edited by hand.
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
@@ -106,13 +351,13 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Output directory of the render step.
-    #[arg(long, short, default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = "generated")]
     pub out: PathBuf,
     /// Seconds to wait for every service to become healthy, and for each new web replica of a
     /// rolling replacement to be routed (past it, the rollout is rolled back). Swarm: for each
     /// step of Swarm's own rolling update (a new task running, or a service's update state
     /// changing); past it, provision asks Swarm to roll the update back.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub timeout: u64,
     /// Web replicas replaced at once by a rolling replacement (a changed web image or
     /// configuration): started, routed, then as many old ones drained and removed. Swarm: web's
@@ -123,22 +368,28 @@ pub struct ApplyArgs {
     /// data on their volumes, but requests get 503 while they restart).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Scale web to this many replicas first; without it, check the stack as it stands.
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub scale: Option<u32>,
     /// Replicas started (or drained and stopped) at once while scaling, each batch routed by
-    /// the load balancer before the next [default: twice the number of cores].
+    /// the load balancer before the next [default: twice the number of cores]. Larger than
+    /// apply's --batch (1), which replaces running replicas and so keeps capacity by going slow.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: Option<u32>,
-    /// Seconds to wait for the load balancer to route to every replica.
-    #[arg(long, default_value_t = 120)]
+    /// Seconds to wait for the load balancer to route to every replica (apply's --timeout is
+    /// 300: it also covers image builds and health checks).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
     pub timeout: u64,
-    /// Requests to send through the load balancer, at least enough to reach every replica.
-    #[arg(long)]
+    /// Requests to send through the load balancer [default: enough to reach every replica].
+    #[arg(long, value_name = "N")]
     pub requests: Option<u32>,
     /// Also send this many requests per second through the load balancer for the whole scale
     /// step and convergence wait (open loop: latency counts from each request's due time).
@@ -156,51 +407,71 @@ pub struct VerifyArgs {
     /// Fail when the --load requests' p99 latency exceeds this many milliseconds.
     #[arg(long, value_name = "MS", requires = "load")]
     pub load_max_p99: Option<u64>,
-    /// Print the report as JSON on stdout.
+    /// Print the report as JSON on stdout (the envelope in docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Also write the report as JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Output directory of the render step.
-    #[arg(long, short, default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = "generated")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Print as JSON on stdout.
+    /// Print as JSON on stdout (the envelope in docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Output directory of the render step.
-    #[arg(long, short, default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = "generated")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
     /// Also remove the redis volume: the hit counter is lost.
-    #[arg(long)]
+    #[arg(long, short = 'v')]
     pub volumes: bool,
     /// Output directory of the render step.
-    #[arg(long, short, default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = "generated")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
-    /// Print as JSON on stdout.
+    /// Print as JSON on stdout (the envelope in docs/json.md).
     #[arg(long)]
     pub json: bool,
     /// Output directory of the render step (its compose.yaml names the built images' tags).
-    #[arg(long, short, default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = "generated")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
     /// The shell to complete for.
     pub shell: Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write provision.1 and one page per subcommand (provision-verify.1, ...) into this
+    /// directory instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Shells that `provision completions` writes a script for.
@@ -219,5 +490,22 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn help_shows_every_exit_code_and_every_subcommand_has_examples() {
+        let help = command().render_help().to_string();
+        for (code, meaning) in EXIT_CODES {
+            assert!(help.contains(&format!("  {code}  {meaning}")), "{help}");
+        }
+        for sub in command().get_subcommands_mut() {
+            let help = sub.render_help().to_string();
+            assert!(
+                help.contains("Examples:") || help.contains("Install:"),
+                "{} --help has no examples",
+                sub.get_name()
+            );
+        }
     }
 }

@@ -6,7 +6,9 @@ use std::fmt;
 #[derive(Debug)]
 pub struct UsageError(pub String);
 
-/// A check or probe failed; the report has already been printed (exit code 1).
+/// A step failed in a way that is a failed check, not a broken tool (exit code 1): apply's
+/// rollout that was rolled back. Commands whose job is a report (verify, doctor,
+/// `render --check`) do not use it: they print the report and return `ExitStatus::Failure`.
 #[derive(Debug)]
 pub struct CheckFailed(pub String);
 

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod deploy;
 pub mod docker;
 pub mod error;
+pub mod json;
 pub mod lock;
 pub mod printer;
 pub mod probe;
@@ -31,7 +32,8 @@ pub use error::{CheckFailed, ToolError, UsageError};
 pub enum ExitStatus {
     /// Everything worked and every check passed.
     Success = 0,
-    /// A check or probe failed (verify, render --check, doctor).
+    /// A check or probe failed (verify, render --check, doctor): their report says which, and
+    /// the command returns this status after printing it.
     Failure = 1,
     /// Bad input: the spec, a flag, or a state the user must resolve (such as hand-edited files).
     Usage = 2,
@@ -65,15 +67,30 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
-/// Runs one command line.
+/// Runs one command line: builds the one [`printer::Printer`], dispatches, and with `--json`
+/// answers an error with an envelope on stdout too (`ok: false`), so a script reading stdout
+/// always gets JSON.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
     use cli::Command;
-    let global = commands::Global {
-        spec: cli.spec,
-        quiet: cli.quiet,
-        lock_timeout: std::time::Duration::from_secs(cli.lock_timeout),
+    let name = cli.command.name();
+    let json = cli.command.json();
+    let before = cli.before_command();
+    let common = match cli.command.common() {
+        Some(on_command) => on_command.over(&before),
+        None => before,
     };
-    match cli.command {
+    // With --json the result is the envelope; progress would be noise for the reading script.
+    let printer = printer::Printer::detect(common.quiet || json);
+    let global = commands::Global {
+        spec: common
+            .spec
+            .unwrap_or_else(|| cli::CommonArgs::DEFAULT_SPEC.into()),
+        lock_timeout: std::time::Duration::from_secs(
+            cli.command.lock_timeout().unwrap_or_default(),
+        ),
+        printer,
+    };
+    let result = match cli.command {
         Command::Init(args) => commands::init::run(&global, args),
         Command::Render(args) => commands::render::run(&global, args),
         Command::Apply(args) => commands::apply::run(&global, args),
@@ -81,7 +98,15 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
         Command::Status(args) => commands::status::run(&global, args),
         Command::Destroy(args) => commands::destroy::run(&global, args),
         Command::Doctor(args) => commands::doctor::run(&global, args),
-        Command::Completions(args) => commands::completions::completions(args),
-        Command::Man => commands::completions::man(),
+        Command::Completions(args) => commands::completions::completions(&printer, args),
+        Command::Man(args) => commands::completions::man(&printer, args),
+    };
+    match result {
+        Err(err) if json && !printer::is_closed_pipe(&err) => {
+            // Best effort: the error itself is what main reports, whatever happens here.
+            let _ = json::print_error(&printer, name, &err);
+            Err(err)
+        }
+        other => other,
     }
 }

@@ -141,6 +141,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::print_stderr)] // a test says why it skips
     fn a_killed_holder_does_not_block() {
         let project = project();
         let path = path_of(&project);

@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::check::{round1, Check, Numbers, Outcome};
+use crate::json::Envelope;
+use crate::printer::Palette;
 use crate::probe::load::LoadReport;
 
 /// What verify did to the stack before checking it.
@@ -92,8 +94,8 @@ impl Report {
         self.count(Outcome::Fail)
     }
 
-    /// Readable text for a terminal or a log.
-    pub fn to_text(&self) -> String {
+    /// Readable text for a terminal or a log; `palette` colours PASS and FAIL on a terminal.
+    pub fn to_text(&self, palette: &Palette) -> String {
         let mut out = format!(
             "verify {} ({} discovery): {} web replica{}\n",
             self.project,
@@ -118,7 +120,7 @@ impl Report {
         for check in &self.checks {
             out.push_str(&format!(
                 "  {}  {:width$}  {}\n",
-                label(check.outcome),
+                label(check.outcome, palette),
                 check.name,
                 check
                     .message
@@ -134,7 +136,11 @@ impl Report {
         }
         out.push_str(&format!(
             "result: {} ({} passed, {} failed, {} skipped) in {:.1} s\n",
-            if self.passed { "PASS" } else { "FAIL" },
+            if self.passed {
+                palette.pass("PASS")
+            } else {
+                palette.fail("FAIL")
+            },
             self.count(Outcome::Pass),
             self.count(Outcome::Fail),
             self.count(Outcome::Skip),
@@ -143,10 +149,11 @@ impl Report {
         out
     }
 
+    /// The report in the JSON envelope (docs/json.md): `ok` is `passed`.
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("a report serializes");
-        text.push('\n');
-        text
+        Envelope::new("verify", self.passed, self)
+            .to_text()
+            .expect("a report serializes")
     }
 
     /// JUnit XML: one suite per verify run, one test case per check.
@@ -196,11 +203,11 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-fn label(outcome: Outcome) -> &'static str {
+fn label(outcome: Outcome, palette: &Palette) -> String {
     match outcome {
-        Outcome::Pass => "PASS",
-        Outcome::Fail => "FAIL",
-        Outcome::Skip => "skip",
+        Outcome::Pass => palette.pass("PASS"),
+        Outcome::Fail => palette.fail("FAIL"),
+        Outcome::Skip => palette.warn("skip"),
     }
 }
 
@@ -279,7 +286,7 @@ mod tests {
 
     #[test]
     fn text() {
-        insta::assert_snapshot!(fake().to_text());
+        insta::assert_snapshot!(fake().to_text(&Palette::plain()));
     }
 
     #[test]

@@ -33,7 +33,6 @@ use crate::deploy::swarm::policy;
 use crate::deploy::{Deployment, Swarm};
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL, RESTART_KEY_LABEL};
-use crate::printer::Printer;
 use crate::probe::load::{self, LoadOptions, LoadReport};
 use crate::probe::Endpoints;
 use crate::reload::{self, Reloaded};
@@ -42,7 +41,7 @@ use crate::spec::{LiveConfig, Service};
 use crate::{render, CheckFailed, ExitStatus, ToolError, UsageError};
 
 pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
-    let progress = Printer::detect(global.quiet);
+    let progress = global.printer;
     let stack = render::ensure_rendered(
         &global.spec,
         &args.out,
@@ -151,10 +150,14 @@ fn apply_compose(
                  image (Compose was not run)",
             );
             let endpoints = deployment.endpoints();
-            print!(
-                "{}",
-                summary(&plan.project, &[], &[], &before, &before, &endpoints)
-            );
+            progress.stdout().text(&summary(
+                &plan.project,
+                &[],
+                &[],
+                &before,
+                &before,
+                &endpoints,
+            ))?;
             remember_applied(docker, compose);
             return Ok(ExitStatus::Success);
         }
@@ -162,7 +165,7 @@ fn apply_compose(
     }
     let plan_text = describe_changes(&plan.project, &changes, args.batch);
     if docker.is_dry_run() {
-        print!("{plan_text}");
+        progress.stdout().text(&plan_text)?;
     } else {
         progress.note(plan_text.trim_end());
     }
@@ -247,23 +250,20 @@ fn apply_compose(
         .into());
     }
     let after = docker.project_containers(&plan.project)?;
-    print!(
-        "{}",
-        summary(
-            &plan.project,
-            &to_build,
-            &reloaded,
-            &before,
-            &after,
-            &endpoints
-        )
-    );
+    progress.stdout().text(&summary(
+        &plan.project,
+        &to_build,
+        &reloaded,
+        &before,
+        &after,
+        &endpoints,
+    ))?;
     if let Some(gap) = gap {
-        println!(
+        progress.stdout().line(format!(
             "  interruption:  {} ({} replaced)",
             gap_line(&gap.stop()),
             interrupted.join(", ")
-        );
+        ))?;
     }
     remember_applied(docker, compose);
     Ok(ExitStatus::Success)
@@ -404,12 +404,11 @@ fn apply_swarm(
     if docker.is_dry_run() {
         let stack_yaml = std::fs::read_to_string(&swarm.stack_file)
             .with_context(|| format!("reading {}", swarm.stack_file.display()))?;
-        print!(
-            "{}",
-            policy::describe(&plan.project, &stack_yaml, args.batch)?
-        );
+        progress
+            .stdout()
+            .text(&policy::describe(&plan.project, &stack_yaml, args.batch)?)?;
         if let Some(lb) = &lb_in_place {
-            println!(
+            progress.stdout().line(format!(
                 "  {:<12} keeps its task and image ({}); {}",
                 lb.container.service,
                 lb.image,
@@ -418,7 +417,7 @@ fn apply_swarm(
                 } else {
                     "it already runs the file's HAProxy configuration"
                 }
-            );
+            ))?;
         }
         progress.note("dry run: the commands above were printed, not run");
         return Ok(ExitStatus::Success);
@@ -467,25 +466,22 @@ fn apply_swarm(
         .into());
     }
     let after = swarm.containers()?;
-    print!(
-        "{}",
-        summary(
-            &plan.project,
-            &to_build,
-            &reloaded,
-            &before,
-            &after,
-            &endpoints
-        )
-    );
-    println!(
+    progress.stdout().text(&summary(
+        &plan.project,
+        &to_build,
+        &reloaded,
+        &before,
+        &after,
+        &endpoints,
+    ))?;
+    progress.stdout().line(format!(
         "  pushed:        {}",
         if pushed.is_empty() {
             "none (the registry has every image)".to_owned()
         } else {
             pushed.join(", ")
         }
-    );
+    ))?;
     Ok(ExitStatus::Success)
 }
 

@@ -9,28 +9,27 @@ use crate::cli::DestroyArgs;
 use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Docker};
-use crate::printer::Printer;
 use crate::{render, ExitStatus};
 
 pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
-    let printer = Printer::detect(global.quiet);
-    let stack = render::rendered_stack(&global.spec, &args.out, &printer)?;
+    let printer = &global.printer;
+    let stack = render::rendered_stack(&global.spec, &args.out, printer)?;
     let plan = &stack.plan;
-    let _lock = global.lock(&plan.project, "destroy", &printer)?;
-    let docker = Docker::new(printer);
+    let _lock = global.lock(&plan.project, "destroy", printer)?;
+    let docker = Docker::new(*printer);
     preflight::require_engine(&docker)?;
     let compose = match Deployment::new(&docker, &stack) {
         Deployment::Compose { compose, .. } => compose,
         Deployment::Swarm(swarm) => {
             let gone = swarm.destroy(args.volumes, 120)?;
-            println!(
-                "removed stack {}: {} task{}, its services and network (gone {} s after `docker stack rm`)",
+            printer.stdout().text(&format!(
+                "removed stack {}: {} task{}, its services and network (gone {} s after `docker stack rm`)\n{}",
                 plan.project,
                 gone.tasks,
                 if gone.tasks == 1 { "" } else { "s" },
-                gone.seconds
-            );
-            print_volumes(&gone.volumes, args.volumes);
+                gone.seconds,
+                volumes_line(&gone.volumes, args.volumes)
+            ))?;
             return Ok(ExitStatus::Success);
         }
     };
@@ -51,27 +50,28 @@ pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
     compose.down(args.volumes)?;
     // Nothing runs from it any more (see `applied`).
     if let Err(err) = applied::forget(&plan.project) {
-        docker.printer().note(format!(
+        printer.note(format!(
             "could not remove the kept copy of the last applied Compose file: {err:#}"
         ));
     }
 
-    println!(
-        "removed {}: {} container{}, its network",
+    printer.stdout().text(&format!(
+        "removed {}: {} container{}, its network\n{}",
         plan.project,
         containers.len(),
-        if containers.len() == 1 { "" } else { "s" }
-    );
-    print_volumes(&volumes, args.volumes);
+        if containers.len() == 1 { "" } else { "s" },
+        volumes_line(&volumes, args.volumes)
+    ))?;
     Ok(ExitStatus::Success)
 }
 
-fn print_volumes(volumes: &[String], removed: bool) {
+/// What happened to the project's volumes, and a newline.
+fn volumes_line(volumes: &[String], removed: bool) -> String {
     match (volumes.is_empty(), removed) {
-        (true, _) => println!("volumes: none"),
-        (false, true) => println!("volumes: removed {}", volumes.join(", ")),
-        (false, false) => println!(
-            "volumes: kept {} (the hit counter survives; `provision destroy --volumes` removes it)",
+        (true, _) => "volumes: none\n".to_owned(),
+        (false, true) => format!("volumes: removed {}\n", volumes.join(", ")),
+        (false, false) => format!(
+            "volumes: kept {} (the hit counter survives; `provision destroy --volumes` removes it)\n",
             volumes.join(", ")
         ),
     }

@@ -1,5 +1,9 @@
 //! `provision doctor`: the preflight on its own. Checks docker, its daemon, the API version, the
 //! Compose v2 plugin and, when a spec is at hand, every image the stack needs.
+//!
+//! Text: one line per finding, then a summary line; with `-q` only the findings that are not
+//! ok, and the summary. `--json`: the envelope (docs/json.md) with the engine and findings.
+//! Exit 1 when any finding failed.
 
 use serde::Serialize;
 
@@ -7,20 +11,22 @@ use crate::cli::DoctorArgs;
 use crate::commands::Global;
 use crate::docker::preflight::{self, Finding, Preflight, Status};
 use crate::docker::Docker;
-use crate::printer::Printer;
+use crate::printer::Palette;
 use crate::render::Project;
-use crate::{CheckFailed, ExitStatus};
+use crate::ExitStatus;
 
+/// doctor's fields in the JSON envelope (`ok` is the envelope's).
 #[derive(Serialize)]
 struct DoctorReport<'a> {
-    ok: bool,
+    /// The spec whose images were checked; null when there was none.
     spec: Option<String>,
     #[serde(flatten)]
     preflight: &'a Preflight,
 }
 
 pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
-    let docker = Docker::new(Printer::detect(global.quiet || args.json));
+    let printer = &global.printer;
+    let docker = Docker::new(*printer);
     let mut pre = preflight::check_engine(&docker);
     let mut spec_note = None;
     if !pre.failed() {
@@ -57,25 +63,39 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
         .count();
     if args.json {
         let report = DoctorReport {
-            ok: failures == 0,
             spec: spec_note,
             preflight: &pre,
         };
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::json::print(printer, "doctor", failures == 0, report)?;
     } else {
-        print!("{}", to_text(&pre));
+        let shown = if printer.is_quiet() {
+            Shown::Problems
+        } else {
+            Shown::All
+        };
+        printer
+            .stdout()
+            .text(&to_text(&pre, shown, &printer.palette()))?;
     }
     if failures > 0 {
-        return Err(CheckFailed(format!(
+        printer.failure(&format!(
             "doctor found {failures} problem{}",
             if failures == 1 { "" } else { "s" }
-        ))
-        .into());
+        ));
+        return Ok(ExitStatus::Failure);
     }
     Ok(ExitStatus::Success)
 }
 
-fn to_text(pre: &Preflight) -> String {
+/// Which findings the text shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shown {
+    All,
+    /// `-q`: warnings and failures only.
+    Problems,
+}
+
+fn to_text(pre: &Preflight, shown: Shown, palette: &Palette) -> String {
     let width = pre
         .findings
         .iter()
@@ -84,16 +104,27 @@ fn to_text(pre: &Preflight) -> String {
         .unwrap_or(0);
     let mut out = String::new();
     for f in &pre.findings {
+        if shown == Shown::Problems && f.status == Status::Ok {
+            continue;
+        }
         let status = match f.status {
-            Status::Ok => "ok  ",
-            Status::Warn => "warn",
-            Status::Fail => "FAIL",
+            Status::Ok => palette.pass("ok  "),
+            Status::Warn => palette.warn("warn"),
+            Status::Fail => palette.fail("FAIL"),
         };
         out.push_str(&format!("{status}  {:width$}  {}\n", f.check, f.detail));
         if let Some(fix) = &f.fix {
             out.push_str(&format!("{:width$}        what to do: {fix}\n", ""));
         }
     }
+    let count = |status| pre.findings.iter().filter(|f| f.status == status).count();
+    out.push_str(&format!(
+        "doctor: {} ok, {} warning{}, {} failed\n",
+        count(Status::Ok),
+        count(Status::Warn),
+        if count(Status::Warn) == 1 { "" } else { "s" },
+        count(Status::Fail)
+    ));
     out
 }
 
@@ -120,10 +151,16 @@ mod tests {
                 },
             ],
         };
-        insta::assert_snapshot!(to_text(&pre), @r"
+        insta::assert_snapshot!(to_text(&pre, Shown::All, &Palette::plain()), @r"
         ok    docker   docker CLI 28.2.2
         FAIL  compose  the Compose v2 plugin is missing
                        what to do: install it
+        doctor: 1 ok, 0 warnings, 1 failed
+        ");
+        insta::assert_snapshot!(to_text(&pre, Shown::Problems, &Palette::plain()), @r"
+        FAIL  compose  the Compose v2 plugin is missing
+                       what to do: install it
+        doctor: 1 ok, 0 warnings, 1 failed
         ");
     }
 }

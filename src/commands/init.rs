@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use crate::cli::{DiscoveryArg, InitArgs};
 use crate::commands::Global;
-use crate::printer::Printer;
 use crate::spec::model::{defaults, Discovery};
 use crate::{spec, ExitStatus, UsageError};
 
@@ -50,10 +49,13 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<ExitStatus> {
         .unwrap_or(Path::new("."));
     spec::from_text(&text, path, base_dir)?;
     write_atomically(path, &text)?;
-    if !global.quiet {
-        println!("wrote {}", path.display());
-    }
-    Printer::detect(global.quiet)
+    // The result, even with -q (which hides the hint below): what was written where.
+    global
+        .printer
+        .stdout()
+        .line(format!("wrote {}", path.display()))?;
+    global
+        .printer
         .note("next: `provision render` to generate the stack, then `provision apply`");
     Ok(ExitStatus::Success)
 }

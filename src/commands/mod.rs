@@ -19,9 +19,11 @@ use crate::printer::Printer;
 #[derive(Debug, Clone)]
 pub struct Global {
     pub spec: PathBuf,
-    pub quiet: bool,
-    /// How long to wait for another command on the same project.
+    /// How long to wait for another command on the same project (`--lock-timeout` of the
+    /// commands that take the lock).
     pub lock_timeout: Duration,
+    /// The one output layer, built in `lib::run`.
+    pub printer: Printer,
 }
 
 impl Global {

@@ -1,17 +1,19 @@
 //! `provision render [--check] [--out DIR] [--force]`: expand the spec into the output directory,
 //! or (`--check`) show how the output directory differs from a fresh render.
+//!
+//! Results on stdout: the files created, updated and removed, then a summary line (with `-q`
+//! the summary line only); `--check` prints the diff, or that the directory is up to date.
 
 use crate::cli::RenderArgs;
 use crate::commands::Global;
-use crate::printer::Printer;
 use crate::render::{self, check, output, paths, Project};
-use crate::{CheckFailed, ExitStatus};
+use crate::ExitStatus;
 
 pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
+    let printer = &global.printer;
     let project = Project::load(&global.spec, &args.out)?;
     let rendered = render::render(&project)?;
     let shown = paths::display(&project.out_dir);
-    let printer = Printer::detect(global.quiet);
     for name in &rendered.local_blueprints {
         printer.note(format!(
             "using local blueprint {}",
@@ -22,36 +24,46 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
     if args.check {
         let differences = check::compare(&project.out_dir, &rendered.files)?;
         if differences.is_empty() {
-            println!("{shown} is up to date ({} files)", rendered.files.len() - 1);
+            printer.stdout().line(format!(
+                "{shown} is up to date ({} files)",
+                rendered.files.len() - 1
+            ))?;
             return Ok(ExitStatus::Success);
         }
-        for difference in &differences {
-            print!("{}", difference.diff);
-        }
+        let diff: String = differences.iter().map(|d| d.diff.as_str()).collect();
+        printer.stdout().text(&diff)?;
         let list: Vec<String> = differences
             .iter()
             .map(|d| format!("{} ({})", d.path, d.kind.as_str()))
             .collect();
-        return Err(CheckFailed(format!(
+        printer.failure(&format!(
             "{shown} differs from the spec in {} file{}: {}; run `provision render` to update it",
             differences.len(),
             if differences.len() == 1 { "" } else { "s" },
             list.join(", ")
-        ))
-        .into());
+        ));
+        return Ok(ExitStatus::Failure);
     }
 
     let outcome = output::write(&project.out_dir, &rendered.files, args.force)?;
     outcome.warnings.iter().for_each(|w| printer.note(w));
-    for (verb, list) in [
-        ("created", &outcome.created),
-        ("updated", &outcome.updated),
-        ("removed", &outcome.removed),
-    ] {
-        for path in list {
-            println!("{verb} {}", paths::display(&project.out_dir.join(path)));
+    let mut text = String::new();
+    if !printer.is_quiet() {
+        for (verb, list) in [
+            ("created", &outcome.created),
+            ("updated", &outcome.updated),
+            ("removed", &outcome.removed),
+        ] {
+            for path in list {
+                text.push_str(&format!(
+                    "{verb} {}\n",
+                    paths::display(&project.out_dir.join(path))
+                ));
+            }
         }
     }
-    println!("{}", outcome.summary(&shown));
+    text.push_str(&outcome.summary(&shown));
+    text.push('\n');
+    printer.stdout().text(&text)?;
     Ok(ExitStatus::Success)
 }

@@ -1,6 +1,8 @@
 //! `provision status`: what runs (services, replicas, health), the load balancer's backends from
 //! HAProxy's stats, and consul's view when discovery uses it. Informational: exit 0 unless docker
-//! itself fails.
+//! itself fails (a stopped or degraded stack is a state to report, not a failure of `status`).
+//! With `--json`, the envelope (docs/json.md) carries an overall `state` and each view's error
+//! as `{kind, message}`.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,7 @@ use crate::cli::StatusArgs;
 use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Container, Docker, PsEntry};
-use crate::printer::Printer;
+use crate::probe::http::RequestError;
 use crate::probe::registry::Instance;
 use crate::probe::stats::Server;
 use crate::scaling::lb_container;
@@ -18,6 +20,8 @@ use crate::{render, ExitStatus};
 
 #[derive(Debug, Serialize)]
 struct Status {
+    /// The one-word answer: is the stack up and routed?
+    state: State,
     project: String,
     discovery: String,
     compose_file: String,
@@ -34,6 +38,41 @@ struct Replicas {
     total: usize,
 }
 
+/// The stack as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum State {
+    /// No container or task of the project.
+    Stopped,
+    /// Every web replica runs and the load balancer routes to each (its servers are UP).
+    Running,
+    /// Something runs, but not all of it: a replica down, a server not UP, a view unreadable.
+    Degraded,
+}
+
+impl State {
+    fn of(
+        up: bool,
+        web: &Replicas,
+        lb: &View<Vec<Server>>,
+        consul: Option<&View<Vec<Instance>>>,
+    ) -> Self {
+        if !up {
+            return State::Stopped;
+        }
+        let routed = lb
+            .value
+            .as_ref()
+            .is_some_and(|servers| servers.iter().filter(|s| s.is_up()).count() == web.total);
+        let consul_ok = consul.is_none_or(|c| c.error.is_none());
+        if web.total > 0 && web.running == web.total && routed && consul_ok {
+            State::Running
+        } else {
+            State::Degraded
+        }
+    }
+}
+
 /// A view that may be unreadable (the stack is down, a port is wrong).
 #[derive(Debug, Serialize)]
 struct View<T> {
@@ -41,7 +80,44 @@ struct View<T> {
     #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<T>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    error: Option<ViewError>,
+}
+
+/// Why a view could not be read, as fields a script can branch on.
+#[derive(Debug, Serialize)]
+struct ViewError {
+    kind: ErrorKind,
+    /// The HTTP status, for `kind: http_status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_status: Option<u16>,
+    message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum ErrorKind {
+    /// No answer: connection refused, timeout, no route.
+    Unreachable,
+    /// An answer with an error status.
+    HttpStatus,
+    /// An answer that could not be read, or no way to ask (no lb container to exec into).
+    Unreadable,
+}
+
+impl ViewError {
+    fn of(err: &anyhow::Error) -> Self {
+        let request = err.chain().find_map(|c| c.downcast_ref::<RequestError>());
+        let (kind, http_status) = match request {
+            Some(RequestError::Status { code, .. }) => (ErrorKind::HttpStatus, Some(*code)),
+            Some(RequestError::Unreachable(_)) => (ErrorKind::Unreachable, None),
+            None => (ErrorKind::Unreadable, None),
+        };
+        ViewError {
+            kind,
+            http_status,
+            message: format!("{err:#}"),
+        }
+    }
 }
 
 impl<T> View<T> {
@@ -55,16 +131,17 @@ impl<T> View<T> {
             Err(err) => View {
                 url,
                 value: None,
-                error: Some(format!("{err:#}")),
+                error: Some(ViewError::of(&err)),
             },
         }
     }
 }
 
 pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
-    let stack = render::rendered_stack(&global.spec, &args.out, &Printer::detect(global.quiet))?;
+    let printer = &global.printer;
+    let stack = render::rendered_stack(&global.spec, &args.out, printer)?;
     let plan = &stack.plan;
-    let docker = Docker::new(Printer::detect(global.quiet));
+    let docker = Docker::new(*printer);
     preflight::require_engine(&docker)?;
     let deployment = Deployment::new(&docker, &stack);
     let (containers, details, file) = match &deployment {
@@ -83,44 +160,51 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
             )
         }
     };
-    let lb = lb_container(&details);
-    let haproxy = deployment.haproxy(lb.clone());
+    let lb_id = lb_container(&details);
+    let haproxy = deployment.haproxy(lb_id.clone());
     let web: Vec<&Container> = details
         .iter()
         .filter(|c| c.service == plan.web.service)
         .collect();
     let up = !containers.is_empty();
+    let web = Replicas {
+        running: web.iter().filter(|c| c.running).count(),
+        total: web.len(),
+    };
+    let lb = View::of(haproxy.url.clone(), haproxy.fetch());
+    let consul = deployment
+        .consul(lb_id)
+        .map(|source| View::of(source.describe(), source.passing(&plan.web.service)));
     let status = Status {
+        state: State::of(up, &web, &lb, consul.as_ref()),
         project: plan.project.clone(),
         discovery: plan.discovery.to_string(),
         compose_file: file.display().to_string(),
-        web: Replicas {
-            running: web.iter().filter(|c| c.running).count(),
-            total: web.len(),
-        },
-        lb: View::of(haproxy.url.clone(), haproxy.fetch()),
-        consul: deployment
-            .consul(lb)
-            .map(|source| View::of(source.describe(), source.passing(&plan.web.service))),
+        web,
+        lb,
+        consul,
         containers,
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        crate::json::print(printer, "status", true, &status)?;
     } else if !up {
-        println!(
+        printer.stdout().line(format!(
             "{} is not running: no containers (start it with `provision apply`)",
             plan.project
-        );
+        ))?;
     } else {
-        print!("{}", to_text(&status, &details));
+        printer.stdout().text(&to_text(&status, &details))?;
     }
     Ok(ExitStatus::Success)
 }
 
 fn to_text(status: &Status, details: &[Container]) -> String {
     let mut out = format!(
-        "{} ({} discovery), {}\n",
-        status.project, status.discovery, status.compose_file
+        "{} ({} discovery, {}), {}\n",
+        status.project,
+        status.discovery,
+        status.state.as_str(),
+        status.compose_file
     );
     let rows: Vec<[String; 4]> = status
         .containers
@@ -190,7 +274,9 @@ fn to_text(status: &Status, details: &[Container]) -> String {
         (None, error) => out.push_str(&format!(
             "load balancer: stats not readable at {}: {}\n",
             status.lb.url,
-            error.as_deref().unwrap_or("unknown error")
+            error
+                .as_ref()
+                .map_or("unknown error", |e| e.message.as_str())
         )),
     }
     if let Some(consul) = &status.consul {
@@ -211,11 +297,23 @@ fn to_text(status: &Status, details: &[Container]) -> String {
             (None, error) => out.push_str(&format!(
                 "consul: not readable at {}: {}\n",
                 consul.url,
-                error.as_deref().unwrap_or("unknown error")
+                error
+                    .as_ref()
+                    .map_or("unknown error", |e| e.message.as_str())
             )),
         }
     }
     out
+}
+
+impl State {
+    fn as_str(self) -> &'static str {
+        match self {
+            State::Stopped => "stopped",
+            State::Running => "running",
+            State::Degraded => "degraded",
+        }
+    }
 }
 
 fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
@@ -271,6 +369,7 @@ mod tests {
             check_status: String::new(),
         };
         let status = Status {
+            state: State::Degraded,
             project: "hits".into(),
             discovery: "consul-dns".into(),
             compose_file: "/srv/hits/generated/compose.yaml".into(),
@@ -294,7 +393,11 @@ mod tests {
             consul: Some(View {
                 url: "http://127.0.0.1:8500".into(),
                 value: None,
-                error: Some("connection refused".into()),
+                error: Some(ViewError {
+                    kind: ErrorKind::Unreachable,
+                    http_status: None,
+                    message: "connection refused".into(),
+                }),
             }),
         };
         let web1 = Container {
@@ -317,7 +420,7 @@ mod tests {
             restart_key: None,
         };
         insta::assert_snapshot!(to_text(&status, &[web1]), @r"
-        hits (consul-dns discovery), /srv/hits/generated/compose.yaml
+        hits (consul-dns discovery, degraded), /srv/hits/generated/compose.yaml
         SERVICE  CONTAINER      STATE    HEALTH
         consul   hits-consul-1  running  healthy
         web      hits-web-1     running  healthy

@@ -14,17 +14,16 @@ use crate::cli::VerifyArgs;
 use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Container, Docker};
-use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::report::{Check, Outcome, Report};
 use crate::scaling::{self, lb_container, web_of};
-use crate::{render, CheckFailed, ExitStatus, UsageError};
+use crate::{render, ExitStatus, UsageError};
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
-    let progress = Printer::detect(global.quiet);
+    let progress = global.printer;
     let stack = render::rendered_stack(&global.spec, &args.out, &progress)?;
     let plan = &stack.plan;
     let _lock = global.lock(&plan.project, "verify", &progress)?;
@@ -184,23 +183,26 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     );
     report.load = load;
 
-    if args.json {
-        print!("{}", report.to_json());
-    } else {
-        print!("{}", report.to_text());
-    }
+    // The JUnit file first: a reader that closed stdout early does not cost CI its report.
     if let Some(path) = &args.junit {
         std::fs::write(path, report.to_junit()?)
             .with_context(|| format!("writing the JUnit report to {}", path.display()))?;
     }
+    if args.json {
+        progress.stdout().text(&report.to_json())?;
+    } else {
+        progress
+            .stdout()
+            .text(&report.to_text(&progress.palette()))?;
+    }
     if report.passed {
         Ok(ExitStatus::Success)
     } else {
-        Err(CheckFailed(format!(
+        progress.failure(&format!(
             "verify failed: {} of {} checks failed",
             report.failures(),
             report.checks.len()
-        ))
-        .into())
+        ));
+        Ok(ExitStatus::Failure)
     }
 }

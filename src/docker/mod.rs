@@ -239,7 +239,7 @@ impl Call<'_> {
 
     /// Runs and returns whatever happened; only a failure to start (or a timeout) is an error.
     pub fn output_unchecked(self) -> anyhow::Result<CallOutput> {
-        if self.is_skipped() {
+        if self.is_skipped()? {
             return Ok(CallOutput {
                 success: true,
                 stdout: String::new(),
@@ -285,7 +285,7 @@ impl Call<'_> {
     /// Runs a long command, showing its summary as a progress step and its latest output line
     /// on a terminal; the output's tail goes into the error when it fails.
     pub fn run_with_progress(self) -> anyhow::Result<()> {
-        if self.is_skipped() {
+        if self.is_skipped()? {
             return Ok(());
         }
         let line = self.command_line();
@@ -319,12 +319,14 @@ impl Call<'_> {
         }
     }
 
-    fn is_skipped(&self) -> bool {
+    /// A dry run prints a command that would change state (the result, on stdout) instead of
+    /// running it.
+    fn is_skipped(&self) -> anyhow::Result<bool> {
         if self.changes_state && self.docker.dry_run {
-            println!("{}", self.command_line());
-            return true;
+            self.docker.printer.stdout().line(self.command_line())?;
+            return Ok(true);
         }
-        false
+        Ok(false)
     }
 
     fn expression(&self) -> duct::Expression {

@@ -34,10 +34,21 @@ pub fn get_text(url: &str, timeout: Duration) -> anyhow::Result<String> {
         Err(ureq::Error::Status(code, response)) => {
             let body = response.into_string().unwrap_or_default();
             let body: String = body.trim().chars().take(200).collect();
-            anyhow::bail!("HTTP {code}: {body}")
+            Err(RequestError::Status { code, body }.into())
         }
-        Err(err) => anyhow::bail!("{}", describe(&err)),
+        Err(err) => Err(RequestError::Unreachable(describe(&err)).into()),
     }
+}
+
+/// Why a GET got no answer to read, kept typed so a report can say which (`status --json`).
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The server answered with an error status.
+    #[error("HTTP {code}: {body}")]
+    Status { code: u16, body: String },
+    /// No answer: refused, timed out, no route, DNS.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
 /// A short account of a failed request: ureq's own text repeats the URL and nests messages.

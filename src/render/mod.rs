@@ -131,7 +131,7 @@ pub fn rendered_stack(
         ))
         .into());
     }
-    if !printer.is_silent() {
+    if !printer.is_quiet() {
         let rendered = render(&project)?;
         let stale = check::compare(&project.out_dir, &rendered.files)?;
         if !stale.is_empty() {

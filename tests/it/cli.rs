@@ -173,3 +173,294 @@ fn apply_refuses_a_batch_of_zero_before_touching_anything() {
         .stderr(predicate::str::contains("--batch"));
     assert!(!p.file("generated").exists(), "apply rendered anyway");
 }
+
+/// Runs `provision ARGS` in `p` with stdout a pipe whose reader is already gone, as after
+/// `provision ... | head -1` once head has exited: every write to stdout fails with EPIPE.
+fn with_closed_stdout(p: &Project, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("provision"));
+    cmd.current_dir(p.path())
+        .args(args)
+        .env_remove("PROVISION_SPEC")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(writer);
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    cmd.output().expect("provision runs")
+}
+
+/// A closed stdout ends the command with exit 0 and nothing on stderr that looks like a
+/// failure: no panic, no `error:`, no "Broken pipe".
+#[track_caller]
+fn assert_quiet_exit(args: &[&str], out: &std::process::Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "provision {} with a closed stdout: {stderr}",
+        args.join(" ")
+    );
+    for word in ["panicked", "error", "Broken pipe", "os error 32"] {
+        assert!(
+            !stderr.contains(word),
+            "provision {} with a closed stdout said {word:?}:\n{stderr}",
+            args.join(" ")
+        );
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_that_needs_no_engine_quietly() {
+    let p = Project::new();
+    p.write("provision.yaml", "project: pipes\ndiscovery: docker-dns\n");
+    p.provision(&["render", "-q"]).assert().success();
+    // Hand-edit a generated file so that --check has a diff to print.
+    let edited = p.read("generated/compose.yaml") + "# edited\n";
+    p.write("generated/compose.yaml", &edited);
+    let runs: [&[&str]; 7] = [
+        &["render", "--check"],
+        &["render", "--force"],
+        &["man"],
+        &["completions", "bash"],
+        &["completions", "zsh"],
+        &["completions", "fish"],
+        &["--help"],
+    ];
+    for args in runs {
+        assert_quiet_exit(args, &with_closed_stdout(&p, args, &[]));
+    }
+    // init writes its spec, then says so on the closed pipe.
+    let fresh = Project::new();
+    let args = ["init", "--yes", "--project", "piped"];
+    assert_quiet_exit(&args, &with_closed_stdout(&fresh, &args, &[]));
+    assert!(fresh.read("provision.yaml").contains("project: piped\n"));
+}
+
+#[test]
+fn a_closed_stdout_ends_doctor_quietly_even_when_it_finds_problems() {
+    if crate::harness::external_tool("docker", "doctor with a closed stdout").is_none() {
+        return;
+    }
+    let p = Project::new();
+    p.write("provision.yaml", "project: pipes\ndiscovery: docker-dns\n");
+    // An unreachable daemon: doctor fails its checks, but the reader left first.
+    let env = [("DOCKER_HOST", "unix:///nonexistent/provision-test.sock")];
+    for args in [&["doctor"][..], &["doctor", "--json"], &["doctor", "-q"]] {
+        assert_quiet_exit(args, &with_closed_stdout(&p, args, &env));
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_status_destroy_and_a_dry_run_quietly() {
+    if crate::harness::external_tool("docker", "status with a closed stdout").is_none() {
+        return;
+    }
+    let p = Project::new();
+    p.write(
+        "provision.yaml",
+        &format!(
+            "project: pipes-{}\ndiscovery: docker-dns\n",
+            std::process::id()
+        ),
+    );
+    p.provision(&["render", "-q"]).assert().success();
+    // These need the engine; without one it is an error (exit 3), not a closed pipe.
+    let ran = p.run(&["status"], &[], std::time::Duration::from_secs(60));
+    if ran.code == Some(3) {
+        crate::harness::skip_or_fail("status with a closed stdout", "no Docker engine answers");
+        return;
+    }
+    ran.expect_success();
+    // Against no stack: status says so, destroy removes nothing, a dry run prints its plan;
+    // each on a stdout nobody reads any more.
+    let runs: [&[&str]; 5] = [
+        &["status"],
+        &["status", "--json"],
+        &["-q", "status"],
+        &["destroy", "--lock-timeout", "5"],
+        &["apply", "--dry-run"],
+    ];
+    for args in runs {
+        assert_quiet_exit(args, &with_closed_stdout(&p, args, &[]));
+    }
+}
+
+#[test]
+fn quiet_means_results_only_for_every_command() {
+    let p = Project::new();
+    // init -q: the result line, not the hint.
+    p.provision(&["-q", "init", "--yes"])
+        .assert()
+        .success()
+        .stdout("wrote provision.yaml\n")
+        .stderr("");
+    // render -q: the summary line, not the file list.
+    let out = p.provision(&["render", "-q"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.starts_with("wrote generated ("), "{stdout}");
+    // Without -q the files are listed.
+    let out = p.provision(&["render", "--force"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(stdout.lines().count() >= 1, "{stdout}");
+    p.provision(&["render", "--check", "-q"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("is up to date"))
+        .stderr("");
+}
+
+#[test]
+fn doctor_quiet_shows_only_what_is_wrong_and_a_summary_fail_in_colour_when_forced() {
+    if crate::harness::external_tool("docker", "doctor -q").is_none() {
+        return;
+    }
+    let p = Project::new();
+    let out = p
+        .provision(&["doctor", "-q"])
+        .env("DOCKER_HOST", "unix:///nonexistent/provision-test.sock")
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.lines().any(|l| l.starts_with("ok ")), "{stdout}");
+    assert!(stdout.contains("FAIL  daemon"), "{stdout}");
+    assert!(
+        stdout.lines().last().unwrap().starts_with("doctor: "),
+        "{stdout}"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: doctor found 1 problem"
+    );
+    let out = p
+        .provision(&["doctor", "-q"])
+        .env("DOCKER_HOST", "unix:///nonexistent/provision-test.sock")
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Bold red, then a reset: FAIL stands out on a terminal.
+    assert!(
+        stdout.starts_with("\u{1b}[1m\u{1b}[31mFAIL\u{1b}[0m  daemon"),
+        "{stdout:?}"
+    );
+}
+
+#[test]
+fn colour_only_when_forced_never_under_no_color() {
+    let p = Project::new();
+    p.write("provision.yaml", "project: colours\nweb:\n  replica: 2\n");
+    // CLICOLOR_FORCE colours `error:` even on a pipe; NO_COLOR wins over it.
+    p.provision(&["render"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("\u{1b}["));
+    p.provision(&["render"])
+        .env("CLICOLOR_FORCE", "1")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("error: "));
+    p.provision(&["render"])
+        .env_remove("NO_COLOR")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::starts_with("error: "));
+}
+
+#[test]
+fn help_has_examples_exit_codes_and_no_lock_timeout_where_it_means_nothing() {
+    let p = Project::new();
+    let root = p.provision(&["--help"]).assert().success();
+    let root = String::from_utf8_lossy(&root.get_output().stdout).into_owned();
+    for needle in [
+        "Examples:",
+        "Exit status:",
+        "  2  bad input",
+        "NO_COLOR",
+        "-q, --quiet",
+    ] {
+        assert!(root.contains(needle), "{needle} missing:\n{root}");
+    }
+    for sub in ["init", "man", "completions", "render", "status", "doctor"] {
+        let out = p.provision(&[sub, "--help"]).assert().success();
+        let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(!help.contains("--lock-timeout"), "{sub}:\n{help}");
+    }
+    for sub in ["apply", "verify", "destroy"] {
+        let out = p.provision(&[sub, "--help"]).assert().success();
+        let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(help.contains("--lock-timeout <SECONDS>"), "{sub}:\n{help}");
+        assert!(help.contains("[default: 300]"), "{sub}:\n{help}");
+    }
+    let out = p.provision(&["completions", "--help"]).assert().success();
+    let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for shell in ["bash:", "zsh:", "fish:"] {
+        assert!(help.contains(shell), "{help}");
+    }
+    let out = p.provision(&["destroy", "--help"]).assert().success();
+    let help = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(help.contains("-v, --volumes"), "{help}");
+}
+
+#[test]
+fn man_dir_writes_a_page_per_subcommand() {
+    let p = Project::new();
+    p.write("man/.keep", "");
+    p.provision(&["man", "--dir", "man"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("wrote 10 man pages"));
+    for page in [
+        "provision",
+        "provision-verify",
+        "provision-init",
+        "provision-man",
+    ] {
+        let text = p.read(&format!("man/{page}.1"));
+        assert!(text.contains("EXIT STATUS"), "{page}");
+        assert!(text.contains(".SH EXAMPLES"), "{page}");
+        assert!(text.contains(".SH ENVIRONMENT"), "{page}");
+    }
+    p.provision(&["man", "--dir", "missing"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--dir missing"));
+}
+
+#[test]
+fn spec_and_quiet_go_before_or_after_the_subcommand_but_not_on_man() {
+    let p = Project::new();
+    p.write("stacks/a.yaml", "project: where\ndiscovery: docker-dns\n");
+    // Before the subcommand (as the bench scripts write it), after it, and from the
+    // environment; a flag on the command line wins over PROVISION_SPEC.
+    p.provision(&["-q", "-f", "stacks/a.yaml", "render"])
+        .assert()
+        .success();
+    p.provision(&["render", "-q", "-f", "stacks/a.yaml"])
+        .env("PROVISION_SPEC", "nope.yaml")
+        .assert()
+        .success();
+    p.provision(&["-f", "stacks/a.yaml", "render", "--check"])
+        .env("PROVISION_SPEC", "nope.yaml")
+        .assert()
+        .success();
+    p.provision(&["render", "--check"])
+        .env("PROVISION_SPEC", "stacks/a.yaml")
+        .assert()
+        .success();
+    // Where they mean nothing they are not offered.
+    p.provision(&["man", "-q"]).assert().code(2);
+    p.provision(&["completions", "bash", "-f", "x.yaml"])
+        .assert()
+        .code(2);
+}

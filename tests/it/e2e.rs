@@ -420,6 +420,8 @@ fn verify_report(
         "no check passed\n{ran}"
     );
     assert_eq!(report["passed"], Value::Bool(true), "report.passed\n{ran}");
+    // A real report, with scale and load, against docs/schema/verify.json.
+    crate::json_schema::assert_valid("verify", &ran.stdout);
     if args.contains(&"--load") {
         let load = &report["load"];
         let n = |key: &str| {

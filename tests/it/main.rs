@@ -1,6 +1,9 @@
 //! The one integration-test binary: CLI behaviour, render snapshots, the real tools' checks of the
 //! generated files, and end-to-end runs against a real Docker engine.
 
+// Tests say why they skip, and what an engine run did, on their own output.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 mod cli;
 mod ctmpl;
 mod deploys;
@@ -11,6 +14,7 @@ mod e2e_rolling;
 mod e2e_swarm;
 mod figures;
 mod harness;
+mod json_schema;
 mod lb_rules;
 mod props;
 mod render_cli;
