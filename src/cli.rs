@@ -51,6 +51,9 @@ pub enum Command {
     Destroy(DestroyArgs),
     /// Check the machine: docker, its daemon and API version, Compose v2, the images the spec needs.
     Doctor(DoctorArgs),
+    /// Build the images an offline machine needs (no container registry), from Debian's mirror.
+    #[command(subcommand)]
+    Images(ImagesCommand),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     Completions(CompletionsArgs),
     /// Print the manual page (roff) on stdout: `provision man | man -l -`.
@@ -85,6 +88,13 @@ pub struct InitArgs {
     /// Host port the load balancer publishes.
     #[arg(long)]
     pub lb_port: Option<u16>,
+    /// Use the images `provision images build` makes (no registry needed); consul-dns unless
+    /// --discovery docker-dns. Chosen by itself when no image registry answers.
+    #[arg(long, conflicts_with = "online")]
+    pub offline: bool,
+    /// Use the public images (Docker Hub) even when no image registry answers from here.
+    #[arg(long)]
+    pub online: bool,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +205,26 @@ pub struct DoctorArgs {
     /// Output directory of the render step (its compose.yaml names the built images' tags).
     #[arg(long, short, default_value = "generated")]
     pub out: PathBuf,
+}
+
+/// `provision images ...`
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build the Debian base, consul and HAProxy images locally from the host's apt mirror (as
+    /// root, with mmdebstrap); images that are present and up to date are kept.
+    ///
+    /// Then `provision init --offline` writes a spec that uses them.
+    Build(ImagesBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesBuildArgs {
+    /// Rebuild every image, even those present and up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Where the images are tagged: PREFIX/debian:trixie, PREFIX/consul:1.8.7, PREFIX/haproxy:trixie.
+    #[arg(long, value_name = "PREFIX", env = "PROVISION_RIG_PREFIX", default_value = crate::images::recipe::DEFAULT_PREFIX)]
+    pub prefix: String,
 }
 
 #[derive(Debug, Args)]
