@@ -294,7 +294,12 @@ pub fn hub_reach(docker: &Docker) -> HubReach {
                 .unwrap_or("the registry did not answer")
                 .to_owned();
             if is_unreachable(&why) {
-                HubReach::Unreachable(why)
+                // "failed to configure transport: error pinging v2 registry: Get ...: dial tcp:
+                // lookup registry-1.docker.io ...: no such host": the last part is the news.
+                let short = why
+                    .rsplit_once("dial tcp: ")
+                    .map_or(why.as_str(), |(_, r)| r);
+                HubReach::Unreachable(short.to_owned())
             } else if why.contains("experimental") {
                 HubReach::Unknown(why)
             } else {
