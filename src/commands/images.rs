@@ -10,7 +10,7 @@ use crate::docker::{preflight, Docker};
 use crate::images::build::{self, Outcome};
 use crate::images::OfflineImages;
 use crate::printer::Printer;
-use crate::ExitStatus;
+use crate::{ExitStatus, UsageError};
 
 pub fn run(global: &Global, command: ImagesCommand) -> anyhow::Result<ExitStatus> {
     match command {
@@ -20,6 +20,12 @@ pub fn run(global: &Global, command: ImagesCommand) -> anyhow::Result<ExitStatus
 
 fn build_images(global: &Global, args: ImagesBuildArgs) -> anyhow::Result<ExitStatus> {
     let started = Instant::now();
+    let images = OfflineImages::new(&args.prefix);
+    // The spec's own rule for image names, so what is built can be named in a spec.
+    for image in images.all() {
+        crate::spec::rules::image_ref(&image)
+            .map_err(|e| UsageError(format!("--prefix {:?}: {e}", args.prefix)))?;
+    }
     let printer = Printer::detect(global.quiet);
     let docker = Docker::new(printer);
     // The engine must answer; Compose and the API version matter to apply, not here.
@@ -28,7 +34,6 @@ fn build_images(global: &Global, args: ImagesBuildArgs) -> anyhow::Result<ExitSt
         .findings
         .retain(|f| f.check == "docker" || f.check == "daemon");
     engine.into_result()?;
-    let images = OfflineImages::new(&args.prefix);
     let work = build::plan(&docker, &images, args.force)?;
     let outcomes = if work.is_empty() {
         images

@@ -220,3 +220,15 @@ fn e2e_images_build_keeps_present_images_and_is_fast() {
         "keeping present images took {took:?}"
     );
 }
+
+#[test]
+fn images_build_refuses_a_bad_prefix_before_asking_docker() {
+    let p = Project::new();
+    p.provision(&["images", "build", "--prefix", "Bad Prefix"])
+        .env("PATH", "/nonexistent")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--prefix \"Bad Prefix\": invalid image reference",
+        ));
+}
