@@ -142,6 +142,12 @@ Install:
   fish:  provision completions fish > ~/.config/fish/completions/provision.fish
 Open a new shell afterwards.";
 
+const IMAGES_EXAMPLES: &str = "\
+Examples:
+  sudo provision images build             build what is missing (about 2 min the first time)
+  sudo provision images build --force     rebuild every image
+  provision init --offline                then write a spec that uses them (docs/offline.md)";
+
 const MAN_EXAMPLES: &str = "\
 Examples:
   provision man | man -l -                       read the main page now
@@ -239,6 +245,9 @@ pub enum Command {
     /// Check the machine: docker, its daemon and API version, Compose v2, the images the spec needs.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
+    /// Build the images an offline machine needs (no container registry), from Debian's mirror.
+    #[command(subcommand, after_help = IMAGES_EXAMPLES)]
+    Images(ImagesCommand),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -259,6 +268,7 @@ impl Command {
             Command::Destroy(_) => "destroy",
             Command::Doctor(_) => "doctor",
             Command::Completions(_) => "completions",
+            Command::Images(_) => "images",
             Command::Man(_) => "man",
         }
     }
@@ -273,7 +283,7 @@ impl Command {
             Command::Status(args) => Some(&args.common),
             Command::Destroy(args) => Some(&args.common),
             Command::Doctor(args) => Some(&args.common),
-            Command::Completions(_) | Command::Man(_) => None,
+            Command::Images(_) | Command::Completions(_) | Command::Man(_) => None,
         }
     }
 
@@ -328,6 +338,13 @@ pub struct InitArgs {
     pub lb_port: Option<u16>,
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Use the images `provision images build` makes (no registry needed); consul-dns unless
+    /// --discovery docker-dns. Chosen by itself when no image registry answers.
+    #[arg(long, conflicts_with = "online")]
+    pub offline: bool,
+    /// Use the public images (Docker Hub) even when no image registry answers from here.
+    #[arg(long)]
+    pub online: bool,
 }
 
 #[derive(Debug, Args)]
@@ -458,6 +475,26 @@ pub struct DoctorArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+/// `provision images ...`
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Build the Debian base, consul and HAProxy images locally from the host's apt mirror (as
+    /// root, with mmdebstrap); images that are present and up to date are kept.
+    ///
+    /// Then `provision init --offline` writes a spec that uses them.
+    Build(ImagesBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesBuildArgs {
+    /// Rebuild every image, even those present and up to date.
+    #[arg(long)]
+    pub force: bool,
+    /// Where the images are tagged: PREFIX/debian:trixie, PREFIX/consul:1.8.7, PREFIX/haproxy:trixie.
+    #[arg(long, value_name = "PREFIX", env = "PROVISION_RIG_PREFIX", default_value = crate::images::recipe::DEFAULT_PREFIX)]
+    pub prefix: String,
 }
 
 #[derive(Debug, Args)]

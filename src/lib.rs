@@ -11,6 +11,7 @@ pub mod commands;
 pub mod deploy;
 pub mod docker;
 pub mod error;
+pub mod images;
 pub mod json;
 pub mod lock;
 pub mod printer;
@@ -98,6 +99,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
         Command::Status(args) => commands::status::run(&global, args),
         Command::Destroy(args) => commands::destroy::run(&global, args),
         Command::Doctor(args) => commands::doctor::run(&global, args),
+        Command::Images(command) => commands::images::run(&global, command),
         Command::Completions(args) => commands::completions::completions(&printer, args),
         Command::Man(args) => commands::completions::man(&printer, args),
     };

@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::cli::DoctorArgs;
 use crate::commands::Global;
-use crate::docker::preflight::{self, Finding, Preflight, Status};
+use crate::docker::preflight::{self, Finding, HubReach, Preflight, Status};
 use crate::docker::Docker;
+use crate::images::OfflineImages;
 use crate::printer::Palette;
 use crate::render::Project;
 use crate::ExitStatus;
@@ -45,6 +46,7 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
                 .extend(preflight::check_images(&docker, &needs, config.is_some()));
             spec_note = Some(global.spec.display().to_string());
         } else {
+            pre.findings.extend(registry_finding(&docker));
             pre.findings.push(Finding {
                 check: "images".into(),
                 status: Status::Warn,
@@ -85,6 +87,39 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::Failure);
     }
     Ok(ExitStatus::Success)
+}
+
+/// Before there is a spec: can the default images be pulled at all? When Docker Hub does not
+/// answer, the way forward is the offline images (built here from Debian's mirror).
+fn registry_finding(docker: &Docker) -> Option<Finding> {
+    match preflight::hub_reach(docker) {
+        HubReach::Answers => Some(Finding::ok(
+            "registry",
+            "Docker Hub answers: the default images can be pulled",
+        )),
+        HubReach::Unreachable(why) => Some(offline_advice(docker, &why)),
+        HubReach::Unknown(_) => None,
+    }
+}
+
+fn offline_advice(docker: &Docker, why: &str) -> Finding {
+    let images = OfflineImages::from_env();
+    let built = docker
+        .images_present(&images.all())
+        .is_ok_and(|present| present.iter().all(|p| *p));
+    let fix = if built {
+        "the offline images are present: `provision init --offline` writes a spec on them"
+            .to_owned()
+    } else {
+        "build the offline images from Debian's mirror with `provision images build` (as root), \
+         then `provision init --offline` writes a spec on them (docs/offline.md)"
+            .to_owned()
+    };
+    Finding::warn(
+        "registry",
+        format!("no image registry answers from this machine ({why}): the default images cannot be pulled"),
+        fix,
+    )
 }
 
 /// Which findings the text shows.

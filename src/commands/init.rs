@@ -8,6 +8,10 @@ use anyhow::Context;
 
 use crate::cli::{DiscoveryArg, InitArgs};
 use crate::commands::Global;
+use crate::docker::preflight::{self, HubReach};
+use crate::docker::Docker;
+use crate::images::OfflineImages;
+use crate::printer::Printer;
 use crate::spec::model::{defaults, Discovery};
 use crate::{spec, ExitStatus, UsageError};
 
@@ -31,17 +35,23 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<ExitStatus> {
     }
     let interactive =
         !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let defaults = default_answers(&args, path);
+    let printer = &global.printer;
+    let source = image_source(&args, interactive, printer)?;
+    let mut defaults = default_answers(&args, path);
+    if source.is_offline() && args.discovery.is_none() {
+        defaults.discovery = Discovery::ConsulDns;
+    }
     let answers = if interactive {
         prompt(defaults)?
     } else {
         defaults
     };
+    source.allows(answers.discovery)?;
     // Check the flag before it is written into YAML, so the message names the flag.
     spec::rules::project_name(&answers.project)
         .map_err(|e| UsageError(format!("--project: {e}")))?;
 
-    let text = spec_text(&answers);
+    let text = spec_text(&answers, &source);
     // Refuse to write a spec that would not load: a bad --project is reported like a bad file.
     let base_dir = path
         .parent()
@@ -50,14 +60,97 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<ExitStatus> {
     spec::from_text(&text, path, base_dir)?;
     write_atomically(path, &text)?;
     // The result, even with -q (which hides the hint below): what was written where.
-    global
-        .printer
-        .stdout()
-        .line(format!("wrote {}", path.display()))?;
-    global
-        .printer
-        .note("next: `provision render` to generate the stack, then `provision apply`");
+    printer.stdout().line(format!("wrote {}", path.display()))?;
+    match &source {
+        ImageSource::Public => {
+            printer.note("next: `provision render` to generate the stack, then `provision apply`")
+        }
+        ImageSource::Offline(images) => printer.note(offline_next_step(images)),
+    }
     Ok(ExitStatus::Success)
+}
+
+/// What to run after an offline init: `images build` first when its images are not here yet.
+fn offline_next_step(images: &OfflineImages) -> String {
+    let docker = Docker::new(Printer::quiet());
+    let wanted = images.all();
+    let present = docker
+        .images_present(&wanted)
+        .map(|p| p.iter().all(|p| *p))
+        .unwrap_or(false);
+    if present {
+        "next: `provision apply` (the offline images are present), then `provision verify --scale 5`"
+            .into()
+    } else {
+        "next: `provision images build` (as root: it makes the offline images from Debian's \
+         mirror), then `provision apply`"
+            .into()
+    }
+}
+
+/// Where the spec's images come from: the public registry, or the images `provision images
+/// build` makes on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageSource {
+    Public,
+    Offline(OfflineImages),
+}
+
+impl ImageSource {
+    fn is_offline(&self) -> bool {
+        matches!(self, ImageSource::Offline(_))
+    }
+
+    /// The offline images hold no registrator or consul-template: that mode cannot run on them.
+    fn allows(&self, discovery: Discovery) -> anyhow::Result<()> {
+        if self.is_offline() && discovery == Discovery::ConsulTemplate {
+            return Err(UsageError(
+                "--discovery consul-template needs the registrator and consul-template images, \
+                 which `provision images build` does not make: with --offline use consul-dns \
+                 (its default) or docker-dns"
+                    .into(),
+            )
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// `--offline` / `--online`, or else what the registry says: when Docker Hub does not answer,
+/// the public images cannot be pulled, so the offline ones are offered (chosen with `--yes`).
+/// An explicit consul-template mode keeps the public images (the offline ones cannot run it).
+fn image_source(
+    args: &InitArgs,
+    interactive: bool,
+    printer: &Printer,
+) -> anyhow::Result<ImageSource> {
+    let offline = ImageSource::Offline(OfflineImages::from_env());
+    if args.offline {
+        return Ok(offline);
+    }
+    if args.online || args.discovery == Some(DiscoveryArg::ConsulTemplate) {
+        return Ok(ImageSource::Public);
+    }
+    let docker = Docker::new(Printer::quiet());
+    let HubReach::Unreachable(why) = preflight::hub_reach(&docker) else {
+        return Ok(ImageSource::Public);
+    };
+    let question = format!(
+        "No image registry answers from here ({why}), so the default images cannot be pulled. \
+         Use images built on this machine from Debian's mirror (`provision images build`)?"
+    );
+    if interactive {
+        let yes = dialoguer::Confirm::new()
+            .with_prompt(question)
+            .default(true)
+            .interact()?;
+        return Ok(if yes { offline } else { ImageSource::Public });
+    }
+    printer.note(format!(
+        "no image registry answers from here ({why}): writing an offline spec on the images \
+         `provision images build` makes (pass --online for the public images)"
+    ));
+    Ok(offline)
 }
 
 fn default_answers(args: &InitArgs, spec_path: &Path) -> Answers {
@@ -164,8 +257,13 @@ fn prompt(defaults: Answers) -> anyhow::Result<Answers> {
     })
 }
 
-/// The spec as written by init: the chosen values, and every other field commented with its default.
-pub fn spec_text(a: &Answers) -> String {
+/// The spec as written by init: the chosen values, and every other field commented with its
+/// default; for offline images, the `images` they are.
+pub fn spec_text(a: &Answers, source: &ImageSource) -> String {
+    let images = match source {
+        ImageSource::Public => public_images_block(),
+        ImageSource::Offline(images) => offline_images_block(images, a.discovery),
+    };
     format!(
         r#"# provision spec. Every field but `project` is optional; the commented values are the defaults.
 # `provision render` expands it into generated/, `provision apply` starts the stack,
@@ -203,7 +301,18 @@ lb:
 # redis:
 #   appendfsync: everysec   # always | everysec | no (append-only persistence is always on)
 
-# Every image can be overridden (private registries, air-gapped sites).
+{images}"#,
+        project = a.project,
+        discovery = a.discovery,
+        replicas = a.replicas,
+        lb_port = a.lb_port,
+        ct_version = defaults::CONSUL_TEMPLATE_VERSION,
+    )
+}
+
+fn public_images_block() -> String {
+    format!(
+        r#"# Every image can be overridden (private registries, air-gapped sites).
 # images:
 #   base: {base}            # FROM of every image provision builds
 #   consul: {consul}
@@ -211,15 +320,26 @@ lb:
 #   consul_template: {consul_template}
 #   redis: redis:7          # a prebuilt redis image instead of building one from `base`
 "#,
-        project = a.project,
-        discovery = a.discovery,
-        replicas = a.replicas,
-        lb_port = a.lb_port,
-        ct_version = defaults::CONSUL_TEMPLATE_VERSION,
         base = defaults::BASE_IMAGE,
         consul = defaults::CONSUL_IMAGE,
         registrator = defaults::REGISTRATOR_IMAGE,
         consul_template = defaults::CONSUL_TEMPLATE_IMAGE,
+    )
+}
+
+/// The offline images: built on this machine by `provision images build`, so no registry is
+/// asked for anything.
+fn offline_images_block(images: &OfflineImages, discovery: Discovery) -> String {
+    let consul = if discovery == Discovery::DockerDns {
+        String::new()
+    } else {
+        format!("  consul: {}\n", images.consul())
+    };
+    format!(
+        "# Images built on this machine from Debian's mirror by `provision images build`: no\n\
+         # container registry is needed.\n\
+         images:\n  base: {}        # FROM of every image provision builds\n{consul}",
+        images.base()
     )
 }
 
@@ -250,12 +370,44 @@ mod tests {
             replicas: 3,
             lb_port: 9000,
         };
-        let plan =
-            spec::from_text(&spec_text(&answers), Path::new("p.yaml"), Path::new(".")).unwrap();
+        let plan = spec::from_text(
+            &spec_text(&answers, &ImageSource::Public),
+            Path::new("p.yaml"),
+            Path::new("."),
+        )
+        .unwrap();
         assert_eq!(plan.project, "shop");
         assert_eq!(plan.discovery, Discovery::ConsulDns);
         assert_eq!(plan.web.replicas, 3);
         assert_eq!(plan.lb.port, 9000);
+    }
+
+    #[test]
+    fn an_offline_spec_names_the_local_images() {
+        let images = OfflineImages::new("localhost/provision-rig");
+        let source = ImageSource::Offline(images.clone());
+        for discovery in [Discovery::ConsulDns, Discovery::DockerDns] {
+            let answers = Answers {
+                project: "hits".into(),
+                discovery,
+                replicas: 2,
+                lb_port: 8080,
+            };
+            let text = spec_text(&answers, &source);
+            let plan = spec::from_text(&text, Path::new("p.yaml"), Path::new(".")).unwrap();
+            assert_eq!(plan.images.base.as_str(), images.base(), "{text}");
+            assert_eq!(plan.discovery, discovery);
+            assert_eq!(
+                text.contains(&format!("  consul: {}\n", images.consul())),
+                discovery == Discovery::ConsulDns,
+                "{text}"
+            );
+            assert!(!text.contains("hashicorp"), "{text}");
+        }
+        assert!(source.allows(Discovery::ConsulTemplate).is_err());
+        assert!(ImageSource::Public
+            .allows(Discovery::ConsulTemplate)
+            .is_ok());
     }
 
     #[test]

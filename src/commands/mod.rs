@@ -4,6 +4,7 @@ pub mod apply;
 pub mod completions;
 pub mod destroy;
 pub mod doctor;
+pub mod images;
 pub mod init;
 pub mod render;
 pub mod status;

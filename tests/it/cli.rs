@@ -7,10 +7,20 @@ use crate::harness::Project;
 #[test]
 fn init_yes_writes_a_spec_that_loads() {
     let p = Project::new();
-    p.provision(&["init", "--yes", "--project", "shop", "--replicas", "3"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains("wrote provision.yaml"));
+    // --online: the public images, even on a machine no registry answers (offline.rs tests
+    // what init picks there by itself).
+    p.provision(&[
+        "init",
+        "--yes",
+        "--online",
+        "--project",
+        "shop",
+        "--replicas",
+        "3",
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains("wrote provision.yaml"));
     let text = p.read("provision.yaml");
     assert!(text.contains("project: shop\n"), "{text}");
     assert!(text.contains("  replicas: 3\n"), "{text}");
@@ -419,7 +429,7 @@ fn man_dir_writes_a_page_per_subcommand() {
     p.provision(&["man", "--dir", "man"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("wrote 10 man pages"));
+        .stdout(predicate::str::contains("wrote 11 man pages"));
     for page in [
         "provision",
         "provision-verify",

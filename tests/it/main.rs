@@ -16,6 +16,7 @@ mod figures;
 mod harness;
 mod json_schema;
 mod lb_rules;
+mod offline;
 mod props;
 mod render_cli;
 mod render_snapshots;

@@ -191,9 +191,10 @@ fn unreachable_registries(
             registries.join("; "),
             images.join(", ")
         ),
-        "load them (`docker load`), set images.* in the spec to images this engine has or to a \
-         registry it reaches, or follow README's \"Without a container registry\" for the \
-         offline images",
+        "build the offline images from Debian's mirror with `provision images build` (as root) and \
+         write a spec on them with `provision init --offline --force` (docs/offline.md); or load \
+         the images (`docker load`), or set images.* in the spec to images this engine has or to \
+         a registry it reaches",
     )
 }
 
@@ -260,6 +261,55 @@ fn pullable(docker: &Docker, image: &str) -> Pull {
         Pull::Unreachable(why)
     } else {
         Pull::No(why)
+    }
+}
+
+/// Whether the registry of the default images (Docker Hub) answers from this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HubReach {
+    /// It answered (even "no such image" or "unauthorized" is an answer).
+    Answers,
+    /// No answer at all: name resolution, connection or timeout; with what docker said.
+    Unreachable(String),
+    /// Could not ask (no docker CLI, or one without `docker manifest`).
+    Unknown(String),
+}
+
+/// Asks Docker Hub about the default base image, without downloading it: `docker manifest
+/// inspect` is the CLI's own registry client, so it honours the engine's proxy and mirror
+/// settings as a pull would (and needs no daemon).
+pub fn hub_reach(docker: &Docker) -> HubReach {
+    let image = crate::spec::model::defaults::BASE_IMAGE;
+    let out = docker
+        .call(
+            format!("asking Docker Hub about {image}"),
+            ["manifest", "inspect", image],
+        )
+        .timeout(Duration::from_secs(15))
+        .output_unchecked();
+    match out {
+        Ok(out) if out.success => HubReach::Answers,
+        Ok(out) => {
+            let why = first_line(&out.stderr)
+                .unwrap_or("the registry did not answer")
+                .to_owned();
+            if is_unreachable(&why) {
+                // "failed to configure transport: error pinging v2 registry: Get ...: dial tcp:
+                // lookup registry-1.docker.io ...: no such host": the last part is the news.
+                let short = why
+                    .rsplit_once("dial tcp: ")
+                    .map_or(why.as_str(), |(_, r)| r);
+                HubReach::Unreachable(short.to_owned())
+            } else if why.contains("experimental") {
+                HubReach::Unknown(why)
+            } else {
+                HubReach::Answers
+            }
+        }
+        Err(err) if format!("{err:#}").contains("timed out") => {
+            HubReach::Unreachable(format!("{err:#}"))
+        }
+        Err(err) => HubReach::Unknown(format!("{err:#}")),
     }
 }
 
@@ -346,10 +396,9 @@ mod tests {
         for need in &needs {
             assert!(finding.detail.contains(&need.image), "{}", finding.detail);
         }
-        assert!(finding
-            .fix
-            .unwrap()
-            .contains("Without a container registry"));
+        let fix = finding.fix.unwrap();
+        assert!(fix.contains("`provision images build`"), "{fix}");
+        assert!(fix.contains("`provision init --offline --force`"), "{fix}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use images::{check_images, image_needs, read_config, ImageNeed};
+pub use images::{check_images, hub_reach, image_needs, read_config, HubReach, ImageNeed};
 
 use super::Docker;
 use crate::ToolError;

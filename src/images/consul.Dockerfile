@@ -1,7 +1,7 @@
-# Offline test rig: a consul image built from the local Debian base image and the static consul
-# binary of Debian bullseye's package (fetched by .ci/install-tools.sh). It stands in for
+# The offline consul image: the local Debian base image and the static consul binary of Debian
+# bullseye's package (1.8.7), downloaded through the host's own apt mirror. It stands in for
 # hashicorp/consul where no registry is reachable; it is tagged under localhost/provision-rig/,
-# never with a public image name. Built by .ci/rig-images.sh.
+# never with a public image name. Built by `provision images build` (src/images/).
 ARG BASE=localhost/provision-rig/debian:trixie
 # hadolint ignore=DL3006
 FROM ${BASE}

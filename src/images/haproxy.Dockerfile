@@ -1,7 +1,7 @@
-# Offline test rig: Debian 13's HAProxy (3.0 LTS), for the static check that runs `haproxy -c`
-# on the generated configs with the HAProxy a trixie base image gets (the host may have an older
-# one: bookworm's 2.6). Built FROM the local Debian base image with Debian's package; tagged under
-# localhost/provision-rig/, never with a public image name. Built by .ci/rig-images.sh.
+# Debian 13's HAProxy (3.0 LTS), for checking generated configs with `haproxy -c` as the lb image
+# of a trixie base will run them (the host may have an older one: bookworm's 2.6). Built FROM the
+# local Debian base image with Debian's package; tagged under localhost/provision-rig/, never with
+# a public image name. Built by `provision images build` (src/images/).
 ARG BASE=localhost/provision-rig/debian:trixie
 # hadolint ignore=DL3006
 FROM ${BASE}
