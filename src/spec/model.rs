@@ -2,11 +2,14 @@
 //!
 //! Values that have a format of their own (names, image references, durations, paths) are newtypes
 //! that check themselves while they are deserialized, so a bad value is reported by serde_yaml with
-//! the field's path, line and column. Rules that relate several fields live in `validate.rs`.
+//! the field's path, line and column. Whole numbers are read by `number.rs` (ranges, quoted
+//! numerals). Rules that relate several fields live in `validate.rs`.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use super::number;
 
 /// The whole spec.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -155,14 +158,17 @@ pub mod defaults {
 #[serde(deny_unknown_fields, default)]
 pub struct Web {
     /// Replicas started by `apply`.
+    #[serde(deserialize_with = "number::count")]
     pub replicas: u32,
     /// Port the app listens on inside its container.
+    #[serde(deserialize_with = "number::port")]
     pub port: u16,
     /// Path that answers 200 when the replica can serve (used by every health check).
     pub health_path: UrlPath,
     /// `builtin` (the hit counter) or a directory holding the user's app and its Dockerfile.
     pub app: App,
     /// gunicorn worker processes per replica (built-in app only).
+    #[serde(deserialize_with = "number::workers")]
     pub workers: u32,
     /// What `verify` counts as an answer from your own app (the built-in app is checked by its
     /// JSON).
@@ -174,7 +180,10 @@ pub struct Web {
 #[serde(deny_unknown_fields, default)]
 pub struct Expect {
     /// The HTTP status; any 2xx when not set.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number::http_status"
+    )]
     pub status: Option<u16>,
     /// Text the body must contain.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,6 +262,7 @@ pub enum AppendFsync {
 #[serde(deny_unknown_fields, default)]
 pub struct Consul {
     /// Host port for consul's HTTP API and UI, published on 127.0.0.1 only.
+    #[serde(deserialize_with = "number::port")]
     pub http_port: u16,
     /// Consul datacenter name.
     pub datacenter: Name,
@@ -272,14 +282,17 @@ impl Default for Consul {
 #[serde(deny_unknown_fields, default)]
 pub struct LoadBalancer {
     /// Host port the load balancer publishes (on every interface).
+    #[serde(deserialize_with = "number::port")]
     pub port: u16,
     /// Host port for HAProxy's stats page, published on 127.0.0.1 only.
+    #[serde(deserialize_with = "number::port")]
     pub stats_port: u16,
     /// HAProxy balance algorithm.
     pub balance: Balance,
     /// Interval between health checks of each web replica.
     pub check_interval: Duration,
     /// Most web replicas the load balancer can route to (HAProxy server slots).
+    #[serde(deserialize_with = "number::count")]
     pub max_replicas: u32,
     /// Where the lb image gets consul-template (consul-template discovery only).
     pub consul_template: ConsulTemplateSource,

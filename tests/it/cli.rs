@@ -93,7 +93,7 @@ fn bad_specs_name_field_and_line_and_exit_2() {
         ),
         (
             "project: hits\nweb:\n  port: lots\n",
-            "provision.yaml:3:9: web.port: invalid type",
+            "provision.yaml:3:9: web.port: must be a port between 1 and 65535, got \"lots\"",
         ),
         (
             "project: \"hits\\nx\"\n",
