@@ -15,15 +15,10 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// The spec file.
-    #[arg(
-        long,
-        short = 'f',
-        global = true,
-        default_value = "provision.yaml",
-        env = "PROVISION_SPEC"
-    )]
-    pub spec: PathBuf,
+    /// The spec file [default: provision.yaml in the current directory or the nearest parent
+    /// directory that has one; `init` writes it in the current directory].
+    #[arg(long, short = 'f', global = true, env = "PROVISION_SPEC")]
+    pub spec: Option<PathBuf>,
 
     /// Print results only: no progress, no log lines.
     #[arg(long, short, global = true)]

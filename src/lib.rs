@@ -67,7 +67,8 @@ impl From<ExitStatus> for ExitCode {
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
     use cli::Command;
     let global = commands::Global {
-        spec: cli.spec,
+        spec_given: cli.spec.is_some(),
+        spec: cli.spec.unwrap_or_else(|| spec::DEFAULT_FILE.into()),
         quiet: cli.quiet,
         lock_timeout: std::time::Duration::from_secs(cli.lock_timeout),
     };

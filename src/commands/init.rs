@@ -1,5 +1,8 @@
-//! `provision init`: writes a new spec. Prompts (dialoguer) only when stdin is a terminal and
-//! `--yes` was not given; otherwise it takes flags and defaults and never waits for input.
+//! `provision init`: writes a new spec. With `--yes` it takes flags and defaults and never waits
+//! for input; otherwise it asks (prompts.rs), which needs a terminal: without one it refuses
+//! rather than guess, as `echo myproj | provision init` would otherwise write defaults silently.
+
+mod prompts;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -30,32 +33,123 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<ExitStatus> {
         ))
         .into());
     }
-    let interactive =
-        !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let defaults = default_answers(&args, path);
-    let answers = if interactive {
-        prompt(defaults)?
-    } else {
-        defaults
-    };
-    // Check the flag before it is written into YAML, so the message names the flag.
-    spec::rules::project_name(&answers.project)
-        .map_err(|e| UsageError(format!("--project: {e}")))?;
-
-    let text = spec_text(&answers);
-    // Refuse to write a spec that would not load: a bad --project is reported like a bad file.
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    writable_dir(base_dir, path)?;
+    let defaults = default_answers(&args, path);
+    let answers = if args.yes {
+        check_flags(&defaults, base_dir)?;
+        defaults
+    } else {
+        needs_a_terminal()?;
+        prompts::ask(defaults, &|answers| {
+            problems(answers, base_dir)
+                .into_iter()
+                .next()
+                .map_or(Ok(()), |(_, message)| Err(message))
+        })?
+    };
+
+    let text = spec_text(&answers);
+    // Every answer was checked above; this is the last word, on the very text written.
     spec::from_text(&text, path, base_dir)?;
-    write_atomically(path, &text)?;
+    write_spec(path, &text)?;
     if !global.quiet {
         println!("wrote {}", path.display());
     }
-    Printer::detect(global.quiet)
-        .note("next: `provision render` to generate the stack, then `provision apply`");
+    // apply renders when the files are missing or stale, so it is the one next step.
+    let spec_flag = if global.spec_given {
+        format!(" -f {}", shell_word(&path.display().to_string()))
+    } else {
+        String::new()
+    };
+    Printer::detect(global.quiet).note(format!(
+        "next: `provision{spec_flag} apply` to build and start the stack"
+    ));
     Ok(ExitStatus::Success)
+}
+
+/// The problems of the spec these answers would write: (field, message) in the file's order.
+fn problems(answers: &Answers, base_dir: &Path) -> Vec<(String, String)> {
+    match spec::from_text(&spec_text(answers), Path::new(spec::DEFAULT_FILE), base_dir) {
+        Ok(_) => Vec::new(),
+        Err(err) => err
+            .problems
+            .into_iter()
+            .map(|p| (p.field.unwrap_or_default(), p.message))
+            .collect(),
+    }
+}
+
+/// Refuses bad flag values, named as the flags they came from (not as lines of a file that was
+/// never written).
+fn check_flags(answers: &Answers, base_dir: &Path) -> anyhow::Result<()> {
+    // A project name is checked before it is written into YAML, where a newline could add a key.
+    spec::rules::project_name(&answers.project)
+        .map_err(|e| UsageError(format!("--project: {e}")))?;
+    let refusals: Vec<String> = problems(answers, base_dir)
+        .into_iter()
+        .map(|(field, message)| {
+            let flag = match field.as_str() {
+                "project" => "--project",
+                "discovery" => "--discovery",
+                "web.replicas" => "--replicas",
+                "lb.port" | "lb.stats_port" | "consul.http_port" => "--lb-port",
+                _ => field.as_str(),
+            };
+            format!("{flag}: {message}")
+        })
+        .collect();
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(UsageError(refusals.join("\n")).into())
+    }
+}
+
+/// Questions need someone to answer them: stdin to read from, stderr to ask on.
+fn needs_a_terminal() -> anyhow::Result<()> {
+    let missing = match (
+        std::io::stdin().is_terminal(),
+        std::io::stderr().is_terminal(),
+    ) {
+        (true, true) => return Ok(()),
+        (false, _) => "stdin is not a terminal",
+        (true, false) => "stderr (where the questions are asked) is not a terminal",
+    };
+    Err(UsageError(format!(
+        "init asks its questions on a terminal, and {missing}; pass --yes to write the spec from flags (--project, --discovery, --replicas, --lb-port) and defaults"
+    ))
+    .into())
+}
+
+/// The spec's directory must exist and take a new file; said before any question is asked.
+fn writable_dir(dir: &Path, path: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        return Err(UsageError(format!(
+            "cannot write {}: directory {} does not exist; create it first (mkdir -p {})",
+            path.display(),
+            dir.display(),
+            shell_word(&dir.display().to_string())
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// `word`, quoted for a POSIX shell when it needs to be.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 fn default_answers(args: &InitArgs, spec_path: &Path) -> Answers {
@@ -109,57 +203,6 @@ fn project_name_for(spec_path: &Path) -> String {
     } else {
         "hits".to_owned()
     }
-}
-
-fn prompt(defaults: Answers) -> anyhow::Result<Answers> {
-    use dialoguer::{Input, Select};
-    let project: String = Input::new()
-        .with_prompt("Project name")
-        .default(defaults.project)
-        .validate_with(|v: &String| spec::rules::project_name(v))
-        .interact_text()?;
-    let modes = [
-        Discovery::ConsulTemplate,
-        Discovery::ConsulDns,
-        Discovery::DockerDns,
-    ];
-    let labels = [
-        "consul-template  registrator + consul-template render haproxy.cfg (the reference system)",
-        "consul-dns       replicas register themselves in consul; HAProxy reads consul's DNS",
-        "docker-dns       HAProxy reads Docker's DNS; no consul",
-    ];
-    let chosen = Select::new()
-        .with_prompt("Service discovery")
-        .items(labels)
-        .default(
-            modes
-                .iter()
-                .position(|m| *m == defaults.discovery)
-                .unwrap_or(0),
-        )
-        .interact()?;
-    let replicas: u32 = Input::new()
-        .with_prompt("Web replicas to start with")
-        .default(defaults.replicas)
-        .validate_with(|v: &u32| if *v >= 1 { Ok(()) } else { Err("at least 1") })
-        .interact_text()?;
-    let lb_port: u16 = Input::new()
-        .with_prompt("Host port of the load balancer")
-        .default(defaults.lb_port)
-        .validate_with(|v: &u16| {
-            if *v >= 1 {
-                Ok(())
-            } else {
-                Err("a port from 1 to 65535")
-            }
-        })
-        .interact_text()?;
-    Ok(Answers {
-        project,
-        discovery: modes[chosen],
-        replicas,
-        lb_port,
-    })
 }
 
 /// The spec as written by init: the chosen values, and every other field commented with its default.
@@ -221,17 +264,38 @@ lb:
     )
 }
 
-/// Writes to a temporary file in the same directory, then renames it into place.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes to a temporary file in the same directory, then renames it into place. The spec is
+/// written like generated files (0644 less the umask): it is a project file, not a secret.
+fn write_spec(path: &Path, text: &str) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".provision-init-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let mut file = match builder.tempfile_in(dir) {
+        Ok(file) => file,
+        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Err(UsageError(format!(
+                "cannot write {}: directory {} is not writable",
+                path.display(),
+                dir.display()
+            ))
+            .into())
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("writing {}", path.display()));
+        }
+    };
     file.write_all(text.as_bytes())
-        .context("writing the spec")?;
+        .with_context(|| format!("writing {}", path.display()))?;
     file.persist(path)
+        .map_err(|err| err.error)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

@@ -18,7 +18,10 @@ use crate::printer::Printer;
 /// Options every subcommand sees.
 #[derive(Debug, Clone)]
 pub struct Global {
+    /// The spec file.
     pub spec: PathBuf,
+    /// Whether the spec was named (`-f`, PROVISION_SPEC), so that advice repeats it.
+    pub spec_given: bool,
     pub quiet: bool,
     /// How long to wait for another command on the same project.
     pub lock_timeout: Duration,

@@ -18,6 +18,9 @@ pub use model::Spec;
 pub use plan::Plan;
 pub use stack::{Features, LiveConfig, Service};
 
+/// The spec's file name when none is given.
+pub const DEFAULT_FILE: &str = "provision.yaml";
+
 /// The spec could not be read, parsed or validated. Always a user error (exit code 2).
 #[derive(Debug)]
 pub struct SpecError {

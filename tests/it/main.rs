@@ -10,6 +10,7 @@ mod e2e_faults;
 mod e2e_rolling;
 mod e2e_swarm;
 mod harness;
+mod init_tty;
 mod props;
 mod render_cli;
 mod render_snapshots;
