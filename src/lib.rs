@@ -63,12 +63,47 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
+/// The spec when none is named: `init` writes it in the current directory; every other
+/// command looks upward from there (spec/find.rs), and those that cannot work without it say
+/// where they looked.
+fn find_spec(command: &cli::Command) -> anyhow::Result<std::path::PathBuf> {
+    use cli::Command;
+    let here = std::path::PathBuf::from(spec::DEFAULT_FILE);
+    let needs_one = match command {
+        Command::Init(_) => return Ok(here),
+        Command::Doctor(_) | Command::Completions(_) | Command::Man => false,
+        Command::Render(_)
+        | Command::Apply(_)
+        | Command::Verify(_)
+        | Command::Status(_)
+        | Command::Destroy(_) => true,
+    };
+    let cwd = std::env::current_dir().map_err(|err| {
+        UsageError(format!(
+            "cannot read the current directory ({err}); name the spec with -f FILE"
+        ))
+    })?;
+    match spec::find::upward(&cwd) {
+        // Shown as found; in the current directory that is the plain name.
+        Some(found) => Ok(found
+            .strip_prefix(&cwd)
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or(found)),
+        None if needs_one => Err(UsageError(spec::find::not_found(&cwd)).into()),
+        None => Ok(here),
+    }
+}
+
 /// Runs one command line.
 pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
     use cli::Command;
+    let (spec, spec_given) = match cli.spec {
+        Some(path) => (path, true),
+        None => (find_spec(&cli.command)?, false),
+    };
     let global = commands::Global {
-        spec_given: cli.spec.is_some(),
-        spec: cli.spec.unwrap_or_else(|| spec::DEFAULT_FILE.into()),
+        spec,
+        spec_given,
         quiet: cli.quiet,
         lock_timeout: std::time::Duration::from_secs(cli.lock_timeout),
     };

@@ -2,6 +2,7 @@
 //! validated `Plan` that rendering consumes. Errors name the file, line, column and field, and
 //! every problem in the file is reported at once (see `parse.rs`).
 
+pub mod find;
 mod locate;
 pub mod model;
 pub mod number;

@@ -155,6 +155,41 @@ fn missing_spec_is_a_usage_error() {
 }
 
 #[test]
+fn the_spec_is_found_in_a_parent_directory() {
+    let p = Project::new();
+    p.provision(&["init", "--yes", "--project", "upward"])
+        .assert()
+        .success();
+    p.write("app/src/deep/.keep", "");
+    let mut render = p.provision(&["render"]);
+    render.current_dir(p.file("app/src/deep"));
+    render.assert().success();
+    // Rendered beside the spec that was found, not in the directory the command ran from.
+    assert!(p.file("generated/compose.yaml").is_file());
+    assert!(!p.file("app/src/deep/generated").exists());
+    // -f still means exactly that file, relative to where the command runs.
+    let mut named = p.provision(&["-f", "provision.yaml", "render", "--check"]);
+    named.current_dir(p.file("app"));
+    named
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("file not found"));
+}
+
+#[test]
+fn no_spec_anywhere_up_says_where_it_looked_and_exits_2() {
+    let p = Project::new();
+    p.write("a/b/.keep", "");
+    let start = p.file("a/b").canonicalize().unwrap();
+    let mut render = p.provision(&["render", "--check"]);
+    render.current_dir(&start);
+    render.assert().code(2).stderr(predicate::str::contains(format!(
+        "no provision.yaml in {} or any parent directory; create one with `provision init`, or name one with -f FILE",
+        start.display()
+    )));
+}
+
+#[test]
 fn bad_specs_name_field_and_line_and_exit_2() {
     let cases = [
         (
