@@ -4,6 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The output directory when `--out` is not given.
+pub const DEFAULT_OUT: &str = "generated";
+
 /// Turn a short declarative spec into a running, load-balanced, service-discovered container
 /// stack, and prove that it works.
 ///
@@ -88,7 +91,7 @@ pub struct RenderArgs {
     #[arg(long)]
     pub check: bool,
     /// Output directory (relative paths are relative to the spec's directory).
-    #[arg(long, short, default_value = "generated")]
+    #[arg(long, short, default_value = DEFAULT_OUT)]
     pub out: PathBuf,
     /// Replace files in the output directory that were edited by hand.
     #[arg(long)]

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::{DiscoveryArg, InitArgs};
-use crate::commands::Global;
+use crate::commands::{shell_word, Global};
 use crate::printer::Printer;
 use crate::spec::model::{defaults, Discovery};
 use crate::{spec, ExitStatus, UsageError};
@@ -60,13 +60,9 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<ExitStatus> {
         println!("wrote {}", path.display());
     }
     // apply renders when the files are missing or stale, so it is the one next step.
-    let spec_flag = if global.spec_given {
-        format!(" -f {}", shell_word(&path.display().to_string()))
-    } else {
-        String::new()
-    };
     Printer::detect(global.quiet).note(format!(
-        "next: `provision{spec_flag} apply` to build and start the stack"
+        "next: `{}` to build and start the stack",
+        global.command_line("apply")
     ));
     Ok(ExitStatus::Success)
 }
@@ -137,19 +133,6 @@ fn writable_dir(dir: &Path, path: &Path) -> anyhow::Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// `word`, quoted for a POSIX shell when it needs to be.
-fn shell_word(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@%".contains(c));
-    if plain {
-        word.to_owned()
-    } else {
-        format!("'{}'", word.replace('\'', "'\\''"))
-    }
 }
 
 fn default_answers(args: &InitArgs, spec_path: &Path) -> Answers {

@@ -19,7 +19,21 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
         ));
     }
 
+    // The render command as the advice below must say it: this spec, this output directory.
+    let mut render_line = global.command_line("render");
+    if args.out != std::path::Path::new(crate::cli::DEFAULT_OUT) {
+        render_line.push_str(&format!(
+            " --out {}",
+            crate::commands::shell_word(&args.out.display().to_string())
+        ));
+    }
     if args.check {
+        if !project.out_dir.exists() {
+            return Err(CheckFailed(format!(
+                "{shown}/ does not exist; run `{render_line}` to write it"
+            ))
+            .into());
+        }
         let differences = check::compare(&project.out_dir, &rendered.files)?;
         if differences.is_empty() {
             println!("{shown} is up to date ({} files)", rendered.files.len() - 1);
@@ -28,15 +42,11 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
         for difference in &differences {
             print!("{}", difference.diff);
         }
-        let list: Vec<String> = differences
-            .iter()
-            .map(|d| format!("{} ({})", d.path, d.kind.as_str()))
-            .collect();
-        return Err(CheckFailed(format!(
-            "{shown} differs from the spec in {} file{}: {}; run `provision render` to update it",
-            differences.len(),
-            if differences.len() == 1 { "" } else { "s" },
-            list.join(", ")
+        return Err(CheckFailed(check::verdict(
+            &project.out_dir,
+            &shown,
+            &differences,
+            &render_line,
         ))
         .into());
     }
