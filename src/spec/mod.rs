@@ -260,6 +260,32 @@ mod tests {
     }
 
     #[test]
+    fn a_number_where_text_belongs_is_told_to_be_quoted_only_when_that_helps() {
+        let e = err("project: 2024\nlb:\n  check_interval: 5\n");
+        assert!(
+            e.contains(":1:10: project: must be a project name, got 2024; put it in quotes to mean the text: \"2024\""),
+            "{e}"
+        );
+        // "5" is no duration either: no advice to quote it.
+        assert!(
+            e.contains(":3:19: lb.check_interval: must be a duration such as 2s, got 5\n")
+                || e.ends_with(":3:19: lb.check_interval: must be a duration such as 2s, got 5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_key_written_twice_is_pointed_at_where_it_is_repeated() {
+        let e = err("project: hits\nweb:\n  replicas: 1\n  port: 5000\n  replicas: 2\n");
+        assert!(
+            e.contains(
+                "provision.yaml:5:3: web: `replicas` is written a second time here; keep one"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn integer_keys_are_field_names_not_positions() {
         // serde reads an integer key as a field's position; `0: hits` must not be `project`.
         let e = err("0: hits\n");

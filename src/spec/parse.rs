@@ -259,25 +259,43 @@ fn value_wording(serde_message: &str, node: &Value, tree: &Value, path: &[String
         "field identifier" => "a field name",
         e => e,
     };
+    // YAML reads `12` or `true` as a number or a boolean; when the same written in quotes is
+    // a good value here, say so.
     let hint = match node {
-        Value::Number(_) | Value::Bool(_) if expected == "a string" => {
-            format!("; put it in quotes if you mean the text: \"{got}\"")
+        Value::Number(_) | Value::Bool(_) if reads_as_text(tree, path, &got) => {
+            format!("; put it in quotes to mean the text: \"{got}\"")
         }
         _ => String::new(),
     };
     format!("must be {expected}, got {got}{hint}")
 }
 
-/// The choices of the enum at `path`, read from serde's answer to a word that is none of them.
-fn choices_at(tree: &Value, path: &[String]) -> Option<Vec<String>> {
-    let mut probe = tree.clone();
+/// Whether `text` as a string at `path` gets past the problem there.
+fn reads_as_text(tree: &Value, path: &[String], text: &str) -> bool {
+    let Some(probe) = replaced(tree, path, Value::String(text.to_owned())) else {
+        return false;
+    };
+    match serde_path_to_error::deserialize::<_, Spec>(&probe) {
+        Ok(_) => true,
+        Err(err) => keys_of(err.path()).is_none_or(|at| at != path),
+    }
+}
+
+/// A copy of `tree` with the value at `path` replaced.
+fn replaced(tree: &Value, path: &[String], value: Value) -> Option<Value> {
+    let mut copy = tree.clone();
     let (last, parents) = path.split_last()?;
-    let mut node = &mut probe;
+    let mut node = &mut copy;
     for key in parents {
         node = node.as_mapping_mut()?.get_mut(key.as_str())?;
     }
-    node.as_mapping_mut()?
-        .insert(last.as_str().into(), Value::String(String::new()));
+    node.as_mapping_mut()?.insert(last.as_str().into(), value);
+    Some(copy)
+}
+
+/// The choices of the enum at `path`, read from serde's answer to a word that is none of them.
+fn choices_at(tree: &Value, path: &[String]) -> Option<Vec<String>> {
+    let probe = replaced(tree, path, Value::String(String::new()))?;
     let err = serde_path_to_error::deserialize::<_, Spec>(&probe).err()?;
     let message = err.into_inner().to_string();
     let expected = message.strip_prefix("unknown variant ``")?;
@@ -345,6 +363,19 @@ fn problem_from_yaml(err: &serde_yaml::Error, text: &str) -> Problem {
         }
     }
     let mut line = location.as_ref().map(|l| l.line());
+    let column = location.as_ref().map(|l| l.column());
+    // serde_yaml points a duplicate key at the start of its mapping; point at the second one.
+    if let Some(key) = message
+        .strip_prefix("duplicate entry with key \"")
+        .and_then(|rest| rest.strip_suffix('"'))
+    {
+        if let Some((at_line, at_column)) = line.zip(column) {
+            if let Some(second) = second_occurrence(text, key, at_line, at_column) {
+                line = Some(second);
+            }
+        }
+        message = format!("`{key}` is written a second time here; keep one");
+    }
     // serde_yaml tells no position for a second document; point at where it starts.
     if line.is_none() && message.contains("more than one document") {
         line = second_document_line(text);
@@ -353,9 +384,34 @@ fn problem_from_yaml(err: &serde_yaml::Error, text: &str) -> Problem {
     Problem {
         field,
         line,
-        column: location.as_ref().map(|l| l.column()),
+        column,
         message,
     }
+}
+
+/// The line of the second `key:` at `column` in the block mapping that starts at
+/// `line`:`column`, if the text is written that way.
+fn second_occurrence(text: &str, key: &str, line: usize, column: usize) -> Option<usize> {
+    let indent = column.checked_sub(1)?;
+    let mut seen = 0;
+    for (index, written) in text.lines().enumerate().skip(line - 1) {
+        let trimmed = written.trim_start();
+        let this_indent = written.len() - trimmed.len();
+        if trimmed.is_empty() || trimmed.starts_with('#') || this_indent > indent {
+            continue;
+        }
+        if this_indent < indent {
+            break;
+        }
+        let written_key = trimmed.split(':').next().unwrap_or("").trim();
+        if written_key.trim_matches(|c| c == '"' || c == '\'') == key {
+            seen += 1;
+            if seen == 2 {
+                return Some(index + 1);
+            }
+        }
+    }
+    None
 }
 
 /// The line where a second YAML document starts (a second `---`, a directive, content after
