@@ -70,27 +70,27 @@ pub fn write(
     files: &BTreeMap<String, String>,
     force: bool,
 ) -> anyhow::Result<WriteOutcome> {
-    write_tree(out_dir, files, force).map_err(|err| match not_writable(&err) {
-        Some(reason) => {
-            let parent = out_dir.parent().unwrap_or(out_dir);
-            UsageError(format!(
-                "cannot write {}: {reason} at {}; make it writable, or choose another --out",
-                paths::display(out_dir),
-                parent.display()
-            ))
-            .into()
-        }
+    write_tree(out_dir, files, force).map_err(|err| match not_writable(&err, out_dir) {
+        Some(why) => UsageError(format!("cannot write {}: {why}", paths::display(out_dir))).into(),
         None => err,
     })
 }
 
-/// Why the file system refused, when it did.
-fn not_writable(err: &anyhow::Error) -> Option<&'static str> {
+/// Why the file system refused to take `out_dir`, and what to do, when that was the failure.
+fn not_writable(err: &anyhow::Error, out_dir: &Path) -> Option<String> {
+    let at = out_dir.parent().unwrap_or(out_dir).display();
     err.chain()
         .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
         .find_map(|io| match io.kind() {
-            std::io::ErrorKind::PermissionDenied => Some("permission denied"),
-            std::io::ErrorKind::ReadOnlyFilesystem => Some("the file system is read-only"),
+            std::io::ErrorKind::PermissionDenied => Some(format!(
+                "permission denied at {at}; make it writable, or choose another --out"
+            )),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(format!(
+                "the file system at {at} is read-only; choose another --out"
+            )),
+            std::io::ErrorKind::NotADirectory => {
+                Some("part of its path is a file, not a directory; choose another --out".to_owned())
+            }
             _ => None,
         })
 }

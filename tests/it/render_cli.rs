@@ -201,7 +201,8 @@ fn a_read_only_output_directory_is_a_usage_error() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.trim_end().ends_with("exit 2"), "{text}");
     assert!(
-        text.contains("error: cannot write generated: the file system is read-only at "),
+        text.contains("error: cannot write generated: the file system at ")
+            && text.contains(" is read-only; choose another --out"),
         "{text}"
     );
     assert!(
@@ -209,6 +210,18 @@ fn a_read_only_output_directory_is_a_usage_error() {
         "{text}"
     );
     assert!(!p.file("generated").exists());
+}
+
+#[test]
+fn an_output_directory_below_a_file_is_a_usage_error() {
+    let p = project_with("project: hits\n");
+    p.write("afile", "not a directory\n");
+    p.provision(&["render", "--out", "afile/generated"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot write afile/generated: part of its path is a file, not a directory; choose another --out",
+        ));
 }
 
 #[test]
