@@ -263,13 +263,24 @@ fn write_spec(path: &Path, text: &str) -> anyhow::Result<()> {
     }
     let mut file = match builder.tempfile_in(dir) {
         Ok(file) => file,
-        Err(err) if err.kind() == std::io::ErrorKind::PermissionDenied => {
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            // The error's own text names the temporary file; the kind is what matters.
+            let why = match err.kind() {
+                std::io::ErrorKind::PermissionDenied => "permission denied",
+                _ => "read-only file system",
+            };
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
             return Err(UsageError(format!(
-                "cannot write {}: directory {} is not writable",
+                "cannot write {}: directory {} is not writable ({why})",
                 path.display(),
                 dir.display()
             ))
-            .into())
+            .into());
         }
         Err(err) => {
             return Err(err).with_context(|| format!("writing {}", path.display()));

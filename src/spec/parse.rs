@@ -64,7 +64,12 @@ pub fn read(text: &str) -> Reading {
     }
     stringify_keys(&mut tree);
 
-    while reading.problems.len() < MAX_PROBLEMS {
+    // Every attempt but the last either removes a field or adds the missing project, so the
+    // attempts are bounded by the problems (and one more for the project).
+    for _attempt in 0..=MAX_PROBLEMS + 1 {
+        if reading.problems.len() >= MAX_PROBLEMS {
+            break;
+        }
         let err = match serde_path_to_error::deserialize::<_, Spec>(&tree) {
             Ok(spec) => {
                 reading.spec = Some(spec);

@@ -210,6 +210,23 @@ fn a_read_only_output_directory_is_a_usage_error() {
         "{text}"
     );
     assert!(!p.file("generated").exists());
+
+    // init, the other command that writes beside the spec, says the same kind of thing.
+    let out = sh(r#"
+        mount --bind -o ro "$PWD" "$PWD"
+        cd "$PWD"
+        code=0
+        "$PROVISION" -f new.yaml init --yes 2>/proc/self/fd/1 || code=$?
+        echo "exit $code"
+    "#);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.trim_end().ends_with("exit 2"), "{text}");
+    assert!(
+        text.contains("error: cannot write new.yaml: directory ")
+            && text.contains(" is not writable (read-only file system)"),
+        "{text}"
+    );
+    assert!(!text.contains(".provision-init-"), "{text}");
 }
 
 #[test]
