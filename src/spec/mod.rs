@@ -202,6 +202,78 @@ mod tests {
         }
     }
 
+    /// Every leaf field of the model, as dotted paths: those a default spec serializes, and the
+    /// optional ones it leaves out.
+    fn every_field() -> Vec<String> {
+        fn leaves(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<String>) {
+            match value {
+                serde_yaml::Value::Mapping(map) => {
+                    for (key, value) in map {
+                        let key = key.as_str().unwrap();
+                        let path = if prefix.is_empty() {
+                            key.to_owned()
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        leaves(&path, value, out);
+                    }
+                }
+                _ => out.push(prefix.to_owned()),
+            }
+        }
+        let spec = parse("project: hits\n").unwrap();
+        let mut fields = Vec::new();
+        leaves("", &serde_yaml::to_value(&spec).unwrap(), &mut fields);
+        for optional in [
+            "target.registry",
+            "images.redis",
+            "web.expect.status",
+            "web.expect.contains",
+        ] {
+            if !fields.iter().any(|f| f == optional) {
+                fields.push(optional.to_owned());
+            }
+        }
+        fields
+    }
+
+    #[test]
+    fn every_field_written_wrong_at_once_is_one_problem_each() {
+        // A list is no field's value: each field is a problem of its own, all in one pass, and
+        // no cross-field rule speaks about the defaults that stood in for them.
+        let fields = every_field();
+        assert!(fields.len() >= 29, "{fields:?}");
+        let mut tree = serde_yaml::Mapping::new();
+        for field in &fields {
+            let mut node = &mut tree;
+            let parts: Vec<&str> = field.split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                node = node
+                    .entry((*part).into())
+                    .or_insert_with(|| serde_yaml::Mapping::new().into())
+                    .as_mapping_mut()
+                    .unwrap();
+            }
+            node.insert(parts[parts.len() - 1].into(), vec![1].into());
+        }
+        let text = serde_yaml::to_string(&tree).unwrap();
+        let err = from_text(&text, Path::new("p.yaml"), Path::new(".")).unwrap_err();
+        let named: Vec<&str> = err
+            .problems
+            .iter()
+            .map(|p| p.field.as_deref().unwrap_or("?"))
+            .collect();
+        let mut expected: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let mut got = named.clone();
+        expected.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, expected, "{err}");
+        for problem in &err.problems {
+            assert!(problem.line.is_some(), "{problem:?}");
+            assert!(problem.message.ends_with("got a list"), "{problem:?}");
+        }
+    }
+
     #[test]
     fn quoted_numbers_are_numbers() {
         let plan = from_text(
