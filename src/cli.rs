@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::spec::number::WholeNumber;
+
 /// The output directory when `--out` is not given.
 pub const DEFAULT_OUT: &str = "generated";
 
@@ -77,12 +79,24 @@ pub struct InitArgs {
     /// How the load balancer discovers web replicas.
     #[arg(long, value_enum)]
     pub discovery: Option<DiscoveryArg>,
-    /// Number of web replicas to start with.
-    #[arg(long)]
+    /// Number of web replicas to start with (1 to lb.max_replicas, 10 by default).
+    #[arg(long, value_parser = whole_number::<u32>(WholeNumber::COUNT))]
     pub replicas: Option<u32>,
-    /// Host port the load balancer publishes.
-    #[arg(long)]
+    /// Host port the load balancer publishes (1 to 65535).
+    #[arg(long, value_parser = whole_number::<u16>(WholeNumber::PORT))]
     pub lb_port: Option<u16>,
+}
+
+/// A flag's number, read by the spec's own rule (number.rs), so a flag is refused with the
+/// same words as the spec field it fills.
+fn whole_number<T: TryFrom<u64> + Clone + Send + Sync + 'static>(
+    kind: WholeNumber,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::StringValueParser::new().try_map(move |text: String| {
+        kind.parse(&text)
+            .and_then(|n| T::try_from(n).map_err(|_| format!("{n} is too large")))
+    })
 }
 
 #[derive(Debug, Args)]

@@ -61,6 +61,24 @@ fn init_flags_are_checked_by_the_spec_rules_and_named_as_flags() {
 }
 
 #[test]
+fn init_number_flags_speak_like_the_spec() {
+    let p = Project::new();
+    p.provision(&["init", "--yes", "--replicas", "abc"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--replicas <REPLICAS>': must be a whole number, got \"abc\"",
+        ));
+    p.provision(&["init", "--yes", "--lb-port", "70000"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--lb-port <LB_PORT>': must be a port between 1 and 65535, got 70000",
+        ));
+    assert!(!p.file("provision.yaml").exists());
+}
+
+#[test]
 fn init_into_a_missing_directory_is_a_usage_error() {
     let p = Project::new();
     p.provision(&["-f", "nowhere/p.yml", "init", "--yes"])
