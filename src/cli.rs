@@ -6,6 +6,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::spec::number::WholeNumber;
+
+/// The output directory when `--out` is not given.
+pub const DEFAULT_OUT: &str = "generated";
+
 /// The exit codes, shown by `provision --help` and in every man page's EXIT STATUS section.
 pub const EXIT_CODES: &[(u8, &str)] = &[
     (
@@ -167,7 +172,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// The spec file [default: provision.yaml].
+    /// The spec file [default: provision.yaml in the current directory or the nearest parent
+    /// directory that has one; `init` writes it in the current directory].
     #[arg(long, short = 'f', value_name = "FILE", env = "PROVISION_SPEC")]
     pub spec: Option<PathBuf>,
 
@@ -330,11 +336,11 @@ pub struct InitArgs {
     /// How the load balancer discovers web replicas.
     #[arg(long, value_enum)]
     pub discovery: Option<DiscoveryArg>,
-    /// Number of web replicas to start with [default: 1].
-    #[arg(long, value_name = "N")]
+    /// Number of web replicas to start with (1 to lb.max_replicas, 10 by default) [default: 1].
+    #[arg(long, value_name = "N", value_parser = whole_number::<u32>(WholeNumber::COUNT))]
     pub replicas: Option<u32>,
-    /// Host port the load balancer publishes [default: 8080].
-    #[arg(long, value_name = "PORT")]
+    /// Host port the load balancer publishes (1 to 65535) [default: 8080].
+    #[arg(long, value_name = "PORT", value_parser = whole_number::<u16>(WholeNumber::PORT))]
     pub lb_port: Option<u16>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -347,13 +353,25 @@ pub struct InitArgs {
     pub online: bool,
 }
 
+/// A flag's number, read by the spec's own rule (number.rs), so a flag is refused with the
+/// same words as the spec field it fills.
+fn whole_number<T: TryFrom<u64> + Clone + Send + Sync + 'static>(
+    kind: WholeNumber,
+) -> impl clap::builder::TypedValueParser<Value = T> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::StringValueParser::new().try_map(move |text: String| {
+        kind.parse(&text)
+            .and_then(|n| T::try_from(n).map_err(|_| format!("{n} is too large")))
+    })
+}
+
 #[derive(Debug, Args)]
 pub struct RenderArgs {
     /// Do not write; exit 1 with a diff when the output directory differs from a fresh render.
     #[arg(long)]
     pub check: bool,
     /// Output directory (relative paths are relative to the spec's directory).
-    #[arg(long, short, value_name = "DIR", default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
     /// Replace files in the output directory that were edited by hand.
     #[arg(long)]
@@ -368,7 +386,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Output directory of the render step.
-    #[arg(long, short, value_name = "DIR", default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
     /// Seconds to wait for every service to become healthy, and for each new web replica of a
     /// rolling replacement to be routed (past it, the rollout is rolled back). Swarm: for each
@@ -431,7 +449,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
     /// Output directory of the render step.
-    #[arg(long, short, value_name = "DIR", default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -445,7 +463,7 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     /// Output directory of the render step.
-    #[arg(long, short, value_name = "DIR", default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -457,7 +475,7 @@ pub struct DestroyArgs {
     #[arg(long, short = 'v')]
     pub volumes: bool,
     /// Output directory of the render step.
-    #[arg(long, short, value_name = "DIR", default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
     #[command(flatten)]
     pub lock: LockArgs,
@@ -471,7 +489,7 @@ pub struct DoctorArgs {
     #[arg(long)]
     pub json: bool,
     /// Output directory of the render step (its compose.yaml names the built images' tags).
-    #[arg(long, short, value_name = "DIR", default_value = "generated")]
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
     #[command(flatten)]
     pub common: CommonArgs,

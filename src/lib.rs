@@ -68,6 +68,39 @@ impl From<ExitStatus> for ExitCode {
     }
 }
 
+/// The spec when none is named: `init` writes it in the current directory; every other
+/// command looks upward from there (spec/find.rs), and those that cannot work without it say
+/// where they looked.
+fn find_spec(command: &cli::Command) -> anyhow::Result<std::path::PathBuf> {
+    use cli::Command;
+    let here = std::path::PathBuf::from(spec::DEFAULT_FILE);
+    let needs_one = match command {
+        Command::Init(_) => return Ok(here),
+        Command::Doctor(_) | Command::Images(_) | Command::Completions(_) | Command::Man(_) => {
+            false
+        }
+        Command::Render(_)
+        | Command::Apply(_)
+        | Command::Verify(_)
+        | Command::Status(_)
+        | Command::Destroy(_) => true,
+    };
+    let cwd = std::env::current_dir().map_err(|err| {
+        UsageError(format!(
+            "cannot read the current directory ({err}); name the spec with -f FILE"
+        ))
+    })?;
+    match spec::find::upward(&cwd) {
+        // Shown as found; in the current directory that is the plain name.
+        Some(found) => Ok(found
+            .strip_prefix(&cwd)
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or(found)),
+        None if needs_one => Err(UsageError(spec::find::not_found(&cwd)).into()),
+        None => Ok(here),
+    }
+}
+
 /// Runs one command line: builds the one [`printer::Printer`], dispatches, and with `--json`
 /// answers an error with an envelope on stdout too (`ok: false`), so a script reading stdout
 /// always gets JSON.
@@ -82,27 +115,32 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
     };
     // With --json the result is the envelope; progress would be noise for the reading script.
     let printer = printer::Printer::detect(common.quiet || json);
-    let global = commands::Global {
-        spec: common
-            .spec
-            .unwrap_or_else(|| cli::CommonArgs::DEFAULT_SPEC.into()),
-        lock_timeout: std::time::Duration::from_secs(
-            cli.command.lock_timeout().unwrap_or_default(),
-        ),
-        printer,
-    };
-    let result = match cli.command {
-        Command::Init(args) => commands::init::run(&global, args),
-        Command::Render(args) => commands::render::run(&global, args),
-        Command::Apply(args) => commands::apply::run(&global, args),
-        Command::Verify(args) => commands::verify::run(&global, args),
-        Command::Status(args) => commands::status::run(&global, args),
-        Command::Destroy(args) => commands::destroy::run(&global, args),
-        Command::Doctor(args) => commands::doctor::run(&global, args),
-        Command::Images(command) => commands::images::run(&global, command),
-        Command::Completions(args) => commands::completions::completions(&printer, args),
-        Command::Man(args) => commands::completions::man(&printer, args),
-    };
+    let result = match common.spec {
+        Some(path) => Ok((path, true)),
+        None => find_spec(&cli.command).map(|found| (found, false)),
+    }
+    .and_then(|(spec, spec_given)| {
+        let global = commands::Global {
+            spec,
+            spec_given,
+            lock_timeout: std::time::Duration::from_secs(
+                cli.command.lock_timeout().unwrap_or_default(),
+            ),
+            printer,
+        };
+        match cli.command {
+            Command::Init(args) => commands::init::run(&global, args),
+            Command::Render(args) => commands::render::run(&global, args),
+            Command::Apply(args) => commands::apply::run(&global, args),
+            Command::Verify(args) => commands::verify::run(&global, args),
+            Command::Status(args) => commands::status::run(&global, args),
+            Command::Destroy(args) => commands::destroy::run(&global, args),
+            Command::Doctor(args) => commands::doctor::run(&global, args),
+            Command::Images(command) => commands::images::run(&global, command),
+            Command::Completions(args) => commands::completions::completions(&printer, args),
+            Command::Man(args) => commands::completions::man(&printer, args),
+        }
+    });
     match result {
         Err(err) if json && !printer::is_closed_pipe(&err) => {
             // Best effort: the error itself is what main reports, whatever happens here.

@@ -1,5 +1,8 @@
-//! `provision init`: writes a new spec. Prompts (dialoguer) only when stdin is a terminal and
-//! `--yes` was not given; otherwise it takes flags and defaults and never waits for input.
+//! `provision init`: writes a new spec. With `--yes` it takes flags and defaults and never waits
+//! for input; otherwise it asks (prompts.rs), which needs a terminal: without one it refuses
+//! rather than guess, as `echo myproj | provision init` would otherwise write defaults silently.
+
+mod prompts;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -7,7 +10,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::cli::{DiscoveryArg, InitArgs};
-use crate::commands::Global;
+use crate::commands::{shell_word, Global};
 use crate::docker::preflight::{self, HubReach};
 use crate::docker::Docker;
 use crate::images::OfflineImages;
@@ -33,45 +36,127 @@ pub fn run(global: &Global, args: InitArgs) -> anyhow::Result<ExitStatus> {
         ))
         .into());
     }
-    let interactive =
-        !args.yes && std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let printer = &global.printer;
-    let source = image_source(&args, interactive, printer)?;
-    let mut defaults = default_answers(&args, path);
-    if source.is_offline() && args.discovery.is_none() {
-        defaults.discovery = Discovery::ConsulDns;
-    }
-    let answers = if interactive {
-        prompt(defaults)?
-    } else {
-        defaults
-    };
-    source.allows(answers.discovery)?;
-    // Check the flag before it is written into YAML, so the message names the flag.
-    spec::rules::project_name(&answers.project)
-        .map_err(|e| UsageError(format!("--project: {e}")))?;
-
-    let text = spec_text(&answers, &source);
-    // Refuse to write a spec that would not load: a bad --project is reported like a bad file.
     let base_dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
+    writable_dir(base_dir, path)?;
+    if !args.yes {
+        needs_a_terminal()?;
+    }
+    let printer = &global.printer;
+    let source = image_source(&args, !args.yes, printer)?;
+    let mut defaults = default_answers(&args, path);
+    if source.is_offline() && args.discovery.is_none() {
+        defaults.discovery = Discovery::ConsulDns;
+    }
+    source.allows(defaults.discovery)?;
+    let answers = if args.yes {
+        check_flags(&defaults, &source, base_dir)?;
+        defaults
+    } else {
+        prompts::ask(defaults, &|answers| {
+            source
+                .allows(answers.discovery)
+                .map_err(|e| e.to_string())?;
+            problems(answers, &source, base_dir)
+                .into_iter()
+                .next()
+                .map_or(Ok(()), |(_, message)| Err(message))
+        })?
+    };
+
+    let text = spec_text(&answers, &source);
+    // Every answer was checked above; this is the last word, on the very text written.
     spec::from_text(&text, path, base_dir)?;
-    write_atomically(path, &text)?;
+    write_spec(path, &text)?;
     // The result, even with -q (which hides the hint below): what was written where.
     printer.stdout().line(format!("wrote {}", path.display()))?;
     match &source {
-        ImageSource::Public => {
-            printer.note("next: `provision render` to generate the stack, then `provision apply`")
-        }
-        ImageSource::Offline(images) => printer.note(offline_next_step(images)),
+        // apply renders when the files are missing or stale, so it is the one next step.
+        ImageSource::Public => printer.note(format!(
+            "next: `{}` to build and start the stack",
+            global.command_line("apply")
+        )),
+        ImageSource::Offline(images) => printer.note(offline_next_step(global, images)),
     }
     Ok(ExitStatus::Success)
 }
 
+/// The problems of the spec these answers would write: (field, message) in the file's order.
+fn problems(answers: &Answers, source: &ImageSource, base_dir: &Path) -> Vec<(String, String)> {
+    match spec::from_text(
+        &spec_text(answers, source),
+        Path::new(spec::DEFAULT_FILE),
+        base_dir,
+    ) {
+        Ok(_) => Vec::new(),
+        Err(err) => err
+            .problems
+            .into_iter()
+            .map(|p| (p.field.unwrap_or_default(), p.message))
+            .collect(),
+    }
+}
+
+/// Refuses bad flag values, named as the flags they came from (not as lines of a file that was
+/// never written).
+fn check_flags(answers: &Answers, source: &ImageSource, base_dir: &Path) -> anyhow::Result<()> {
+    // A project name is checked before it is written into YAML, where a newline could add a key.
+    spec::rules::project_name(&answers.project)
+        .map_err(|e| UsageError(format!("--project: {e}")))?;
+    let refusals: Vec<String> = problems(answers, source, base_dir)
+        .into_iter()
+        .map(|(field, message)| {
+            let flag = match field.as_str() {
+                "project" => "--project",
+                "discovery" => "--discovery",
+                "web.replicas" => "--replicas",
+                "lb.port" | "lb.stats_port" | "consul.http_port" => "--lb-port",
+                _ => field.as_str(),
+            };
+            format!("{flag}: {message}")
+        })
+        .collect();
+    if refusals.is_empty() {
+        Ok(())
+    } else {
+        Err(UsageError(refusals.join("\n")).into())
+    }
+}
+
+/// Questions need someone to answer them: stdin to read from, stderr to ask on.
+fn needs_a_terminal() -> anyhow::Result<()> {
+    let missing = match (
+        std::io::stdin().is_terminal(),
+        std::io::stderr().is_terminal(),
+    ) {
+        (true, true) => return Ok(()),
+        (false, _) => "stdin is not a terminal",
+        (true, false) => "stderr (where the questions are asked) is not a terminal",
+    };
+    Err(UsageError(format!(
+        "init asks its questions on a terminal, and {missing}; pass --yes to write the spec from flags (--project, --discovery, --replicas, --lb-port) and defaults"
+    ))
+    .into())
+}
+
+/// The spec's directory must exist and take a new file; said before any question is asked.
+fn writable_dir(dir: &Path, path: &Path) -> anyhow::Result<()> {
+    if !dir.is_dir() {
+        return Err(UsageError(format!(
+            "cannot write {}: directory {} does not exist; create it first (mkdir -p {})",
+            path.display(),
+            dir.display(),
+            shell_word(&dir.display().to_string())
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// What to run after an offline init: `images build` first when its images are not here yet.
-fn offline_next_step(images: &OfflineImages) -> String {
+fn offline_next_step(global: &Global, images: &OfflineImages) -> String {
     let docker = Docker::new(Printer::quiet());
     let wanted = images.all();
     let present = docker
@@ -79,12 +164,17 @@ fn offline_next_step(images: &OfflineImages) -> String {
         .map(|p| p.iter().all(|p| *p))
         .unwrap_or(false);
     if present {
-        "next: `provision apply` (the offline images are present), then `provision verify --scale 5`"
-            .into()
+        format!(
+            "next: `{}` (the offline images are present), then `{}`",
+            global.command_line("apply"),
+            global.command_line("verify --scale 5")
+        )
     } else {
-        "next: `provision images build` (as root: it makes the offline images from Debian's \
-         mirror), then `provision apply`"
-            .into()
+        format!(
+            "next: `provision images build` (as root: it makes the offline images from Debian's \
+             mirror), then `{}`",
+            global.command_line("apply")
+        )
     }
 }
 
@@ -206,57 +296,6 @@ fn project_name_for(spec_path: &Path) -> String {
     }
 }
 
-fn prompt(defaults: Answers) -> anyhow::Result<Answers> {
-    use dialoguer::{Input, Select};
-    let project: String = Input::new()
-        .with_prompt("Project name")
-        .default(defaults.project)
-        .validate_with(|v: &String| spec::rules::project_name(v))
-        .interact_text()?;
-    let modes = [
-        Discovery::ConsulTemplate,
-        Discovery::ConsulDns,
-        Discovery::DockerDns,
-    ];
-    let labels = [
-        "consul-template  registrator + consul-template render haproxy.cfg (the reference system)",
-        "consul-dns       replicas register themselves in consul; HAProxy reads consul's DNS",
-        "docker-dns       HAProxy reads Docker's DNS; no consul",
-    ];
-    let chosen = Select::new()
-        .with_prompt("Service discovery")
-        .items(labels)
-        .default(
-            modes
-                .iter()
-                .position(|m| *m == defaults.discovery)
-                .unwrap_or(0),
-        )
-        .interact()?;
-    let replicas: u32 = Input::new()
-        .with_prompt("Web replicas to start with")
-        .default(defaults.replicas)
-        .validate_with(|v: &u32| if *v >= 1 { Ok(()) } else { Err("at least 1") })
-        .interact_text()?;
-    let lb_port: u16 = Input::new()
-        .with_prompt("Host port of the load balancer")
-        .default(defaults.lb_port)
-        .validate_with(|v: &u16| {
-            if *v >= 1 {
-                Ok(())
-            } else {
-                Err("a port from 1 to 65535")
-            }
-        })
-        .interact_text()?;
-    Ok(Answers {
-        project,
-        discovery: modes[chosen],
-        replicas,
-        lb_port,
-    })
-}
-
 /// The spec as written by init: the chosen values, and every other field commented with its
 /// default; for offline images, the `images` they are.
 pub fn spec_text(a: &Answers, source: &ImageSource) -> String {
@@ -343,17 +382,49 @@ fn offline_images_block(images: &OfflineImages, discovery: Discovery) -> String 
     )
 }
 
-/// Writes to a temporary file in the same directory, then renames it into place.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+/// Writes to a temporary file in the same directory, then renames it into place. The spec is
+/// written like generated files (0644 less the umask): it is a project file, not a secret.
+fn write_spec(path: &Path, text: &str) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".provision-init-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    let mut file = match builder.tempfile_in(dir) {
+        Ok(file) => file,
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+            ) =>
+        {
+            // The error's own text names the temporary file; the kind is what matters.
+            let why = match err.kind() {
+                std::io::ErrorKind::PermissionDenied => "permission denied",
+                _ => "read-only file system",
+            };
+            let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+            return Err(UsageError(format!(
+                "cannot write {}: directory {} is not writable ({why})",
+                path.display(),
+                dir.display()
+            ))
+            .into());
+        }
+        Err(err) => {
+            return Err(err).with_context(|| format!("writing {}", path.display()));
+        }
+    };
     file.write_all(text.as_bytes())
-        .context("writing the spec")?;
+        .with_context(|| format!("writing {}", path.display()))?;
     file.persist(path)
+        .map_err(|err| err.error)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

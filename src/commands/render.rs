@@ -21,7 +21,21 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
         ));
     }
 
+    // The render command as the advice below must say it: this spec, this output directory.
+    let mut render_line = global.command_line("render");
+    if args.out != std::path::Path::new(crate::cli::DEFAULT_OUT) {
+        render_line.push_str(&format!(
+            " --out {}",
+            crate::commands::shell_word(&args.out.display().to_string())
+        ));
+    }
     if args.check {
+        if !project.out_dir.exists() {
+            printer.failure(&format!(
+                "{shown}/ does not exist; run `{render_line}` to write it"
+            ));
+            return Ok(ExitStatus::Failure);
+        }
         let differences = check::compare(&project.out_dir, &rendered.files)?;
         if differences.is_empty() {
             printer.stdout().line(format!(
@@ -32,15 +46,11 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
         }
         let diff: String = differences.iter().map(|d| d.diff.as_str()).collect();
         printer.stdout().text(&diff)?;
-        let list: Vec<String> = differences
-            .iter()
-            .map(|d| format!("{} ({})", d.path, d.kind.as_str()))
-            .collect();
-        printer.failure(&format!(
-            "{shown} differs from the spec in {} file{}: {}; run `provision render` to update it",
-            differences.len(),
-            if differences.len() == 1 { "" } else { "s" },
-            list.join(", ")
+        printer.failure(&check::verdict(
+            &project.out_dir,
+            &shown,
+            &differences,
+            &render_line,
         ));
         return Ok(ExitStatus::Failure);
     }

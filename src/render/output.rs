@@ -62,8 +62,40 @@ enum OnDisk {
     Other,
 }
 
-/// Writes `files` (relative path → contents, manifest included) to `out_dir`.
+/// Writes `files` (relative path → contents, manifest included) to `out_dir`. A directory that
+/// cannot be written (permissions, a read-only file system) is the user's to fix: a usage error
+/// naming the directory, not the temporary paths the write goes through.
 pub fn write(
+    out_dir: &Path,
+    files: &BTreeMap<String, String>,
+    force: bool,
+) -> anyhow::Result<WriteOutcome> {
+    write_tree(out_dir, files, force).map_err(|err| match not_writable(&err, out_dir) {
+        Some(why) => UsageError(format!("cannot write {}: {why}", paths::display(out_dir))).into(),
+        None => err,
+    })
+}
+
+/// Why the file system refused to take `out_dir`, and what to do, when that was the failure.
+fn not_writable(err: &anyhow::Error, out_dir: &Path) -> Option<String> {
+    let at = out_dir.parent().unwrap_or(out_dir).display();
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .find_map(|io| match io.kind() {
+            std::io::ErrorKind::PermissionDenied => Some(format!(
+                "permission denied at {at}; make it writable, or choose another --out"
+            )),
+            std::io::ErrorKind::ReadOnlyFilesystem => Some(format!(
+                "the file system at {at} is read-only; choose another --out"
+            )),
+            std::io::ErrorKind::NotADirectory => {
+                Some("part of its path is a file, not a directory; choose another --out".to_owned())
+            }
+            _ => None,
+        })
+}
+
+fn write_tree(
     out_dir: &Path,
     files: &BTreeMap<String, String>,
     force: bool,
@@ -120,7 +152,7 @@ pub fn write(
             .map(|p| paths::display(&out_dir.join(p)))
             .collect();
         return Err(UsageError(format!(
-            "refusing to overwrite {} edited by hand since provision wrote {}: {}. Put the change in the spec or in a local blueprint (blueprints/<path>.j2 beside the spec), or pass --force to discard it",
+            "refusing to overwrite {} edited by hand since provision wrote {}: {}. Put the change in the spec or in a local blueprint (blueprints/<path>.j2 beside the spec), or discard it with `provision render --force`",
             if list.len() == 1 { "a file" } else { "files" },
             if list.len() == 1 { "it" } else { "them" },
             list.join(", ")

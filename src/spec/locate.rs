@@ -16,6 +16,24 @@ pub fn locate_exact(text: &str, field: &str) -> Option<Position> {
     deepest(text, &path).and_then(|(depth, position)| (depth == path.len()).then_some(position))
 }
 
+/// The position of the value of a dotted `field`, when the text writes it on the key's line
+/// (`port: 70000`); None for a value on the lines below, or an empty one.
+pub fn locate_value(text: &str, field: &str) -> Option<Position> {
+    let key = locate_exact(text, field)?;
+    let line = text.lines().nth(key.line - 1)?;
+    let from_key = &line[key.column - 1..];
+    let colon = from_key.find(':')?;
+    let after = &from_key[colon + 1..];
+    let value = after.trim_start();
+    if value.is_empty() || value.starts_with('#') {
+        return None;
+    }
+    Some(Position {
+        line: key.line,
+        column: key.column + colon + 1 + (after.len() - value.len()),
+    })
+}
+
 /// The position of the deepest key along a dotted `field` that the text contains.
 pub fn locate(text: &str, field: &str) -> Option<Position> {
     let path: Vec<&str> = field.split('.').collect();
@@ -101,6 +119,19 @@ lb:
             Some(Position { line: 5, column: 3 })
         );
         assert_eq!(locate_exact(SPEC, "web.workers"), None);
+    }
+
+    #[test]
+    fn values_on_the_keys_line() {
+        assert_eq!(
+            locate_value(SPEC, "web.replicas"),
+            Some(Position {
+                line: 4,
+                column: 13
+            })
+        );
+        assert_eq!(locate_value(SPEC, "web"), None);
+        assert_eq!(locate_value(SPEC, "web.workers"), None);
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! `provision.yaml`: the serde model, per-value format rules, cross-field validation, and the
-//! validated `Plan` that rendering consumes. Errors name the file, line, column and field.
+//! validated `Plan` that rendering consumes. Errors name the file, line, column and field, and
+//! every problem in the file is reported at once (see `parse.rs`).
 
+pub mod find;
 mod locate;
 pub mod model;
+pub mod number;
+mod parse;
 pub mod plan;
 pub mod rules;
 pub mod stack;
@@ -14,6 +18,9 @@ use std::path::{Path, PathBuf};
 pub use model::Spec;
 pub use plan::Plan;
 pub use stack::{Features, LiveConfig, Service};
+
+/// The spec's file name when none is given.
+pub const DEFAULT_FILE: &str = "provision.yaml";
 
 /// The spec could not be read, parsed or validated. Always a user error (exit code 2).
 #[derive(Debug)]
@@ -86,94 +93,69 @@ pub fn load(path: &Path) -> Result<Plan, SpecError> {
     from_text(&text, path, base_dir)
 }
 
-/// Parses and validates spec text; `file` is only used in messages.
+/// Parses and validates spec text; `file` is only used in messages. Every problem is reported:
+/// values that cannot be read, and the cross-field rules over what could be.
 pub fn from_text(text: &str, file: &Path, base_dir: &Path) -> Result<Plan, SpecError> {
-    let spec = parse(text).map_err(|problem| SpecError {
-        file: file.to_owned(),
-        problems: vec![problem],
-    })?;
-    validate::validate(&spec, base_dir).map_err(|violations| SpecError {
-        file: file.to_owned(),
-        problems: violations
-            .into_iter()
-            .map(|v| {
-                // Point at a field as written: one left at its default has no line, so the same
-                // problem told from a related field that is written is the better report.
-                let v = match v.alternative {
-                    Some(alt)
-                        if locate::locate_exact(text, &v.field).is_none()
-                            && locate::locate_exact(text, &alt.field).is_some() =>
-                    {
-                        *alt
-                    }
-                    _ => v,
+    let reading = parse::read(text);
+    let mut problems = reading.problems;
+    if let Some(spec) = reading.spec {
+        match validate::validate(&spec, base_dir) {
+            Ok(plan) if problems.is_empty() => return Ok(plan),
+            Ok(_) => {}
+            Err(violations) => {
+                let unreadable = |field: &str| {
+                    reading.unreadable.iter().any(|bad| {
+                        field == bad
+                            || field.starts_with(&format!("{bad}."))
+                            || bad.starts_with(&format!("{field}."))
+                    })
                 };
-                let position = locate::locate(text, &v.field);
-                Problem {
-                    line: position.map(|p| p.line),
-                    column: position.map(|p| p.column),
-                    field: Some(v.field),
-                    message: v.message,
-                }
-            })
-            .collect(),
+                problems.extend(
+                    violations
+                        .into_iter()
+                        .filter(|v| !v.fields().any(unreadable))
+                        .map(|v| located_violation(text, v)),
+                );
+            }
+        }
+    }
+    // In the order of the file; problems without a line (a missing field) last.
+    problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
+    Err(SpecError {
+        file: file.to_owned(),
+        problems,
     })
 }
 
-/// Parses spec text into the serde model (no cross-field rules).
-pub fn parse(text: &str) -> Result<Spec, Problem> {
-    serde_yaml::from_str::<Spec>(text).map_err(|err| problem_from_yaml(&err, text))
-}
-
-/// serde_yaml writes "path: message at line L column C"; split it into our parts.
-fn problem_from_yaml(err: &serde_yaml::Error, text: &str) -> Problem {
-    let location = err.location();
-    let mut message = err.to_string();
-    if let Some(loc) = &location {
-        let suffix = format!(" at line {} column {}", loc.line(), loc.column());
-        if let Some(stripped) = message.strip_suffix(&suffix) {
-            message = stripped.to_owned();
+fn located_violation(text: &str, v: validate::Violation) -> Problem {
+    // Point at a field as written: one left at its default has no line, so the same problem
+    // told from a related field that is written is the better report.
+    let v = match v.alternative {
+        Some(alt)
+            if locate::locate_exact(text, &v.field).is_none()
+                && locate::locate_exact(text, &alt.field).is_some() =>
+        {
+            *alt
         }
-    }
-    let mut field = None;
-    // serde_yaml prefixes the dotted path ("web.port: invalid type ..."); "." is the root.
-    if let Some((path, rest)) = message.split_once(": ") {
-        if !path.contains(' ') && path != "." {
-            field = Some(path.to_owned());
-            message = rest.to_owned();
-        }
-    }
-    if message == "EOF while parsing a value" || message.contains("missing field `project`") {
-        message = format!("{message}; the spec needs at least `project: NAME`");
-    }
-    let mut line = location.as_ref().map(|l| l.line());
-    // serde_yaml tells no position for a second document; point at where it starts.
-    if line.is_none() && message.contains("more than one document") {
-        line = second_document_line(text);
-        message = "a second YAML document starts here; the spec is one document (remove this `---` or what follows it)".to_owned();
-    }
+        _ => v,
+    };
+    let position = locate::locate(text, &v.field);
     Problem {
-        field,
-        line,
-        column: location.as_ref().map(|l| l.column()),
-        message,
+        line: position.map(|p| p.line),
+        column: position.map(|p| p.column),
+        field: Some(v.field),
+        message: v.message,
     }
 }
 
-/// The line where a second YAML document starts (a second `---`, a directive, content after
-/// `...`), found with the same parser: the first line at which the text up to it holds a
-/// well-formed first document and the start of another. Only called on the error path.
-fn second_document_line(text: &str) -> Option<usize> {
-    use serde::Deserialize as _;
-    let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    (1..=lines.len()).find(|&count| {
-        let prefix = lines[..count].concat();
-        let documents: Vec<bool> = serde_yaml::Deserializer::from_str(&prefix)
-            .take(2)
-            .map(|document| serde::de::IgnoredAny::deserialize(document).is_ok())
-            .collect();
-        documents.len() == 2 && documents[0]
-    })
+/// Parses spec text into the serde model (no cross-field rules); every value that cannot be
+/// read is a problem.
+pub fn parse(text: &str) -> Result<Spec, Vec<Problem>> {
+    let reading = parse::read(text);
+    match reading.spec {
+        Some(spec) if reading.problems.is_empty() => Ok(spec),
+        _ => Err(reading.problems),
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +185,183 @@ mod tests {
             "{e}"
         );
         assert!(e.contains("`replicas`"), "{e}");
+    }
+
+    #[test]
+    fn every_mistake_is_reported_in_one_pass() {
+        let e = err("project: hits\nweb:\n  replicas: [2]\n  port: 70000\n  prot: 1\nlb:\n  balance: fastest\n  stats_port: -1\n");
+        assert!(e.contains("(5 problems)"), "{e}");
+        for wanted in [
+            ":3:13: web.replicas: must be a whole number, got a list",
+            ":4:9: web.port: must be a port between 1 and 65535, got 70000",
+            ":5:3: web: unknown field `prot`; did you mean `port`?",
+            ":7:12: lb.balance: must be one of `roundrobin`, `leastconn`, `source`, `first`, `random`, got `fastest`",
+            ":8:15: lb.stats_port: must be a port between 1 and 65535, got -1",
+        ] {
+            assert!(e.contains(wanted), "{wanted}\n{e}");
+        }
+    }
+
+    /// Every leaf field of the model, as dotted paths: those a default spec serializes, and the
+    /// optional ones it leaves out.
+    fn every_field() -> Vec<String> {
+        fn leaves(prefix: &str, value: &serde_yaml::Value, out: &mut Vec<String>) {
+            match value {
+                serde_yaml::Value::Mapping(map) => {
+                    for (key, value) in map {
+                        let key = key.as_str().unwrap();
+                        let path = if prefix.is_empty() {
+                            key.to_owned()
+                        } else {
+                            format!("{prefix}.{key}")
+                        };
+                        leaves(&path, value, out);
+                    }
+                }
+                _ => out.push(prefix.to_owned()),
+            }
+        }
+        let spec = parse("project: hits\n").unwrap();
+        let mut fields = Vec::new();
+        leaves("", &serde_yaml::to_value(&spec).unwrap(), &mut fields);
+        for optional in [
+            "target.registry",
+            "images.redis",
+            "web.expect.status",
+            "web.expect.contains",
+        ] {
+            if !fields.iter().any(|f| f == optional) {
+                fields.push(optional.to_owned());
+            }
+        }
+        fields
+    }
+
+    #[test]
+    fn every_field_written_wrong_at_once_is_one_problem_each() {
+        // A list is no field's value: each field is a problem of its own, all in one pass, and
+        // no cross-field rule speaks about the defaults that stood in for them.
+        let fields = every_field();
+        assert!(fields.len() >= 29, "{fields:?}");
+        let mut tree = serde_yaml::Mapping::new();
+        for field in &fields {
+            let mut node = &mut tree;
+            let parts: Vec<&str> = field.split('.').collect();
+            for part in &parts[..parts.len() - 1] {
+                node = node
+                    .entry((*part).into())
+                    .or_insert_with(|| serde_yaml::Mapping::new().into())
+                    .as_mapping_mut()
+                    .unwrap();
+            }
+            node.insert(parts[parts.len() - 1].into(), vec![1].into());
+        }
+        let text = serde_yaml::to_string(&tree).unwrap();
+        let err = from_text(&text, Path::new("p.yaml"), Path::new(".")).unwrap_err();
+        let named: Vec<&str> = err
+            .problems
+            .iter()
+            .map(|p| p.field.as_deref().unwrap_or("?"))
+            .collect();
+        let mut expected: Vec<&str> = fields.iter().map(String::as_str).collect();
+        let mut got = named.clone();
+        expected.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, expected, "{err}");
+        for problem in &err.problems {
+            assert!(problem.line.is_some(), "{problem:?}");
+            assert!(problem.message.ends_with("got a list"), "{problem:?}");
+        }
+    }
+
+    #[test]
+    fn quoted_numbers_are_numbers() {
+        let plan = from_text(
+            "project: hits\nweb:\n  replicas: \"3\"\n  port: '5001'\nlb:\n  max_replicas: \"12\"\n",
+            Path::new("p.yaml"),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!((plan.web.replicas, plan.web.port), (3, 5001));
+        assert_eq!(plan.lb.max_replicas, 12);
+        let e = err("project: hits\nweb:\n  replicas: \"3.0\"\n");
+        assert!(
+            e.contains(":3:13: web.replicas: must be a whole number, got \"3.0\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_rule_over_an_unreadable_field_is_not_told_against_its_default() {
+        // max_replicas cannot be read, so "replicas 12 > lb.max_replicas (10)" would be about
+        // a default the user never wrote.
+        let e = err("project: hits\nweb:\n  replicas: 12\nlb:\n  max_replicas: many\n");
+        assert!(
+            e.contains("(1 problem)") && e.contains("lb.max_replicas: must be a whole number"),
+            "{e}"
+        );
+        // A rule that does not involve the unreadable field still speaks.
+        let e = err("project: hits\nweb:\n  replicas: 12\n  port: x\n");
+        assert!(
+            e.contains("(2 problems)")
+                && e.contains("web.replicas: must be between 1 and lb.max_replicas (10), got 12"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_document_itself_must_be_a_mapping_with_a_project() {
+        let e = err("- project: hits\n");
+        assert!(e.contains("provision.yaml:1: the spec must be a mapping of fields such as `project: NAME`, got a list"), "{e}");
+        let e = err("# nothing yet\n");
+        assert!(
+            e.contains("provision.yaml:1: the spec is empty; it needs at least `project: NAME`"),
+            "{e}"
+        );
+        let e = err("web:\n  replicas: 2\n");
+        assert!(
+            e.contains("provision.yaml: project: missing; the spec needs at least `project: NAME`"),
+            "{e}"
+        );
+        // A bad project is reported once, not again as missing.
+        let e = err("project: Hits!\n");
+        assert!(
+            e.contains("(1 problem)") && e.contains("invalid project name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_number_where_text_belongs_is_told_to_be_quoted_only_when_that_helps() {
+        let e = err("project: 2024\nlb:\n  check_interval: 5\n");
+        assert!(
+            e.contains(":1:10: project: must be a project name, got 2024; put it in quotes to mean the text: \"2024\""),
+            "{e}"
+        );
+        // "5" is no duration either: no advice to quote it.
+        assert!(
+            e.contains(":3:19: lb.check_interval: must be a duration such as 2s, got 5\n")
+                || e.ends_with(":3:19: lb.check_interval: must be a duration such as 2s, got 5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_key_written_twice_is_pointed_at_where_it_is_repeated() {
+        let e = err("project: hits\nweb:\n  replicas: 1\n  port: 5000\n  replicas: 2\n");
+        assert!(
+            e.contains(
+                "provision.yaml:5:3: web: `replicas` is written a second time here; keep one"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn integer_keys_are_field_names_not_positions() {
+        // serde reads an integer key as a field's position; `0: hits` must not be `project`.
+        let e = err("0: hits\n");
+        assert!(e.contains("unknown field `0`"), "{e}");
     }
 
     #[test]
@@ -306,7 +465,7 @@ web:
         let e = own("  expect:\n    status: 700\n").unwrap_err().to_string();
         assert!(
             e.contains(
-                ":6:5: web.expect.status: must be an HTTP status between 100 and 599, got 700"
+                ":6:13: web.expect.status: must be an HTTP status between 100 and 599, got 700"
             ),
             "{e}"
         );

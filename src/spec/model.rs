@@ -2,11 +2,14 @@
 //!
 //! Values that have a format of their own (names, image references, durations, paths) are newtypes
 //! that check themselves while they are deserialized, so a bad value is reported by serde_yaml with
-//! the field's path, line and column. Rules that relate several fields live in `validate.rs`.
+//! the field's path, line and column. Whole numbers are read by `number.rs` (ranges, quoted
+//! numerals). Rules that relate several fields live in `validate.rs`.
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+
+use super::number;
 
 /// The whole spec.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -155,14 +158,17 @@ pub mod defaults {
 #[serde(deny_unknown_fields, default)]
 pub struct Web {
     /// Replicas started by `apply`.
+    #[serde(deserialize_with = "number::count")]
     pub replicas: u32,
     /// Port the app listens on inside its container.
+    #[serde(deserialize_with = "number::port")]
     pub port: u16,
     /// Path that answers 200 when the replica can serve (used by every health check).
     pub health_path: UrlPath,
     /// `builtin` (the hit counter) or a directory holding the user's app and its Dockerfile.
     pub app: App,
     /// gunicorn worker processes per replica (built-in app only).
+    #[serde(deserialize_with = "number::workers")]
     pub workers: u32,
     /// What `verify` counts as an answer from your own app (the built-in app is checked by its
     /// JSON).
@@ -174,7 +180,10 @@ pub struct Web {
 #[serde(deny_unknown_fields, default)]
 pub struct Expect {
     /// The HTTP status; any 2xx when not set.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "number::http_status"
+    )]
     pub status: Option<u16>,
     /// Text the body must contain.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -213,7 +222,7 @@ impl Serialize for App {
 
 impl<'de> Deserialize<'de> for App {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        deserialize_checked(d, |raw| {
+        deserialize_checked(d, "`builtin` or the directory of your app", |raw| {
             if raw == "builtin" {
                 return Ok(App::Builtin);
             }
@@ -253,6 +262,7 @@ pub enum AppendFsync {
 #[serde(deny_unknown_fields, default)]
 pub struct Consul {
     /// Host port for consul's HTTP API and UI, published on 127.0.0.1 only.
+    #[serde(deserialize_with = "number::port")]
     pub http_port: u16,
     /// Consul datacenter name.
     pub datacenter: Name,
@@ -272,14 +282,17 @@ impl Default for Consul {
 #[serde(deny_unknown_fields, default)]
 pub struct LoadBalancer {
     /// Host port the load balancer publishes (on every interface).
+    #[serde(deserialize_with = "number::port")]
     pub port: u16,
     /// Host port for HAProxy's stats page, published on 127.0.0.1 only.
+    #[serde(deserialize_with = "number::port")]
     pub stats_port: u16,
     /// HAProxy balance algorithm.
     pub balance: Balance,
     /// Interval between health checks of each web replica.
     pub check_interval: Duration,
     /// Most web replicas the load balancer can route to (HAProxy server slots).
+    #[serde(deserialize_with = "number::count")]
     pub max_replicas: u32,
     /// Where the lb image gets consul-template (consul-template discovery only).
     pub consul_template: ConsulTemplateSource,
@@ -339,28 +352,31 @@ pub enum ConsulTemplateSource {
 /// reports a rejected value at the value itself, with the field's dotted path. (With
 /// `#[serde(try_from = "String")]` the conversion runs after the scalar was read, and serde_yaml
 /// attributes the error to the enclosing mapping: its line, and no field name at the top level.)
+/// `expecting` names the value in the message for one of another kind ("must be a duration
+/// such as 2s, got a list").
 fn deserialize_checked<'de, D, T>(
     d: D,
+    expecting: &'static str,
     convert: fn(String) -> Result<T, String>,
 ) -> Result<T, D::Error>
 where
     D: serde::Deserializer<'de>,
 {
-    struct Checked<T>(fn(String) -> Result<T, String>);
+    struct Checked<T>(&'static str, fn(String) -> Result<T, String>);
     impl<'de, T> serde::de::Visitor<'de> for Checked<T> {
         type Value = T;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string")
+            f.write_str(self.0)
         }
         fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<T, E> {
-            (self.0)(value.to_owned()).map_err(E::custom)
+            (self.1)(value.to_owned()).map_err(E::custom)
         }
     }
-    d.deserialize_string(Checked(convert))
+    d.deserialize_string(Checked(expecting, convert))
 }
 
 macro_rules! checked_string {
-    ($(#[$doc:meta])* $name:ident, $check:expr) => {
+    ($(#[$doc:meta])* $name:ident, $expecting:literal, $check:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
         #[serde(into = "String")]
@@ -368,7 +384,7 @@ macro_rules! checked_string {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                deserialize_checked(d, $name::try_from)
+                deserialize_checked(d, $expecting, $name::try_from)
             }
         }
 
@@ -403,46 +419,55 @@ macro_rules! checked_string {
 checked_string!(
     /// A Compose project name: lowercase letters, digits, `-` and `_`, starting with a letter or digit.
     ProjectName,
+    "a project name",
     crate::spec::rules::project_name
 );
 checked_string!(
     /// A simple name (letters, digits, `-`, `_`, `.`), safe in YAML, shell and HAProxy config.
     Name,
+    "a name",
     crate::spec::rules::simple_name
 );
 checked_string!(
     /// An image reference: `[registry[:port]/]path[:tag][@digest]`.
     ImageRef,
+    "an image reference such as debian:trixie-slim",
     crate::spec::rules::image_ref
 );
 checked_string!(
     /// An absolute URL path such as `/health`, limited to unreserved characters.
     UrlPath,
+    "a URL path such as /health",
     crate::spec::rules::url_path
 );
 checked_string!(
     /// A relative path inside the project directory.
     SafePath,
+    "a relative directory path",
     crate::spec::rules::safe_relative_path
 );
 checked_string!(
     /// Text to look for in a response body: printable, on one line.
     BodyText,
+    "a line of text",
     crate::spec::rules::body_text
 );
 checked_string!(
     /// A registry that images are pushed to: `host[:port][/path]`.
     Registry,
+    "a registry such as 127.0.0.1:5000",
     crate::spec::rules::registry
 );
 checked_string!(
     /// A Swarm placement constraint such as `node.role == manager`.
     Constraint,
+    "a placement constraint such as `node.role == manager`",
     crate::spec::rules::constraint
 );
 checked_string!(
     /// A release version such as `0.41.2`.
     Version,
+    "a version such as 0.43.0",
     crate::spec::rules::version
 );
 
@@ -469,7 +494,7 @@ impl Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        deserialize_checked(d, Duration::try_from)
+        deserialize_checked(d, "a duration such as 2s", Duration::try_from)
     }
 }
 

@@ -6,6 +6,7 @@
 //! a shell word, HAProxy config or a Go template without any way to break out of its place.
 
 use super::model::{Discovery, TargetKind};
+use super::number::WholeNumber;
 
 fn all_chars(value: &str, allowed: impl Fn(char) -> bool) -> bool {
     value.chars().all(allowed)
@@ -176,6 +177,11 @@ pub fn max_replicas(value: u32, discovery: Discovery, target: TargetKind) -> Res
             "must be between 1 and {by_mode}, the most replicas {discovery} discovery can route to, got {value}"
         ))
     }
+}
+
+/// `web.replicas`: at least one, at most `lb.max_replicas` (the load balancer's server slots).
+pub fn replicas(max_replicas: u32) -> WholeNumber {
+    WholeNumber::new(1, max_replicas.into())
 }
 
 /// Parses `500ms`, `2s`, `1m` into milliseconds.

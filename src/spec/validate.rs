@@ -17,48 +17,53 @@ pub struct Violation {
     /// The same problem told from another field the rule involves. When `field` keeps its
     /// default (it is not written in the spec) this one is reported instead, so it has a line.
     pub alternative: Option<Box<Violation>>,
+    /// The other fields the rule read. When one of them was written but could not be read (a
+    /// problem of its own, and the default stood in for it), this violation is not reported:
+    /// it would be about a value the user never wrote.
+    pub reads: &'static [&'static str],
+}
+
+impl Violation {
+    /// Every field this violation is about or follows from.
+    pub fn fields(&self) -> impl Iterator<Item = &str> {
+        let alternative = self.alternative.iter().map(|alt| alt.field.as_str());
+        std::iter::once(self.field.as_str())
+            .chain(alternative)
+            .chain(self.reads.iter().copied())
+    }
 }
 
 /// Checks every cross-field rule; `base_dir` is the spec's directory (for `web.app`).
 pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     let mut violations = Vec::new();
-    let mut violation = |field: &str, message: String| {
+    let mut violation = |field: &str, reads: &'static [&'static str], message: String| {
         violations.push(Violation {
             field: field.to_owned(),
             message,
             alternative: None,
+            reads,
         });
     };
 
+    // Single values (ports, workers, an HTTP status) were checked while the spec was read
+    // (number.rs); what is left relates fields to each other.
     let lb = &spec.lb;
     if let Err(message) = rules::max_replicas(lb.max_replicas, spec.discovery, spec.target.kind) {
-        violation("lb.max_replicas", message);
+        violation("lb.max_replicas", &["discovery", "target.kind"], message);
     }
     let web = &spec.web;
-    if web.replicas == 0 || web.replicas > lb.max_replicas {
+    if rules::replicas(lb.max_replicas)
+        .check(web.replicas.into())
+        .is_err()
+    {
         violation(
             "web.replicas",
+            &["lb.max_replicas"],
             format!(
                 "must be between 1 and lb.max_replicas ({}), got {}",
                 lb.max_replicas, web.replicas
             ),
         );
-    }
-    if web.workers == 0 || web.workers > 64 {
-        violation(
-            "web.workers",
-            format!("must be between 1 and 64, got {}", web.workers),
-        );
-    }
-    for (field, port) in [
-        ("web.port", web.port),
-        ("lb.port", lb.port),
-        ("lb.stats_port", lb.stats_port),
-        ("consul.http_port", spec.consul.http_port),
-    ] {
-        if port == 0 {
-            violation(field, "must be a port between 1 and 65535, got 0".into());
-        }
     }
     // Host ports must not collide with each other.
     let mut host_ports = vec![("lb.port", lb.port), ("lb.stats_port", lb.stats_port)];
@@ -72,6 +77,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
                 field: field.to_owned(),
                 message: format!("host port {port} is already used by {other}; choose another"),
                 alternative: None,
+                reads: &["discovery"],
             };
             collisions.push(Violation {
                 alternative: Some(Box::new(told_from(other, field))),
@@ -83,6 +89,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     if !(100..=3_600_000).contains(&interval) {
         violation(
             "lb.check_interval",
+            &[],
             format!(
                 "must be between 100ms and 60m, got {}",
                 lb.check_interval.as_str()
@@ -92,24 +99,18 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     match &web.app {
         App::Builtin if web.health_path.as_str() == "/" => violation(
             "web.health_path",
+            &["web.app"],
             "must not be `/`: GET / counts a hit in the built-in app; use a path such as /health"
                 .into(),
         ),
         App::Dir(_) if spec.discovery == Discovery::ConsulDns => violation(
             "web.app",
+            &["discovery"],
             "consul-dns works with the built-in app only: there each replica registers itself in consul from an entrypoint provision writes into the built-in image, and your own image has none; your app works with discovery docker-dns (HAProxy finds the replicas in Docker's DNS, no consul) or consul-template (registrator registers your containers in consul)".into(),
         ),
         _ => {}
     }
     let expect = &web.expect;
-    if let Some(status) = expect.status {
-        if !(100..=599).contains(&status) {
-            violation(
-                "web.expect.status",
-                format!("must be an HTTP status between 100 and 599, got {status}"),
-            );
-        }
-    }
     if web.app == App::Builtin && *expect != Default::default() {
         let field = if expect.status.is_some() {
             "web.expect.status"
@@ -118,6 +119,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         };
         violation(
             field,
+            &["web.app"],
             "applies to your own app (web.app: <directory>) only; the built-in app is checked by its JSON answer".into(),
         );
     }
@@ -126,6 +128,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         if !path.is_dir() {
             violation(
                 "web.app",
+                &[],
                 format!(
                     "directory {} does not exist (relative to the spec's directory)",
                     path.display()
@@ -134,6 +137,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         } else if !path.join("Dockerfile").is_file() {
             violation(
                 "web.app",
+                &[],
                 format!("directory {} has no Dockerfile", path.display()),
             );
         }
@@ -142,6 +146,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     if spec.target.kind == TargetKind::Swarm && spec.target.registry.is_none() {
         violation(
             "target.registry",
+            &["target.kind"],
             "a swarm target needs the registry every node pulls the built images from, such as `registry: 127.0.0.1:5000`".into(),
         );
     }

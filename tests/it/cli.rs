@@ -28,15 +28,103 @@ fn init_yes_writes_a_spec_that_loads() {
 }
 
 #[test]
-fn init_without_a_terminal_never_prompts() {
-    // No --yes, stdin is not a terminal (closed): it must use defaults, not wait or fail.
+fn init_without_a_terminal_refuses_instead_of_guessing() {
+    // No --yes and stdin is not a terminal (`echo myproj | provision init`): the answer piped in
+    // would be ignored, so init says so and writes nothing; it must not wait either.
     let p = Project::new();
     p.provision(&["init"])
-        .write_stdin("")
+        .write_stdin("myproj\n")
         .timeout(std::time::Duration::from_secs(20))
         .assert()
-        .success();
-    assert!(p.read("provision.yaml").contains("lb:\n  port: 8080\n"));
+        .code(2)
+        .stderr(
+            predicate::str::contains("stdin is not a terminal")
+                .and(predicate::str::contains("pass --yes")),
+        );
+    assert!(!p.file("provision.yaml").exists());
+}
+
+#[test]
+fn init_flags_are_checked_by_the_spec_rules_and_named_as_flags() {
+    let p = Project::new();
+    p.provision(&[
+        "init",
+        "--yes",
+        "--replicas",
+        "12",
+        "--discovery",
+        "consul-dns",
+        "--lb-port",
+        "8500",
+    ])
+    .assert()
+    .code(2)
+    .stderr(
+        predicate::str::contains("--replicas: must be between 1 and lb.max_replicas (10), got 12")
+            .and(predicate::str::contains(
+                "--lb-port: host port 8500 is already used by consul.http_port",
+            ))
+            // Not the lines of a file that was never written.
+            .and(predicate::str::contains("provision.yaml:").not()),
+    );
+    assert!(!p.file("provision.yaml").exists());
+}
+
+#[test]
+fn init_number_flags_speak_like_the_spec() {
+    let p = Project::new();
+    p.provision(&["init", "--yes", "--replicas", "abc"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--replicas <N>': must be a whole number, got \"abc\"",
+        ));
+    p.provision(&["init", "--yes", "--lb-port", "70000"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--lb-port <PORT>': must be a port between 1 and 65535, got 70000",
+        ));
+    assert!(!p.file("provision.yaml").exists());
+}
+
+#[test]
+fn init_into_a_missing_directory_is_a_usage_error() {
+    let p = Project::new();
+    p.provision(&["-f", "nowhere/p.yml", "init", "--yes"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot write nowhere/p.yml: directory nowhere does not exist",
+        ));
+}
+
+#[test]
+fn init_writes_0644_and_its_advice_keeps_the_spec_flag() {
+    let p = Project::new();
+    p.write("stacks/.keep", "");
+    p.provision(&["-f", "stacks/p.yml", "init", "--yes"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "next: `provision -f stacks/p.yml apply`",
+        ))
+        .stderr(predicate::str::contains("render").not());
+    p.provision(&["init", "--yes"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("next: `provision apply`"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for spec in ["stacks/p.yml", "provision.yaml"] {
+            let mode = std::fs::metadata(p.file(spec))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o644, "{spec}");
+        }
+    }
 }
 
 #[test]
@@ -95,6 +183,41 @@ fn missing_spec_is_a_usage_error() {
 }
 
 #[test]
+fn the_spec_is_found_in_a_parent_directory() {
+    let p = Project::new();
+    p.provision(&["init", "--yes", "--project", "upward"])
+        .assert()
+        .success();
+    p.write("app/src/deep/.keep", "");
+    let mut render = p.provision(&["render"]);
+    render.current_dir(p.file("app/src/deep"));
+    render.assert().success();
+    // Rendered beside the spec that was found, not in the directory the command ran from.
+    assert!(p.file("generated/compose.yaml").is_file());
+    assert!(!p.file("app/src/deep/generated").exists());
+    // -f still means exactly that file, relative to where the command runs.
+    let mut named = p.provision(&["-f", "provision.yaml", "render", "--check"]);
+    named.current_dir(p.file("app"));
+    named
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("file not found"));
+}
+
+#[test]
+fn no_spec_anywhere_up_says_where_it_looked_and_exits_2() {
+    let p = Project::new();
+    p.write("a/b/.keep", "");
+    let start = p.file("a/b").canonicalize().unwrap();
+    let mut render = p.provision(&["render", "--check"]);
+    render.current_dir(&start);
+    render.assert().code(2).stderr(predicate::str::contains(format!(
+        "no provision.yaml in {} or any parent directory; create one with `provision init`, or name one with -f FILE",
+        start.display()
+    )));
+}
+
+#[test]
 fn bad_specs_name_field_and_line_and_exit_2() {
     let cases = [
         (
@@ -103,7 +226,7 @@ fn bad_specs_name_field_and_line_and_exit_2() {
         ),
         (
             "project: hits\nweb:\n  port: lots\n",
-            "provision.yaml:3:9: web.port: invalid type",
+            "provision.yaml:3:9: web.port: must be a port between 1 and 65535, got \"lots\"",
         ),
         (
             "project: \"hits\\nx\"\n",

@@ -14,6 +14,7 @@ mod e2e_rolling;
 mod e2e_swarm;
 mod figures;
 mod harness;
+mod init_tty;
 mod json_schema;
 mod lb_rules;
 mod offline;

@@ -39,10 +39,12 @@ fn render_writes_every_file_and_says_so() {
 #[test]
 fn check_passes_on_a_fresh_render_and_fails_with_a_diff_when_stale() {
     let p = project_with("project: hits\n");
+    // Nothing rendered yet: one line that says so, not a diff of every file against nothing.
     p.provision(&["render", "--check"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("compose.yaml (missing)"));
+        .stdout("")
+        .stderr("error: generated/ does not exist; run `provision render` to write it\n");
     p.provision(&["render"]).assert().success();
     p.provision(&["render", "--check"])
         .assert()
@@ -76,6 +78,167 @@ fn check_passes_on_a_fresh_render_and_fails_with_a_diff_when_stale() {
         .code(1)
         .stdout(predicate::str::contains("+    scale: 3"));
     assert_eq!(before, read_tree(&p.file("generated")));
+}
+
+#[test]
+fn check_advice_works_when_followed_as_printed() {
+    let p = project_with("project: hits\n");
+    p.write("stacks/p.yml", "project: hits\n");
+    p.provision(&["render"]).assert().success();
+
+    // The spec changed, no file was touched by hand: plain render is the advice, and it works.
+    // The diff is of the files that changed, not of the manifest's hash lines.
+    p.write("provision.yaml", "project: hits\nweb:\n  replicas: 3\n");
+    let out = p
+        .provision(&["render", "--check"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(stdout.starts_with("--- generated/"), "{stdout}");
+    assert!(!stdout.contains(".provision-manifest"), "{stdout}");
+    assert!(!stderr.contains(".provision-manifest"), "{stderr}");
+    assert!(
+        stderr.ends_with("; run `provision render` to update it\n"),
+        "{stderr}"
+    );
+    p.provision(&["render"]).assert().success();
+    p.provision(&["render", "--check"]).assert().success();
+
+    // A generated file edited by hand: plain render would refuse, so the advice names --force
+    // (and the other way, a local blueprint); followed as printed, it works.
+    let compose = p.file("generated/compose.yaml");
+    let mut text = std::fs::read_to_string(&compose).unwrap();
+    text.push_str("# my edit\n");
+    std::fs::write(&compose, text).unwrap();
+    p.provision(&["render", "--check"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "compose.yaml was edited by hand since provision wrote it, and `provision render` refuses to overwrite a hand edit",
+        ))
+        .stderr(predicate::str::contains("blueprints/<path>.j2"))
+        .stderr(predicate::str::contains(
+            "or run `provision render --force` to discard it\n",
+        ));
+    p.provision(&["render"]).assert().code(2);
+    p.provision(&["render", "--force"]).assert().success();
+    p.provision(&["render", "--check"]).assert().success();
+
+    // A named spec and output directory are part of the advice.
+    p.provision(&["-f", "stacks/p.yml", "render", "--check", "--out", "out"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "out/ does not exist; run `provision -f stacks/p.yml render --out out` to write it",
+        ));
+    p.provision(&["-f", "stacks/p.yml", "render", "--out", "out"])
+        .assert()
+        .success();
+    std::fs::write(p.file("stacks/out/notes.txt"), "mine\n").unwrap();
+    p.provision(&["-f", "stacks/p.yml", "render", "--check", "--out", "out"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("notes.txt (extra)"))
+        .stderr(predicate::str::contains(
+            "`provision -f stacks/p.yml render --out out --force` to discard it",
+        ));
+}
+
+#[test]
+fn check_on_a_directory_provision_did_not_write_says_to_move_it() {
+    let p = project_with("project: hits\n");
+    p.write("generated/mine.txt", "mine\n");
+    p.provision(&["render", "--check"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "generated was not written by provision (it has no .provision-manifest); `provision render` will not replace it",
+        ));
+    p.provision(&["render", "--force"]).assert().code(2);
+}
+
+/// A read-only output location is the user's to fix: exit 2 naming the directory, and no
+/// temporary path in the message. The project directory is bind-mounted read-only in a mount
+/// namespace of the test's own (unshare, also unprivileged), which holds for root too.
+#[test]
+fn a_read_only_output_directory_is_a_usage_error() {
+    const CHECK: &str = "render into a read-only directory";
+    let Some(unshare) = external_tool("unshare", CHECK) else {
+        return;
+    };
+    let p = project_with("project: hits\n");
+    let sh = |script: &str| {
+        let mut cmd = std::process::Command::new(&unshare);
+        cmd.args(["--mount", "--map-root-user", "sh", "-euc", script])
+            .current_dir(p.path())
+            .env("PROVISION", assert_cmd::cargo::cargo_bin("provision"))
+            .env("NO_COLOR", "1")
+            .env_remove("PROVISION_SPEC");
+        cmd.output().expect("running unshare")
+    };
+    let probe = sh(r#"mount --bind -o ro "$PWD" "$PWD""#);
+    if !probe.status.success() {
+        let why = String::from_utf8_lossy(&probe.stderr);
+        skip_or_fail(
+            CHECK,
+            &format!(
+                "cannot bind-mount read-only in a new namespace: {}",
+                why.trim()
+            ),
+        );
+        return;
+    }
+    let out = sh(r#"
+        mount --bind -o ro "$PWD" "$PWD"
+        cd "$PWD"
+        code=0
+        "$PROVISION" render 2>/proc/self/fd/1 || code=$?
+        echo "exit $code"
+    "#);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.trim_end().ends_with("exit 2"), "{text}");
+    assert!(
+        text.contains("error: cannot write generated: the file system at ")
+            && text.contains(" is read-only; choose another --out"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("provision-new") && !text.contains("temporary"),
+        "{text}"
+    );
+    assert!(!p.file("generated").exists());
+
+    // init, the other command that writes beside the spec, says the same kind of thing.
+    let out = sh(r#"
+        mount --bind -o ro "$PWD" "$PWD"
+        cd "$PWD"
+        code=0
+        "$PROVISION" -f new.yaml init --yes 2>/proc/self/fd/1 || code=$?
+        echo "exit $code"
+    "#);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.trim_end().ends_with("exit 2"), "{text}");
+    assert!(
+        text.contains("error: cannot write new.yaml: directory ")
+            && text.contains(" is not writable (read-only file system)"),
+        "{text}"
+    );
+    assert!(!text.contains(".provision-init-"), "{text}");
+}
+
+#[test]
+fn an_output_directory_below_a_file_is_a_usage_error() {
+    let p = project_with("project: hits\n");
+    p.write("afile", "not a directory\n");
+    p.provision(&["render", "--out", "afile/generated"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot write afile/generated: part of its path is a file, not a directory; choose another --out",
+        ));
 }
 
 #[test]
