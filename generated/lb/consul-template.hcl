@@ -35,7 +35,11 @@ template {
 }
 
 exec {
-  command       = "haproxy -W -db -f /etc/haproxy/haproxy.cfg"
+  # A list, never one string: consul-template runs a one-string command with spaces as
+  # `sh -c "…"` in its own process group and signals the whole group, so the reload signal
+  # would kill the shell, and consul-template exits when its child does. A list is executed
+  # directly, with no shell: the signals reach HAProxy's master alone.
+  command       = ["haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"]
   reload_signal = "SIGUSR2"
   # SIGUSR1 is HAProxy's soft stop: finish open connections, then exit.
   kill_signal   = "SIGUSR1"

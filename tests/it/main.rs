@@ -3,6 +3,7 @@
 
 mod cli;
 mod ctmpl;
+mod ctmpl_exec;
 mod deploys;
 mod docker_cli;
 mod e2e;
