@@ -11,7 +11,7 @@ use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Container, Docker, PsEntry};
 use crate::printer::Printer;
-use crate::probe::registry::Instance;
+use crate::probe::registry::{Instance, ServiceQuery};
 use crate::probe::stats::Server;
 use crate::scaling::lb_container;
 use crate::{render, ExitStatus};
@@ -99,9 +99,12 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
             total: web.len(),
         },
         lb: View::of(haproxy.url.clone(), haproxy.fetch()),
-        consul: deployment
-            .consul(lb)
-            .map(|source| View::of(source.describe(), source.passing(&plan.web.service))),
+        consul: deployment.consul(lb).map(|source| {
+            View::of(
+                source.describe(),
+                source.passing(&ServiceQuery::web(&plan.web)),
+            )
+        }),
         containers,
     };
     if args.json {

@@ -12,6 +12,7 @@ mod e2e_rolling;
 mod e2e_swarm;
 mod harness;
 mod props;
+mod registrator;
 mod render_cli;
 mod render_snapshots;
 mod static_checks;
