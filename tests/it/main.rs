@@ -6,6 +6,7 @@ mod ctmpl;
 mod ctmpl_exec;
 mod deploys;
 mod docker_cli;
+mod doctor_registry;
 mod e2e;
 mod e2e_faults;
 mod e2e_rolling;
