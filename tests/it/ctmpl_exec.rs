@@ -254,6 +254,15 @@ fn consul_template_exec_check_refuses_a_shell() {
 /// How long a reload may take to show a new worker, and the soft stop to end HAProxy.
 const PATIENCE: Duration = Duration::from_secs(5);
 
+/// Who gets a process group of its own.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Grouping {
+    /// consul-template v0.42.1: only a `sh -c` subshell (`Setpgid: subshell`).
+    AsUpstream,
+    /// Every child, so that the signals reach HAProxy's workers as well as its master.
+    Always,
+}
+
 /// The command consul-template would run, started the way its child package starts it.
 struct Supervised {
     child: Child,
@@ -262,8 +271,10 @@ struct Supervised {
 }
 
 impl Supervised {
-    /// Starts `prepared` on `config`; HAProxy's own messages go to `log`.
-    fn start(prepared: &Prepared, config: &Path, log: &Path) -> Supervised {
+    /// Starts `prepared` on `config` as consul-template's child package does; with
+    /// `Grouping::Always`, a direct exec too gets a process group of its own and group signals
+    /// (as consul-template's `Setsid`/`Setpgid` options of `child.NewInput` would give it).
+    fn start(prepared: &Prepared, grouping: Grouping, config: &Path, log: &Path) -> Supervised {
         let config = config.to_str().unwrap();
         let (mut command, group) = match prepared {
             Prepared::Shell(line) => {
@@ -277,7 +288,11 @@ impl Supervised {
             Prepared::Direct(argv) => {
                 let mut command = Command::new(&argv[0]);
                 command.args(argv[1..].iter().map(|a| a.replace(CONFIG_IN_IMAGE, config)));
-                (command, false)
+                let group = grouping == Grouping::Always;
+                if group {
+                    command.process_group(0);
+                }
+                (command, group)
             }
         };
         let child = command
@@ -519,7 +534,7 @@ impl Outcome {
 
 /// Runs the exec block of `hcl_text` as consul-template would, with `reloads` reload signals
 /// under load, then the kill signal.
-fn run_harness(hcl_text: &str, reloads: usize) -> Outcome {
+fn run_harness(hcl_text: &str, grouping: Grouping, reloads: usize) -> Outcome {
     let exec = Exec::parse(hcl_text).unwrap();
     let prepared = exec.prepared().unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -542,7 +557,7 @@ fn run_harness(hcl_text: &str, reloads: usize) -> Outcome {
 
     let mut outcome = Outcome::default();
     let log = dir.path().join("haproxy.log");
-    let mut child = Supervised::start(&prepared, &config, &log);
+    let mut child = Supervised::start(&prepared, grouping, &config, &log);
     let workers = |child: &Supervised| {
         child
             .master()
@@ -617,7 +632,7 @@ fn consul_template_exec_reloads_haproxy_in_place() {
         return;
     }
     let hcl_text = render_fixture("consul-template").files["lb/consul-template.hcl"].clone();
-    let outcome = run_harness(&hcl_text, 5);
+    let outcome = run_harness(&hcl_text, Grouping::AsUpstream, 5);
     eprintln!("list-form exec command: {}", outcome.summary());
     let problems = outcome.problems(5);
     assert!(
@@ -635,7 +650,7 @@ fn consul_template_exec_as_one_string_dies_on_the_first_reload() {
     if !haproxy() {
         return;
     }
-    let outcome = run_harness(OLD_EXEC, 5);
+    let outcome = run_harness(OLD_EXEC, Grouping::AsUpstream, 5);
     eprintln!("one-string exec command: {}", outcome.summary());
     let problems = outcome.problems(5);
     assert!(
@@ -645,4 +660,27 @@ fn consul_template_exec_as_one_string_dies_on_the_first_reload() {
     let (after, status) = outcome.died.unwrap();
     assert_eq!(after, 1, "{outcome:?}");
     assert_eq!(status.signal(), Some(Signal::SIGUSR2 as i32), "{outcome:?}");
+}
+
+/// The list form still holds if the signals reach HAProxy's whole process group (workers
+/// included), as they would if consul-template ran every child in a group of its own: HAProxy's
+/// workers ignore SIGUSR2, so only a shell in between was ever the problem.
+#[test]
+fn consul_template_exec_reloads_haproxy_when_its_workers_get_the_signals_too() {
+    if !haproxy() {
+        return;
+    }
+    let hcl_text = render_fixture("consul-template").files["lb/consul-template.hcl"].clone();
+    let outcome = run_harness(&hcl_text, Grouping::Always, 5);
+    eprintln!(
+        "list-form exec command, group signals: {}",
+        outcome.summary()
+    );
+    let problems = outcome.problems(5);
+    assert!(
+        problems.is_empty(),
+        "{}\nHAProxy said:\n{}",
+        problems.join("\n"),
+        outcome.log
+    );
 }
