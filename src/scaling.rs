@@ -14,6 +14,7 @@ use crate::check::round1;
 use crate::deploy::Deployment;
 use crate::docker::{Compose, Container, Docker, UpOptions};
 use crate::probe::converge::{self, Convergence, Target};
+use crate::probe::registry::ServiceQuery;
 use crate::probe::{lbadmin, stats, Endpoints};
 use crate::report::ScaleAction;
 use crate::spec::{Plan, Service};
@@ -437,7 +438,7 @@ pub fn wait_routed_to(
         stats: &source,
         consul: deployment
             .consul(lb.clone())
-            .map(|source| (source, plan.web.service.clone())),
+            .map(|source| (source, ServiceQuery::web(&plan.web))),
     };
     let convergence = if lb.is_none() {
         // Nothing will route while the load balancer is down; waiting would only cost time.

@@ -13,7 +13,7 @@ use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Container, Docker, PsEntry};
 use crate::probe::http::RequestError;
-use crate::probe::registry::Instance;
+use crate::probe::registry::{Instance, ServiceQuery};
 use crate::probe::stats::Server;
 use crate::scaling::lb_container;
 use crate::{render, ExitStatus};
@@ -172,9 +172,12 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
         total: web.len(),
     };
     let lb = View::of(haproxy.url.clone(), haproxy.fetch());
-    let consul = deployment
-        .consul(lb_id)
-        .map(|source| View::of(source.describe(), source.passing(&plan.web.service)));
+    let consul = deployment.consul(lb_id).map(|source| {
+        View::of(
+            source.describe(),
+            source.passing(&ServiceQuery::web(&plan.web)),
+        )
+    });
     let status = Status {
         state: State::of(up, &web, &lb, consul.as_ref()),
         project: plan.project.clone(),

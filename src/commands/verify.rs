@@ -17,6 +17,7 @@ use crate::docker::{preflight, Container, Docker};
 use crate::probe::checks::{self, Observations};
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
+use crate::probe::registry::ServiceQuery;
 use crate::report::{Check, Outcome, Report};
 use crate::scaling::{self, lb_container, web_of};
 use crate::{render, ExitStatus, UsageError};
@@ -137,7 +138,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             Some("no running lb container to read consul through".to_owned()),
         ),
         None => (None, None),
-        Some(source) => match source.passing(&plan.web.service) {
+        Some(source) => match source.passing(&ServiceQuery::web(&plan.web)) {
             Ok(instances) => (Some(instances), None),
             Err(err) => (Some(Vec::new()), Some(format!("{err:#}"))),
         },

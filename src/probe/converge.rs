@@ -20,7 +20,7 @@ pub struct Target<'a> {
     pub ips: BTreeMap<String, String>,
     pub stats: &'a stats::Source<'a>,
     /// consul's API and the service name, when discovery uses consul.
-    pub consul: Option<(registry::Source<'a>, String)>,
+    pub consul: Option<(registry::Source<'a>, registry::ServiceQuery)>,
 }
 
 /// How the wait ended.

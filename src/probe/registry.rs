@@ -50,6 +50,28 @@ pub fn parse_passing(json: &str) -> anyhow::Result<Vec<Instance>> {
     Ok(instances)
 }
 
+/// Which instances are the project's own: the web service's name, and the tag every one of its
+/// registrations carries (registrator registers other projects' containers in this consul too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceQuery {
+    pub name: String,
+    pub tag: String,
+}
+
+impl ServiceQuery {
+    pub fn web(web: &crate::spec::plan::PlanWeb) -> ServiceQuery {
+        ServiceQuery {
+            name: web.service.clone(),
+            tag: web.registry_tag.clone(),
+        }
+    }
+
+    /// `/v1/health/service/<name>?passing&tag=<tag>`: passing instances carrying the tag.
+    fn path(&self) -> String {
+        format!("/v1/health/service/{}?passing&tag={}", self.name, self.tag)
+    }
+}
+
 /// Where consul's HTTP API is reached from here.
 #[derive(Debug, Clone)]
 pub enum Source<'a> {
@@ -65,11 +87,11 @@ pub enum Source<'a> {
 
 impl Source<'_> {
     /// Passing instances of `service`.
-    pub fn passing(&self, service: &str) -> anyhow::Result<Vec<Instance>> {
+    pub fn passing(&self, service: &ServiceQuery) -> anyhow::Result<Vec<Instance>> {
         match self {
             Source::Http(base) => passing(base, service),
             Source::Exec { docker, container } => {
-                let path = format!("/v1/health/service/{service}?passing");
+                let path = service.path();
                 let answer = docker
                     .call(
                         format!("asking consul for {path} from the lb container"),
@@ -116,8 +138,8 @@ fn http_body(answer: &str) -> anyhow::Result<&str> {
 }
 
 /// Passing instances of `service` from the consul agent at `base` (`http://127.0.0.1:8500`).
-pub fn passing(base: &str, service: &str) -> anyhow::Result<Vec<Instance>> {
-    let url = format!("{base}/v1/health/service/{service}?passing");
+pub fn passing(base: &str, service: &ServiceQuery) -> anyhow::Result<Vec<Instance>> {
+    let url = format!("{base}{}", service.path());
     let text = super::http::get_text(&url, Duration::from_secs(3))
         .with_context(|| format!("asking consul at {url}"))?;
     parse_passing(&text).with_context(|| format!("asking consul at {url}"))

@@ -64,6 +64,10 @@ pub struct PlanImages {
 pub struct PlanWeb {
     /// Name of the Compose service and of the service in the registry.
     pub service: String,
+    /// The consul tag registrator gives this project's web services (consul-template mode).
+    /// registrator registers every container of the engine that names a service, another
+    /// project's too; the lb selects only services carrying this tag.
+    pub registry_tag: String,
     pub replicas: u32,
     pub port: u16,
     pub health_path: String,

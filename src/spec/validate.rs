@@ -188,6 +188,7 @@ fn plan_of(spec: &Spec) -> Plan {
         },
         web: PlanWeb {
             service: "web".to_owned(),
+            registry_tag: format!("provision-{}", spec.project),
             replicas: spec.web.replicas,
             port: spec.web.port,
             health_path: spec.web.health_path.to_string(),

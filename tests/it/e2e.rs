@@ -639,6 +639,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
         2,
         LB,
     );
+    each_consul_lists_its_own_replicas_beside_another_project(&stack, 28500);
 
     // The JUnit report of the same run, as CI systems consume it.
     let ran = project.run(&["verify", "--junit", "verify.xml"], &[], VERIFY_TIMEOUT);
@@ -719,6 +720,60 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     assert!(stack.containers().is_empty(), "containers left");
     assert!(stack.ids("volume").is_empty(), "volumes left");
     stack.step("done");
+}
+
+/// Two projects on one engine: a second, one-replica stack started beside `stack` (whose
+/// consul publishes its API on `consul_port`); each consul lists only its own web replicas.
+fn each_consul_lists_its_own_replicas_beside_another_project(stack: &Stack, consul_port: u16) {
+    const BESIDE: &str = "provision-e2e-dns-beside";
+    const BESIDE_CONSUL: u16 = 28096;
+    let t0 = Instant::now();
+    let beside = Stack::new(BESIDE);
+    let project = Project::new();
+    project.write(
+        "provision.yaml",
+        &consul_dns_spec(BESIDE, 1, 28090, 28094, BESIDE_CONSUL),
+    );
+    stack.step(&format!("a second project beside: {BESIDE}, apply"));
+    project.run(&["apply"], &[], APPLY_TIMEOUT).expect_success();
+    for (stack, port) in [(stack, consul_port), (&beside, BESIDE_CONSUL)] {
+        let own: BTreeSet<String> = stack.web_addresses().into_values().flatten().collect();
+        let url = format!("http://127.0.0.1:{port}/v1/catalog/service/web");
+        let listed: BTreeSet<String> = wait_for_catalog(&url)
+            .iter()
+            .map(|entry| entry["ServiceAddress"].as_str().unwrap_or("").to_owned())
+            .collect();
+        assert!(
+            !listed.is_empty() && listed.is_subset(&own),
+            "{}'s consul lists {listed:?}, its own web replicas are {own:?}",
+            stack.project
+        );
+    }
+    project
+        .run(&["destroy", "--volumes"], &[], SHORT_TIMEOUT)
+        .expect_success();
+    stack.step(&format!(
+        "each consul listed only its own replicas; the second project cost {:.1}s",
+        t0.elapsed().as_secs_f64()
+    ));
+}
+
+/// consul's `/v1/catalog/service/web` answer, once it lists at least one instance (10 s at most).
+fn wait_for_catalog(url: &str) -> Vec<Value> {
+    let start = Instant::now();
+    loop {
+        let entries: Vec<Value> = ureq::get(url)
+            .timeout(Duration::from_secs(3))
+            .call()
+            .ok()
+            .and_then(|answer| answer.into_string().ok())
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        if !entries.is_empty() || start.elapsed() > Duration::from_secs(10) {
+            return entries;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The reference mode (registrator + consul-template). Its images cannot be had offline, so it

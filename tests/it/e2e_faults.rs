@@ -240,7 +240,7 @@ impl Faults<'_> {
         docker(&["restart", &consul.id]).expect_success();
         let restarted = t0.elapsed().as_secs_f64();
         let answering = wait_for(t0, HEAL_BOUND, "consul to answer", || {
-            registry::passing(&consul_url(), "web")
+            registry::passing(&consul_url(), &web_query())
                 .err()
                 .map(|e| format!("{e:#}"))
         });
@@ -631,6 +631,14 @@ fn inspect(id: &str) -> Process {
     }
 }
 
+/// The project's web instances in its consul (every registration carries the project's tag).
+fn web_query() -> registry::ServiceQuery {
+    registry::ServiceQuery {
+        name: "web".to_owned(),
+        tag: format!("provision-{PROJECT}"),
+    }
+}
+
 fn consul_url() -> String {
     format!("http://127.0.0.1:{CONSUL}")
 }
@@ -672,7 +680,7 @@ fn problem(stack: &Stack) -> Option<String> {
     if up != running {
         return Some(format!("HAProxy has {up:?} UP, running are {running:?}"));
     }
-    let passing: BTreeSet<String> = match registry::passing(&consul_url(), "web") {
+    let passing: BTreeSet<String> = match registry::passing(&consul_url(), &web_query()) {
         Ok(instances) => instances.into_iter().map(|i| i.address).collect(),
         Err(e) => return Some(format!("consul: {e:#}")),
     };

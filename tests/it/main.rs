@@ -6,8 +6,10 @@
 
 mod cli;
 mod ctmpl;
+mod ctmpl_exec;
 mod deploys;
 mod docker_cli;
+mod doctor_registry;
 mod e2e;
 mod e2e_faults;
 mod e2e_rolling;
@@ -19,6 +21,7 @@ mod json_schema;
 mod lb_rules;
 mod offline;
 mod props;
+mod registrator;
 mod render_cli;
 mod render_snapshots;
 mod static_checks;

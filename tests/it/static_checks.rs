@@ -38,6 +38,16 @@ struct Rendered {
     files: BTreeMap<String, String>,
 }
 
+impl Rendered {
+    /// registrator's view of this tree's web containers, alone on the engine.
+    fn containers(&self) -> ctmpl::Containers {
+        ctmpl::Containers {
+            web: ctmpl::WebShape::of_tree(&self.out),
+            others: Vec::new(),
+        }
+    }
+}
+
 fn rendered_fixtures() -> Vec<Rendered> {
     let mut all = Vec::new();
     for fixture in FIXTURES {
@@ -196,8 +206,12 @@ fn go_renders_every_ctmpl_into_a_valid_config() {
     for rendered in rendered_fixtures() {
         for rel in files_named(&rendered, |p, _| p.ends_with("haproxy.ctmpl")) {
             let out_dir = rendered.out.join("lb/ctmpl-go");
-            for (count, path, config) in ctmpl::render(renderer, &rendered.out.join(rel), &out_dir)
-            {
+            for (count, path, config) in ctmpl::render(
+                renderer,
+                &rendered.out.join(rel),
+                &rendered.containers(),
+                &out_dir,
+            ) {
                 let what = format!("{} {rel} rendered for {count} instances", rendered.name);
                 let servers = config
                     .lines()
@@ -226,7 +240,7 @@ fn go_renderer_keeps_consul_templates_semantics() {
     let template = dir.path().join("t.ctmpl");
     let render = |text: &str, count: usize| {
         std::fs::write(&template, text).unwrap();
-        let output = ctmpl::run(renderer, &template, dir.path(), &[count]);
+        let output = ctmpl::run(renderer, &template, None, dir.path(), &[count]);
         output.status.success().then(|| {
             std::fs::read_to_string(dir.path().join(format!("haproxy-{count}.cfg"))).unwrap()
         })
@@ -943,8 +957,12 @@ fn haproxy_3_0_accepts_every_config_without_warnings() {
                 configs.push((format!("{} {rel}", rendered.name), text.clone()));
             } else if rel.ends_with("haproxy.ctmpl") {
                 let out_dir = rendered.out.join("lb/ctmpl-go");
-                for (count, _, config) in ctmpl::render(renderer, &rendered.out.join(rel), &out_dir)
-                {
+                for (count, _, config) in ctmpl::render(
+                    renderer,
+                    &rendered.out.join(rel),
+                    &rendered.containers(),
+                    &out_dir,
+                ) {
                     configs.push((
                         format!("{} {rel} rendered for {count} instances", rendered.name),
                         config,

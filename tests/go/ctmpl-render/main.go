@@ -3,11 +3,28 @@
 // results to `haproxy -c` without a consul-template binary or a Consul agent (none can be had
 // offline).
 //
-// Usage: ctmpl-render TEMPLATE OUTDIR COUNT...
+// Usage: ctmpl-render [-containers FILE] TEMPLATE OUTDIR COUNT...
 //
 // For each COUNT it writes OUTDIR/haproxy-COUNT.cfg: TEMPLATE executed while the catalog holds
-// COUNT passing instances of the service "web" (plus instances that are not passing, which
-// consul-template's `service` leaves out).
+// what registrator registers for COUNT running web containers (passing), one still starting
+// (critical) and one drained (maintenance), which consul-template's `service` leaves out.
+//
+// The web containers' labels and exposed ports, and any other containers on the same engine
+// (another project's), come from FILE (JSON, see `containers`); without it, the web containers
+// carry SERVICE_NAME=web and expose 5000/tcp.
+//
+// What is registrator's (fayrus/registrator, tag v9.0.6, run with -internal -explicit):
+//   - internal/bridge/bridge.go add: one service per exposed port; a container that exposes
+//     none is ignored ("no published ports"); with more than one port the container is a group;
+//   - newService: the name is the `name` metadata, else (-explicit) the port is not
+//     registered; in a group, a name that does not come from a SERVICE_<port>_ key gets
+//     "-<port>" appended; the ID is "<hostname>:<container name>:<port>" (hostname
+//     "registrator", as the compose file sets it) unless `id` is given; tags are the `tags`
+//     metadata cut at commas; -internal registers the container's address and exposed port;
+//   - internal/bridge/util.go serviceMetaData: SERVICE_<key> labels apply to every port,
+//     SERVICE_<port>_<key> (and SERVICE_<port>_<proto>_<key>) to that port only and win.
+//     Port ranges (SERVICE_<lo>-<hi>_<key>) and the environment are left out: provision uses
+//     neither.
 //
 // What is consul-template's, and where it comes from (hashicorp/consul-template, template/ and
 // dependency/):
@@ -29,6 +46,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -80,30 +98,147 @@ var queryRe = regexp.MustCompile(`\A` +
 	`(\|(?P<filter>[[:word:]\,]+))?` +
 	`\z`)
 
-// catalog is the fixture for one COUNT: instances as registrator registers them (ID
-// "host:container:port", the container's address on the stack network), listed out of order
-// so the sorting is exercised, with one replica still starting (critical) and one drained
-// (service maintenance), which `service "web"` must leave out.
-func catalog(count int) []entry {
-	var all []entry
-	instance := func(i int, checks ...check) entry {
-		return entry{
-			node:        "consul",
-			nodeAddress: "172.18.0.2",
-			id:          fmt.Sprintf("registrator:hits-web-%d:5000", i),
-			service:     "web",
-			address:     fmt.Sprintf("172.18.0.%d", 10+i),
-			port:        5000,
-			checks:      append([]check{{"serfHealth", "passing"}}, checks...),
+// container is one container as registrator reads it from `docker inspect`.
+type container struct {
+	Name    string            `json:"name"`
+	Address string            `json:"address"`
+	Labels  map[string]string `json:"labels"`
+	Exposed []string          `json:"exposed"` // "5000/tcp"
+}
+
+// containers is the -containers FILE: the web containers' shape, and the others on the engine.
+type containers struct {
+	Web struct {
+		// Prefix of the container names: "<prefix>-<i>".
+		Prefix  string            `json:"prefix"`
+		Labels  map[string]string `json:"labels"`
+		Exposed []string          `json:"exposed"`
+	} `json:"web"`
+	Others []container `json:"others"`
+}
+
+func defaultContainers() containers {
+	var c containers
+	c.Web.Prefix = "hits-web"
+	c.Web.Labels = map[string]string{"SERVICE_NAME": "web"}
+	c.Web.Exposed = []string{"5000/tcp"}
+	return c
+}
+
+// serviceMetaData is util.go's serviceMetaData on labels: the SERVICE_ keys for one port.
+func serviceMetaData(labels map[string]string, port, proto string) (map[string]string, map[string]bool) {
+	metadata := map[string]string{}
+	fromPort := map[string]bool{}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !strings.HasPrefix(k, "SERVICE_") || labels[k] == "" {
+			continue
+		}
+		key := strings.ToLower(strings.TrimPrefix(k, "SERVICE_"))
+		if fromPort[key] {
+			continue
+		}
+		portkey := strings.SplitN(key, "_", 2)
+		if _, err := strconv.Atoi(portkey[0]); err == nil && len(portkey) > 1 {
+			if portkey[0] != port {
+				continue
+			}
+			protokey := strings.SplitN(portkey[1], "_", 2)
+			if (protokey[0] == "tcp" || protokey[0] == "udp") && len(protokey) > 1 {
+				if protokey[0] != proto {
+					continue
+				}
+				metadata[protokey[1]] = labels[k]
+				fromPort[protokey[1]] = true
+			} else {
+				metadata[portkey[1]] = labels[k]
+				fromPort[portkey[1]] = true
+			}
+		} else if err != nil {
+			metadata[key] = labels[k]
 		}
 	}
-	for i := count; i >= 1; i-- {
-		all = append(all, instance(i, check{"service:registrator:hits-web-" + strconv.Itoa(i) + ":5000", "passing"}))
+	return metadata, fromPort
+}
+
+// register is what registrator (-internal -explicit) puts in consul for one container whose
+// service checks have `status`.
+func register(c container, status string) []entry {
+	var entries []entry
+	isGroup := len(c.Exposed) > 1
+	exposed := append([]string{}, c.Exposed...)
+	sort.Strings(exposed)
+	for _, e := range exposed {
+		port, proto, _ := strings.Cut(e, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		meta, fromPort := serviceMetaData(c.Labels, port, proto)
+		if meta["ignore"] != "" {
+			continue
+		}
+		name := meta["name"]
+		if name == "" {
+			continue // -explicit
+		}
+		if isGroup && !fromPort["name"] {
+			name += "-" + port
+		}
+		id := "registrator:" + c.Name + ":" + port
+		if meta["id"] != "" {
+			id = meta["id"]
+		}
+		var tags []string
+		if meta["tags"] != "" {
+			tags = strings.Split(meta["tags"], ",")
+		}
+		number, _ := strconv.Atoi(port)
+		own := check{"service:" + id, status}
+		if status == "maintenance" {
+			own = check{"_service_maintenance:" + id, "critical"}
+		}
+		entries = append(entries, entry{
+			node:        "consul",
+			nodeAddress: "172.18.0.2",
+			id:          id,
+			service:     name,
+			address:     c.Address,
+			port:        number,
+			tags:        tags,
+			checks:      []check{ok("serfHealth"), own},
+		})
 	}
-	all = append(all,
-		instance(count+1, check{"service:starting", "critical"}),
-		instance(count+2, check{"_service_maintenance:registrator:hits-web-drained:5000", "critical"}),
-	)
+	return entries
+}
+
+func ok(id string) check { return check{id, "passing"} }
+
+// catalog is the fixture for one COUNT: what registrator registers for COUNT running web
+// containers, listed out of order so the sorting is exercised, one replica still starting
+// (critical) and one drained (service maintenance), which `service` must leave out, and the
+// other containers of the engine (passing).
+func catalog(count int, c containers) []entry {
+	var all []entry
+	web := func(i int, name, status string) {
+		all = append(all, register(container{
+			Name:    name,
+			Address: fmt.Sprintf("172.18.0.%d", 10+i),
+			Labels:  c.Web.Labels,
+			Exposed: c.Web.Exposed,
+		}, status)...)
+	}
+	for i := count; i >= 1; i-- {
+		web(i, fmt.Sprintf("%s-%d", c.Web.Prefix, i), "passing")
+	}
+	web(count+1, fmt.Sprintf("%s-%d", c.Web.Prefix, count+1), "critical")
+	web(count+2, c.Web.Prefix+"-drained", "maintenance")
+	for _, other := range c.Others {
+		all = append(all, register(other, "passing")...)
+	}
 	return all
 }
 
@@ -202,9 +337,9 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func render(contents string, count int) ([]byte, error) {
+func render(contents string, count int, c containers) ([]byte, error) {
 	tmpl := template.New("").Delims("{{", "}}")
-	tmpl.Funcs(template.FuncMap{"service": serviceFunc(catalog(count))})
+	tmpl.Funcs(template.FuncMap{"service": serviceFunc(catalog(count, c))})
 	tmpl.Option("missingkey=error")
 	tmpl, err := tmpl.Parse(contents)
 	if err != nil {
@@ -218,27 +353,44 @@ func render(contents string, count int) ([]byte, error) {
 }
 
 func main() {
-	if len(os.Args) < 4 {
-		fmt.Fprintln(os.Stderr, "usage: ctmpl-render TEMPLATE OUTDIR COUNT...")
+	args := os.Args[1:]
+	shape := defaultContainers()
+	if len(args) > 1 && args[0] == "-containers" {
+		text, err := os.ReadFile(args[1])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		shape = containers{}
+		decoder := json.NewDecoder(bytes.NewReader(text))
+		decoder.DisallowUnknownFields()
+		if err := decoder.Decode(&shape); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", args[1], err)
+			os.Exit(2)
+		}
+		args = args[2:]
+	}
+	if len(args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: ctmpl-render [-containers FILE] TEMPLATE OUTDIR COUNT...")
 		os.Exit(2)
 	}
-	contents, err := os.ReadFile(os.Args[1])
+	contents, err := os.ReadFile(args[0])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	for _, arg := range os.Args[3:] {
+	for _, arg := range args[2:] {
 		count, err := strconv.Atoi(arg)
 		if err != nil || count < 0 {
 			fmt.Fprintf(os.Stderr, "COUNT must be a number, got %q\n", arg)
 			os.Exit(2)
 		}
-		out, err := render(string(contents), count)
+		out, err := render(string(contents), count, shape)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "%s with %d instances: %v\n", os.Args[1], count, err)
+			fmt.Fprintf(os.Stderr, "%s with %d instances: %v\n", args[0], count, err)
 			os.Exit(1)
 		}
-		path := filepath.Join(os.Args[2], fmt.Sprintf("haproxy-%d.cfg", count))
+		path := filepath.Join(args[1], fmt.Sprintf("haproxy-%d.cfg", count))
 		if err := os.WriteFile(path, out, 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)

@@ -299,15 +299,14 @@ fn compose_places(field: &str) -> &'static [(&'static [&'static str], Place)] {
         "project" => &[
             (&["name"], Place::Exact),
             (&["services", "*", "image"], Place::ImageTag),
+            // registrator's SERVICE_<port>_TAGS.
+            (&["services", "web", "labels", "*"], Place::RegistryTag),
         ],
         "consul.datacenter" => &[(&["services", "consul", "command", "#"], Place::Exact)],
         "images.consul" => &[(&["services", "consul", "image"], Place::Exact)],
         "images.registrator" => &[(&["services", "registrator", "image"], Place::Exact)],
         "images.redis" => &[(&["services", "redis", "image"], Place::Exact)],
-        "web.health_path" => &[(
-            &["services", "web", "labels", "SERVICE_CHECK_HTTP"],
-            Place::Exact,
-        )],
+        "web.health_path" => &[(&["services", "web", "labels", "*"], Place::Exact)],
         "web.app" => &[(&["services", "web", "build", "context"], Place::AppDir)],
         // The base and consul-template images are only in the Dockerfiles.
         _ => &[],
@@ -322,6 +321,8 @@ enum Place {
     ImageTag,
     /// The app directory relative to the output directory: `../` and the normalized path.
     AppDir,
+    /// `provision-<project>`.
+    RegistryTag,
 }
 
 /// Every string scalar (with its key path) and every mapping key of a YAML document.
@@ -396,6 +397,10 @@ fn check_compose_places(
                     .is_some_and(|(service, tag)| {
                         service == path[1] && tag.len() == 12 && without_hashes(tag) == "#"
                     }),
+                Place::RegistryTag => {
+                    scalar.strip_prefix("provision-") == Some(value.as_str())
+                        && path.last().is_some_and(|k| k.ends_with("_TAGS"))
+                }
                 Place::AppDir => {
                     let segment = format!("{}{}", field.marker(letters), field.suffix);
                     scalar.starts_with("../") && scalar.ends_with(&format!("/{segment}"))

@@ -163,7 +163,8 @@ pub(super) fn check_parses(plan: &Plan, rendered: &Rendered) -> Result<(), Strin
     }
     if let Some(template) = rendered.files.get("lb/haproxy.ctmpl") {
         for count in [0, 3] {
-            let Some(config) = haproxy_from_template(template, count, plan.web.port)? else {
+            let containers = registrator_view(&rendered.files["compose.yaml"]);
+            let Some(config) = haproxy_from_template(template, &containers, count)? else {
                 break;
             };
             let servers = config
@@ -180,12 +181,21 @@ pub(super) fn check_parses(plan: &Plan, rendered: &Rendered) -> Result<(), Strin
     Ok(())
 }
 
+/// registrator's view of the web containers `compose` declares (an image exposing no port:
+/// compose's `expose` must be enough).
+fn registrator_view(compose: &str) -> crate::ctmpl::Containers {
+    crate::ctmpl::Containers {
+        web: crate::ctmpl::WebShape::of_compose(compose, &[]),
+        others: Vec::new(),
+    }
+}
+
 /// The ctmpl rendered by Go's text/template with `count` passing instances (tests/go), or None
 /// when go is missing (a printed skip; a failure under CI).
 fn haproxy_from_template(
     template: &str,
+    containers: &crate::ctmpl::Containers,
     count: usize,
-    _port: u16,
 ) -> Result<Option<String>, String> {
     let Some(renderer) = crate::ctmpl::renderer("haproxy.ctmpl of accepted specs rendered by Go")
     else {
@@ -195,7 +205,7 @@ fn haproxy_from_template(
     let path = dir.path().join("haproxy.ctmpl");
     std::fs::write(&path, template).map_err(|e| e.to_string())?;
     let out = dir.path().join("out");
-    let output = crate::ctmpl::run(renderer, &path, &out, &[count]);
+    let output = crate::ctmpl::run(renderer, &path, Some(containers), &out, &[count]);
     if !output.status.success() {
         return Err(format!(
             "haproxy.ctmpl: {}",
@@ -247,7 +257,6 @@ fn accepted_specs_pass_python_and_haproxy_on_a_sample() {
     let cases = check(6, strategy, |text| {
         let dir = spec_dir();
         let plan = load(&text, dir.path()).unwrap();
-        let port = plan.web.port;
         let rendered = render_plan(plan, dir.path()).unwrap();
         let out = dir.path().join("generated");
         for (rel, contents) in &rendered.files {
@@ -279,8 +288,9 @@ fn accepted_specs_pass_python_and_haproxy_on_a_sample() {
                 haproxy_check(haproxy, &text, &out.join("lb/haproxy.cfg"));
             }
             if let Some(template) = rendered.files.get("lb/haproxy.ctmpl") {
+                let containers = registrator_view(&rendered.files["compose.yaml"]);
                 let config =
-                    haproxy_from_template(template, 3, port).map_err(TestCaseError::fail)?;
+                    haproxy_from_template(template, &containers, 3).map_err(TestCaseError::fail)?;
                 let Some(config) = config else {
                     return Ok(());
                 };
