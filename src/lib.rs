@@ -3,7 +3,6 @@
 //! `run` dispatches one subcommand; each lives in `commands/`. Errors carry their meaning as a few
 //! typed errors (see `error.rs`), from which `ExitStatus` picks the documented exit code.
 
-pub mod applied;
 pub mod blueprint;
 pub mod check;
 pub mod cli;
@@ -14,10 +13,8 @@ pub mod error;
 pub mod lock;
 pub mod printer;
 pub mod probe;
-pub mod reload;
 pub mod render;
 pub mod report;
-pub mod scaling;
 pub mod spec;
 
 use std::process::ExitCode;

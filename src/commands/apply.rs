@@ -22,23 +22,24 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::applied;
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
+use crate::deploy::compose::file::{outdated, read_file_services, FileService};
+use crate::deploy::reload::{self, LiveFile, Reloaded};
 use crate::deploy::swarm::policy;
-use crate::deploy::{Deployment, Swarm};
+use crate::deploy::{ComposeHost, Deployment, Swarm};
 use crate::docker::preflight::{self, Engine, Preflight};
-use crate::docker::{Compose, Container, Docker, UpOptions, CONFIG_LABEL, RESTART_KEY_LABEL};
+use crate::docker::{Compose, Container, Docker, UpOptions};
 use crate::printer::Printer;
+use crate::probe::converge::wait_routed;
 use crate::probe::load::{self, LoadOptions, LoadReport};
 use crate::probe::Endpoints;
-use crate::reload::{self, Reloaded};
-use crate::scaling::{self, Scaler};
-use crate::spec::{LiveConfig, Service};
+use crate::spec::Service;
 use crate::{render, CheckFailed, ExitStatus, ToolError, UsageError};
 
 pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
@@ -61,7 +62,7 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     let docker = Docker::new(progress).dry_run(args.dry_run);
     let deployment = Deployment::new(&docker, &stack);
     match &deployment {
-        Deployment::Compose { compose, .. } => apply_compose(&deployment, compose, &args),
+        Deployment::Compose(host) => apply_compose(&deployment, host, &args),
         Deployment::Swarm(swarm) => apply_swarm(&deployment, swarm, &args),
     }
 }
@@ -133,16 +134,17 @@ fn keep_replicas(deployment: &Deployment<'_>, web_now: u32) -> u32 {
 /// Compose: `up` of every other service (waiting until healthy), then of web at its count.
 fn apply_compose(
     deployment: &Deployment<'_>,
-    compose: &Compose<'_>,
+    host: &ComposeHost<'_>,
     args: &ApplyArgs,
 ) -> anyhow::Result<ExitStatus> {
+    let compose = &host.compose;
     let docker = deployment.docker();
     let plan = deployment.plan();
     let progress = docker.printer();
     let engine = preflight::require_engine(docker)?;
     let before = docker.project_containers(&plan.project)?;
     let wanted = read_file_services(compose.file())?;
-    let live = LiveFile::of(plan, &out_dir(compose));
+    let live = LiveFile::of(plan, &host.out_dir());
     let changes = service_changes(docker, &wanted, &before, &plan.web.service, live.as_ref())?;
     match pending_change(&wanted, &before, &changes) {
         None => {
@@ -155,7 +157,7 @@ fn apply_compose(
                 "{}",
                 summary(&plan.project, &[], &[], &before, &before, &endpoints)
             );
-            remember_applied(docker, compose);
+            host.remember_applied();
             return Ok(ExitStatus::Success);
         }
         Some(reason) => progress.note(format!("to apply: {reason}")),
@@ -217,7 +219,12 @@ fn apply_compose(
         .iter()
         .any(|c| c.service == plan.web.service && c.action == Action::Roll);
     if rolling {
-        roll_web(deployment, compose, args, &changes)?;
+        let others: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.service != plan.web.service && c.action != Action::Keep)
+            .map(|c| c.service.as_str())
+            .collect();
+        host.roll_web(Duration::from_secs(args.timeout), args.batch, &others)?;
     } else {
         compose.up(
             &format!(
@@ -237,7 +244,7 @@ fn apply_compose(
         return Ok(ExitStatus::Success);
     }
     let endpoints = deployment.endpoints();
-    let routed = scaling::wait_routed(deployment, args.timeout)?;
+    let routed = wait_routed(deployment, Duration::from_secs(args.timeout))?;
     if !routed.converged {
         return Err(ToolError(format!(
             "the stack started, but the load balancer does not route to every web replica after {} s: {}",
@@ -265,22 +272,8 @@ fn apply_compose(
             interrupted.join(", ")
         );
     }
-    remember_applied(docker, compose);
+    host.remember_applied();
     Ok(ExitStatus::Success)
-}
-
-/// Keeps the file the stack now runs (see `applied`); a failure costs only a later total
-/// rollback, so it is a note.
-fn remember_applied(docker: &Docker, compose: &Compose<'_>) {
-    if docker.is_dry_run() {
-        return;
-    }
-    if let Err(err) = applied::remember(compose.project(), compose.file()) {
-        docker.printer().note(format!(
-            "could not keep a copy of the applied Compose file ({err:#}); a rollout that fails \
-             after its first batch will leave the replicas it replaced on the new version"
-        ));
-    }
 }
 
 /// Requests per second through the lb while a service it needs is replaced, to measure the gap.
@@ -313,31 +306,6 @@ fn gap_line(report: &LoadReport) -> String {
             report.sent, report.target_rate_per_sec
         ),
     }
-}
-
-/// A live configuration (`Plan::live_config`) and where its rendered file is.
-struct LiveFile {
-    config: LiveConfig,
-    rendered: PathBuf,
-}
-
-impl LiveFile {
-    /// The plan's live configuration, if it has one, rendered in `out_dir`.
-    fn of(plan: &crate::spec::Plan, out_dir: &Path) -> Option<LiveFile> {
-        plan.live_config().map(|config| LiveFile {
-            config,
-            rendered: out_dir.join(config.file),
-        })
-    }
-}
-
-/// The output directory: the Compose file's.
-fn out_dir(compose: &Compose<'_>) -> PathBuf {
-    compose
-        .file()
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
 }
 
 /// Delivers the live configuration to each service planned `Reload` (its one running container).
@@ -393,7 +361,7 @@ fn apply_swarm(
     let before_deploy = swarm.before_deploy()?;
     let live = LiveFile::of(plan, swarm.stack_file.parent().unwrap_or(Path::new(".")));
     let lb_in_place = match &live {
-        Some(live) => swarm_lb_in_place(swarm, live)?,
+        Some(live) => swarm.lb_in_place(live)?,
         None => None,
     };
     swarm.deploy(
@@ -457,7 +425,7 @@ fn apply_swarm(
         }
     }
     let endpoints = deployment.endpoints();
-    let routed = scaling::wait_routed(deployment, args.timeout)?;
+    let routed = wait_routed(deployment, Duration::from_secs(args.timeout))?;
     if !routed.converged {
         return Err(ToolError(format!(
             "the stack started, but the load balancer does not route to every web task after {} s: {}",
@@ -487,195 +455,6 @@ fn apply_swarm(
         }
     );
     Ok(ExitStatus::Success)
-}
-
-/// On a Swarm, an lb whose running task differs from the file in HAProxy's configuration alone
-/// (the same restart key): it keeps its task, deployed with the image it runs, and takes the
-/// file's configuration in place.
-struct SwarmLbInPlace {
-    container: Container,
-    /// The image the lb service runs now (with the digest Swarm resolved).
-    image: String,
-    /// Its container does not read the file's configuration yet.
-    needs_reload: bool,
-}
-
-fn swarm_lb_in_place(swarm: &Swarm<'_>, live: &LiveFile) -> anyhow::Result<Option<SwarmLbInPlace>> {
-    let service = live.config.service.name();
-    let stack_yaml = std::fs::read_to_string(&swarm.stack_file)
-        .with_context(|| format!("reading {}", swarm.stack_file.display()))?;
-    let wanted_key = render::compose_services(&stack_yaml)?
-        .into_iter()
-        .find_map(|(name, section)| {
-            (name == service).then(|| {
-                section
-                    .get("labels")
-                    .and_then(|l| l.get(RESTART_KEY_LABEL))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            })
-        })
-        .flatten();
-    let Some(container) = swarm.local_container(service)? else {
-        return Ok(None);
-    };
-    if wanted_key.is_none() || container.restart_key != wanted_key {
-        return Ok(None);
-    }
-    let Some(image) = swarm.service_image(service)? else {
-        return Ok(None);
-    };
-    let file = reload::file_hash(&live.rendered)?;
-    let needs_reload =
-        reload::live_hash(swarm.docker, &container, &live.config).as_deref() != Some(file.as_str());
-    Ok(Some(SwarmLbInPlace {
-        container,
-        image,
-        needs_reload,
-    }))
-}
-
-/// Replaces the web replicas that run an older image or configuration, batch by batch (see
-/// `Scaler::replace`). A batch not routed in time is rolled back, and apply fails (exit 1, like a
-/// failed check: the tool worked, the new version did not pass) with what the new replicas said.
-fn roll_web(
-    deployment: &Deployment<'_>,
-    compose: &Compose<'_>,
-    args: &ApplyArgs,
-    changes: &[Change],
-) -> anyhow::Result<()> {
-    let docker = deployment.docker();
-    let plan = deployment.plan();
-    // The image may have been built just now: compare with the ids as they are after the build.
-    let wanted = read_file_services(compose.file())?;
-    let web = wanted
-        .get(&plan.web.service)
-        .context("the Compose file has no web service")?;
-    let id = docker
-        .image_ids(std::slice::from_ref(&web.image))?
-        .remove(0);
-    let containers = docker.project_containers(&plan.project)?;
-    let old: Vec<Container> = scaling::web_of(&containers, plan)
-        .into_iter()
-        .filter(|c| outdated(c, web, id.as_deref()).is_some())
-        .collect();
-    // The configuration the old replicas share, if they do: what a total rollback returns to.
-    let old_config = old
-        .first()
-        .and_then(|c| c.config_label.clone())
-        .filter(|label| old.iter().all(|c| c.config_label.as_ref() == Some(label)));
-    let scaler = Scaler {
-        deployment,
-        docker,
-        compose,
-        plan,
-        endpoints: &deployment.endpoints(),
-        timeout: args.timeout,
-        batch: args.batch,
-    };
-    let rollout = scaler.replace(old)?;
-    if docker.is_dry_run() {
-        return Ok(());
-    }
-    match rollout.failure {
-        None => {
-            docker.printer().note(format!(
-                "web replaced rolling: {} replica{} in {} s, none dropped from the load balancer \
-                 before its replacement was routed",
-                rollout.replaced,
-                if rollout.replaced == 1 { "" } else { "s" },
-                rollout.seconds
-            ));
-            Ok(())
-        }
-        Some(failure) => {
-            let others: Vec<&str> = changes
-                .iter()
-                .filter(|c| c.service != plan.web.service && c.action != Action::Keep)
-                .map(|c| c.service.as_str())
-                .collect();
-            let mut message = format!(
-                "rolled back: {}\n{}\nremoved the new replicas in {} s; the web replicas that \
-                 ran before keep serving",
-                failure.problem,
-                failure.details.join("\n"),
-                failure.rollback_seconds,
-            );
-            if rollout.replaced > 0 {
-                let n = rollout.replaced;
-                match revert_replaced(deployment, compose, args, web, old_config.as_deref()) {
-                    Ok(revert) => message.push_str(&format!(
-                        "; the {n} replaced in earlier batches were put back on the previous \
-                         version in {} s: every web replica runs what ran before the apply",
-                        revert.seconds
-                    )),
-                    Err(why) => message.push_str(&format!(
-                        " ({n} replaced in earlier batches run the new version: {why})"
-                    )),
-                }
-            }
-            if !others.is_empty() {
-                message.push_str(&format!(
-                    "; {} were updated before the rollout and stay so",
-                    others.join(", ")
-                ));
-            }
-            Err(CheckFailed(message).into())
-        }
-    }
-}
-
-/// Puts the replicas an interrupted rollout already replaced back on the version that ran before,
-/// rolling, from the last applied Compose file (`applied`). Says why not when it cannot.
-fn revert_replaced(
-    deployment: &Deployment<'_>,
-    compose: &Compose<'_>,
-    args: &ApplyArgs,
-    new_web: &FileService,
-    old_config: Option<&str>,
-) -> Result<scaling::Rollout, String> {
-    let docker = deployment.docker();
-    let plan = deployment.plan();
-    let text = applied::previous(&plan.project)
-        .ok_or("no copy of the Compose file they were started from was kept")?;
-    let kept = file_services(&text).map_err(|e| format!("the kept Compose file: {e:#}"))?;
-    if kept.get(&plan.web.service).map(|w| w.config.as_str()) != old_config {
-        return Err(
-            "the kept Compose file is not the one the old replicas were started from".into(),
-        );
-    }
-    let dir = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
-    let file = dir.path().join("compose.yaml");
-    std::fs::write(&file, &text).map_err(|e| format!("writing {}: {e}", file.display()))?;
-    // Relative paths (build contexts) resolve as from the output directory; nothing is built.
-    let previous =
-        Compose::new(docker, &plan.project, &file).with_project_directory(&out_dir(compose));
-    let containers = docker
-        .project_containers(&plan.project)
-        .map_err(|e| format!("{e:#}"))?;
-    let new_ones: Vec<Container> = scaling::web_of(&containers, plan)
-        .into_iter()
-        .filter(|c| c.config_label.as_deref() == Some(new_web.config.as_str()))
-        .collect();
-    docker.printer().note(format!(
-        "rolling back: putting the {} replica{} replaced in earlier batches back on the previous version",
-        new_ones.len(),
-        if new_ones.len() == 1 { "" } else { "s" }
-    ));
-    let scaler = Scaler {
-        deployment,
-        docker,
-        compose: &previous,
-        plan,
-        endpoints: &deployment.endpoints(),
-        timeout: args.timeout,
-        batch: args.batch,
-    };
-    let revert = scaler.replace(new_ones).map_err(|e| format!("{e:#}"))?;
-    match &revert.failure {
-        None => Ok(revert),
-        Some(failure) => Err(format!("putting them back failed too: {}", failure.problem)),
-    }
 }
 
 /// What apply does to one service, from its containers against the Compose file.
@@ -711,20 +490,6 @@ struct Change {
     reason: Option<String>,
 }
 
-/// The services that keep state on a volume: recreating them interrupts the stack.
-const STATEFUL: [Service; 2] = [Service::Redis, Service::Consul];
-
-/// Why the container does not run what the file says (an older configuration or image).
-fn outdated(c: &Container, want: &FileService, image_id: Option<&str>) -> Option<String> {
-    if c.config_label.as_deref() != Some(want.config.as_str()) {
-        Some("runs an older configuration".to_owned())
-    } else if image_id != Some(c.image_id.as_str()) {
-        Some(format!("does not run the current {}", want.image))
-    } else {
-        None
-    }
-}
-
 /// Each service's action. Reads the image ids, and the live file of a container that could take
 /// it in place; the rest is `plan_changes`.
 fn service_changes(
@@ -744,8 +509,7 @@ fn service_changes(
                 .filter(|c| c.config_label.as_deref() != Some(want.config.as_str()))
         });
         if let Some(container) = candidate {
-            let file = reload::file_hash(&live.rendered)?;
-            if reload::live_hash(docker, container, &live.config).as_deref() == Some(&file) {
+            if live.is_current_in(docker, container)? {
                 live_current.insert(service.to_owned());
             }
         }
@@ -816,7 +580,7 @@ fn plan_changes(
                     None
                 }
             });
-            let stateful = STATEFUL.iter().any(|s| s.name() == service);
+            let stateful = Service::from_name(service).is_some_and(Service::keeps_state);
             let in_place = reloadable(containers, service, want).is_some();
             let (action, reason) = if mine.is_empty() {
                 (Action::Create, Some("has no container".to_owned()))
@@ -946,48 +710,6 @@ fn confirm_restarts(changes: &[Change], args: &ApplyArgs) -> anyhow::Result<()> 
     .into())
 }
 
-/// The services of the rendered Compose file.
-fn read_file_services(compose_file: &Path) -> anyhow::Result<BTreeMap<String, FileService>> {
-    let text = std::fs::read_to_string(compose_file)
-        .with_context(|| format!("reading {}", compose_file.display()))?;
-    file_services(&text)
-        .with_context(|| format!("reading the services of {}", compose_file.display()))
-}
-
-/// A service as the rendered Compose file has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct FileService {
-    image: String,
-    config: String,
-    /// Its `org.provision.restart-key` label: only a service with a live configuration has one.
-    restart_key: Option<String>,
-}
-
-/// Service → its image and `org.provision.config` label, from compose.yaml's text.
-fn file_services(text: &str) -> anyhow::Result<BTreeMap<String, FileService>> {
-    render::compose_services(text)?
-        .into_iter()
-        .map(|(name, section)| {
-            let field = |value: Option<&serde_yaml::Value>, what: &str| {
-                value
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-                    .with_context(|| format!("service {name} has no {what}"))
-            };
-            let labels = section.get("labels");
-            let service = FileService {
-                image: field(section.get("image"), "image")?,
-                config: field(labels.and_then(|l| l.get(CONFIG_LABEL)), CONFIG_LABEL)?,
-                restart_key: labels
-                    .and_then(|l| l.get(RESTART_KEY_LABEL))
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned),
-            };
-            Ok((name, service))
-        })
-        .collect()
-}
-
 /// What apply did, for stdout: images built, containers started/kept, where to look.
 fn summary(
     project: &str,
@@ -1060,23 +782,6 @@ fn summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_compose_file_says_each_service_image_and_config() {
-        let text = "name: hits\nservices:\n  web:\n    image: \"hits-web:1\"\n    labels:\n      org.provision.config: \"abc\"\n      SERVICE_NAME: web\n  lb:\n    image: lb:2\n    labels:\n      org.provision.config: \"def\"\n";
-        let services = file_services(text).unwrap();
-        assert_eq!(
-            services["web"],
-            FileService {
-                image: "hits-web:1".into(),
-                config: "abc".into(),
-                restart_key: None,
-            }
-        );
-        assert_eq!(services["lb"].config, "def");
-        let err = file_services("services:\n  web:\n    image: x\n").unwrap_err();
-        assert!(err.to_string().contains("org.provision.config"), "{err}");
-    }
 
     fn container(id: &str, service: &str, started: &str) -> Container {
         Container {

@@ -4,13 +4,15 @@
 
 use std::time::Duration;
 
-use crate::applied;
 use crate::cli::DestroyArgs;
 use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Docker};
 use crate::printer::Printer;
 use crate::{render, ExitStatus};
+
+/// How long a Swarm may take to let go of the stack's networks after `docker stack rm`.
+const DESTROY_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
     let printer = Printer::detect(global.quiet);
@@ -19,50 +21,9 @@ pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
     let _lock = global.lock(&plan.project, "destroy", &printer)?;
     let docker = Docker::new(printer);
     preflight::require_engine(&docker)?;
-    let compose = match Deployment::new(&docker, &stack) {
-        Deployment::Compose { compose, .. } => compose,
-        Deployment::Swarm(swarm) => {
-            let gone = swarm.destroy(args.volumes, 120)?;
-            println!(
-                "removed stack {}: {} task{}, its services and network (gone {} s after `docker stack rm`)",
-                plan.project,
-                gone.tasks,
-                if gone.tasks == 1 { "" } else { "s" },
-                gone.seconds
-            );
-            print_volumes(&gone.volumes, args.volumes);
-            return Ok(ExitStatus::Success);
-        }
-    };
-
-    let containers = docker.project_containers(&plan.project)?;
-    let label = format!("label=com.docker.compose.project={}", plan.project);
-    let volumes: Vec<String> = docker
-        .call(
-            format!("listing the volumes of project {}", plan.project),
-            ["volume", "ls", "--quiet", "--filter", label.as_str()],
-        )
-        .timeout(Duration::from_secs(30))
-        .output()?
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect();
-
-    compose.down(args.volumes)?;
-    // Nothing runs from it any more (see `applied`).
-    if let Err(err) = applied::forget(&plan.project) {
-        docker.printer().note(format!(
-            "could not remove the kept copy of the last applied Compose file: {err:#}"
-        ));
-    }
-
-    println!(
-        "removed {}: {} container{}, its network",
-        plan.project,
-        containers.len(),
-        if containers.len() == 1 { "" } else { "s" }
-    );
-    print_volumes(&volumes, args.volumes);
+    let gone = Deployment::new(&docker, &stack).destroy(args.volumes, DESTROY_TIMEOUT)?;
+    println!("{}", gone.summary);
+    print_volumes(&gone.volumes, args.volumes);
     Ok(ExitStatus::Success)
 }
 

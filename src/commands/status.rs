@@ -11,9 +11,9 @@ use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Container, Docker, PsEntry};
 use crate::printer::Printer;
+use crate::probe::converge::lb_container;
 use crate::probe::registry::Instance;
 use crate::probe::stats::Server;
-use crate::scaling::lb_container;
 use crate::{render, ExitStatus};
 
 #[derive(Debug, Serialize)]
@@ -67,22 +67,8 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let docker = Docker::new(Printer::detect(global.quiet));
     preflight::require_engine(&docker)?;
     let deployment = Deployment::new(&docker, &stack);
-    let (containers, details, file) = match &deployment {
-        Deployment::Compose { compose, .. } => {
-            (compose.ps()?, deployment.containers()?, &stack.compose_file)
-        }
-        Deployment::Swarm(swarm) => {
-            let tasks = swarm.tasks()?;
-            (
-                tasks.iter().map(|t| t.to_ps_entry(&plan.project)).collect(),
-                tasks
-                    .iter()
-                    .map(|t| t.to_container(&plan.project))
-                    .collect(),
-                &swarm.stack_file,
-            )
-        }
-    };
+    let (containers, details) = deployment.listing()?;
+    let file = deployment.file();
     let lb = lb_container(&details);
     let haproxy = deployment.haproxy(lb.clone());
     let web: Vec<&Container> = details

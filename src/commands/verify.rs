@@ -12,14 +12,14 @@ use anyhow::Context;
 
 use crate::cli::VerifyArgs;
 use crate::commands::Global;
-use crate::deploy::Deployment;
-use crate::docker::{preflight, Container, Docker};
+use crate::deploy::{scale, Deployment};
+use crate::docker::{of_service, preflight, Container, Docker};
 use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
+use crate::probe::converge::{self, lb_container};
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::report::{Check, Outcome, Report};
-use crate::scaling::{self, lb_container, web_of};
 use crate::{render, CheckFailed, ExitStatus, UsageError};
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -35,7 +35,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
 
     let containers = deployment.containers()?;
     let containers_before = containers.clone();
-    let web = web_of(&containers, plan);
+    let web = of_service(&containers, &plan.web.service);
     if web.is_empty() {
         return Err(UsageError(format!(
             "project {} has no web containers: run `provision apply` first",
@@ -75,13 +75,13 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         }
         scale = Some(deployment.scale_web(
             n,
-            args.timeout,
-            args.batch.unwrap_or_else(scaling::default_batch),
+            Duration::from_secs(args.timeout),
+            args.batch.unwrap_or_else(scale::default_batch),
         )?);
     }
 
     let containers = deployment.containers()?;
-    let replicas = web_of(&containers, plan);
+    let replicas = of_service(&containers, &plan.web.service);
     let others: Vec<Container> = containers
         .iter()
         .filter(|c| c.service != plan.web.service)
@@ -90,7 +90,8 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let expected = args.scale.unwrap_or(replicas.len() as u32);
     let running: Vec<&Container> = replicas.iter().filter(|c| c.running).collect();
 
-    let convergence = scaling::wait_routed_to(&deployment, &containers, args.timeout);
+    let convergence =
+        converge::wait_routed_to(&deployment, &containers, Duration::from_secs(args.timeout));
     let lb = lb_container(&containers);
     let stats_source = deployment.haproxy(lb.clone());
 

@@ -1,6 +1,9 @@
 //! Waiting until the load balancer (and the registry, when there is one) sees exactly the
 //! running replicas. Compares addresses, not only counts, so a drained replica that is still
 //! listed, or a fresh one not yet resolved, keeps the wait going.
+//!
+//! `wait_routed` is the wait every target shares (apply, scaling, the rolling replacement): a
+//! target says how its HAProxy and its consul are read (`Routed`), this module waits.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -8,8 +11,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{registry, stats};
-use crate::docker::Container;
+use crate::docker::{Container, Docker};
 use crate::printer::Step;
+use crate::spec::{Plan, Service};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -173,6 +177,71 @@ fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
     } else {
         Some(problems.join(", "))
     }
+}
+
+/// What a stack on its target offers for the wait until its web replicas are routed.
+pub trait Routed {
+    fn plan(&self) -> &Plan;
+    fn docker(&self) -> &Docker;
+    /// Every container of the stack (on a Swarm: the tasks meant to run, as containers).
+    fn containers(&self) -> anyhow::Result<Vec<Container>>;
+    /// HAProxy's servers, read through the running lb container `lb` where it must be.
+    fn haproxy(&self, lb: Option<String>) -> stats::Source<'_>;
+    /// consul's API, when discovery uses it.
+    fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>>;
+}
+
+/// Waits until the load balancer routes to exactly the running web replicas (and consul lists
+/// exactly them passing, when there is a registry). Nothing is waited for while the lb is down.
+pub fn wait_routed(stack: &impl Routed, timeout: Duration) -> anyhow::Result<Convergence> {
+    Ok(wait_routed_to(stack, &stack.containers()?, timeout))
+}
+
+/// `wait_routed` for the stack's `containers` as already listed.
+pub fn wait_routed_to(
+    stack: &impl Routed,
+    containers: &[Container],
+    timeout: Duration,
+) -> Convergence {
+    let plan = stack.plan();
+    let running: Vec<&Container> = containers
+        .iter()
+        .filter(|c| c.service == plan.web.service && c.running)
+        .collect();
+    let step = stack.docker().printer().step(&format!(
+        "waiting for the load balancer to route to {} running replica{}",
+        running.len(),
+        if running.len() == 1 { "" } else { "s" }
+    ));
+    let lb = lb_container(containers);
+    let source = stack.haproxy(lb.clone());
+    let target = Target {
+        ips: addresses(running.iter().copied()),
+        stats: &source,
+        consul: stack
+            .consul(lb.clone())
+            .map(|source| (source, plan.web.service.clone())),
+    };
+    let convergence = if lb.is_none() {
+        // Nothing will route while the load balancer is down; waiting would only cost time.
+        Convergence::impossible(&target, "the lb container is not running")
+    } else {
+        wait(&target, timeout, Some(&step))
+    };
+    if convergence.converged {
+        step.finish();
+    } else {
+        step.fail();
+    }
+    convergence
+}
+
+/// The running load balancer container, for the runtime API.
+pub fn lb_container(containers: &[Container]) -> Option<String> {
+    containers
+        .iter()
+        .find(|c| c.service == Service::Lb.name() && c.running)
+        .map(|c| c.id.clone())
 }
 
 #[cfg(test)]

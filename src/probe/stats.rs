@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::docker::Docker;
 
+/// The HAProxy backend the blueprints route web through.
+pub const WEB_BACKEND: &str = "web";
+
 /// One server line of the CSV (FRONTEND and BACKEND summary lines are left out).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Server {
