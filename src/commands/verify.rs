@@ -16,7 +16,7 @@ use crate::deploy::{scale, Deployment};
 use crate::docker::{of_service, preflight, Container, Docker};
 use crate::printer::Printer;
 use crate::probe::checks::{self, Observations};
-use crate::probe::converge::{self, lb_container};
+use crate::probe::converge::lb_container;
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::report::{Check, Outcome, Report};
@@ -90,8 +90,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let expected = args.scale.unwrap_or(replicas.len() as u32);
     let running: Vec<&Container> = replicas.iter().filter(|c| c.running).collect();
 
-    let convergence =
-        converge::wait_routed_to(&deployment, &containers, Duration::from_secs(args.timeout));
+    let convergence = deployment.wait_routed_to(&containers, Duration::from_secs(args.timeout));
     let lb = lb_container(&containers);
     let stats_source = deployment.haproxy(lb.clone());
 

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::docker::{Container, Docker, PsEntry};
-use crate::probe::converge::Routed;
+use crate::probe::converge::{self, Convergence, Routed};
 use crate::probe::{registry, stats, Endpoints};
 use crate::render::RenderedStack;
 use crate::spec::Plan;
@@ -71,12 +71,25 @@ impl<'a> Deployment<'a> {
         }
     }
 
+    /// The target as the wait until web is routed sees it (`probe::converge`).
+    pub fn routed(&self) -> &dyn Routed {
+        match self {
+            Deployment::Compose(host) => host,
+            Deployment::Swarm(swarm) => swarm,
+        }
+    }
+
+    /// How messages name one web container: a `replica`, or on a Swarm a `task`.
+    pub fn web_unit(&self) -> &'static str {
+        match self {
+            Deployment::Compose(_) => "replica",
+            Deployment::Swarm(_) => "task",
+        }
+    }
+
     /// Every container of the stack (on a Swarm: the tasks meant to run, as containers).
     pub fn containers(&self) -> anyhow::Result<Vec<Container>> {
-        match self {
-            Deployment::Compose(host) => host.containers(),
-            Deployment::Swarm(swarm) => swarm.containers(),
-        }
+        self.routed().containers()
     }
 
     /// The stack as `status` lists it (`docker compose ps`, or the tasks with their nodes),
@@ -105,20 +118,24 @@ impl<'a> Deployment<'a> {
 
     /// HAProxy's servers: its stats page with Compose (the runtime API when the page hides
     /// addresses), the runtime API in the lb container on a Swarm.
-    pub fn haproxy(&self, lb: Option<String>) -> stats::Source<'a> {
-        match self {
-            Deployment::Compose(host) => host.haproxy(lb),
-            Deployment::Swarm(swarm) => swarm.haproxy(lb),
-        }
+    pub fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
+        self.routed().haproxy(lb)
     }
 
     /// consul's API, when discovery uses it: its published port with Compose, a request from
     /// inside the lb container on a Swarm (None there while the lb does not run).
-    pub fn consul(&self, lb: Option<String>) -> Option<registry::Source<'a>> {
-        match self {
-            Deployment::Compose(host) => host.consul(lb),
-            Deployment::Swarm(swarm) => swarm.consul(lb),
-        }
+    pub fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>> {
+        self.routed().consul(lb)
+    }
+
+    /// Waits until the load balancer routes to exactly the running web replicas.
+    pub fn wait_routed(&self, timeout: Duration) -> anyhow::Result<Convergence> {
+        converge::wait_routed(self.routed(), timeout)
+    }
+
+    /// `wait_routed` for the stack's `containers` as already listed.
+    pub fn wait_routed_to(&self, containers: &[Container], timeout: Duration) -> Convergence {
+        converge::wait_routed_to(self.routed(), containers, timeout)
     }
 
     /// Scales web to `n` replicas, `batch` at a time, each batch routed before the next.
@@ -167,27 +184,5 @@ impl<'a> Deployment<'a> {
                 })
             }
         }
-    }
-}
-
-impl Routed for Deployment<'_> {
-    fn plan(&self) -> &Plan {
-        Deployment::plan(self)
-    }
-
-    fn docker(&self) -> &Docker {
-        Deployment::docker(self)
-    }
-
-    fn containers(&self) -> anyhow::Result<Vec<Container>> {
-        Deployment::containers(self)
-    }
-
-    fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
-        Deployment::haproxy(self, lb)
-    }
-
-    fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>> {
-        Deployment::consul(self, lb)
     }
 }

@@ -37,6 +37,11 @@ impl LiveFile {
         let file = file_hash(&self.rendered)?;
         Ok(live_hash(docker, container, &self.config).as_deref() == Some(file.as_str()))
     }
+
+    /// Delivers the file to `container` and reloads it there (`reload`).
+    pub fn reload(&self, docker: &Docker, container: &Container) -> anyhow::Result<Reloaded> {
+        reload(docker, container, &self.config, &self.rendered)
+    }
 }
 
 /// The rendered file's hash, as `live_hash` reports the container's.

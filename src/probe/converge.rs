@@ -193,13 +193,13 @@ pub trait Routed {
 
 /// Waits until the load balancer routes to exactly the running web replicas (and consul lists
 /// exactly them passing, when there is a registry). Nothing is waited for while the lb is down.
-pub fn wait_routed(stack: &impl Routed, timeout: Duration) -> anyhow::Result<Convergence> {
+pub fn wait_routed(stack: &dyn Routed, timeout: Duration) -> anyhow::Result<Convergence> {
     Ok(wait_routed_to(stack, &stack.containers()?, timeout))
 }
 
 /// `wait_routed` for the stack's `containers` as already listed.
 pub fn wait_routed_to(
-    stack: &impl Routed,
+    stack: &dyn Routed,
     containers: &[Container],
     timeout: Duration,
 ) -> Convergence {

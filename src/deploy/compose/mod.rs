@@ -11,6 +11,9 @@ pub mod scale;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
+
+use super::reload::{LiveFile, Reloaded};
 use crate::docker::{Compose, Container, Docker};
 use crate::probe::converge::Routed;
 use crate::probe::{registry, stats, Endpoints};
@@ -42,32 +45,9 @@ impl<'a> ComposeHost<'a> {
         }
     }
 
-    /// The project's containers.
-    pub fn containers(&self) -> anyhow::Result<Vec<Container>> {
-        self.docker.project_containers(&self.plan.project)
-    }
-
     /// The published ports on this machine.
     pub fn endpoints(&self) -> Endpoints {
         Endpoints::of(self.plan)
-    }
-
-    /// HAProxy's servers: its stats page, or the runtime API in the lb container `lb` when the
-    /// page hides addresses.
-    pub fn haproxy(&self, lb: Option<String>) -> stats::Source<'a> {
-        stats::Source::new(
-            &self.endpoints().stats_csv,
-            stats::WEB_BACKEND,
-            lb.map(|id| (self.docker, id)),
-        )
-    }
-
-    /// consul's API on its published port, when discovery uses it.
-    pub fn consul(&self, _lb: Option<String>) -> Option<registry::Source<'a>> {
-        if !self.plan.discovery.has_registry() {
-            return None;
-        }
-        self.endpoints().consul.map(registry::Source::Http)
     }
 
     /// The output directory: the Compose file's.
@@ -91,6 +71,35 @@ impl<'a> ComposeHost<'a> {
                  after its first batch will leave the replicas it replaced on the new version"
             ));
         }
+    }
+
+    /// Delivers the live configuration to each of `services` (its one running container among
+    /// `containers`) and reloads it there: same container, no request dropped.
+    pub fn reload_in_place(
+        &self,
+        containers: &[Container],
+        services: &[&str],
+        live: Option<&LiveFile>,
+    ) -> anyhow::Result<Vec<Reloaded>> {
+        let docker = self.docker;
+        let mut done = Vec::new();
+        for &service in services {
+            let live =
+                live.context("a reload in place was planned without a live configuration")?;
+            let container = containers
+                .iter()
+                .find(|c| !c.oneoff && c.running && c.service == service)
+                .with_context(|| format!("{service} has no running container to reload"))?;
+            let reloaded = live.reload(docker, container)?;
+            if !docker.is_dry_run() {
+                docker.printer().note(format!(
+                    "{}: reloaded in place, same container ({})",
+                    reloaded.service, reloaded.said
+                ));
+            }
+            done.push(reloaded);
+        }
+        Ok(done)
     }
 
     /// `docker compose down --remove-orphans`; the project's volumes stay unless `volumes`.
@@ -132,15 +141,25 @@ impl Routed for ComposeHost<'_> {
         self.docker
     }
 
+    /// The project's containers.
     fn containers(&self) -> anyhow::Result<Vec<Container>> {
-        ComposeHost::containers(self)
+        self.docker.project_containers(&self.plan.project)
     }
 
+    /// Its stats page, or the runtime API in the lb container when the page hides addresses.
     fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
-        ComposeHost::haproxy(self, lb)
+        stats::Source::new(
+            &self.endpoints().stats_csv,
+            stats::WEB_BACKEND,
+            lb.map(|id| (self.docker, id)),
+        )
     }
 
-    fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>> {
-        ComposeHost::consul(self, lb)
+    /// consul's published port.
+    fn consul(&self, _lb: Option<String>) -> Option<registry::Source<'_>> {
+        if !self.plan.discovery.has_registry() {
+            return None;
+        }
+        self.endpoints().consul.map(registry::Source::Http)
     }
 }

@@ -13,7 +13,7 @@ use super::scale::{remove_containers, Scaler};
 use super::{applied, ComposeHost};
 use crate::check::round1;
 use crate::docker::{of_service, Compose, Container};
-use crate::probe::converge::{lb_container, wait_routed};
+use crate::probe::converge::{lb_container, wait_routed, Routed};
 use crate::CheckFailed;
 
 impl Scaler<'_> {

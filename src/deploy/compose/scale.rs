@@ -12,7 +12,7 @@ use super::ComposeHost;
 use crate::check::round1;
 use crate::deploy::scale::ScaleAction;
 use crate::docker::{of_service, Compose, Container, Docker, UpOptions};
-use crate::probe::converge::{lb_container, wait_routed};
+use crate::probe::converge::{lb_container, wait_routed, Routed};
 use crate::probe::{lbadmin, stats};
 
 /// Between putting replicas into maintenance and stopping them: lets requests in flight finish

@@ -118,23 +118,6 @@ impl<'a> Swarm<'a> {
         }
     }
 
-    /// HAProxy's servers, from the runtime API in the lb container (nothing is published).
-    pub fn haproxy(&self, lb: Option<String>) -> stats::Source<'a> {
-        stats::Source::runtime_only(stats::WEB_BACKEND, self.docker, lb)
-    }
-
-    /// consul's API, when discovery uses it: a request from inside the lb container (None
-    /// while the lb does not run).
-    pub fn consul(&self, lb: Option<String>) -> Option<registry::Source<'a>> {
-        if !self.plan.discovery.has_registry() {
-            return None;
-        }
-        lb.map(|container| registry::Source::Exec {
-            docker: self.docker,
-            container,
-        })
-    }
-
     /// `docker stack deploy --prune` with web at `replicas`, updated `batch` tasks at a time.
     /// Returns at once (detached: CLI 26 and later; older CLIs do not wait anyway);
     /// `wait_updates` and `wait_running` wait.
@@ -196,16 +179,29 @@ impl Routed for Swarm<'_> {
         self.docker
     }
 
+    /// The tasks as containers.
     fn containers(&self) -> anyhow::Result<Vec<Container>> {
-        Swarm::containers(self)
+        Ok(self
+            .tasks()?
+            .iter()
+            .map(|t| t.to_container(&self.plan.project))
+            .collect())
     }
 
+    /// The runtime API in the lb container (nothing is published on a Swarm).
     fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
-        Swarm::haproxy(self, lb)
+        stats::Source::runtime_only(stats::WEB_BACKEND, self.docker, lb)
     }
 
+    /// A request from inside the lb container (None while the lb does not run).
     fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>> {
-        Swarm::consul(self, lb)
+        if !self.plan.discovery.has_registry() {
+            return None;
+        }
+        lb.map(|container| registry::Source::Exec {
+            docker: self.docker,
+            container,
+        })
     }
 }
 

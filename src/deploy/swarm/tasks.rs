@@ -307,15 +307,6 @@ impl Swarm<'_> {
         parse_tasks(&json.stdout, &self.plan.project, &services, &nodes)
     }
 
-    /// The tasks as containers.
-    pub fn containers(&self) -> anyhow::Result<Vec<Container>> {
-        Ok(self
-            .tasks()?
-            .iter()
-            .map(|t| t.to_container(&self.plan.project))
-            .collect())
-    }
-
     /// web's replica count as the running service has it, if the stack runs.
     pub fn web_replicas(&self) -> anyhow::Result<Option<u32>> {
         Ok(self
@@ -358,7 +349,7 @@ impl Swarm<'_> {
     }
 
     /// Polls until every service of the stack runs all its desired tasks.
-    pub fn wait_running(&self, timeout: u64) -> anyhow::Result<f64> {
+    pub fn wait_running(&self, timeout: Duration) -> anyhow::Result<f64> {
         let started = Instant::now();
         let step = self
             .docker
@@ -381,12 +372,13 @@ impl Swarm<'_> {
                 services.len() - waiting.len(),
                 waiting.join(", ")
             ));
-            if started.elapsed() >= Duration::from_secs(timeout) {
+            if started.elapsed() >= timeout {
                 step.fail();
                 let errors = self.task_errors(&services.into_keys().collect::<Vec<_>>());
                 return Err(crate::ToolError(format!(
-                    "stack {}: not every service runs its tasks after {timeout} s: {}{}",
+                    "stack {}: not every service runs its tasks after {} s: {}{}",
                     self.plan.project,
+                    timeout.as_secs(),
                     waiting.join(", "),
                     if errors.is_empty() {
                         String::new()
