@@ -1,6 +1,7 @@
 //! The command line: clap types only. Every field's doc comment is its `--help` text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -31,8 +32,8 @@ pub struct Cli {
 
     /// Seconds apply, verify and destroy wait for another provision command on the same project
     /// to finish before giving up (exit 2).
-    #[arg(long, global = true, value_name = "S", default_value_t = 300)]
-    pub lock_timeout: u64,
+    #[arg(long, global = true, value_name = "S", default_value = "300", value_parser = seconds)]
+    pub lock_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -41,7 +42,8 @@ pub enum Command {
     Init(InitArgs),
     /// Expand the spec through the blueprints into the output directory (default `generated/`).
     Render(RenderArgs),
-    /// Render if needed, then build and start the stack with `docker compose`.
+    /// Render if needed, then build and start the stack: `docker compose`, or `docker stack
+    /// deploy` when the spec's target is a swarm.
     Apply(ApplyArgs),
     /// Scale web (optionally), wait for the load balancer to converge, and probe the stack.
     Verify(VerifyArgs),
@@ -112,8 +114,8 @@ pub struct ApplyArgs {
     /// rolling replacement to be routed (past it, the rollout is rolled back). Swarm: for each
     /// step of Swarm's own rolling update (a new task running, or a service's update state
     /// changing); past it, provision asks Swarm to roll the update back.
-    #[arg(long, default_value_t = 300)]
-    pub timeout: u64,
+    #[arg(long, value_name = "TIMEOUT", default_value = "300", value_parser = seconds)]
+    pub timeout: Duration,
     /// Web replicas replaced at once by a rolling replacement (a changed web image or
     /// configuration): started, routed, then as many old ones drained and removed. Swarm: web's
     /// `update_config.parallelism` (and its rollback's).
@@ -135,8 +137,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: Option<u32>,
     /// Seconds to wait for the load balancer to route to every replica.
-    #[arg(long, default_value_t = 120)]
-    pub timeout: u64,
+    #[arg(long, value_name = "TIMEOUT", default_value = "120", value_parser = seconds)]
+    pub timeout: Duration,
     /// Requests to send through the load balancer, at least enough to reach every replica.
     #[arg(long)]
     pub requests: Option<u32>,
@@ -209,6 +211,11 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// A whole number of seconds, as the timeouts are given.
+fn seconds(text: &str) -> Result<Duration, std::num::ParseIntError> {
+    text.parse().map(Duration::from_secs)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod lock;
+pub mod poll;
 pub mod printer;
 pub mod probe;
 pub mod render;
@@ -66,7 +67,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
     let global = commands::Global {
         spec: cli.spec,
         quiet: cli.quiet,
-        lock_timeout: std::time::Duration::from_secs(cli.lock_timeout),
+        lock_timeout: cli.lock_timeout,
     };
     match cli.command {
         Command::Init(args) => commands::init::run(&global, args),

@@ -1,6 +1,6 @@
 //! Check results as readable text, JSON and JUnit XML.
 //!
-//! A `Report` is plain data (checks built by `probe::checks` from observations), so each format is a
+//! A `Report` is plain data (checks built by `probe::evaluate` from observations), so each format is a
 //! pure function of it and can be snapshot-tested with a fixed fake report.
 
 use std::time::Duration;

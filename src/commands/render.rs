@@ -4,7 +4,7 @@
 use crate::cli::RenderArgs;
 use crate::commands::Global;
 use crate::printer::Printer;
-use crate::render::{self, check, output, paths, Project};
+use crate::render::{self, drift, output, paths, Project};
 use crate::{CheckFailed, ExitStatus};
 
 pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
@@ -20,7 +20,7 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
     }
 
     if args.check {
-        let differences = check::compare(&project.out_dir, &rendered.files)?;
+        let differences = drift::compare(&project.out_dir, &rendered.files)?;
         if differences.is_empty() {
             println!("{shown} is up to date ({} files)", rendered.files.len() - 1);
             return Ok(ExitStatus::Success);

@@ -15,8 +15,8 @@ use crate::commands::Global;
 use crate::deploy::{scale, Deployment};
 use crate::docker::{of_service, preflight, Container, Docker};
 use crate::printer::Printer;
-use crate::probe::checks::{self, Observations};
 use crate::probe::converge::lb_container;
+use crate::probe::evaluate::{self, Observations};
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::report::{Check, Outcome, Report};
@@ -75,7 +75,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         }
         scale = Some(deployment.scale_web(
             n,
-            Duration::from_secs(args.timeout),
+            args.timeout,
             args.batch.unwrap_or_else(scale::default_batch),
         )?);
     }
@@ -90,7 +90,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let expected = args.scale.unwrap_or(replicas.len() as u32);
     let running: Vec<&Container> = replicas.iter().filter(|c| c.running).collect();
 
-    let convergence = deployment.wait_routed_to(&containers, Duration::from_secs(args.timeout));
+    let convergence = deployment.wait_routed_to(&containers, args.timeout);
     let lb = lb_container(&containers);
     let stats_source = deployment.haproxy(lb.clone());
 
@@ -156,7 +156,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         haproxy,
         registry,
     };
-    let mut checks = checks::evaluate(&observations);
+    let mut checks = evaluate::evaluate(&observations);
     if let Some(error) = scale.as_ref().and_then(|s| s.error.clone()) {
         checks.insert(0, Check::new("scale", Outcome::Fail, error));
     }

@@ -12,14 +12,15 @@ use serde::Serialize;
 
 use super::{registry, stats};
 use crate::docker::{Container, Docker};
+use crate::poll::poll_until;
 use crate::printer::Step;
 use crate::spec::{Plan, Service};
 
 const POLL: Duration = Duration::from_millis(250);
 
-/// What the wait is for.
+/// What the wait expects to see.
 #[derive(Debug)]
-pub struct Target<'a> {
+pub struct Expected<'a> {
     /// IPs of the running web replicas, each with how messages name it.
     pub ips: BTreeMap<String, String>,
     pub stats: &'a stats::Source<'a>,
@@ -50,7 +51,7 @@ pub struct Convergence {
 
 impl Convergence {
     /// A wait that cannot succeed, for `reason`, without polling.
-    pub fn impossible(target: &Target<'_>, reason: &str) -> Self {
+    pub fn impossible(target: &Expected<'_>, reason: &str) -> Self {
         Convergence {
             converged: false,
             seconds: 0.0,
@@ -66,7 +67,7 @@ impl Convergence {
 }
 
 /// Polls until HAProxy has exactly `target.ips` UP (and consul lists exactly them passing).
-pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Convergence {
+pub fn wait(target: &Expected<'_>, timeout: Duration, step: Option<&Step>) -> Convergence {
     let started = Instant::now();
     let mut result = Convergence {
         converged: false,
@@ -79,14 +80,14 @@ pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Conv
         fatal: false,
         first_up: BTreeMap::new(),
     };
-    loop {
+    // Ends early, unconverged, on a problem that waiting cannot fix (`fatal`).
+    let ended = poll_until(timeout, POLL, || {
         let problem = look(target, &mut result);
         result.seconds = crate::check::round1(started.elapsed().as_secs_f64());
         match problem {
             None => {
                 result.converged = true;
                 result.last_problem = None;
-                return result;
             }
             Some(problem) => {
                 if let Some(step) = step {
@@ -95,14 +96,14 @@ pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Conv
                 result.last_problem = Some(problem);
             }
         }
-        if started.elapsed() >= timeout || result.fatal {
-            return result;
-        }
-        std::thread::sleep(POLL);
-    }
+        Ok((result.converged || result.fatal).then_some(()))
+    });
+    // `look` reports its troubles in `result`; it never fails the wait.
+    debug_assert!(ended.is_ok());
+    result
 }
 
-/// The running replicas' addresses for a [`Target`], each with its description.
+/// The running replicas' addresses for an [`Expected`], each with its description.
 pub fn addresses<'c>(running: impl IntoIterator<Item = &'c Container>) -> BTreeMap<String, String> {
     running
         .into_iter()
@@ -127,7 +128,7 @@ fn not_among(target: &BTreeMap<String, String>, seen: &BTreeSet<String>, what: &
 }
 
 /// One look; None when everything matches.
-fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
+fn look(target: &Expected<'_>, result: &mut Convergence) -> Option<String> {
     let want = target.ips.len();
     let servers = match target.stats.fetch() {
         Ok(servers) => servers,
@@ -215,7 +216,7 @@ pub fn wait_routed_to(
     ));
     let lb = lb_container(containers);
     let source = stack.haproxy(lb.clone());
-    let target = Target {
+    let target = Expected {
         ips: addresses(running.iter().copied()),
         stats: &source,
         consul: stack

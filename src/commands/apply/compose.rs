@@ -4,7 +4,6 @@
 //! the lb, redis or consul is replaced, a light load through the lb measures the interruption.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use super::changes::{
     confirm_restarts, describe_changes, interrupted_services, pending_change, service_changes,
@@ -59,9 +58,7 @@ impl<'a> Steps<'a> {
                 .filter(|c| c.service != plan.web.service && c.action != Action::Keep)
                 .map(|c| c.service.as_str())
                 .collect();
-            return self
-                .host
-                .roll_web(Duration::from_secs(args.timeout), args.batch, &others);
+            return self.host.roll_web(args.timeout, args.batch, &others);
         }
         self.host.compose.up(
             &format!(

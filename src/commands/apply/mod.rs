@@ -24,8 +24,6 @@ mod compose;
 mod summary;
 mod swarm;
 
-use std::time::Duration;
-
 use crate::cli::ApplyArgs;
 use crate::commands::Global;
 use crate::deploy::reload::Reloaded;
@@ -111,7 +109,7 @@ fn apply(
         return Ok(ExitStatus::Success);
     }
     let endpoints = deployment.endpoints();
-    let routed = deployment.wait_routed(Duration::from_secs(args.timeout))?;
+    let routed = deployment.wait_routed(args.timeout)?;
     if !routed.converged {
         return Err(ToolError(format!(
             "the stack started, but the load balancer does not route to every web {} after {} s: {}",

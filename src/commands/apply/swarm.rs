@@ -4,7 +4,6 @@
 //! configuration alone changed keeps its task and reloads in place (`deploy::swarm::in_place`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -93,7 +92,7 @@ impl super::Steps for Steps<'_> {
         let swarm = self.swarm;
         let (docker, plan) = (swarm.docker, swarm.plan);
         let progress = docker.printer();
-        let timeout = Duration::from_secs(args.timeout);
+        let timeout = args.timeout;
         self.before = swarm.containers()?;
         let replicas = keep_replicas(docker, plan, swarm.web_replicas()?.unwrap_or(0));
         let before_deploy = swarm.before_deploy()?;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::{Swarm, POLL};
 use crate::check::round1;
+use crate::poll::poll_until;
 
 impl Swarm<'_> {
     /// `docker stack rm`, then waits until the stack's services and networks are gone (its
@@ -41,7 +42,7 @@ impl Swarm<'_> {
             .printer()
             .step("waiting for the stack's networks to go");
         let filter = self.namespace_filter();
-        loop {
+        let gone = poll_until(timeout, POLL, || {
             let networks = self
                 .docker
                 .call(
@@ -58,24 +59,21 @@ impl Swarm<'_> {
                 )
                 .timeout(Duration::from_secs(30))
                 .output()?;
-            if self.docker.is_dry_run()
+            Ok((self.docker.is_dry_run()
                 || (networks.trim().is_empty()
                     && containers.trim().is_empty()
-                    && self.services()?.is_empty())
-            {
-                step.finish();
-                break;
-            }
-            if started.elapsed() >= timeout {
-                step.fail();
-                anyhow::bail!(
-                    "stack {}: networks or containers still there {} s after `docker stack rm`",
-                    self.plan.project,
-                    timeout.as_secs()
-                );
-            }
-            std::thread::sleep(POLL);
+                    && self.services()?.is_empty()))
+            .then_some(()))
+        })?;
+        if gone.is_none() {
+            step.fail();
+            anyhow::bail!(
+                "stack {}: networks or containers still there {} s after `docker stack rm`",
+                self.plan.project,
+                timeout.as_secs()
+            );
         }
+        step.finish();
         if volumes && !found_volumes.is_empty() {
             let mut args = vec!["volume", "rm"];
             args.extend(found_volumes.iter().map(String::as_str));

@@ -7,6 +7,7 @@ use super::tasks::Task;
 use super::{Swarm, POLL};
 use crate::check::round1;
 use crate::deploy::scale::ScaleAction;
+use crate::poll::poll_until;
 use crate::probe::converge::wait_routed;
 
 impl Swarm<'_> {
@@ -64,25 +65,23 @@ impl Swarm<'_> {
 
     /// Waits until `service` runs exactly `n` tasks and no task it is stopping is left running.
     fn wait_tasks(&self, service: &str, n: u32, timeout: Duration) -> anyhow::Result<()> {
-        let started = Instant::now();
-        loop {
+        let mut running = 0;
+        let done = poll_until(timeout, POLL, || {
             let tasks = self.tasks()?;
             let web: Vec<&Task> = tasks
                 .iter()
                 .filter(|t| t.service == self.plan.web.service)
                 .collect();
-            let running = web.iter().filter(|t| t.state == "running").count() as u32;
+            running = web.iter().filter(|t| t.state == "running").count() as u32;
             let (_, desired) = self.services()?.get(service).copied().unwrap_or_default();
-            if running == n && web.len() as u32 == n && desired == n {
-                return Ok(());
-            }
-            if started.elapsed() >= timeout {
-                anyhow::bail!(
-                    "{service}: {running} of {n} tasks running after {} s",
-                    timeout.as_secs()
-                );
-            }
-            std::thread::sleep(POLL);
+            Ok((running == n && web.len() as u32 == n && desired == n).then_some(()))
+        })?;
+        if done.is_none() {
+            anyhow::bail!(
+                "{service}: {running} of {n} tasks running after {} s",
+                timeout.as_secs()
+            );
         }
+        Ok(())
     }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use super::{Swarm, POLL};
 use crate::check::round1;
 use crate::docker::{Container, PsEntry, RESTART_KEY_LABEL};
+use crate::poll::poll_until;
 
 /// One task of the stack, as the manager knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -355,41 +356,48 @@ impl Swarm<'_> {
             .docker
             .printer()
             .step("waiting for every service's tasks to run");
-        loop {
+        let expected = self.plan.services().len();
+        let mut last = (BTreeMap::new(), Vec::new());
+        let all_running = poll_until(timeout, POLL, || {
             let services = self.services()?;
             let waiting: Vec<String> = services
                 .iter()
                 .filter(|(_, (running, desired))| running != desired || *desired == 0)
                 .map(|(name, (running, desired))| format!("{name} {running}/{desired}"))
                 .collect();
-            let expected = self.plan.services().len();
             if waiting.is_empty() && services.len() == expected {
-                step.finish();
-                return Ok(round1(started.elapsed().as_secs_f64()));
+                return Ok(Some(()));
             }
             step.status(&format!(
                 "{} of {expected} services running: waiting for {}",
                 services.len() - waiting.len(),
                 waiting.join(", ")
             ));
-            if started.elapsed() >= timeout {
-                step.fail();
-                let errors = self.task_errors(&services.into_keys().collect::<Vec<_>>());
-                return Err(crate::ToolError(format!(
-                    "stack {}: not every service runs its tasks after {} s: {}{}",
-                    self.plan.project,
-                    timeout.as_secs(),
-                    waiting.join(", "),
-                    if errors.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; what the tasks said (a node that cannot pull an image shows here):\n  {}", errors.join("\n  "))
-                    }
-                ))
-                .into());
-            }
-            std::thread::sleep(POLL);
+            last = (services, waiting);
+            Ok(None)
+        })?;
+        if all_running.is_some() {
+            step.finish();
+            return Ok(round1(started.elapsed().as_secs_f64()));
         }
+        step.fail();
+        let (services, waiting) = last;
+        let errors = self.task_errors(&services.into_keys().collect::<Vec<_>>());
+        Err(crate::ToolError(format!(
+            "stack {}: not every service runs its tasks after {} s: {}{}",
+            self.plan.project,
+            timeout.as_secs(),
+            waiting.join(", "),
+            if errors.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; what the tasks said (a node that cannot pull an image shows here):\n  {}",
+                    errors.join("\n  ")
+                )
+            }
+        ))
+        .into())
     }
 
     /// The distinct errors of the services' tasks, with the node each happened on (`docker
