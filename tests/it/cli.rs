@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use crate::harness::Project;
+use crate::support::harness::Project;
 
 #[test]
 fn init_yes_writes_a_spec_that_loads() {
@@ -128,7 +128,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_second_command_on_a_busy_project_waits_then_exits_2_naming_the_holder() {
-    let Some(flock) = crate::harness::external_tool("flock", "a held project lock") else {
+    let Some(flock) = crate::support::harness::external_tool("flock", "a held project lock") else {
         return;
     };
     let p = Project::new();

@@ -3,14 +3,13 @@
 
 mod cli;
 mod ctmpl;
-mod deploys;
 mod docker_cli;
 mod e2e;
 mod e2e_faults;
 mod e2e_rolling;
 mod e2e_swarm;
-mod harness;
 mod props;
 mod render_cli;
 mod render_snapshots;
 mod static_checks;
+mod support;
