@@ -5,7 +5,8 @@
 //! after; a new lb.balance is reloaded in place (same container, a new HAProxy worker, no failed
 //! request); a redis change is refused without a terminal unless `--yes`. The app is changed the way
 //! an operator would: a local blueprint override `blueprints/web/app.py.j2` beside the spec. Same
-//! switches, engine lock and drop guard as `e2e.rs`; own project name and host ports (2868x).
+//! switches as `e2e.rs`, the engine lock and drop guard of `support/`; own project name and host
+//! ports (2868x).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
