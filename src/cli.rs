@@ -3,6 +3,7 @@
 //! (`provision man --dir DIR`), so the two can never disagree.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -224,8 +225,8 @@ impl CommonArgs {
 pub struct LockArgs {
     /// Seconds to wait for another provision command on the same project to finish before
     /// giving up (exit 2).
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub lock_timeout: u64,
+    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = seconds)]
+    pub lock_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,7 +237,8 @@ pub enum Command {
     /// Expand the spec through the blueprints into the output directory (default `generated/`).
     #[command(after_help = RENDER_EXAMPLES)]
     Render(RenderArgs),
-    /// Render if needed, then build and start the stack (docker compose, or a Swarm stack).
+    /// Render if needed, then build and start the stack: `docker compose`, or `docker stack
+    /// deploy` when the spec's target is a swarm.
     #[command(after_help = APPLY_EXAMPLES)]
     Apply(ApplyArgs),
     /// Scale web (optionally), wait for the load balancer to converge, and probe the stack.
@@ -294,7 +296,7 @@ impl Command {
     }
 
     /// `--lock-timeout` of the commands that take the project's lock.
-    pub fn lock_timeout(&self) -> Option<u64> {
+    pub fn lock_timeout(&self) -> Option<Duration> {
         match self {
             Command::Apply(args) => Some(args.lock.lock_timeout),
             Command::Verify(args) => Some(args.lock.lock_timeout),
@@ -392,8 +394,8 @@ pub struct ApplyArgs {
     /// rolling replacement to be routed (past it, the rollout is rolled back). Swarm: for each
     /// step of Swarm's own rolling update (a new task running, or a service's update state
     /// changing); past it, provision asks Swarm to roll the update back.
-    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
-    pub timeout: u64,
+    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = seconds)]
+    pub timeout: Duration,
     /// Web replicas replaced at once by a rolling replacement (a changed web image or
     /// configuration): started, routed, then as many old ones drained and removed. Swarm: web's
     /// `update_config.parallelism` (and its rollback's).
@@ -421,8 +423,8 @@ pub struct VerifyArgs {
     pub batch: Option<u32>,
     /// Seconds to wait for the load balancer to route to every replica (apply's --timeout is
     /// 300: it also covers image builds and health checks).
-    #[arg(long, value_name = "SECONDS", default_value_t = 120)]
-    pub timeout: u64,
+    #[arg(long, value_name = "SECONDS", default_value = "120", value_parser = seconds)]
+    pub timeout: Duration,
     /// Requests to send through the load balancer [default: enough to reach every replica].
     #[arg(long, value_name = "N")]
     pub requests: Option<u32>,
@@ -535,6 +537,11 @@ pub enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// A whole number of seconds, as the timeouts are given.
+fn seconds(text: &str) -> Result<Duration, std::num::ParseIntError> {
+    text.parse().map(Duration::from_secs)
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 //! `run` dispatches one subcommand; each lives in `commands/`. Errors carry their meaning as a few
 //! typed errors (see `error.rs`), from which `ExitStatus` picks the documented exit code.
 
-pub mod applied;
 pub mod blueprint;
 pub mod check;
 pub mod cli;
@@ -14,12 +13,11 @@ pub mod error;
 pub mod images;
 pub mod json;
 pub mod lock;
+pub mod poll;
 pub mod printer;
 pub mod probe;
-pub mod reload;
 pub mod render;
 pub mod report;
-pub mod scaling;
 #[doc(hidden)]
 pub mod skip_rule;
 pub mod spec;
@@ -123,9 +121,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
         let global = commands::Global {
             spec,
             spec_given,
-            lock_timeout: std::time::Duration::from_secs(
-                cli.command.lock_timeout().unwrap_or_default(),
-            ),
+            lock_timeout: cli.command.lock_timeout().unwrap_or_default(),
             printer,
         };
         match cli.command {

@@ -10,10 +10,11 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
+use crate::poll::poll_until;
 use crate::printer::Printer;
 use crate::UsageError;
 
@@ -46,36 +47,36 @@ pub fn acquire(
         .write(true)
         .open(&path)
         .with_context(|| format!("opening the lock file {}", path.display()))?;
-    let started = Instant::now();
-    let mut said = false;
-    loop {
+    let mut holder_now = String::new();
+    let mut looks = 0;
+    let taken = poll_until(timeout, POLL, || {
+        if looks == 1 {
+            printer.note(format!(
+                "waiting for another provision command on project {project} ({holder_now}), \
+                 up to {} s",
+                timeout.as_secs()
+            ));
+        }
+        looks += 1;
         match file.try_lock() {
-            Ok(()) => break,
+            Ok(()) => Ok(Some(())),
             Err(TryLockError::WouldBlock) => {
-                let holder = holder(&mut file);
-                if started.elapsed() >= timeout {
-                    return Err(UsageError(format!(
-                        "another provision command holds project {project} ({holder}) and did \
-                         not finish within {} s; try again when it has (lock: {})",
-                        timeout.as_secs(),
-                        path.display()
-                    ))
-                    .into());
-                }
-                if !said {
-                    printer.note(format!(
-                        "waiting for another provision command on project {project} ({holder}), \
-                         up to {} s",
-                        timeout.as_secs()
-                    ));
-                    said = true;
-                }
-                std::thread::sleep(POLL);
+                holder_now = holder(&mut file);
+                Ok(None)
             }
             Err(TryLockError::Error(err)) => {
-                return Err(err).with_context(|| format!("locking {}", path.display()))
+                Err(err).with_context(|| format!("locking {}", path.display()))
             }
         }
+    })?;
+    if taken.is_none() {
+        return Err(UsageError(format!(
+            "another provision command holds project {project} ({holder_now}) and did not \
+             finish within {} s; try again when it has (lock: {})",
+            timeout.as_secs(),
+            path.display()
+        ))
+        .into());
     }
     // Who holds it, for the next command's message; the lock, not this text, is what counts.
     let since = std::time::SystemTime::now()
@@ -105,6 +106,7 @@ fn holder(file: &mut File) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn project() -> String {
         format!(

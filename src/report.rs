@@ -1,6 +1,6 @@
 //! Check results as readable text, JSON and JUnit XML.
 //!
-//! A `Report` is plain data (checks built by `probe::checks` from observations), so each format is a
+//! A `Report` is plain data (checks built by `probe::evaluate` from observations), so each format is a
 //! pure function of it and can be snapshot-tested with a fixed fake report.
 
 use std::time::Duration;
@@ -10,43 +10,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 pub use crate::check::{round1, Check, Numbers, Outcome};
+use crate::deploy::scale::ScaleAction;
 use crate::json::Envelope;
 use crate::printer::Palette;
 use crate::probe::load::LoadReport;
-
-/// What verify did to the stack before checking it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ScaleAction {
-    pub from: u32,
-    pub to: u32,
-    /// HAProxy servers put into maintenance before their containers stopped.
-    pub drained: Vec<String>,
-    /// Steps the change was made in, each routed (or drained) before the next.
-    pub batches: u32,
-    pub seconds: f64,
-    /// When each replica address was first seen UP in HAProxy while scaling (not reported:
-    /// verify measures the time from there to the replica's first answer under `--load`).
-    #[serde(skip)]
-    pub first_up: std::collections::BTreeMap<String, std::time::Instant>,
-    /// What Compose said when the scaled stack did not become healthy in time.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl ScaleAction {
-    /// A scale from `from` to `to` replicas, before any step of it.
-    pub fn new(from: u32, to: u32) -> Self {
-        ScaleAction {
-            from,
-            to,
-            drained: Vec::new(),
-            batches: 0,
-            seconds: 0.0,
-            first_up: Default::default(),
-            error: None,
-        }
-    }
-}
 
 /// The outcome of one `verify`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -37,7 +37,7 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
             let plan = project.plan;
             if let Some(target) = plan.swarm() {
                 pre.findings
-                    .extend(crate::deploy::swarm::doctor(&docker, target));
+                    .extend(crate::deploy::swarm::doctor::doctor(&docker, target));
             }
             let compose_file = project.out_dir.join("compose.yaml");
             let config = preflight::read_config(&docker, &plan.project, &compose_file);

@@ -6,7 +6,7 @@
 
 use crate::cli::RenderArgs;
 use crate::commands::Global;
-use crate::render::{self, check, output, paths, Project};
+use crate::render::{self, drift, output, paths, Project};
 use crate::ExitStatus;
 
 pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
@@ -36,7 +36,7 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
             ));
             return Ok(ExitStatus::Failure);
         }
-        let differences = check::compare(&project.out_dir, &rendered.files)?;
+        let differences = drift::compare(&project.out_dir, &rendered.files)?;
         if differences.is_empty() {
             printer.stdout().line(format!(
                 "{shown} is up to date ({} files)",
@@ -46,7 +46,7 @@ pub fn run(global: &Global, args: RenderArgs) -> anyhow::Result<ExitStatus> {
         }
         let diff: String = differences.iter().map(|d| d.diff.as_str()).collect();
         printer.stdout().text(&diff)?;
-        printer.failure(&check::verdict(
+        printer.failure(&drift::verdict(
             &project.out_dir,
             &shown,
             &differences,

@@ -12,10 +12,10 @@ use crate::cli::StatusArgs;
 use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Container, Docker, PsEntry};
+use crate::probe::converge::lb_container;
 use crate::probe::http::RequestError;
 use crate::probe::registry::{Instance, ServiceQuery};
 use crate::probe::stats::Server;
-use crate::scaling::lb_container;
 use crate::{render, ExitStatus};
 
 #[derive(Debug, Serialize)]
@@ -144,22 +144,8 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
     let docker = Docker::new(*printer);
     preflight::require_engine(&docker)?;
     let deployment = Deployment::new(&docker, &stack);
-    let (containers, details, file) = match &deployment {
-        Deployment::Compose { compose, .. } => {
-            (compose.ps()?, deployment.containers()?, &stack.compose_file)
-        }
-        Deployment::Swarm(swarm) => {
-            let tasks = swarm.tasks()?;
-            (
-                tasks.iter().map(|t| t.to_ps_entry(&plan.project)).collect(),
-                tasks
-                    .iter()
-                    .map(|t| t.to_container(&plan.project))
-                    .collect(),
-                &swarm.stack_file,
-            )
-        }
-    };
+    let (containers, details) = deployment.listing()?;
+    let file = deployment.file();
     let lb_id = lb_container(&details);
     let haproxy = deployment.haproxy(lb_id.clone());
     let web: Vec<&Container> = details

@@ -12,14 +12,14 @@ use anyhow::Context;
 
 use crate::cli::VerifyArgs;
 use crate::commands::Global;
-use crate::deploy::Deployment;
-use crate::docker::{preflight, Container, Docker};
-use crate::probe::checks::{self, Observations};
+use crate::deploy::{scale, Deployment};
+use crate::docker::{of_service, preflight, Container, Docker};
+use crate::probe::converge::lb_container;
+use crate::probe::evaluate::{self, Observations};
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::probe::registry::ServiceQuery;
 use crate::report::{Check, Outcome, Report};
-use crate::scaling::{self, lb_container, web_of};
 use crate::{render, ExitStatus, UsageError};
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -35,7 +35,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
 
     let containers = deployment.containers()?;
     let containers_before = containers.clone();
-    let web = web_of(&containers, plan);
+    let web = of_service(&containers, &plan.web.service);
     if web.is_empty() {
         return Err(UsageError(format!(
             "project {} has no web containers: run `provision apply` first",
@@ -76,12 +76,12 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         scale = Some(deployment.scale_web(
             n,
             args.timeout,
-            args.batch.unwrap_or_else(scaling::default_batch),
+            args.batch.unwrap_or_else(scale::default_batch),
         )?);
     }
 
     let containers = deployment.containers()?;
-    let replicas = web_of(&containers, plan);
+    let replicas = of_service(&containers, &plan.web.service);
     let others: Vec<Container> = containers
         .iter()
         .filter(|c| c.service != plan.web.service)
@@ -90,7 +90,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let expected = args.scale.unwrap_or(replicas.len() as u32);
     let running: Vec<&Container> = replicas.iter().filter(|c| c.running).collect();
 
-    let convergence = scaling::wait_routed_to(&deployment, &containers, args.timeout);
+    let convergence = deployment.wait_routed_to(&containers, args.timeout);
     let lb = lb_container(&containers);
     let stats_source = deployment.haproxy(lb.clone());
 
@@ -156,7 +156,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         haproxy,
         registry,
     };
-    let mut checks = checks::evaluate(&observations);
+    let mut checks = evaluate::evaluate(&observations);
     if let Some(error) = scale.as_ref().and_then(|s| s.error.clone()) {
         checks.insert(0, Check::new("scale", Outcome::Fail, error));
     }

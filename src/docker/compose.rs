@@ -27,7 +27,7 @@ pub struct UpOptions {
     /// `--scale SERVICE=N`.
     pub scale: Option<(String, u32)>,
     /// `--wait --wait-timeout S`: return once every container is running and healthy.
-    pub wait_timeout: Option<u64>,
+    pub wait_timeout: Option<Duration>,
     /// Leave existing containers alone even if their configuration changed (used when scaling).
     pub no_recreate: bool,
     /// Remove containers of services that are no longer in the file (a changed discovery mode).
@@ -226,7 +226,7 @@ fn up_args(options: &UpOptions) -> Vec<String> {
     if let Some(timeout) = options.wait_timeout {
         args.push("--wait".into());
         args.push("--wait-timeout".into());
-        args.push(timeout.to_string());
+        args.push(timeout.as_secs().to_string());
     }
     if let Some((service, n)) = &options.scale {
         args.push("--scale".into());
@@ -306,7 +306,7 @@ mod tests {
             "x",
             up_args(&UpOptions {
                 scale: Some(("web".into(), 5)),
-                wait_timeout: Some(300),
+                wait_timeout: Some(Duration::from_secs(300)),
                 no_recreate: true,
                 remove_orphans: false,
                 services: vec!["web".into()],

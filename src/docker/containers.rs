@@ -165,6 +165,15 @@ fn from_inspect(raw: Inspect) -> Option<Container> {
     })
 }
 
+/// The containers of one service (`web`), cloned out of the stack's list.
+pub fn of_service(containers: &[Container], service: &str) -> Vec<Container> {
+    containers
+        .iter()
+        .filter(|c| c.service == service)
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,9 @@
 //! Waiting until the load balancer (and the registry, when there is one) sees exactly the
 //! running replicas. Compares addresses, not only counts, so a drained replica that is still
 //! listed, or a fresh one not yet resolved, keeps the wait going.
+//!
+//! `wait_routed` is the wait every target shares (apply, scaling, the rolling replacement): a
+//! target says how its HAProxy and its consul are read (`Routed`), this module waits.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -8,14 +11,16 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::{registry, stats};
-use crate::docker::Container;
+use crate::docker::{Container, Docker};
+use crate::poll::poll_until;
 use crate::printer::Step;
+use crate::spec::{Plan, Service};
 
 const POLL: Duration = Duration::from_millis(250);
 
-/// What the wait is for.
+/// What the wait expects to see.
 #[derive(Debug)]
-pub struct Target<'a> {
+pub struct Expected<'a> {
     /// IPs of the running web replicas, each with how messages name it.
     pub ips: BTreeMap<String, String>,
     pub stats: &'a stats::Source<'a>,
@@ -46,7 +51,7 @@ pub struct Convergence {
 
 impl Convergence {
     /// A wait that cannot succeed, for `reason`, without polling.
-    pub fn impossible(target: &Target<'_>, reason: &str) -> Self {
+    pub fn impossible(target: &Expected<'_>, reason: &str) -> Self {
         Convergence {
             converged: false,
             seconds: 0.0,
@@ -62,7 +67,7 @@ impl Convergence {
 }
 
 /// Polls until HAProxy has exactly `target.ips` UP (and consul lists exactly them passing).
-pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Convergence {
+pub fn wait(target: &Expected<'_>, timeout: Duration, step: Option<&Step>) -> Convergence {
     let started = Instant::now();
     let mut result = Convergence {
         converged: false,
@@ -75,14 +80,14 @@ pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Conv
         fatal: false,
         first_up: BTreeMap::new(),
     };
-    loop {
+    // Ends early, unconverged, on a problem that waiting cannot fix (`fatal`).
+    let ended = poll_until(timeout, POLL, || {
         let problem = look(target, &mut result);
         result.seconds = crate::check::round1(started.elapsed().as_secs_f64());
         match problem {
             None => {
                 result.converged = true;
                 result.last_problem = None;
-                return result;
             }
             Some(problem) => {
                 if let Some(step) = step {
@@ -91,14 +96,14 @@ pub fn wait(target: &Target<'_>, timeout: Duration, step: Option<&Step>) -> Conv
                 result.last_problem = Some(problem);
             }
         }
-        if started.elapsed() >= timeout || result.fatal {
-            return result;
-        }
-        std::thread::sleep(POLL);
-    }
+        Ok((result.converged || result.fatal).then_some(()))
+    });
+    // `look` reports its troubles in `result`; it never fails the wait.
+    debug_assert!(ended.is_ok());
+    result
 }
 
-/// The running replicas' addresses for a [`Target`], each with its description.
+/// The running replicas' addresses for an [`Expected`], each with its description.
 pub fn addresses<'c>(running: impl IntoIterator<Item = &'c Container>) -> BTreeMap<String, String> {
     running
         .into_iter()
@@ -123,7 +128,7 @@ fn not_among(target: &BTreeMap<String, String>, seen: &BTreeSet<String>, what: &
 }
 
 /// One look; None when everything matches.
-fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
+fn look(target: &Expected<'_>, result: &mut Convergence) -> Option<String> {
     let want = target.ips.len();
     let servers = match target.stats.fetch() {
         Ok(servers) => servers,
@@ -173,6 +178,71 @@ fn look(target: &Target<'_>, result: &mut Convergence) -> Option<String> {
     } else {
         Some(problems.join(", "))
     }
+}
+
+/// What a stack on its target offers for the wait until its web replicas are routed.
+pub trait Routed {
+    fn plan(&self) -> &Plan;
+    fn docker(&self) -> &Docker;
+    /// Every container of the stack (on a Swarm: the tasks meant to run, as containers).
+    fn containers(&self) -> anyhow::Result<Vec<Container>>;
+    /// HAProxy's servers, read through the running lb container `lb` where it must be.
+    fn haproxy(&self, lb: Option<String>) -> stats::Source<'_>;
+    /// consul's API, when discovery uses it.
+    fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>>;
+}
+
+/// Waits until the load balancer routes to exactly the running web replicas (and consul lists
+/// exactly them passing, when there is a registry). Nothing is waited for while the lb is down.
+pub fn wait_routed(stack: &dyn Routed, timeout: Duration) -> anyhow::Result<Convergence> {
+    Ok(wait_routed_to(stack, &stack.containers()?, timeout))
+}
+
+/// `wait_routed` for the stack's `containers` as already listed.
+pub fn wait_routed_to(
+    stack: &dyn Routed,
+    containers: &[Container],
+    timeout: Duration,
+) -> Convergence {
+    let plan = stack.plan();
+    let running: Vec<&Container> = containers
+        .iter()
+        .filter(|c| c.service == plan.web.service && c.running)
+        .collect();
+    let step = stack.docker().printer().step(&format!(
+        "waiting for the load balancer to route to {} running replica{}",
+        running.len(),
+        if running.len() == 1 { "" } else { "s" }
+    ));
+    let lb = lb_container(containers);
+    let source = stack.haproxy(lb.clone());
+    let target = Expected {
+        ips: addresses(running.iter().copied()),
+        stats: &source,
+        consul: stack
+            .consul(lb.clone())
+            .map(|source| (source, registry::ServiceQuery::web(&plan.web))),
+    };
+    let convergence = if lb.is_none() {
+        // Nothing will route while the load balancer is down; waiting would only cost time.
+        Convergence::impossible(&target, "the lb container is not running")
+    } else {
+        wait(&target, timeout, Some(&step))
+    };
+    if convergence.converged {
+        step.finish();
+    } else {
+        step.fail();
+    }
+    convergence
+}
+
+/// The running load balancer container, for the runtime API.
+pub fn lb_container(containers: &[Container]) -> Option<String> {
+    containers
+        .iter()
+        .find(|c| c.service == Service::Lb.name() && c.running)
+        .map(|c| c.id.clone())
 }
 
 #[cfg(test)]

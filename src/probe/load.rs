@@ -27,7 +27,7 @@
 //! microseconds. Linux recycles client ports in TIME_WAIT to loopback addresses (default
 //! `net.ipv4.tcp_tw_reuse = 2`), so long runs at hundreds per second do not run out of ports.
 
-mod report;
+mod results;
 #[cfg(test)]
 mod tests;
 
@@ -37,8 +37,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-pub use report::{FailureKind, FailureSample, Failures, Latency, LoadReport, SendLag, ServedBy};
-use report::{Header, Outcome, Tally, Timing};
+pub use results::{FailureKind, FailureSample, Failures, Latency, LoadReport, SendLag, ServedBy};
+use results::{Header, Outcome, Tally, Timing};
 
 use crate::UsageError;
 
@@ -229,7 +229,7 @@ impl Load {
         LoadReport::new(
             &self.options,
             tally,
-            report::Counts {
+            results::Counts {
                 duration: closed_at - self.shared.t0,
                 intended: queued,
                 not_sent,

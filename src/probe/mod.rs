@@ -2,8 +2,8 @@
 //! registry, the HAProxy runtime API (to drain replicas), the wait for convergence, and the
 //! checks computed from what was seen.
 
-pub mod checks;
 pub mod converge;
+pub mod evaluate;
 pub mod http;
 pub mod lbadmin;
 pub mod load;

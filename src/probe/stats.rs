@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::docker::Docker;
 
+/// The HAProxy backend the blueprints route web through.
+pub const WEB_BACKEND: &str = "web";
+
 /// One server line of the CSV (FRONTEND and BACKEND summary lines are left out).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Server {
@@ -92,21 +95,12 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
 
 /// The stats page leaves `addr` empty unless the stats section has `stats show-legends`;
 /// without addresses, servers cannot be matched to containers, and waiting will not help.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "HAProxy's stats at {0} hide the servers' addresses: the lb configuration needs \
+     `stats show-legends` in its stats frontend"
+)]
 pub struct HiddenAddresses(pub String);
-
-impl std::fmt::Display for HiddenAddresses {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "HAProxy's stats at {} hide the servers' addresses: the lb configuration needs \
-             `stats show-legends` in its stats frontend",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for HiddenAddresses {}
 
 /// The servers of `backend`, read from the stats page at `url`.
 pub fn fetch(url: &str, backend: &str) -> anyhow::Result<Vec<Server>> {

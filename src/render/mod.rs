@@ -1,14 +1,14 @@
 //! Plan → generated files. Rendering happens in memory first (`render`: relative path →
 //! contents, deterministic byte for byte); only then are the files written atomically
-//! (`output::write`) or compared with what is on disk (`check::compare`).
+//! (`output::write`) or compared with what is on disk (`drift::compare`).
 //!
 //! Two passes: the build contexts (web/, redis/, lb/) are rendered first and hashed, so that
 //! compose.yaml can name each built image `<project>-<service>:<12 hex of the context's
 //! sha256>`: an unchanged context keeps its tag (Compose builds nothing), a changed one gets a
 //! new tag (Compose rebuilds and recreates that service only).
 
-pub mod check;
 mod context;
+pub mod drift;
 mod hashing;
 mod manifest;
 pub mod output;
@@ -72,7 +72,7 @@ pub fn ensure_rendered(
     }
     let shown = paths::display(&project.out_dir);
     if writes == Writes::DryRun {
-        let stale = check::compare(&project.out_dir, &rendered.files)?;
+        let stale = drift::compare(&project.out_dir, &rendered.files)?;
         if stale.is_empty() {
             printer.note(format!("render: {shown} is up to date"));
             return Ok(RenderedStack::at(project, None));
@@ -133,7 +133,7 @@ pub fn rendered_stack(
     }
     if !printer.is_quiet() {
         let rendered = render(&project)?;
-        let stale = check::compare(&project.out_dir, &rendered.files)?;
+        let stale = drift::compare(&project.out_dir, &rendered.files)?;
         if !stale.is_empty() {
             printer.note(format!(
                 "note: the spec has changed since {} was rendered ({} file(s) differ); this acts on the stack as rendered. `provision apply` brings it up to date.",

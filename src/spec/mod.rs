@@ -66,6 +66,7 @@ impl fmt::Display for SpecError {
     }
 }
 
+// Display is written out above: the problem list is not one format string.
 impl std::error::Error for SpecError {}
 
 /// Reads, parses and validates the spec at `path`.

@@ -39,6 +39,12 @@ impl Service {
         }
     }
 
+    /// Keeps state on a volume (redis: the hit counter, consul: its catalog): recreating it
+    /// interrupts the stack, so apply asks first.
+    pub fn keeps_state(self) -> bool {
+        matches!(self, Service::Redis | Service::Consul)
+    }
+
     /// The service of a Compose service name, if it is one of ours.
     pub fn from_name(name: &str) -> Option<Service> {
         [

@@ -2,7 +2,7 @@
 
 use predicates::prelude::*;
 
-use crate::harness::Project;
+use crate::support::harness::Project;
 
 #[test]
 fn init_yes_writes_a_spec_that_loads() {
@@ -261,7 +261,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn a_second_command_on_a_busy_project_waits_then_exits_2_naming_the_holder() {
-    let Some(flock) = crate::harness::external_tool("flock", "a held project lock") else {
+    let Some(flock) = crate::support::harness::external_tool("flock", "a held project lock") else {
         return;
     };
     let p = Project::new();
@@ -374,7 +374,7 @@ fn a_closed_stdout_ends_every_command_that_needs_no_engine_quietly() {
 
 #[test]
 fn a_closed_stdout_ends_doctor_quietly_even_when_it_finds_problems() {
-    if crate::harness::external_tool("docker", "doctor with a closed stdout").is_none() {
+    if crate::support::harness::external_tool("docker", "doctor with a closed stdout").is_none() {
         return;
     }
     let p = Project::new();
@@ -388,7 +388,7 @@ fn a_closed_stdout_ends_doctor_quietly_even_when_it_finds_problems() {
 
 #[test]
 fn a_closed_stdout_ends_status_destroy_and_a_dry_run_quietly() {
-    if crate::harness::external_tool("docker", "status with a closed stdout").is_none() {
+    if crate::support::harness::external_tool("docker", "status with a closed stdout").is_none() {
         return;
     }
     let p = Project::new();
@@ -403,7 +403,10 @@ fn a_closed_stdout_ends_status_destroy_and_a_dry_run_quietly() {
     // These need the engine; without one it is an error (exit 3), not a closed pipe.
     let ran = p.run(&["status"], &[], std::time::Duration::from_secs(60));
     if ran.code == Some(3) {
-        crate::harness::skip_or_fail("status with a closed stdout", "no Docker engine answers");
+        crate::support::harness::skip_or_fail(
+            "status with a closed stdout",
+            "no Docker engine answers",
+        );
         return;
     }
     ran.expect_success();
@@ -448,7 +451,7 @@ fn quiet_means_results_only_for_every_command() {
 
 #[test]
 fn doctor_quiet_shows_only_what_is_wrong_and_a_summary_fail_in_colour_when_forced() {
-    if crate::harness::external_tool("docker", "doctor -q").is_none() {
+    if crate::support::harness::external_tool("docker", "doctor -q").is_none() {
         return;
     }
     let p = Project::new();

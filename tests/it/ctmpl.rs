@@ -18,7 +18,7 @@ use std::process::Command;
 use serde::Serialize;
 use std::sync::OnceLock;
 
-use crate::harness::external_tool;
+use crate::support::harness::external_tool;
 
 /// The numbers of passing instances each template is rendered for: none (the backend must
 /// still be valid), one, and a scaled-out five.
@@ -35,7 +35,7 @@ pub fn renderer(check: &str) -> Option<&'static Path> {
 }
 
 fn build(go: &Path) -> PathBuf {
-    let source = crate::harness::repo_root().join("tests/go/ctmpl-render");
+    let source = crate::support::harness::repo_root().join("tests/go/ctmpl-render");
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ctmpl-render");
     std::fs::create_dir_all(&dir).unwrap();
     let binary = dir.join("ctmpl-render");

@@ -41,8 +41,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::harness::{external_tool, repo_root};
-use crate::render_snapshots::{render_fixture, FIXTURES};
+use crate::support::fixtures::{render_fixture, FIXTURES};
+use crate::support::harness::{external_tool, repo_root};
 
 /// The exec block provision rendered before issue 17: one string, hence `sh -c`.
 const OLD_EXEC: &str = r#"exec {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 
-use crate::harness::{external_tool, Project};
+use crate::support::harness::{external_tool, Project};
 
 const SPEC: &str = "project: edges\ndiscovery: consul-dns\n";
 

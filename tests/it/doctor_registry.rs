@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{external_tool, report_skip, Project};
+use crate::support::harness::{external_tool, report_skip, Project};
 
 const CHECK: &str = "doctor against the swarm rig's registry";
 

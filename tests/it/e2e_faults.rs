@@ -32,11 +32,12 @@ use std::time::{Duration, Instant};
 use provision::probe::load::{self, Load, LoadOptions, LoadReport};
 use provision::probe::{registry, stats};
 
-use crate::e2e::{
-    consul_dns_spec, docker, hits_now, rig_image, start, verify_passes, Container, Stack,
-    APPLY_TIMEOUT, SHORT_TIMEOUT, VERIFY_TIMEOUT,
+use crate::support::engine::{docker, rig_image, start};
+use crate::support::harness::{run_program, Project, Ran};
+use crate::support::stack::{
+    consul_dns_spec, hits_now, verify_passes, Container, Stack, APPLY_TIMEOUT, SHORT_TIMEOUT,
+    VERIFY_TIMEOUT,
 };
-use crate::harness::{run_program, Project, Ran};
 
 const PROJECT: &str = "provision-e2e-faults";
 const LB: u16 = 28480; // 28180-28389 are the swarm rig's (.ci/README.md)

@@ -5,20 +5,20 @@
 //! after; a new lb.balance is reloaded in place (same container, a new HAProxy worker, no failed
 //! request); a redis change is refused without a terminal unless `--yes`. The app is changed the way
 //! an operator would: a local blueprint override `blueprints/web/app.py.j2` beside the spec. Same
-//! switches, engine lock and drop guard as `e2e.rs`; own project name and host ports (2868x).
+//! switches as `e2e.rs`, the engine lock and drop guard of `support/`; own project name and host
+//! ports (2868x).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use provision::probe::load::{self, LoadOptions, LoadReport};
 
-use crate::deploys::{
+use crate::support::deploys::{
     app_version, app_with, json_through_lb, load_line, version_of, worker_pid, ANSWER, SHOW_INFO,
 };
-use crate::e2e::{
-    consul_dns_spec, note, rig_image, start, Stack, APPLY_TIMEOUT, SHORT_TIMEOUT, VERIFY_TIMEOUT,
-};
-use crate::harness::{Project, Ran};
+use crate::support::engine::{note, rig_image, start};
+use crate::support::harness::{Project, Ran};
+use crate::support::stack::{consul_dns_spec, Stack, APPLY_TIMEOUT, SHORT_TIMEOUT, VERIFY_TIMEOUT};
 
 const PROJECT: &str = "provision-e2e-roll";
 const LB: u16 = 28680;
@@ -367,7 +367,8 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         "the lb container was recreated or restarted"
     );
     assert_ne!(worker_after, worker_before, "HAProxy was not reloaded");
-    let live = crate::e2e::docker(&["exec", &lb_after.id, "cat", "/etc/haproxy/haproxy.cfg"]);
+    let live =
+        crate::support::engine::docker(&["exec", &lb_after.id, "cat", "/etc/haproxy/haproxy.cfg"]);
     assert!(
         live.stdout.contains("balance leastconn"),
         "the running lb does not read the new configuration\n{live}"
@@ -445,7 +446,7 @@ fn redis_id(stack: &Stack) -> String {
         .expect("a redis container")
 }
 
-fn lb_container(stack: &Stack) -> crate::e2e::Container {
+fn lb_container(stack: &Stack) -> crate::support::stack::Container {
     stack
         .containers()
         .into_iter()
@@ -454,8 +455,8 @@ fn lb_container(stack: &Stack) -> crate::e2e::Container {
 }
 
 /// The pid of HAProxy's current worker, from its runtime API (`show info`).
-fn haproxy_worker(lb: &crate::e2e::Container) -> String {
-    let info = crate::e2e::docker(&["exec", &lb.id, "sh", "-c", SHOW_INFO]);
+fn haproxy_worker(lb: &crate::support::stack::Container) -> String {
+    let info = crate::support::engine::docker(&["exec", &lb.id, "sh", "-c", SHOW_INFO]);
     info.expect_success();
     worker_pid(&info.stdout)
 }
@@ -493,7 +494,7 @@ impl RunningWatch {
         let thread = std::thread::spawn(move || {
             let (mut counts, mut errors) = (Vec::new(), Vec::new());
             while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let ps = crate::e2e::docker(&[
+                let ps = crate::support::engine::docker(&[
                     "ps",
                     "-q",
                     "--filter",

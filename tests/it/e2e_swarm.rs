@@ -35,8 +35,10 @@ use std::time::{Duration, Instant};
 use provision::probe::load::{self, LoadOptions, LoadReport};
 use serde_json::Value;
 
-use crate::deploys::{app_version, json_through_lb, load_line, version_of, worker_pid, SHOW_INFO};
-use crate::harness::{every_check_required, report_skip, Project, Ran};
+use crate::support::deploys::{
+    app_version, json_through_lb, load_line, version_of, worker_pid, SHOW_INFO,
+};
+use crate::support::harness::{every_check_required, report_skip, Project, Ran};
 
 const APPLY_TIMEOUT: Duration = Duration::from_secs(900);
 const VERIFY_TIMEOUT: Duration = Duration::from_secs(400);
@@ -458,7 +460,7 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
     // One stack test at a time, Compose's included: the swarm's nodes share this machine's engine
     // and its 2 cores. With a Compose stack test beside it, a CI run saw Swarm replace an old web
     // task during a rollback (probably its 2 s health check starved), which this test forbids.
-    let _engine = crate::e2e::engine_lock();
+    let _engine = crate::support::engine::engine_lock();
     let registry =
         std::env::var("PROVISION_SWARM_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
     let name = format!("provision-e2e-swarm-{}", discovery.replace('-', ""));

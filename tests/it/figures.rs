@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::harness::repo_root;
+use crate::support::harness::repo_root;
 
 const UNITS: &[&str] = &[
     "req/s", "ms", "s", "%", "MB", "MiB", "KiB", "KB", "GB", "GiB", "bytes",

@@ -6,7 +6,7 @@ use std::process::Command;
 
 use rexpect::session::PtySession;
 
-use crate::harness::Project;
+use crate::support::harness::Project;
 
 /// Answers must arrive well within this; a prompt that never comes fails the test here.
 const TIMEOUT_MS: u64 = 20_000;

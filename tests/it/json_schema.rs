@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{external_tool, repo_root, skip_or_fail, Project};
-use provision::report::{Check, Numbers, Outcome, Report, ScaleAction};
+use crate::support::harness::{external_tool, repo_root, skip_or_fail, Project};
+use provision::deploy::scale::ScaleAction;
+use provision::report::{Check, Numbers, Outcome, Report};
 
 /// Resolves `envelope.json` and the other schema files from docs/schema/, never the network.
 struct SchemaDir;

@@ -18,8 +18,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::external_tool;
-use crate::render_snapshots::render_fixture;
+use crate::support::fixtures::render_fixture;
+use crate::support::harness::external_tool;
 
 /// A generated file of the docker-dns fixture (the DNS modes share the lb's files).
 fn generated(rel: &str) -> String {

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 
-use crate::e2e::{rig_image, start};
-use crate::harness::{find_on_path, run_program, Project};
+use crate::support::engine::{rig_image, start};
+use crate::support::harness::{find_on_path, run_program, Project};
 
 const BASE: &str = "localhost/provision-rig/debian:trixie";
 const CONSUL: &str = "localhost/provision-rig/consul:1.8.7";
@@ -144,7 +144,7 @@ fn init_yes_picks_the_offline_images_only_when_no_registry_answers() {
 #[test]
 fn images_build_without_mmdebstrap_is_an_environment_error() {
     let Some(docker) = find_on_path("docker") else {
-        crate::harness::report_skip("images build without mmdebstrap", "docker not found");
+        crate::support::harness::report_skip("images build without mmdebstrap", "docker not found");
         return;
     };
     // Only docker on PATH, and a prefix under which nothing exists: the base must be made, and
@@ -161,7 +161,10 @@ fn images_build_without_mmdebstrap_is_an_environment_error() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stderr.contains("Docker daemon") || stderr.contains("preflight") {
-        crate::harness::report_skip("images build without mmdebstrap", "no engine answers");
+        crate::support::harness::report_skip(
+            "images build without mmdebstrap",
+            "no engine answers",
+        );
         return;
     }
     assert_eq!(out.status.code(), Some(2), "{stderr}");
@@ -184,7 +187,7 @@ fn e2e_images_build_keeps_present_images_and_is_fast() {
     // Images made before `provision images build` existed carry no inputs label: this run would
     // rebuild them (minutes, as root), which is not what this test is for.
     for image in &images[1..] {
-        let label = crate::e2e::docker(&[
+        let label = crate::support::engine::docker(&[
             "image",
             "inspect",
             "--format",
@@ -192,7 +195,7 @@ fn e2e_images_build_keeps_present_images_and_is_fast() {
             image,
         ]);
         if label.stdout.trim().is_empty() || label.stdout.contains("<no value>") {
-            crate::harness::skip_or_fail(
+            crate::support::harness::skip_or_fail(
                 "images build keeps present images",
                 &format!("{image} was not built by `provision images build` (no inputs label): run it once"),
             );

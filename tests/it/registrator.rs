@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use provision::render::{self, Project};
 
 use crate::ctmpl::{self, Containers, WebShape};
-use crate::harness::repo_root;
+use crate::support::harness::repo_root;
 
 /// A fixture rendered into a temporary directory, with its own files (the app) beside it.
 struct Tree {

@@ -3,7 +3,7 @@
 
 use predicates::prelude::*;
 
-use crate::harness::{external_tool, read_tree, skip_or_fail, Project};
+use crate::support::harness::{external_tool, read_tree, skip_or_fail, Project};
 
 fn project_with(spec: &str) -> Project {
     let p = Project::new();

@@ -3,36 +3,10 @@
 //!
 //! A change to a blueprint shows up here as a snapshot diff to review (`cargo insta review`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use provision::render::{self, Project};
-
-use crate::harness::{repo_root, Project as TempProject};
-
-/// The fixture specs whose whole output is snapshotted.
-pub const FIXTURES: &[&str] = &[
-    "consul-template",
-    "consul-dns",
-    "docker-dns",
-    "custom",
-    "bookworm",
-    "swarm-docker-dns",
-    "swarm-consul-dns",
-];
-
-pub fn fixture_spec(name: &str) -> PathBuf {
-    repo_root()
-        .join("tests/fixtures")
-        .join(name)
-        .join("provision.yaml")
-}
-
-/// Renders a fixture in memory, as if into `<fixture>/generated`.
-pub fn render_fixture(name: &str) -> render::Rendered {
-    let project = Project::load(&fixture_spec(name), Path::new("generated"))
-        .unwrap_or_else(|e| panic!("fixture {name}: {e:#}"));
-    render::render(&project).unwrap_or_else(|e| panic!("fixture {name}: {e:#}"))
-}
+use crate::support::fixtures::{render_fixture, FIXTURES};
+use crate::support::harness::{repo_root, Project as TempProject};
 
 fn snapshot_settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();

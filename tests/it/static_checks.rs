@@ -27,8 +27,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::ctmpl;
-use crate::harness::{external_tool, read_tree, repo_root, skip_or_fail};
-use crate::render_snapshots::{render_fixture, FIXTURES};
+use crate::support::fixtures::{render_fixture, FIXTURES};
+use crate::support::harness::{external_tool, read_tree, repo_root, skip_or_fail};
 
 /// A rendered tree on disk, with the fixture's other files (the custom app) beside it.
 struct Rendered {

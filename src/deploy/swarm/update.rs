@@ -185,7 +185,7 @@ impl Swarm<'_> {
     /// `timeout` bounds each step, as with Compose: an update in which no new task came to run
     /// and no service changed state for that long is rolled back (`docker service rollback`),
     /// and that is waited for as long again.
-    pub fn wait_updates(&self, before: &Before, timeout: u64) -> anyhow::Result<Rollout> {
+    pub fn wait_updates(&self, before: &Before, timeout: Duration) -> anyhow::Result<Rollout> {
         let started = Instant::now();
         let mut rollout = Rollout::default();
         let mut followed: Vec<Followed> = to_follow(&before.services, &self.service_states()?)
@@ -205,7 +205,8 @@ impl Swarm<'_> {
             "waiting for Swarm's rolling update of {}",
             self.short_names(&names).join(", ")
         ));
-        let deadline = Duration::from_secs(timeout);
+        let deadline = timeout;
+        let timeout = timeout.as_secs();
         // The new tasks seen running (healthy, when they have a health check).
         let mut ran = BTreeSet::new();
         let mut last_step = (Instant::now(), 0, Vec::new());

@@ -15,8 +15,8 @@ use provision::render::Rendered;
 use provision::spec::Plan;
 
 use super::{check, load, render_plan, spec_dir};
-use crate::harness::external_tool;
 use crate::static_checks::{can_unshare, haproxy_check};
+use crate::support::harness::external_tool;
 
 /// One optional field: absent, or written with a value from `value`.
 pub(super) fn opt<T: Strategy>(value: T) -> impl Strategy<Value = Option<T::Value>> {

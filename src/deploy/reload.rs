@@ -7,15 +7,42 @@
 //! next `up`: `apply` recognizes a container that already runs the file by the file itself (its
 //! hash inside the container) and leaves it out of Compose's `up`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::docker::{Container, Docker};
 use crate::render::sha256_hex;
-use crate::spec::LiveConfig;
+use crate::spec::{LiveConfig, Plan};
 use crate::ToolError;
+
+/// A live configuration (`Plan::live_config`) and where its rendered file is.
+pub struct LiveFile {
+    pub config: LiveConfig,
+    pub rendered: PathBuf,
+}
+
+impl LiveFile {
+    /// The plan's live configuration, if it has one, rendered in `out_dir`.
+    pub fn of(plan: &Plan, out_dir: &Path) -> Option<LiveFile> {
+        plan.live_config().map(|config| LiveFile {
+            config,
+            rendered: out_dir.join(config.file),
+        })
+    }
+
+    /// Whether `container` reads this file already (its hash inside the container is the file's).
+    pub fn is_current_in(&self, docker: &Docker, container: &Container) -> anyhow::Result<bool> {
+        let file = file_hash(&self.rendered)?;
+        Ok(live_hash(docker, container, &self.config).as_deref() == Some(file.as_str()))
+    }
+
+    /// Delivers the file to `container` and reloads it there (`reload`).
+    pub fn reload(&self, docker: &Docker, container: &Container) -> anyhow::Result<Reloaded> {
+        reload(docker, container, &self.config, &self.rendered)
+    }
+}
 
 /// The rendered file's hash, as `live_hash` reports the container's.
 pub fn file_hash(rendered: &Path) -> anyhow::Result<String> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use provision::probe::load::LoadReport;
 use serde_json::Value;
 
-use crate::harness::repo_root;
+use super::harness::repo_root;
 
 /// The counter's JSON answer in the app blueprint.
 pub(crate) const ANSWER: &str = "jsonify(hits=count, hostname=HOSTNAME)";

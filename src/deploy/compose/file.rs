@@ -1,0 +1,86 @@
+//! The services of a rendered Compose file as apply compares them with their containers: each
+//! one's image, its `org.provision.config` label (a hash of its section, see compose.yaml.j2) and,
+//! with a live configuration, its restart key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::docker::{Container, CONFIG_LABEL, RESTART_KEY_LABEL};
+use crate::render;
+
+/// The services of the rendered Compose file.
+pub fn read_file_services(compose_file: &Path) -> anyhow::Result<BTreeMap<String, FileService>> {
+    let text = std::fs::read_to_string(compose_file)
+        .with_context(|| format!("reading {}", compose_file.display()))?;
+    file_services(&text)
+        .with_context(|| format!("reading the services of {}", compose_file.display()))
+}
+
+/// A service as the rendered Compose file has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileService {
+    pub image: String,
+    pub config: String,
+    /// Its `org.provision.restart-key` label: only a service with a live configuration has one.
+    pub restart_key: Option<String>,
+}
+
+/// Service → its image and `org.provision.config` label, from compose.yaml's text.
+pub fn file_services(text: &str) -> anyhow::Result<BTreeMap<String, FileService>> {
+    render::compose_services(text)?
+        .into_iter()
+        .map(|(name, section)| {
+            let field = |value: Option<&serde_yaml::Value>, what: &str| {
+                value
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+                    .with_context(|| format!("service {name} has no {what}"))
+            };
+            let labels = section.get("labels");
+            let service = FileService {
+                image: field(section.get("image"), "image")?,
+                config: field(labels.and_then(|l| l.get(CONFIG_LABEL)), CONFIG_LABEL)?,
+                restart_key: labels
+                    .and_then(|l| l.get(RESTART_KEY_LABEL))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned),
+            };
+            Ok((name, service))
+        })
+        .collect()
+}
+
+/// Why the container does not run what the file says (an older configuration or image).
+pub fn outdated(c: &Container, want: &FileService, image_id: Option<&str>) -> Option<String> {
+    if c.config_label.as_deref() != Some(want.config.as_str()) {
+        Some("runs an older configuration".to_owned())
+    } else if image_id != Some(c.image_id.as_str()) {
+        Some(format!("does not run the current {}", want.image))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compose_file_says_each_service_image_and_config() {
+        let text = "name: hits\nservices:\n  web:\n    image: \"hits-web:1\"\n    labels:\n      org.provision.config: \"abc\"\n      SERVICE_NAME: web\n  lb:\n    image: lb:2\n    labels:\n      org.provision.config: \"def\"\n";
+        let services = file_services(text).unwrap();
+        assert_eq!(
+            services["web"],
+            FileService {
+                image: "hits-web:1".into(),
+                config: "abc".into(),
+                restart_key: None,
+            }
+        );
+        assert_eq!(services["lb"].config, "def");
+        let err = file_services("services:\n  web:\n    image: x\n").unwrap_err();
+        assert!(err.to_string().contains("org.provision.config"), "{err}");
+    }
+}

@@ -1,0 +1,165 @@
+//! The Compose target: one Docker host, `docker compose` of compose.yaml (the CLI itself is
+//! wrapped in `docker/compose.rs`). Web is scaled in batches (`scale.rs`) and replaced rolling
+//! (`roll.rs`) by provision itself, so the load balancer never runs out of replicas; the file of
+//! the last apply is kept to roll back to (`applied.rs`).
+
+pub mod applied;
+pub mod file;
+pub mod roll;
+pub mod scale;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+
+use super::reload::{LiveFile, Reloaded};
+use crate::docker::{Compose, Container, Docker};
+use crate::probe::converge::Routed;
+use crate::probe::{registry, stats, Endpoints};
+use crate::render::RenderedStack;
+use crate::spec::Plan;
+
+/// One stack on one Docker host.
+#[derive(Debug, Clone)]
+pub struct ComposeHost<'a> {
+    pub docker: &'a Docker,
+    pub plan: &'a Plan,
+    pub compose: Compose<'a>,
+}
+
+/// What `destroy` removed on one host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestroyOutcome {
+    pub containers: usize,
+    pub volumes: Vec<String>,
+}
+
+impl<'a> ComposeHost<'a> {
+    pub fn new(docker: &'a Docker, stack: &'a RenderedStack) -> Self {
+        let plan = &stack.plan;
+        ComposeHost {
+            docker,
+            plan,
+            compose: Compose::new(docker, &plan.project, &stack.compose_file),
+        }
+    }
+
+    /// The published ports on this machine.
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints::of(self.plan)
+    }
+
+    /// The output directory: the Compose file's.
+    pub fn out_dir(&self) -> PathBuf {
+        self.compose
+            .file()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// Keeps the file the stack now runs (see `applied`); a failure costs only a later total
+    /// rollback, so it is a note.
+    pub fn remember_applied(&self) {
+        if self.docker.is_dry_run() {
+            return;
+        }
+        if let Err(err) = applied::remember(self.compose.project(), self.compose.file()) {
+            self.docker.printer().note(format!(
+                "could not keep a copy of the applied Compose file ({err:#}); a rollout that fails \
+                 after its first batch will leave the replicas it replaced on the new version"
+            ));
+        }
+    }
+
+    /// Delivers the live configuration to each of `services` (its one running container among
+    /// `containers`) and reloads it there: same container, no request dropped.
+    pub fn reload_in_place(
+        &self,
+        containers: &[Container],
+        services: &[&str],
+        live: Option<&LiveFile>,
+    ) -> anyhow::Result<Vec<Reloaded>> {
+        let docker = self.docker;
+        let mut done = Vec::new();
+        for &service in services {
+            let live =
+                live.context("a reload in place was planned without a live configuration")?;
+            let container = containers
+                .iter()
+                .find(|c| !c.oneoff && c.running && c.service == service)
+                .with_context(|| format!("{service} has no running container to reload"))?;
+            let reloaded = live.reload(docker, container)?;
+            if !docker.is_dry_run() {
+                docker.printer().note(format!(
+                    "{}: reloaded in place, same container ({})",
+                    reloaded.service, reloaded.said
+                ));
+            }
+            done.push(reloaded);
+        }
+        Ok(done)
+    }
+
+    /// `docker compose down --remove-orphans`; the project's volumes stay unless `volumes`.
+    pub fn destroy(&self, volumes: bool) -> anyhow::Result<DestroyOutcome> {
+        let plan = self.plan;
+        let containers = self.containers()?;
+        let label = format!("label=com.docker.compose.project={}", plan.project);
+        let found_volumes: Vec<String> = self
+            .docker
+            .call(
+                format!("listing the volumes of project {}", plan.project),
+                ["volume", "ls", "--quiet", "--filter", label.as_str()],
+            )
+            .timeout(Duration::from_secs(30))
+            .output()?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        self.compose.down(volumes)?;
+        // Nothing runs from it any more (see `applied`).
+        if let Err(err) = applied::forget(&plan.project) {
+            self.docker.printer().note(format!(
+                "could not remove the kept copy of the last applied Compose file: {err:#}"
+            ));
+        }
+        Ok(DestroyOutcome {
+            containers: containers.len(),
+            volumes: found_volumes,
+        })
+    }
+}
+
+impl Routed for ComposeHost<'_> {
+    fn plan(&self) -> &Plan {
+        self.plan
+    }
+
+    fn docker(&self) -> &Docker {
+        self.docker
+    }
+
+    /// The project's containers.
+    fn containers(&self) -> anyhow::Result<Vec<Container>> {
+        self.docker.project_containers(&self.plan.project)
+    }
+
+    /// Its stats page, or the runtime API in the lb container when the page hides addresses.
+    fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
+        stats::Source::new(
+            &self.endpoints().stats_csv,
+            stats::WEB_BACKEND,
+            lb.map(|id| (self.docker, id)),
+        )
+    }
+
+    /// consul's published port.
+    fn consul(&self, _lb: Option<String>) -> Option<registry::Source<'_>> {
+        if !self.plan.discovery.has_registry() {
+            return None;
+        }
+        self.endpoints().consul.map(registry::Source::Http)
+    }
+}

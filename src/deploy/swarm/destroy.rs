@@ -1,0 +1,100 @@
+//! Removing a stack from a Swarm: `docker stack rm`, then a wait until its services, networks and
+//! containers are gone, and its volumes on the manager when asked.
+
+use std::time::{Duration, Instant};
+
+use super::{Swarm, POLL};
+use crate::check::round1;
+use crate::poll::poll_until;
+
+impl Swarm<'_> {
+    /// `docker stack rm`, then waits until the stack's services and networks are gone (its
+    /// tasks stop a few seconds after `rm` returns). Named volumes stay unless `volumes`; they
+    /// live on the nodes that ran the tasks (redis: the node it is pinned to, by default the
+    /// manager, whose volumes are listed and removed here).
+    pub fn destroy(&self, volumes: bool, timeout: Duration) -> anyhow::Result<DestroyOutcome> {
+        let tasks = self.tasks()?;
+        let list_volumes = || -> anyhow::Result<Vec<String>> {
+            let filter = self.namespace_filter();
+            Ok(self
+                .docker
+                .call(
+                    format!("listing the volumes of stack {}", self.plan.project),
+                    ["volume", "ls", "--quiet", "--filter", filter.as_str()],
+                )
+                .timeout(Duration::from_secs(30))
+                .output()?
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect())
+        };
+        let found_volumes = list_volumes()?;
+        self.docker
+            .call(
+                format!("removing stack {}", self.plan.project),
+                ["stack", "rm", self.plan.project.as_str()],
+            )
+            .changes_state()
+            .run_with_progress()?;
+        let started = Instant::now();
+        let step = self
+            .docker
+            .printer()
+            .step("waiting for the stack's networks to go");
+        let filter = self.namespace_filter();
+        let gone = poll_until(timeout, POLL, || {
+            let networks = self
+                .docker
+                .call(
+                    "listing the stack's networks",
+                    ["network", "ls", "--quiet", "--filter", filter.as_str()],
+                )
+                .timeout(Duration::from_secs(30))
+                .output()?;
+            let containers = self
+                .docker
+                .call(
+                    "listing the stack's containers on the manager",
+                    ["ps", "--all", "--quiet", "--filter", filter.as_str()],
+                )
+                .timeout(Duration::from_secs(30))
+                .output()?;
+            Ok((self.docker.is_dry_run()
+                || (networks.trim().is_empty()
+                    && containers.trim().is_empty()
+                    && self.services()?.is_empty()))
+            .then_some(()))
+        })?;
+        if gone.is_none() {
+            step.fail();
+            anyhow::bail!(
+                "stack {}: networks or containers still there {} s after `docker stack rm`",
+                self.plan.project,
+                timeout.as_secs()
+            );
+        }
+        step.finish();
+        if volumes && !found_volumes.is_empty() {
+            let mut args = vec!["volume", "rm"];
+            args.extend(found_volumes.iter().map(String::as_str));
+            self.docker
+                .call("removing the stack's volumes", args)
+                .changes_state()
+                .output()?;
+        }
+        Ok(DestroyOutcome {
+            tasks: tasks.len(),
+            volumes: found_volumes,
+            seconds: round1(started.elapsed().as_secs_f64()),
+        })
+    }
+}
+
+/// What `destroy` removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DestroyOutcome {
+    pub tasks: usize,
+    pub volumes: Vec<String>,
+    /// From `stack rm` until its networks were gone.
+    pub seconds: f64,
+}

@@ -1,0 +1,223 @@
+//! The Swarm target: `docker stack deploy` of `stack.yaml` against a manager (the engine docker
+//! talks to, `DOCKER_HOST`), with the images built there from compose.yaml and pushed to the
+//! spec's registry, from which every node pulls them.
+//!
+//! Tasks run on any node, and the manager's engine sees only its own containers, so the stack's
+//! containers are read as tasks (`docker service ps` + `docker inspect` of each task: its node,
+//! its container, its address on the stack's network). consul and the lb are pinned to the
+//! manager by default, so `docker exec` reaches HAProxy's runtime API and, through the lb's socat,
+//! consul's API: neither is published on a Swarm.
+
+pub mod destroy;
+pub mod doctor;
+pub mod in_place;
+pub mod policy;
+pub mod push;
+pub mod scale;
+pub mod state;
+pub mod tasks;
+pub mod update;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::docker::{Container, Docker};
+use crate::probe::converge::Routed;
+use crate::probe::{registry, stats, Endpoints};
+use crate::render::RenderedStack;
+use crate::spec::plan::SwarmTarget;
+use crate::spec::Plan;
+
+pub use destroy::DestroyOutcome;
+pub use tasks::Task;
+
+/// The label `docker stack deploy` puts on every service, network and volume of a stack.
+const NAMESPACE: &str = "com.docker.stack.namespace";
+/// The variable the stack file reads web's replica count from, so that apply keeps the count
+/// that runs (`replicas: ${PROVISION_WEB_REPLICAS:-N}`).
+pub const REPLICAS_VARIABLE: &str = "PROVISION_WEB_REPLICAS";
+/// The variable the stack file reads web's update batch from (`apply --batch`): Swarm's
+/// `update_config.parallelism`.
+pub const BATCH_VARIABLE: &str = "PROVISION_WEB_BATCH";
+/// The variable that, set, overrides the lb's image in the stack file: the image the lb runs,
+/// when only HAProxy's configuration changed and it is reloaded in place instead.
+pub const LB_IMAGE_VARIABLE: &str = "PROVISION_LB_IMAGE";
+const POLL: Duration = Duration::from_millis(500);
+
+/// One stack on a Swarm.
+#[derive(Debug, Clone)]
+pub struct Swarm<'a> {
+    pub docker: &'a Docker,
+    pub plan: &'a Plan,
+    pub target: &'a SwarmTarget,
+    pub stack_file: PathBuf,
+}
+
+/// The host the lb's host-mode port answers on: the manager's (the lb is pinned there), which
+/// is this machine unless DOCKER_HOST names another over TCP.
+pub fn manager_host(docker_host: Option<&str>) -> String {
+    docker_host
+        .and_then(|h| {
+            h.strip_prefix("tcp://")
+                .or_else(|| h.strip_prefix("ssh://"))
+        })
+        .map(|rest| {
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+            let host = if rest.starts_with('[') {
+                rest.split_inclusive(']').next().unwrap_or(rest)
+            } else {
+                rest.split(':').next().unwrap_or(rest)
+            };
+            host.trim_end_matches('/').to_owned()
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "127.0.0.1".to_owned())
+}
+
+impl<'a> Swarm<'a> {
+    pub fn new(docker: &'a Docker, stack: &'a RenderedStack, target: &'a SwarmTarget) -> Self {
+        Swarm {
+            docker,
+            plan: &stack.plan,
+            target,
+            stack_file: stack.out_dir.join("stack.yaml"),
+        }
+    }
+
+    /// The full name of one of the stack's services (`hits_web`).
+    pub fn service_name(&self, service: &str) -> String {
+        format!("{}_{service}", self.plan.project)
+    }
+
+    fn namespace_filter(&self) -> String {
+        format!("label={NAMESPACE}={}", self.plan.project)
+    }
+
+    /// Fails unless docker talks to a Swarm manager.
+    pub fn require_manager(&self) -> anyhow::Result<()> {
+        let out = doctor::manager_state(self.docker)?;
+        if out != doctor::MANAGER {
+            return Err(crate::ToolError(format!(
+                "the spec's target is a swarm, but the engine docker talks to is not a swarm \
+                 manager (swarm state: {out}): point DOCKER_HOST at a manager, or run `docker swarm init`"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Where the lb answers: its host-mode port on the manager.
+    pub fn endpoints(&self) -> Endpoints {
+        let host = manager_host(std::env::var("DOCKER_HOST").ok().as_deref());
+        let runtime = "not published on a swarm: provision reads it with `docker exec` in the lb";
+        Endpoints {
+            lb: format!("http://{host}:{}/", self.plan.lb.port),
+            stats_csv: String::new(),
+            stats_page: runtime.to_owned(),
+            consul: None,
+        }
+    }
+
+    /// `docker stack deploy --prune` with web at `replicas`, updated `batch` tasks at a time.
+    /// Returns at once (detached: CLI 26 and later; older CLIs do not wait anyway);
+    /// `wait_updates` and `wait_running` wait.
+    pub fn deploy(&self, replicas: u32, batch: u32, lb_image: Option<&str>) -> anyhow::Result<()> {
+        let file = self.stack_file.display().to_string();
+        let mut call = self
+            .docker
+            .call(
+                format!("deploying stack {}", self.plan.project),
+                [
+                    "stack",
+                    "deploy",
+                    "--prune",
+                    "--resolve-image",
+                    "always",
+                    "--compose-file",
+                    file.as_str(),
+                    self.plan.project.as_str(),
+                ],
+            )
+            .env(REPLICAS_VARIABLE, &replicas.to_string())
+            .env(BATCH_VARIABLE, &batch.max(1).to_string());
+        if let Some(image) = lb_image {
+            call = call.env(LB_IMAGE_VARIABLE, image);
+        }
+        call.changes_state().run_with_progress()
+    }
+
+    /// The image a service's tasks are specified to run (as Swarm resolved it, with its digest).
+    pub fn service_image(&self, service: &str) -> anyhow::Result<Option<String>> {
+        let out = self
+            .docker
+            .call(
+                format!(
+                    "reading the image of service {}",
+                    self.service_name(service)
+                ),
+                [
+                    "service",
+                    "inspect",
+                    "--format",
+                    "{{.Spec.TaskTemplate.ContainerSpec.Image}}",
+                    self.service_name(service).as_str(),
+                ],
+            )
+            .timeout(Duration::from_secs(30))
+            .output_unchecked()?;
+        let image = out.stdout.trim();
+        Ok((out.success && !image.is_empty()).then(|| image.to_owned()))
+    }
+}
+
+impl Routed for Swarm<'_> {
+    fn plan(&self) -> &Plan {
+        self.plan
+    }
+
+    fn docker(&self) -> &Docker {
+        self.docker
+    }
+
+    /// The tasks as containers.
+    fn containers(&self) -> anyhow::Result<Vec<Container>> {
+        Ok(self
+            .tasks()?
+            .iter()
+            .map(|t| t.to_container(&self.plan.project))
+            .collect())
+    }
+
+    /// The runtime API in the lb container (nothing is published on a Swarm).
+    fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
+        stats::Source::runtime_only(stats::WEB_BACKEND, self.docker, lb)
+    }
+
+    /// A request from inside the lb container (None while the lb does not run).
+    fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>> {
+        if !self.plan.discovery.has_registry() {
+            return None;
+        }
+        lb.map(|container| registry::Source::Exec {
+            docker: self.docker,
+            container,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manager_host_comes_from_a_tcp_docker_host() {
+        assert_eq!(manager_host(None), "127.0.0.1");
+        assert_eq!(
+            manager_host(Some("unix:///var/run/docker.sock")),
+            "127.0.0.1"
+        );
+        assert_eq!(manager_host(Some("tcp://10.1.2.3:2376")), "10.1.2.3");
+        assert_eq!(manager_host(Some("ssh://me@mgr.example")), "mgr.example");
+        assert_eq!(manager_host(Some("tcp://[fd00::1]:2376")), "[fd00::1]");
+    }
+}
