@@ -662,9 +662,16 @@ fn consul_template_exec_as_one_string_dies_on_the_first_reload() {
     assert_eq!(status.signal(), Some(Signal::SIGUSR2 as i32), "{outcome:?}");
 }
 
-/// The list form still holds if the signals reach HAProxy's whole process group (workers
-/// included), as they would if consul-template ran every child in a group of its own: HAProxy's
-/// workers ignore SIGUSR2, so only a shell in between was ever the problem.
+/// The list form's reloads still hold if the signals reach HAProxy's whole process group
+/// (workers included), as they would if consul-template ran every child in a group of its own:
+/// HAProxy's workers ignore SIGUSR2, so only a shell in between was ever the problem for reloads.
+///
+/// The kill signal is another matter, and why upstream's list form (no group of its own,
+/// signals to the pid alone: manager/runner.go at v0.42.1) is the one to rely on: sent to the
+/// group, SIGUSR1 reaches a worker twice, from the group and forwarded by the master. A full CI
+/// run saw the second one kill the worker that had begun its soft stop ("Current worker exited
+/// with code 138 (User defined signal 1)"), and the master then exit 138: a race, lost or won by
+/// timing. So here the stop must end HAProxy, cleanly or not, and nothing more is claimed.
 #[test]
 fn consul_template_exec_reloads_haproxy_when_its_workers_get_the_signals_too() {
     if !haproxy() {
@@ -676,7 +683,15 @@ fn consul_template_exec_reloads_haproxy_when_its_workers_get_the_signals_too() {
         "list-form exec command, group signals: {}",
         outcome.summary()
     );
-    let problems = outcome.problems(5);
+    assert!(
+        outcome.stopped.is_some(),
+        "HAProxy still ran after the kill signal to its group: {outcome:?}"
+    );
+    let problems: Vec<String> = outcome
+        .problems(5)
+        .into_iter()
+        .filter(|p| !p.starts_with("after the kill signal"))
+        .collect();
     assert!(
         problems.is_empty(),
         "{}\nHAProxy said:\n{}",
