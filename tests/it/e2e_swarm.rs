@@ -108,6 +108,34 @@ struct Stack {
 }
 
 impl Stack {
+    /// How the web task that ran `container` ended: its state and error, as Swarm keeps them
+    /// in the task history (None when Swarm no longer lists it).
+    fn task_end(&self, container: &str) -> Option<(String, String)> {
+        let service = format!("{}_web", self.name);
+        let ids = docker(&self.host, &["service", "ps", "--no-trunc", "-q", &service]);
+        let ids: Vec<&str> = ids.stdout.split_whitespace().collect();
+        if ids.is_empty() {
+            return None;
+        }
+        let mut args = vec![
+            "inspect",
+            "--format",
+            "{{.Status.ContainerStatus.ContainerID}}|{{.Status.State}}|{{.Status.Err}}",
+        ];
+        args.extend(ids);
+        let inspected = docker(&self.host, &args);
+        inspected.stdout.lines().find_map(|line| {
+            let mut fields = line.splitn(3, '|');
+            let id = fields.next()?;
+            (!container.is_empty() && id.starts_with(container)).then(|| {
+                (
+                    fields.next().unwrap_or_default().to_owned(),
+                    fields.next().unwrap_or_default().to_owned(),
+                )
+            })
+        })
+    }
+
     /// The running lb task's id and container id.
     fn lb_task(&self) -> (String, String) {
         let ps = docker(
@@ -385,11 +413,24 @@ fn rolling_updates(stack: &Stack, lb_port: u16) {
     assert!(report.sent > 0, "no request was sent");
     assert_eq!(report.failed, 0, "requests failed during the rollback");
     assert_eq!(report.not_sent, 0);
-    assert_eq!(
-        stack.web_tasks(),
-        before,
-        "the tasks that ran before the failed update were replaced"
-    );
+    // The rollback itself must leave the old tasks alone. Swarm may still replace an old task
+    // that failed on its own meanwhile (its health check, starved of CPU on a 2-core machine of
+    // three Docker-in-Docker nodes: seen once in a CI run and once in a full local run, with 0
+    // requests failed): that is Swarm's restart policy, not the rollback, and it is said.
+    let after = stack.web_tasks();
+    for gone in before.difference(&after) {
+        let (name, container, node) = gone;
+        let end = stack.task_end(container);
+        match &end {
+            Some((state, error)) if state == "failed" || !error.is_empty() => note(format!(
+                "{name} ({container} on {node}) was replaced after failing on its own:                  {state}: {error}"
+            )),
+            _ => panic!(
+                "the rollback replaced {name} ({container} on {node}), which had not failed:                  {end:?}\nbefore: {before:?}\nafter: {after:?}"
+            ),
+        }
+    }
+    assert_eq!(after.len(), before.len(), "web tasks after the rollback");
     assert_all_on(stack, lb_port, "rolled");
     // The files say the broken version, the stack runs the one before; verify probes what runs.
     stack.ok(&["verify"], VERIFY_TIMEOUT);
