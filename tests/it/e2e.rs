@@ -493,8 +493,8 @@ fn e2e_every_docker_command_fails_fast_without_a_daemon() {
     });
     let hung_host = format!("unix://{}", hung.display());
     // The bounds README states: a gone daemon fails at once (about 0.1 s measured; 2 s leaves
-    // room for a loaded CI machine), a hung one after the preflight's 5 s wait for an answer (9 s: a full CI
-    // run once took over 7 s beside the other tests on 2 cores).
+    // room for a loaded CI machine), a hung one after the preflight's 5 s wait for an answer
+    // (9 s: a full run once took over 7 s beside the other tests on 2 cores).
     for (daemon, host, bound) in [
         (
             "gone",
