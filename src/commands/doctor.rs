@@ -27,13 +27,18 @@ struct DoctorReport<'a> {
 
 pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
     let printer = &global.printer;
+    // The spec first, before anything asks docker: one that does not validate is the user's to
+    // fix (exit 2 with its problems), whatever state the engine is in.
+    let project = if global.spec.is_file() {
+        Some(Project::load(&global.spec, &args.out)?)
+    } else {
+        None
+    };
     let docker = Docker::new(*printer);
     let mut pre = preflight::check_engine(&docker);
     let mut spec_note = None;
     if !pre.failed() {
-        if global.spec.is_file() {
-            // A spec that does not validate is the user's to fix: exit 2 with its problems.
-            let project = Project::load(&global.spec, &args.out)?;
+        if let Some(project) = project {
             let plan = project.plan;
             if let Some(target) = plan.swarm() {
                 pre.findings
