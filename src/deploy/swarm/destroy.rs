@@ -29,13 +29,25 @@ impl Swarm<'_> {
                 .collect())
         };
         let found_volumes = list_volumes()?;
-        self.docker
+        // `docker stack rm` removes the services, then at once the networks: a network whose
+        // tasks are still stopping (on any node) is "in use by task" and left behind, and the
+        // CLI exits 1 (seen in a CI run after a rolled-back update). The stack is still going
+        // away, so the leftover is removed below once its services are gone, and only a stack
+        // that is not gone within the timeout is an error.
+        let first_rm = self
+            .docker
             .call(
                 format!("removing stack {}", self.plan.project),
                 ["stack", "rm", self.plan.project.as_str()],
             )
             .changes_state()
-            .run_with_progress()?;
+            .run_with_progress();
+        if let Err(err) = &first_rm {
+            self.docker.printer().note(format!(
+                "`docker stack rm` left something behind ({err:#}); removing it again once the \
+                 services are gone"
+            ));
+        }
         let started = Instant::now();
         let step = self
             .docker
@@ -59,16 +71,29 @@ impl Swarm<'_> {
                 )
                 .timeout(Duration::from_secs(30))
                 .output()?;
+            let services_gone = self.services()?.is_empty();
+            if first_rm.is_err() && services_gone && !networks.trim().is_empty() {
+                // Idempotent: with the services gone it removes what is left, the networks.
+                // A network still in use fails again, and the next poll tries again.
+                let _ = self
+                    .docker
+                    .call(
+                        format!("removing what is left of stack {}", self.plan.project),
+                        ["stack", "rm", self.plan.project.as_str()],
+                    )
+                    .changes_state()
+                    .timeout(Duration::from_secs(30))
+                    .output();
+            }
             Ok((self.docker.is_dry_run()
-                || (networks.trim().is_empty()
-                    && containers.trim().is_empty()
-                    && self.services()?.is_empty()))
-            .then_some(()))
+                || (networks.trim().is_empty() && containers.trim().is_empty() && services_gone))
+                .then_some(()))
         })?;
         if gone.is_none() {
             step.fail();
+            let first = first_rm.err().map(|e| format!(": {e:#}")).unwrap_or_default();
             anyhow::bail!(
-                "stack {}: networks or containers still there {} s after `docker stack rm`",
+                "stack {}: networks or containers still there {} s after `docker stack rm`{first}",
                 self.plan.project,
                 timeout.as_secs()
             );
