@@ -91,7 +91,10 @@ impl Swarm<'_> {
         })?;
         if gone.is_none() {
             step.fail();
-            let first = first_rm.err().map(|e| format!(": {e:#}")).unwrap_or_default();
+            let first = first_rm
+                .err()
+                .map(|e| format!(": {e:#}"))
+                .unwrap_or_default();
             anyhow::bail!(
                 "stack {}: networks or containers still there {} s after `docker stack rm`{first}",
                 self.plan.project,
