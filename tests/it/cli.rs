@@ -103,14 +103,16 @@ fn init_into_a_missing_directory_is_a_usage_error() {
 fn init_writes_0644_and_its_advice_keeps_the_spec_flag() {
     let p = Project::new();
     p.write("stacks/.keep", "");
-    p.provision(&["-f", "stacks/p.yml", "init", "--yes"])
+    // --online: the hint for the public images, whatever registry this machine reaches (with
+    // none, init would choose the offline images and say to build them first).
+    p.provision(&["-f", "stacks/p.yml", "init", "--yes", "--online"])
         .assert()
         .success()
         .stderr(predicate::str::contains(
             "next: `provision -f stacks/p.yml apply`",
         ))
         .stderr(predicate::str::contains("render").not());
-    p.provision(&["init", "--yes"])
+    p.provision(&["init", "--yes", "--online"])
         .assert()
         .success()
         .stderr(predicate::str::contains("next: `provision apply`"));
