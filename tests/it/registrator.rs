@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use provision::render::{self, Project};
 
 use crate::ctmpl::{self, Containers, WebShape};
+use crate::support::fixtures::copy_tree;
 use crate::support::harness::repo_root;
 
 /// A fixture rendered into a temporary directory, with its own files (the app) beside it.
@@ -56,19 +57,6 @@ impl Tree {
 
     fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.generated().join(rel)).unwrap()
-    }
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
 

@@ -170,15 +170,7 @@ fn a_read_only_output_directory_is_a_usage_error() {
         return;
     };
     let p = project_with("project: hits\n");
-    let sh = |script: &str| {
-        let mut cmd = std::process::Command::new(&unshare);
-        cmd.args(["--mount", "--map-root-user", "sh", "-euc", script])
-            .current_dir(p.path())
-            .env("PROVISION", assert_cmd::cargo::cargo_bin("provision"))
-            .env("NO_COLOR", "1")
-            .env_remove("PROVISION_SPEC");
-        cmd.output().expect("running unshare")
-    };
+    let sh = |script: &str| in_mount_namespace(&unshare, p.path(), script);
     let probe = sh(r#"mount --bind -o ro "$PWD" "$PWD""#);
     if !probe.status.success() {
         let why = String::from_utf8_lossy(&probe.stderr);
@@ -368,15 +360,7 @@ fn a_full_disk_leaves_the_output_exactly_as_it_was() {
     let p = project_with("project: hits\n");
     p.write("bigger.yaml", "project: hits-bigger\nweb:\n  replicas: 4\n");
     std::fs::create_dir(p.file("disk")).unwrap();
-    let sh = |script: &str| {
-        let mut cmd = std::process::Command::new(&unshare);
-        cmd.args(["--mount", "--map-root-user", "sh", "-euc", script])
-            .current_dir(p.path())
-            .env("PROVISION", assert_cmd::cargo::cargo_bin("provision"))
-            .env("NO_COLOR", "1")
-            .env_remove("PROVISION_SPEC");
-        cmd.output().expect("running unshare")
-    };
+    let sh = |script: &str| in_mount_namespace(&unshare, p.path(), script);
     // Whether this machine lets us mount a tmpfs in a namespace of our own at all.
     let probe = sh("mount -t tmpfs -o size=64k tmpfs disk");
     if !probe.status.success() {
@@ -424,4 +408,21 @@ fn a_full_disk_leaves_the_output_exactly_as_it_was() {
         ["fill", "generated"],
         "something was left beside the output"
     );
+}
+
+/// Runs `script` under `sh -euc` in a private mount namespace of the test's own (`unshare
+/// --mount --map-root-user`), in `dir`, with `$PROVISION` naming the binary under test.
+fn in_mount_namespace(
+    unshare: &std::path::Path,
+    dir: &std::path::Path,
+    script: &str,
+) -> std::process::Output {
+    std::process::Command::new(unshare)
+        .args(["--mount", "--map-root-user", "sh", "-euc", script])
+        .current_dir(dir)
+        .env("PROVISION", assert_cmd::cargo::cargo_bin("provision"))
+        .env("NO_COLOR", "1")
+        .env_remove("PROVISION_SPEC")
+        .output()
+        .expect("running unshare")
 }

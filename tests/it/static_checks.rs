@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::ctmpl;
-use crate::support::fixtures::{render_fixture, FIXTURES};
+use crate::support::fixtures::{copy_tree, render_fixture, FIXTURES};
 use crate::support::harness::{external_tool, read_tree, repo_root, skip_or_fail};
 
 /// A rendered tree on disk, with the fixture's other files (the custom app) beside it.
@@ -85,19 +85,6 @@ fn rendered_fixtures() -> Vec<Rendered> {
         files,
     });
     all
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 /// Runs a command; on failure panics with what was checked, the command line and its output.

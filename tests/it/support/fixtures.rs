@@ -31,3 +31,17 @@ pub fn render_fixture(name: &str) -> render::Rendered {
         .unwrap_or_else(|e| panic!("fixture {name}: {e:#}"));
     render::render(&project).unwrap_or_else(|e| panic!("fixture {name}: {e:#}"))
 }
+
+/// Copies a directory tree (a fixture app, a committed generated/) into a test's directory.
+pub(crate) fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
