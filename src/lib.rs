@@ -18,9 +18,11 @@ pub mod printer;
 pub mod probe;
 pub mod render;
 pub mod report;
+pub mod secrets;
 #[doc(hidden)]
 pub mod skip_rule;
 pub mod spec;
+pub mod state;
 
 use std::process::ExitCode;
 

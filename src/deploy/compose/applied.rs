@@ -10,16 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-/// The state directory; None without a home directory.
+/// The state base directory; None without a home directory.
 fn state_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_STATE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|home| Path::new(&home).join(".local/state"))
-        })
+    crate::state::base_dir()
 }
 
 fn path_in(state: &Path, project: &str) -> PathBuf {
