@@ -16,11 +16,13 @@ pub mod lock;
 pub mod poll;
 pub mod printer;
 pub mod probe;
+pub mod releases;
 pub mod render;
 pub mod report;
 #[doc(hidden)]
 pub mod skip_rule;
 pub mod spec;
+pub mod state;
 
 use std::process::ExitCode;
 
