@@ -191,6 +191,15 @@ impl<'a> Compose<'a> {
             .run_with_progress()
     }
 
+    /// `docker compose logs` of `services` (all when empty), each line prefixed by its
+    /// container, printed as it comes.
+    pub fn logs(&self, services: &[String], options: &[String]) -> anyhow::Result<()> {
+        let mut args = vec!["logs".to_owned()];
+        args.extend(options.iter().cloned());
+        args.extend(services.iter().cloned());
+        self.call("reading the stack's logs", args).stream()
+    }
+
     /// Lists the project's containers, stopped ones included.
     pub fn ps(&self) -> anyhow::Result<Vec<PsEntry>> {
         let text = self

@@ -319,6 +319,26 @@ impl Call<'_> {
         }
     }
 
+    /// Runs with docker's own output straight on provision's stdout (for `logs`, which may
+    /// follow until interrupted), stderr captured for the error: a non-zero exit is an error
+    /// carrying it.
+    pub fn stream(self) -> anyhow::Result<()> {
+        let line = self.command_line();
+        let out = self
+            .expression()
+            .stdin_null()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .map_err(|e| spawn_error(&self.summary, e))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            Err(failure(&self.summary, &line, &stderr, ""))
+        }
+    }
+
     /// A dry run prints a command that would change state (the result, on stdout) instead of
     /// running it.
     fn is_skipped(&self) -> anyhow::Result<bool> {

@@ -104,6 +104,17 @@ pub fn ensure_rendered(
 }
 
 impl RenderedStack {
+    /// Files rendered earlier and kept elsewhere (a release's copy, for `rollback`), with the
+    /// plan they were rendered from.
+    pub fn from_files(plan: Plan, out_dir: PathBuf) -> Self {
+        RenderedStack {
+            compose_file: out_dir.join("compose.yaml"),
+            out_dir,
+            plan,
+            _scratch: None,
+        }
+    }
+
     fn at(project: Project, scratch: Option<std::sync::Arc<tempfile::TempDir>>) -> Self {
         RenderedStack {
             compose_file: project.out_dir.join("compose.yaml"),

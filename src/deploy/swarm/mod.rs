@@ -93,6 +93,17 @@ impl<'a> Swarm<'a> {
         format!("label={NAMESPACE}={}", self.plan.project)
     }
 
+    /// `docker service logs` of one of the stack's services, each line prefixed by its task
+    /// and node, printed as it comes.
+    pub fn logs(&self, service: &str, options: &[String]) -> anyhow::Result<()> {
+        let mut args = vec!["service".to_owned(), "logs".to_owned()];
+        args.extend(options.iter().cloned());
+        args.push(self.service_name(service));
+        self.docker
+            .call(format!("reading the logs of service {service}"), args)
+            .stream()
+    }
+
     /// Fails unless docker talks to a Swarm manager.
     pub fn require_manager(&self) -> anyhow::Result<()> {
         let out = doctor::manager_state(self.docker)?;

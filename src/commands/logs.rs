@@ -1,0 +1,64 @@
+//! `provision logs [SERVICE]`: the logs of the project's own containers, each line prefixed by
+//! the replica (Compose: `docker compose logs`, prefixed `hits-web-2 | `) or the task (Swarm:
+//! `docker service logs`, prefixed `hits_web.2.<task>@<node> | `). A service the stack does not
+//! run is refused, naming the ones it does.
+
+use crate::cli::LogsArgs;
+use crate::commands::Global;
+use crate::deploy::Deployment;
+use crate::docker::{preflight, Compose, Docker};
+use crate::{render, ExitStatus, UsageError};
+
+pub fn run(global: &Global, args: LogsArgs) -> anyhow::Result<ExitStatus> {
+    let printer = &global.printer;
+    let stack = render::rendered_stack(&global.spec, &args.out, printer)?;
+    let plan = &stack.plan;
+    let names: Vec<String> = plan.services().iter().map(|s| s.name().to_owned()).collect();
+    let services = match &args.service {
+        None => names.clone(),
+        Some(service) if names.contains(service) => vec![service.clone()],
+        Some(service) => {
+            return Err(UsageError(format!(
+                "the stack has no service `{service}`; its services are {}",
+                names.join(", ")
+            ))
+            .into())
+        }
+    };
+    let docker = Docker::new(*printer);
+    preflight::require_engine(&docker)?;
+    let mut options = Vec::new();
+    if args.follow {
+        options.push("--follow".to_owned());
+    }
+    if let Some(since) = &args.since {
+        options.extend(["--since".to_owned(), since.clone()]);
+    }
+    if let Some(tail) = args.tail {
+        options.extend(["--tail".to_owned(), tail.to_string()]);
+    }
+    match Deployment::new(&docker, &stack) {
+        Deployment::Compose(host) => {
+            // All services at once: Compose interleaves them, each line prefixed.
+            let only = if args.service.is_some() {
+                services
+            } else {
+                Vec::new()
+            };
+            Compose::logs(&host.compose, &only, &options)?;
+        }
+        Deployment::Swarm(swarm) => {
+            if args.follow && services.len() > 1 {
+                return Err(UsageError(
+                    "on a Swarm, --follow follows one service: name it (`provision logs web -f`)"
+                        .into(),
+                )
+                .into());
+            }
+            for service in &services {
+                swarm.logs(service, &options)?;
+            }
+        }
+    }
+    Ok(ExitStatus::Success)
+}
