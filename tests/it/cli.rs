@@ -557,12 +557,16 @@ fn man_dir_writes_a_page_per_subcommand() {
     p.provision(&["man", "--dir", "man"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("wrote 11 man pages"));
+        .stdout(predicate::str::contains("wrote 15 man pages"));
     for page in [
         "provision",
         "provision-verify",
         "provision-init",
         "provision-man",
+        "provision-history",
+        "provision-rollback",
+        "provision-logs",
+        "provision-maintenance",
     ] {
         let text = p.read(&format!("man/{page}.1"));
         assert!(text.contains("EXIT STATUS"), "{page}");
