@@ -52,7 +52,9 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// Writes `bytes` to `path` as a 0600 file: written beside, then renamed, so a reader never
 /// sees half a file. Creates the parent directory 0700.
 pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().context("a state file has a parent directory")?;
+    let dir = path
+        .parent()
+        .context("a state file has a parent directory")?;
     create_private_dir(dir)?;
     // NamedTempFile creates its file 0600.
     let mut temp = tempfile::NamedTempFile::new_in(dir)

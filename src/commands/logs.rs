@@ -13,7 +13,11 @@ pub fn run(global: &Global, args: LogsArgs) -> anyhow::Result<ExitStatus> {
     let printer = &global.printer;
     let stack = render::rendered_stack(&global.spec, &args.out, printer)?;
     let plan = &stack.plan;
-    let names: Vec<String> = plan.services().iter().map(|s| s.name().to_owned()).collect();
+    let names: Vec<String> = plan
+        .services()
+        .iter()
+        .map(|s| s.name().to_owned())
+        .collect();
     let services = match &args.service {
         None => names.clone(),
         Some(service) if names.contains(service) => vec![service.clone()],

@@ -140,6 +140,8 @@ mod tests {
             on.runtime_line(),
             "experimental-mode on; set var proc.retry_after int(30); set var proc.maintenance int(1)"
         );
-        assert!(Maintenance::OFF.runtime_line().ends_with("proc.maintenance int(0)"));
+        assert!(Maintenance::OFF
+            .runtime_line()
+            .ends_with("proc.maintenance int(0)"));
     }
 }

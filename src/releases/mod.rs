@@ -222,8 +222,8 @@ fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
                 entry.path.display()
             );
         }
-        let bytes =
-            std::fs::read(&entry.path).with_context(|| format!("reading {}", entry.path.display()))?;
+        let bytes = std::fs::read(&entry.path)
+            .with_context(|| format!("reading {}", entry.path.display()))?;
         state::write_private(&to.join(&entry.rel), &bytes)?;
     }
     Ok(())
@@ -271,12 +271,18 @@ mod tests {
         assert!(releases.is_new(&out).unwrap());
         let first = releases.record(new_release(&out, Origin::Apply)).unwrap();
         assert_eq!(first.id, 1);
-        assert!(!releases.is_new(&out).unwrap(), "same files, no new release");
+        assert!(
+            !releases.is_new(&out).unwrap(),
+            "same files, no new release"
+        );
         rendered(&out, "v2");
         assert!(releases.is_new(&out).unwrap());
         releases.record(new_release(&out, Origin::Apply)).unwrap();
         let back = releases
-            .record(new_release(&releases.files_dir(1), Origin::Rollback { to: 1 }))
+            .record(new_release(
+                &releases.files_dir(1),
+                Origin::Rollback { to: 1 },
+            ))
             .unwrap();
         assert_eq!(back.id, 3);
         assert_eq!(back.files_sha256, first.files_sha256);

@@ -58,10 +58,25 @@ mod tests {
     #[test]
     fn only_images_no_kept_release_or_container_uses_go() {
         let releases = [
-            release(1, &[("web:1", "sha256:a", true), ("consul:1.8", "sha256:c", false)]),
-            release(2, &[("web:2", "sha256:b", true), ("redis:1", "sha256:r", true)]),
-            release(3, &[("web:3", "sha256:d", true), ("redis:1", "sha256:r", true)]),
-            release(4, &[("web:1", "sha256:a", true), ("redis:1", "sha256:r", true)]),
+            release(
+                1,
+                &[
+                    ("web:1", "sha256:a", true),
+                    ("consul:1.8", "sha256:c", false),
+                ],
+            ),
+            release(
+                2,
+                &[("web:2", "sha256:b", true), ("redis:1", "sha256:r", true)],
+            ),
+            release(
+                3,
+                &[("web:3", "sha256:d", true), ("redis:1", "sha256:r", true)],
+            ),
+            release(
+                4,
+                &[("web:1", "sha256:a", true), ("redis:1", "sha256:r", true)],
+            ),
         ];
         let none = BTreeSet::new();
         // Keep 2 (3 and 4): web:1 is used by 4, redis:1 by both, consul is not built.

@@ -74,18 +74,12 @@ pub fn deploy_stack(
     let docker = Docker::new(global.printer).dry_run(args.dry_run);
     let deployment = Deployment::new(&docker, stack);
     match &deployment {
-        Deployment::Compose(host) => apply(
-            &deployment,
-            &mut compose::Steps::new(host),
-            args,
-            recording,
-        ),
-        Deployment::Swarm(swarm) => apply(
-            &deployment,
-            &mut swarm::Steps::new(swarm),
-            args,
-            recording,
-        ),
+        Deployment::Compose(host) => {
+            apply(&deployment, &mut compose::Steps::new(host), args, recording)
+        }
+        Deployment::Swarm(swarm) => {
+            apply(&deployment, &mut swarm::Steps::new(swarm), args, recording)
+        }
     }
 }
 
