@@ -1,5 +1,5 @@
 //! `provision logs [SERVICE]`: the logs of the project's own containers, each line prefixed by
-//! the replica (Compose: `docker compose logs`, prefixed `hits-web-2 | `) or the task (Swarm:
+//! the replica (Compose: `docker compose logs`, prefixed `web-2 | `) or the task (Swarm:
 //! `docker service logs`, prefixed `hits_web.2.<task>@<node> | `). A service the stack does not
 //! run is refused, naming the ones it does.
 
@@ -8,6 +8,9 @@ use crate::commands::Global;
 use crate::deploy::Deployment;
 use crate::docker::{preflight, Compose, Docker};
 use crate::{render, ExitStatus, UsageError};
+
+/// The ANSI "erase line" sequence.
+const CLEAR_LINE: &str = "\x1b[2K";
 
 pub fn run(global: &Global, args: LogsArgs) -> anyhow::Result<ExitStatus> {
     let printer = &global.printer;
@@ -41,6 +44,14 @@ pub fn run(global: &Global, args: LogsArgs) -> anyhow::Result<ExitStatus> {
     if let Some(tail) = args.tail {
         options.extend(["--tail".to_owned(), tail.to_string()]);
     }
+    // Compose clears the terminal line before each log line (an escape code it writes even on
+    // a pipe); the text is the line without it.
+    let print = |line: &str| -> anyhow::Result<()> {
+        printer
+            .stdout()
+            .line(line.trim_start_matches(CLEAR_LINE))
+            .map_err(Into::into)
+    };
     match Deployment::new(&docker, &stack) {
         Deployment::Compose(host) => {
             // All services at once: Compose interleaves them, each line prefixed.
@@ -49,7 +60,7 @@ pub fn run(global: &Global, args: LogsArgs) -> anyhow::Result<ExitStatus> {
             } else {
                 Vec::new()
             };
-            Compose::logs(&host.compose, &only, &options)?;
+            Compose::logs(&host.compose, &only, &options, print)?;
         }
         Deployment::Swarm(swarm) => {
             if args.follow && services.len() > 1 {
@@ -60,7 +71,7 @@ pub fn run(global: &Global, args: LogsArgs) -> anyhow::Result<ExitStatus> {
                 .into());
             }
             for service in &services {
-                swarm.logs(service, &options)?;
+                swarm.logs(service, &options, print)?;
             }
         }
     }

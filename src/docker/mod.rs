@@ -319,23 +319,36 @@ impl Call<'_> {
         }
     }
 
-    /// Runs with docker's own output straight on provision's stdout (for `logs`, which may
-    /// follow until interrupted), stderr captured for the error: a non-zero exit is an error
-    /// carrying it.
-    pub fn stream(self) -> anyhow::Result<()> {
+    /// Runs, handing `each` every line docker prints (stdout and stderr together, as
+    /// `docker service logs` puts a container's stderr on its own) as it comes: for `logs`,
+    /// which may follow until interrupted. A non-zero exit is an error carrying the last lines.
+    pub fn each_line(self, mut each: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
         let line = self.command_line();
-        let out = self
+        let reader = self
             .expression()
             .stdin_null()
-            .stderr_capture()
+            .stderr_to_stdout()
             .unchecked()
-            .run()
+            .reader()
             .map_err(|e| spawn_error(&self.summary, e))?;
-        if out.status.success() {
+        let mut tail: Vec<String> = Vec::new();
+        for bytes in BufReader::new(&reader).split(b'\n') {
+            let bytes = bytes.with_context(|| format!("reading the output of `{line}`"))?;
+            let text = String::from_utf8_lossy(&bytes);
+            each(&text)?;
+            tail.push(text.into_owned());
+            if tail.len() > 2 * ERROR_TAIL_LINES {
+                tail.drain(..ERROR_TAIL_LINES);
+            }
+        }
+        let status = reader
+            .try_wait()
+            .with_context(|| format!("waiting for `{line}`"))?
+            .map(|out| out.status.success());
+        if status == Some(true) {
             Ok(())
         } else {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            Err(failure(&self.summary, &line, &stderr, ""))
+            Err(failure(&self.summary, &line, &tail.join("\n"), ""))
         }
     }
 

@@ -14,12 +14,14 @@ use serde_json::Value;
 use crate::e2e_rolling::{apply_under_load, assert_all_on, Applied, LB, RATE};
 use crate::support::deploys::load_line;
 use crate::support::engine::note;
-use crate::support::harness::Project;
+use crate::support::harness::{Project, Ran};
 use crate::support::stack::{Stack, SHORT_TIMEOUT};
 
 /// The stack runs two releases, the first "original" and the second `second`.
 pub(crate) fn rollback_logs_maintenance(project: &Project, stack: &Stack, second: &str) {
-    let releases = history(project);
+    let run = |args: &[&str]| project.run(args, &[], SHORT_TIMEOUT);
+    let history = || history_with(&run);
+    let releases = history();
     assert_eq!(
         ids(&releases),
         [1, 2],
@@ -48,7 +50,7 @@ pub(crate) fn rollback_logs_maintenance(project: &Project, stack: &Stack, second
     );
     assert_eq!(stack.web().len(), 3, "web replicas after the rollback");
     assert_all_on(stack, "original");
-    let releases = history(project);
+    let releases = history();
     assert_eq!(ids(&releases), [1, 2, 3], "releases after the rollback");
     assert_eq!(
         releases[2]["origin"],
@@ -58,57 +60,60 @@ pub(crate) fn rollback_logs_maintenance(project: &Project, stack: &Stack, second
         releases[2]["files_sha256"], releases[0]["files_sha256"],
         "the rollback did not run release 1's files"
     );
-    let text = project.run(&["history"], &[], SHORT_TIMEOUT);
+    let text = run(&["history"]);
     text.expect_success();
     assert!(text.stdout.contains("rollback to 1"), "{text}");
 
-    logs(project, stack);
-    maintenance(project, stack);
+    stack.step("provision logs web");
+    let prefixes: Vec<String> = stack
+        .web()
+        .into_iter()
+        .filter(|c| c.running)
+        .map(|c| format!("{}-{} ", c.service, c.number))
+        .collect();
+    assert_eq!(prefixes.len(), 3);
+    logs_prefixed(&run, &prefixes);
+    stack.step("provision maintenance on, then off, under load");
+    maintenance_under_load(&run, LB, RATE);
 }
 
-fn history(project: &Project) -> Vec<Value> {
-    let ran = project.run(&["history", "--json"], &[], SHORT_TIMEOUT);
+/// `history --json`'s releases, the answer checked against its schema.
+pub(crate) fn history_with(run: &dyn Fn(&[&str]) -> Ran) -> Vec<Value> {
+    let ran = run(&["history", "--json"]);
     ran.expect_success();
     let value = crate::json_schema::assert_valid("history", &ran.stdout);
     value["releases"].as_array().cloned().unwrap_or_default()
 }
 
-fn ids(releases: &[Value]) -> Vec<u64> {
+pub(crate) fn ids(releases: &[Value]) -> Vec<u64> {
     releases.iter().filter_map(|r| r["id"].as_u64()).collect()
 }
 
-/// `logs web`: a line from every running replica, each with the replica's name in front.
-fn logs(project: &Project, stack: &Stack) {
-    stack.step("provision logs web");
-    let ran = project.run(&["logs", "web", "--tail", "20"], &[], SHORT_TIMEOUT);
+/// `logs web`: a line from every running replica, each starting with its prefix (Compose:
+/// `web-<number> `, Swarm: `<task>.`); only web's lines; an unknown service refused.
+pub(crate) fn logs_prefixed(run: &dyn Fn(&[&str]) -> Ran, prefixes: &[String]) {
+    let ran = run(&["logs", "web", "--tail", "20"]);
     ran.expect_success();
-    let replicas: Vec<String> = stack
-        .web()
-        .into_iter()
-        .filter(|c| c.running)
-        .map(|c| c.name.trim_start_matches('/').to_owned())
-        .collect();
-    assert_eq!(replicas.len(), 3);
-    for name in &replicas {
+    for prefix in prefixes {
         assert!(
             ran.stdout
                 .lines()
-                .any(|l| l.starts_with(name.as_str()) && l.contains(" | ")),
-            "no line of {name} prefixed with its name\n{ran}"
+                .any(|l| l.starts_with(prefix.as_str()) && l.contains(" | ")),
+            "no line of {prefix:?} prefixed with its name\n{ran}"
         );
     }
     assert!(
         ran.stdout
             .lines()
-            .all(|l| replicas.iter().any(|r| l.starts_with(r.as_str()))),
-        "a line not from a web replica\n{ran}"
+            .all(|l| prefixes.iter().any(|p| l.starts_with(p.as_str()))),
+        "a line not from a running web replica\n{ran}"
     );
     note(format!(
         "logs web: {} lines from {} replicas",
         ran.stdout.lines().count(),
-        replicas.len()
+        prefixes.len()
     ));
-    let unknown = project.run(&["logs", "nope"], &[], SHORT_TIMEOUT);
+    let unknown = run(&["logs", "nope"]);
     unknown.expect_code(2);
     assert!(
         unknown.stderr.contains("no service `nope`") && unknown.stderr.contains("web"),
@@ -116,9 +121,9 @@ fn logs(project: &Project, stack: &Stack) {
     );
 }
 
-/// One GET through the lb: its status and Retry-After header.
-fn probe() -> (u16, Option<String>, String) {
-    let url = format!("http://127.0.0.1:{LB}/");
+/// One GET through the lb: its status, Retry-After header and body.
+fn probe(lb_port: u16) -> (u16, Option<String>, String) {
+    let url = format!("http://127.0.0.1:{lb_port}/");
     match ureq::get(&url).timeout(Duration::from_secs(2)).call() {
         Ok(response) => (response.status(), None, String::new()),
         Err(ureq::Error::Status(code, response)) => {
@@ -130,10 +135,14 @@ fn probe() -> (u16, Option<String>, String) {
 }
 
 /// Polls `probe` every 20 ms until `done` holds; how long that took.
-fn until(what: &str, done: impl Fn(&(u16, Option<String>, String)) -> bool) -> Duration {
+fn until(
+    lb_port: u16,
+    what: &str,
+    done: impl Fn(&(u16, Option<String>, String)) -> bool,
+) -> Duration {
     let start = Instant::now();
     loop {
-        let seen = probe();
+        let seen = probe(lb_port);
         if done(&seen) {
             return start.elapsed();
         }
@@ -145,11 +154,13 @@ fn until(what: &str, done: impl Fn(&(u16, Option<String>, String)) -> bool) -> D
     }
 }
 
-/// `maintenance on` then `off` under load.
-fn maintenance(project: &Project, stack: &Stack) {
-    stack.step("provision maintenance on, then off, under load");
-    let load = load::start(LoadOptions::new(format!("http://127.0.0.1:{LB}/"), RATE))
-        .expect("starting load");
+/// `maintenance on` then `off` under `rate` requests per second through the lb on `lb_port`.
+pub(crate) fn maintenance_under_load(run: &dyn Fn(&[&str]) -> Ran, lb_port: u16, rate: f64) {
+    let load = load::start(LoadOptions::new(
+        format!("http://127.0.0.1:{lb_port}/"),
+        rate,
+    ))
+    .expect("starting load");
     let t0 = Instant::now();
     let wait_load = |seconds: f64| {
         while t0.elapsed().as_secs_f64() < seconds {
@@ -158,25 +169,21 @@ fn maintenance(project: &Project, stack: &Stack) {
     };
     wait_load(2.0);
     let window_start = t0.elapsed().as_secs_f64();
-    let on = project.run(
-        &["maintenance", "on", "--retry-after", "30"],
-        &[],
-        SHORT_TIMEOUT,
-    );
+    let on = run(&["maintenance", "on", "--retry-after", "30"]);
     let switched_on = t0.elapsed().as_secs_f64();
     on.expect_success();
-    let took = until("maintenance on", |(code, retry, _)| {
+    let took = until(lb_port, "maintenance on", |(code, retry, _)| {
         *code == 503 && retry.as_deref() == Some("30")
     });
-    let (_, _, page) = probe();
+    let (_, _, page) = probe(lb_port);
     assert!(page.contains("maintenance"), "the 503 page: {page}");
-    let status = project.run(&["status"], &[], SHORT_TIMEOUT);
+    let status = run(&["status"]);
     status.expect_success();
     assert!(status.stdout.contains("maintenance: ON"), "{status}");
-    let off = project.run(&["maintenance", "off"], &[], SHORT_TIMEOUT);
+    let off = run(&["maintenance", "off"]);
     let switched_off = t0.elapsed().as_secs_f64();
     off.expect_success();
-    let back = until("maintenance off", |(code, _, _)| *code == 200);
+    let back = until(lb_port, "maintenance off", |(code, _, _)| *code == 200);
     let window_end = t0.elapsed().as_secs_f64();
     wait_load(window_end + 2.0);
     let report = load.stop();

@@ -94,14 +94,19 @@ impl<'a> Swarm<'a> {
     }
 
     /// `docker service logs` of one of the stack's services, each line prefixed by its task
-    /// and node, printed as it comes.
-    pub fn logs(&self, service: &str, options: &[String]) -> anyhow::Result<()> {
+    /// and node, handed to `each` as it comes.
+    pub fn logs(
+        &self,
+        service: &str,
+        options: &[String],
+        each: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
         let mut args = vec!["service".to_owned(), "logs".to_owned()];
         args.extend(options.iter().cloned());
         args.push(self.service_name(service));
         self.docker
             .call(format!("reading the logs of service {service}"), args)
-            .stream()
+            .each_line(each)
     }
 
     /// Fails unless docker talks to a Swarm manager.
