@@ -81,6 +81,19 @@ fn keep_in(dir: &Path, maintenance: Maintenance) -> anyhow::Result<()> {
     state::write_private(&dir.join(FILE), text.as_bytes())
 }
 
+/// Forgets the switch of `project` (its stack is gone: a new one starts serving).
+pub fn forget(project: &str) -> anyhow::Result<()> {
+    let Some(dir) = state::project_dir(project) else {
+        return Ok(());
+    };
+    match std::fs::remove_file(dir.join(FILE)) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            Err(err).with_context(|| format!("removing {}", dir.join(FILE).display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Puts the HAProxy in `lb_container` into `maintenance`. HAProxy answers nothing when every
 /// command took; anything else it says is a refusal, and an error.
 pub fn set(docker: &Docker, lb_container: &str, maintenance: Maintenance) -> anyhow::Result<()> {
