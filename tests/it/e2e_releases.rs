@@ -180,6 +180,7 @@ pub(crate) fn maintenance_under_load(run: &dyn Fn(&[&str]) -> Ran, lb_port: u16,
     let status = run(&["status"]);
     status.expect_success();
     assert!(status.stdout.contains("maintenance: ON"), "{status}");
+    let off_start = t0.elapsed().as_secs_f64();
     let off = run(&["maintenance", "off"]);
     let switched_off = t0.elapsed().as_secs_f64();
     off.expect_success();
@@ -192,7 +193,7 @@ pub(crate) fn maintenance_under_load(run: &dyn Fn(&[&str]) -> Ran, lb_port: u16,
          after it returned; off: took {:.2} s, 200 again {:.2} s after",
         switched_on - window_start,
         took.as_secs_f64(),
-        switched_off - (switched_on + took.as_secs_f64()),
+        switched_off - off_start,
         back.as_secs_f64()
     ));
     note(load_line("load around maintenance on/off", &report));
