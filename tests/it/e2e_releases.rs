@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::e2e_rolling::{apply_under_load, assert_all_on, Applied, LB, RATE};
 use crate::support::deploys::load_line;
-use crate::support::engine::note;
+use crate::support::engine::{docker, note};
 use crate::support::harness::{Project, Ran};
 use crate::support::stack::{Stack, SHORT_TIMEOUT};
 
@@ -229,4 +229,37 @@ fn maintenance_failures_inside(report: &LoadReport, start: f64, end: f64) {
         "503s from {first:.2} s to {last:.2} s, outside the maintenance window \
          {start:.2}..{end:.2} s"
     );
+}
+
+/// After the apply that followed the rollback (releases 1 to 4, `web.keep_releases: 2`): web's
+/// image of release 2 is gone (neither release 3 nor 4 nor a container uses it), release 1's
+/// is kept (release 3 runs it again), and rolling back to release 2 says its images are gone.
+pub(crate) fn assert_pruned(project: &Project) {
+    let run = |args: &[&str]| project.run(args, &[], SHORT_TIMEOUT);
+    let releases = history_with(&run);
+    assert_eq!(ids(&releases), [1, 2, 3, 4], "{releases:#?}");
+    let web_image = |release: &Value| -> String {
+        release["images"]
+            .as_array()
+            .and_then(|images| images.iter().find(|i| i["service"] == "web"))
+            .and_then(|i| i["reference"].as_str())
+            .unwrap_or_else(|| panic!("no web image in {release}"))
+            .to_owned()
+    };
+    let present = |image: &str| docker(&["image", "inspect", image]).code == Some(0);
+    let (first, second) = (web_image(&releases[0]), web_image(&releases[1]));
+    assert!(!present(&second), "release 2's {second} was not pruned");
+    assert!(
+        present(&first),
+        "release 1's {first} was pruned, release 3 runs it"
+    );
+    let refused = run(&["rollback", "2"]);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("release 2's images are gone") && refused.stderr.contains(&second),
+        "{refused}"
+    );
+    note(format!(
+        "keep_releases 2: {second} pruned, {first} kept; rollback 2 refused"
+    ));
 }

@@ -150,7 +150,13 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         return;
     };
     let project = Project::new();
-    let spec = consul_dns_spec(PROJECT, 3, LB, 28684, 28686);
+    // Two releases keep their images, so that the apply after the rollback prunes one
+    // (e2e_releases::assert_pruned).
+    let spec = consul_dns_spec(PROJECT, 3, LB, 28684, 28686).replace(
+        "web:\n  replicas: 3\n",
+        "web:\n  replicas: 3\n  keep_releases: 2\n",
+    );
+    assert!(spec.contains("keep_releases: 2"), "{spec}");
     project.write("provision.yaml", &spec);
     let stack = Stack::new(PROJECT);
 
@@ -227,6 +233,7 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     assert_eq!(report.not_sent, 0);
     assert_eq!(stack.web().len(), 3, "web replicas after the rollout");
     assert_all_on(&stack, "batched");
+    crate::e2e_releases::assert_pruned(&project);
 
     // (b) A new version whose health check never passes, applied under load: rolled back.
     project.write("blueprints/web/app.py.j2", &app_version("broken", false));
