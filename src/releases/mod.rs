@@ -6,9 +6,10 @@
 //! - `generated/`: a copy of the rendered files the release ran, so that `provision rollback`
 //!   deploys exactly them again, whatever the spec and the output directory hold now.
 //!
-//! The rendered files never hold a secret (the spec names where a secret is, never its value,
-//! and the render refuses to write one), so neither does a release; still, every file is 0600
-//! and every directory 0700. A release is written under a temporary name and renamed into
+//! Neither the spec nor the rendered files hold a secret's value (the spec names where a secret
+//! is; issue 18's `web.secrets` are delivered from there, never rendered into `generated/`), so
+//! neither does a release; still, every file is 0600 and every directory 0700, as the files say
+//! how the stack is built and where it listens. A release is written under a temporary name and renamed into
 //! place: a crash never leaves half a release, and ids are never reused.
 //!
 //! Which releases keep their images is `prune.rs`.
