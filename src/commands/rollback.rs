@@ -64,8 +64,8 @@ pub fn run(global: &Global, args: RollbackArgs) -> anyhow::Result<ExitStatus> {
         release.origin,
         release.changes.join("; ")
     ));
-    let files = releases.files_dir(id);
-    let stack = RenderedStack::from_files(plan, files.clone());
+    let stack = RenderedStack::from_files(plan, releases.checkout(id)?);
+    let files = stack.out_dir.clone();
     let apply_args = ApplyArgs {
         dry_run: args.dry_run,
         out: files,

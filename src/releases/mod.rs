@@ -16,6 +16,7 @@
 
 pub mod prune;
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
@@ -161,6 +162,34 @@ impl Releases {
         self.dir.join(id.to_string()).join(FILES_DIR)
     }
 
+    /// A copy of release `id`'s rendered files to deploy from, in a new directory under the
+    /// project's state directory (0700, so only its owner reaches it), removed when the value
+    /// is dropped. The files in it are 0644 and its directories 0755, as a render writes them:
+    /// `docker cp` and a build context carry a file's mode into a container, where HAProxy
+    /// runs as its own user and must read the configuration a reload in place delivers.
+    pub fn checkout(&self, id: u32) -> anyhow::Result<tempfile::TempDir> {
+        let project_state = self
+            .dir
+            .parent()
+            .context("releases live in a project's state")?;
+        state::create_private_dir(project_state)?;
+        let scratch = tempfile::Builder::new()
+            .prefix(".deploying-")
+            .tempdir_in(project_state)
+            .with_context(|| format!("creating a directory in {}", project_state.display()))?;
+        for entry in paths::walk(&self.files_dir(id))? {
+            let target = scratch.path().join(&entry.rel);
+            let parent = target.parent().context("a file has a parent directory")?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::copy(&entry.path, &target)
+                .with_context(|| format!("copying {}", entry.path.display()))?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
+                .with_context(|| format!("setting the mode of {}", target.display()))?;
+        }
+        Ok(scratch)
+    }
+
     /// The spec release `id` was rendered from.
     pub fn spec_text(&self, id: u32) -> anyhow::Result<String> {
         let file = self.dir.join(id.to_string()).join(SPEC_FILE);
@@ -263,7 +292,6 @@ mod tests {
 
     #[test]
     fn releases_are_numbered_kept_whole_and_private() {
-        use std::os::unix::fs::PermissionsExt as _;
         let base = tempfile::tempdir().unwrap();
         let out = base.path().join("generated");
         let releases = Releases::at(&base.path().join("state/hits"));
@@ -299,6 +327,13 @@ mod tests {
         assert_eq!(mode(&releases.files_dir(2).join("web/app.py")), 0o600);
         assert_eq!(mode(&releases.files_dir(2).join("web")), 0o700);
         assert_eq!(mode(&releases.dir), 0o700);
+        let checkout = releases.checkout(1).unwrap();
+        assert_eq!(mode(&checkout.path().join("web/app.py")), 0o644);
+        assert_eq!(
+            std::fs::read_to_string(checkout.path().join("web/app.py")).unwrap(),
+            "v1"
+        );
+        assert!(checkout.path().starts_with(base.path().join("state/hits")));
         let err = releases.get(9).unwrap_err().to_string();
         assert_eq!(err, "there is no release 9; the releases are 1, 2, 3");
     }

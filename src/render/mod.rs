@@ -104,14 +104,15 @@ pub fn ensure_rendered(
 }
 
 impl RenderedStack {
-    /// Files rendered earlier and kept elsewhere (a release's copy, for `rollback`), with the
-    /// plan they were rendered from.
-    pub fn from_files(plan: Plan, out_dir: PathBuf) -> Self {
+    /// Files rendered earlier, checked out into `scratch` (a release's, for `rollback`), with
+    /// the plan they were rendered from; `scratch` lives as long as the stack value.
+    pub fn from_files(plan: Plan, scratch: tempfile::TempDir) -> Self {
+        let out_dir = scratch.path().to_path_buf();
         RenderedStack {
             compose_file: out_dir.join("compose.yaml"),
             out_dir,
             plan,
-            _scratch: None,
+            _scratch: Some(std::sync::Arc::new(scratch)),
         }
     }
 
