@@ -6,7 +6,7 @@
 use crate::cli::LogsArgs;
 use crate::commands::Global;
 use crate::deploy::Deployment;
-use crate::docker::{preflight, Compose, Docker};
+use crate::docker::{preflight, Docker};
 use crate::{render, ExitStatus, UsageError};
 
 /// The ANSI "erase line" sequence.
@@ -52,28 +52,11 @@ pub fn run(global: &Global, args: LogsArgs) -> anyhow::Result<ExitStatus> {
             .line(line.trim_start_matches(CLEAR_LINE))
             .map_err(Into::into)
     };
-    match Deployment::new(&docker, &stack) {
-        Deployment::Compose(host) => {
-            // All services at once: Compose interleaves them, each line prefixed.
-            let only = if args.service.is_some() {
-                services
-            } else {
-                Vec::new()
-            };
-            Compose::logs(&host.compose, &only, &options, print)?;
-        }
-        Deployment::Swarm(swarm) => {
-            if args.follow && services.len() > 1 {
-                return Err(UsageError(
-                    "on a Swarm, --follow follows one service: name it (`provision logs web -f`)"
-                        .into(),
-                )
-                .into());
-            }
-            for service in &services {
-                swarm.logs(service, &options, print)?;
-            }
-        }
-    }
+    let only = if args.service.is_some() {
+        services
+    } else {
+        Vec::new()
+    };
+    Deployment::new(&docker, &stack).logs(&only, &options, args.follow, print)?;
     Ok(ExitStatus::Success)
 }
