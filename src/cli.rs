@@ -140,6 +140,30 @@ Examples:
   provision doctor -q            only what is wrong, and a summary line
   provision doctor --json        the findings as JSON (docs/json.md)";
 
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  provision history                      every release: id, time, origin, what changed
+  provision history --json | jq '.releases[-1]'    the latest release as JSON";
+
+const ROLLBACK_EXAMPLES: &str = "\
+Examples:
+  provision rollback             deploy the previous release again (rolling, like apply)
+  provision rollback 3           deploy release 3 again (`provision history` lists them)
+  provision rollback --dry-run   print what would change, change nothing";
+
+const LOGS_EXAMPLES: &str = "\
+Examples:
+  provision logs                        every service's logs, each line prefixed by its replica
+  provision logs web -f                 follow web's replicas (Ctrl-C stops)
+  provision logs web --since 10m        the last 10 minutes of web
+  provision logs lb --tail 20           the last 20 lines of the load balancer";
+
+const MAINTENANCE_EXAMPLES: &str = "\
+Examples:
+  provision maintenance on                      the lb answers 503 and a short page; replicas keep running
+  provision maintenance on --retry-after 300    ... telling clients to come back in 5 minutes
+  provision maintenance off                     serve again";
+
 const COMPLETIONS_EXAMPLES: &str = "\
 Install:
   bash:  provision completions bash > ~/.local/share/bash-completion/completions/provision
@@ -253,6 +277,21 @@ pub enum Command {
     /// Check the machine: docker, its daemon and API version, Compose v2, the images the spec needs.
     #[command(after_help = DOCTOR_EXAMPLES)]
     Doctor(DoctorArgs),
+    /// List the releases: every apply that deployed new files, and every rollback.
+    #[command(after_help = HISTORY_EXAMPLES)]
+    History(HistoryArgs),
+    /// Deploy an earlier release again (default: the one before the latest), rolling like
+    /// apply, and record it as a new release.
+    #[command(after_help = ROLLBACK_EXAMPLES)]
+    Rollback(RollbackArgs),
+    /// Print the logs of the stack's containers (or of one service), each line prefixed by its
+    /// replica or task.
+    #[command(after_help = LOGS_EXAMPLES)]
+    Logs(LogsArgs),
+    /// Switch maintenance mode: the load balancer answers 503 with Retry-After and a short
+    /// page; the replicas are not touched.
+    #[command(after_help = MAINTENANCE_EXAMPLES)]
+    Maintenance(MaintenanceArgs),
     /// Build the images an offline machine needs (no container registry), from Debian's mirror.
     #[command(subcommand, after_help = IMAGES_EXAMPLES)]
     Images(ImagesCommand),
@@ -275,6 +314,10 @@ impl Command {
             Command::Status(_) => "status",
             Command::Destroy(_) => "destroy",
             Command::Doctor(_) => "doctor",
+            Command::History(_) => "history",
+            Command::Rollback(_) => "rollback",
+            Command::Logs(_) => "logs",
+            Command::Maintenance(_) => "maintenance",
             Command::Completions(_) => "completions",
             Command::Images(_) => "images",
             Command::Man(_) => "man",
@@ -282,8 +325,14 @@ impl Command {
     }
 
     /// `--spec` and `--quiet` as given on the subcommand; None where they mean nothing.
-    pub fn common(&self) -> Option<&CommonArgs> {
-        match self {
+    pub fn common(&self) -> Option<CommonArgs> {
+        let common = match self {
+            Command::Logs(args) => {
+                return Some(CommonArgs {
+                    spec: args.spec.clone(),
+                    quiet: args.quiet,
+                })
+            }
             Command::Init(args) => Some(&args.common),
             Command::Render(args) => Some(&args.common),
             Command::Apply(args) => Some(&args.common),
@@ -291,8 +340,12 @@ impl Command {
             Command::Status(args) => Some(&args.common),
             Command::Destroy(args) => Some(&args.common),
             Command::Doctor(args) => Some(&args.common),
+            Command::History(args) => Some(&args.common),
+            Command::Rollback(args) => Some(&args.common),
+            Command::Maintenance(args) => Some(&args.common),
             Command::Images(_) | Command::Completions(_) | Command::Man(_) => None,
-        }
+        };
+        common.cloned()
     }
 
     /// `--lock-timeout` of the commands that take the project's lock.
@@ -301,6 +354,8 @@ impl Command {
             Command::Apply(args) => Some(args.lock.lock_timeout),
             Command::Verify(args) => Some(args.lock.lock_timeout),
             Command::Destroy(args) => Some(args.lock.lock_timeout),
+            Command::Rollback(args) => Some(args.lock.lock_timeout),
+            Command::Maintenance(args) => Some(args.lock.lock_timeout),
             _ => None,
         }
     }
@@ -311,6 +366,7 @@ impl Command {
             Command::Verify(args) => args.json,
             Command::Status(args) => args.json,
             Command::Doctor(args) => args.json,
+            Command::History(args) => args.json,
             _ => false,
         }
     }
@@ -493,6 +549,92 @@ pub struct DoctorArgs {
     /// Output directory of the render step (its compose.yaml names the built images' tags).
     #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Print as JSON on stdout (the envelope in docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The release to deploy again [default: the one before the latest].
+    #[arg(value_name = "RELEASE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub release: Option<u32>,
+    /// Print the plan and the commands, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output directory of the render step (the spec's stack; the release's own files are
+    /// deployed).
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+    /// As apply's --timeout: for every service to become healthy and each new web replica to
+    /// be routed (past it, the rollout is rolled back).
+    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = seconds)]
+    pub timeout: Duration,
+    /// As apply's --batch: web replicas replaced at once.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// As apply's --yes: restart redis or consul without asking when the release changes them.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub lock: LockArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The service (web, lb, redis, consul, registrator) [default: every service].
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// Keep printing new lines until interrupted.
+    #[arg(long, short)]
+    pub follow: bool,
+    /// Only lines newer than this: a duration (`10m`, `1h30m`) or a timestamp, as docker takes it.
+    #[arg(long, value_name = "DURATION")]
+    pub since: Option<String>,
+    /// Only the last N lines of each container.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u32>,
+    /// Output directory of the render step.
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+    /// The spec file [default: provision.yaml, or PROVISION_SPEC]. Here `-f` is --follow, as
+    /// for `docker logs`; `provision -f FILE logs` names the spec too.
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// Print results only: no progress, no notes.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct MaintenanceArgs {
+    /// on: every request gets 503 and a short page; off: serve again.
+    pub switch: Switch,
+    /// Seconds clients are told to wait (the Retry-After header), with `on`.
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::deploy::maintenance::DEFAULT_RETRY_AFTER, value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub retry_after: u32,
+    /// Output directory of the render step.
+    #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub lock: LockArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod poll;
 pub mod printer;
 pub mod probe;
+pub mod releases;
 pub mod render;
 pub mod report;
 pub mod secrets;
@@ -83,7 +84,11 @@ fn find_spec(command: &cli::Command) -> anyhow::Result<std::path::PathBuf> {
         | Command::Apply(_)
         | Command::Verify(_)
         | Command::Status(_)
-        | Command::Destroy(_) => true,
+        | Command::Destroy(_)
+        | Command::History(_)
+        | Command::Rollback(_)
+        | Command::Logs(_)
+        | Command::Maintenance(_) => true,
     };
     let cwd = std::env::current_dir().map_err(|err| {
         UsageError(format!(
@@ -134,6 +139,10 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
             Command::Status(args) => commands::status::run(&global, args),
             Command::Destroy(args) => commands::destroy::run(&global, args),
             Command::Doctor(args) => commands::doctor::run(&global, args),
+            Command::History(args) => commands::history::run(&global, args),
+            Command::Rollback(args) => commands::rollback::run(&global, args),
+            Command::Logs(args) => commands::logs::run(&global, args),
+            Command::Maintenance(args) => commands::maintenance::run(&global, args),
             Command::Images(command) => commands::images::run(&global, command),
             Command::Completions(args) => commands::completions::completions(&printer, args),
             Command::Man(args) => commands::completions::man(&printer, args),

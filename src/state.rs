@@ -1,6 +1,7 @@
 //! The per-project state directory: what provision keeps between commands outside `generated/`
-//! (which the next render replaces, and which users commit): the Compose file of the last apply,
-//! the stack's secrets, releases.
+//! (which the next render replaces, and which users commit): the Compose file of the last apply
+//! (`deploy/compose/applied.rs`), the stack's secrets (`secrets/`), the releases (`releases/`) and
+//! the maintenance switch (`deploy/maintenance.rs`).
 //!
 //! `$XDG_STATE_HOME/provision/<project>/` (`~/.local/state/provision/<project>/` without the
 //! variable), created 0700 so that only its owner reaches anything under it. Files are written
@@ -33,14 +34,67 @@ pub fn base_dir() -> Option<PathBuf> {
         })
 }
 
+/// The state root (`<base>/provision`); None as for [`base_dir`].
+pub fn root() -> Option<PathBuf> {
+    base_dir().map(|base| base.join("provision"))
+}
+
+/// `project`'s state directory (not created); None as for [`base_dir`].
+pub fn project_dir(project: &str) -> Option<PathBuf> {
+    root().map(|root| root.join(project))
+}
+
+/// `project`'s state directory, or a usage error that says which variable to set.
+pub fn require_project_dir(project: &str) -> anyhow::Result<PathBuf> {
+    Ok(StateDir::of(project)?.root)
+}
+
+/// Creates `dir` and its missing parents, each 0700 (an existing one keeps its mode).
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))
+}
+
+/// Writes `bytes` to `path` as a 0600 file (see [`write_file`]), creating the parent 0700.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .context("a state file has a parent directory")?;
+    create_private_dir(dir)?;
+    write_file(path, bytes, 0o600)
+}
+
+/// Writes `bytes` to `path` with `mode`, atomically: a temporary file beside it (created with
+/// `mode`, so never more open), renamed over the final name. A link at `path` is replaced.
+fn write_file(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .context("a state file has a parent directory")?;
+    let mut temp = tempfile::Builder::new()
+        .permissions(fs::Permissions::from_mode(mode))
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .with_context(|| format!("writing {}", path.display()))?;
+    temp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
 impl StateDir {
     /// The state directory of `project` under the user's state base directory.
     pub fn of(project: &str) -> anyhow::Result<StateDir> {
         let Some(base) = base_dir() else {
-            bail!(
-                "no state directory: set HOME or XDG_STATE_HOME (provision keeps the stack's \
-                 secrets and releases there)"
-            );
+            return Err(crate::UsageError(
+                "no state directory: neither XDG_STATE_HOME nor HOME is set; set one of them \
+                 (provision keeps the stack's secrets and releases there)"
+                    .into(),
+            )
+            .into());
         };
         Ok(StateDir::under(&base, project))
     }
@@ -85,16 +139,7 @@ impl StateDir {
         let parent = target.parent().expect("a path under the state directory");
         let relative_parent = parent.strip_prefix(&self.root).unwrap_or(Path::new(""));
         self.ensure_dir(relative_parent)?;
-        let mut temp = tempfile::Builder::new()
-            .permissions(fs::Permissions::from_mode(mode))
-            .tempfile_in(parent)
-            .with_context(|| format!("creating a file in {}", parent.display()))?;
-        temp.write_all(bytes)
-            .and_then(|()| temp.as_file().sync_all())
-            .with_context(|| format!("writing {}", target.display()))?;
-        temp.persist(&target)
-            .with_context(|| format!("writing {}", target.display()))?;
-        Ok(())
+        write_file(&target, bytes, mode)
     }
 
     /// The contents of `relative`, None when it does not exist. A symlink is an error, not
@@ -205,6 +250,17 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
+    }
+
+    #[test]
+    fn private_files_and_directories_are_for_their_owner_only() {
+        let base = tempfile::tempdir().unwrap();
+        let file = base.path().join("a/b/c.json");
+        write_private(&file, b"{}").unwrap();
+        assert_eq!(mode_of(&file), 0o600);
+        assert_eq!(mode_of(&base.path().join("a/b")), 0o700);
+        assert_eq!(mode_of(&base.path().join("a")), 0o700);
+        assert_eq!(fs::read(&file).unwrap(), b"{}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::cli::DestroyArgs;
 use crate::commands::Global;
-use crate::deploy::Deployment;
+use crate::deploy::{maintenance, Deployment};
 use crate::docker::{preflight, Docker};
 use crate::{render, ExitStatus};
 
@@ -21,6 +21,10 @@ pub fn run(global: &Global, args: DestroyArgs) -> anyhow::Result<ExitStatus> {
     let docker = Docker::new(*printer);
     preflight::require_engine(&docker)?;
     let gone = Deployment::new(&docker, &stack).destroy(args.volumes, DESTROY_TIMEOUT)?;
+    // A new stack starts serving; the releases stay for `provision history`.
+    if let Err(err) = maintenance::forget(&plan.project) {
+        printer.note(format!("could not forget maintenance mode: {err:#}"));
+    }
     printer.stdout().text(&format!(
         "{}
 {}",

@@ -4,9 +4,13 @@ pub mod apply;
 pub mod completions;
 pub mod destroy;
 pub mod doctor;
+pub mod history;
 pub mod images;
 pub mod init;
+pub mod logs;
+pub mod maintenance;
 pub mod render;
+pub mod rollback;
 pub mod status;
 pub mod verify;
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::commands::Global;
-use crate::deploy::Deployment;
+use crate::deploy::{maintenance, Deployment};
 use crate::docker::{preflight, Container, Docker, PsEntry};
 use crate::probe::converge::lb_container;
 use crate::probe::http::RequestError;
@@ -30,6 +30,18 @@ struct Status {
     lb: View<Vec<Server>>,
     /// None when discovery uses no registry.
     consul: Option<View<Vec<Instance>>>,
+    maintenance: MaintenanceView,
+}
+
+/// Maintenance mode: what the lb says, and what provision keeps (`deploy/maintenance.rs`).
+#[derive(Debug, Serialize)]
+struct MaintenanceView {
+    /// Whether the running lb answers 503 to every request; None when it cannot say (no lb).
+    on: Option<bool>,
+    /// The switch kept in the state directory, set again in every new HAProxy.
+    kept: bool,
+    /// Seconds sent as Retry-After while on.
+    retry_after: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -158,6 +170,14 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
         total: web.len(),
     };
     let lb = View::of(haproxy.url.clone(), haproxy.fetch());
+    let kept = maintenance::kept(&plan.project)?;
+    let maintenance = MaintenanceView {
+        on: lb_id
+            .as_deref()
+            .and_then(|lb| maintenance::live(&docker, lb)),
+        kept: kept.on,
+        retry_after: kept.retry_after,
+    };
     let consul = deployment.consul(lb_id).map(|source| {
         View::of(
             source.describe(),
@@ -173,6 +193,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
         lb,
         consul,
         containers,
+        maintenance,
     };
     if args.json {
         crate::json::print(printer, "status", true, &status)?;
@@ -292,6 +313,19 @@ fn to_text(status: &Status, details: &[Container]) -> String {
             )),
         }
     }
+    let m = &status.maintenance;
+    match (m.on, m.kept) {
+        (Some(true), _) => out.push_str(&format!(
+            "maintenance: ON: the load balancer answers 503 (Retry-After: {}) to every request \
+             (`provision maintenance off` serves again)\n",
+            m.retry_after
+        )),
+        (_, true) => out.push_str(
+            "maintenance: kept on, but the load balancer is not in maintenance (restarted \
+             outside provision?): `provision maintenance on` switches it again\n",
+        ),
+        _ => {}
+    }
     out
 }
 
@@ -388,6 +422,11 @@ mod tests {
                     message: "connection refused".into(),
                 }),
             }),
+            maintenance: MaintenanceView {
+                on: Some(true),
+                kept: true,
+                retry_after: 30,
+            },
         };
         let web1 = Container {
             id: "a".into(),
@@ -419,6 +458,7 @@ mod tests {
           SERVER  ADDRESS          STATUS  CONTAINER
           web1    172.20.0.5:5000  UP      hits-web-1
         consul: not readable at http://127.0.0.1:8500: connection refused
+        maintenance: ON: the load balancer answers 503 (Retry-After: 30) to every request (`provision maintenance off` serves again)
         ");
     }
 }

@@ -6,6 +6,7 @@
 //! `Deployment`; only this file matches on the target.
 
 pub mod compose;
+pub mod maintenance;
 pub mod reload;
 pub mod scale;
 pub mod swarm;
@@ -149,6 +150,46 @@ impl<'a> Deployment<'a> {
             }
             .scale_to(n),
             Deployment::Swarm(swarm) => swarm.scale_web(n, timeout, batch),
+        }
+    }
+
+    /// The logs of `services` (every service when empty), each line prefixed by its replica
+    /// (Compose, all services interleaved) or task (Swarm, one service after another), handed
+    /// to `each` as it comes. `options` are docker's (`--since`, `--tail`, `--follow`).
+    pub fn logs(
+        &self,
+        services: &[String],
+        options: &[String],
+        follow: bool,
+        mut each: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Deployment::Compose(host) => host.compose.logs(services, options, each),
+            Deployment::Swarm(swarm) => {
+                let all: Vec<String>;
+                let services = if services.is_empty() {
+                    all = swarm
+                        .plan
+                        .services()
+                        .iter()
+                        .map(|s| s.name().to_owned())
+                        .collect();
+                    &all
+                } else {
+                    services
+                };
+                if follow && services.len() > 1 {
+                    return Err(crate::UsageError(
+                        "on a Swarm, --follow follows one service: name it (`provision logs web -f`)"
+                            .into(),
+                    )
+                    .into());
+                }
+                for service in services {
+                    swarm.logs(service, options, &mut each)?;
+                }
+                Ok(())
+            }
         }
     }
 

@@ -130,6 +130,10 @@ pub fn reload(
         ))
         .into());
     }
+    // A new HAProxy starts with maintenance off (see `maintenance`).
+    if container.service == crate::spec::Service::Lb.name() {
+        super::maintenance::reassert(docker, &container.project, &container.id)?;
+    }
     Ok(Reloaded {
         service: container.service.clone(),
         said: out

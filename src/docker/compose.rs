@@ -191,6 +191,21 @@ impl<'a> Compose<'a> {
             .run_with_progress()
     }
 
+    /// `docker compose logs` of `services` (all when empty), each line prefixed by its
+    /// replica (`web-2 | `), handed to `each` as it comes.
+    pub fn logs(
+        &self,
+        services: &[String],
+        options: &[String],
+        each: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        // Compose colours the prefixes on a terminal only; --no-color says so on a pipe too.
+        let mut args = vec!["logs".to_owned(), "--no-color".to_owned()];
+        args.extend(options.iter().cloned());
+        args.extend(services.iter().cloned());
+        self.call("reading the stack's logs", args).each_line(each)
+    }
+
     /// Lists the project's containers, stopped ones included.
     pub fn ps(&self) -> anyhow::Result<Vec<PsEntry>> {
         let text = self

@@ -319,6 +319,39 @@ impl Call<'_> {
         }
     }
 
+    /// Runs, handing `each` every line docker prints (stdout and stderr together, as
+    /// `docker service logs` puts a container's stderr on its own) as it comes: for `logs`,
+    /// which may follow until interrupted. A non-zero exit is an error carrying the last lines.
+    pub fn each_line(self, mut each: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        let line = self.command_line();
+        let reader = self
+            .expression()
+            .stdin_null()
+            .stderr_to_stdout()
+            .unchecked()
+            .reader()
+            .map_err(|e| spawn_error(&self.summary, e))?;
+        let mut tail: Vec<String> = Vec::new();
+        for bytes in BufReader::new(&reader).split(b'\n') {
+            let bytes = bytes.with_context(|| format!("reading the output of `{line}`"))?;
+            let text = String::from_utf8_lossy(&bytes);
+            each(&text)?;
+            tail.push(text.into_owned());
+            if tail.len() > 2 * ERROR_TAIL_LINES {
+                tail.drain(..ERROR_TAIL_LINES);
+            }
+        }
+        let status = reader
+            .try_wait()
+            .with_context(|| format!("waiting for `{line}`"))?
+            .map(|out| out.status.success());
+        if status == Some(true) {
+            Ok(())
+        } else {
+            Err(failure(&self.summary, &line, &tail.join("\n"), ""))
+        }
+    }
+
     /// A dry run prints a command that would change state (the result, on stdout) instead of
     /// running it.
     fn is_skipped(&self) -> anyhow::Result<bool> {

@@ -104,6 +104,18 @@ pub fn ensure_rendered(
 }
 
 impl RenderedStack {
+    /// Files rendered earlier, checked out into `scratch` (a release's, for `rollback`), with
+    /// the plan they were rendered from; `scratch` lives as long as the stack value.
+    pub fn from_files(plan: Plan, scratch: tempfile::TempDir) -> Self {
+        let out_dir = scratch.path().to_path_buf();
+        RenderedStack {
+            compose_file: out_dir.join("compose.yaml"),
+            out_dir,
+            plan,
+            _scratch: Some(std::sync::Arc::new(scratch)),
+        }
+    }
+
     fn at(project: Project, scratch: Option<std::sync::Arc<tempfile::TempDir>>) -> Self {
         RenderedStack {
             compose_file: project.out_dir.join("compose.yaml"),

@@ -173,6 +173,10 @@ pub struct Web {
     /// What `verify` counts as an answer from your own app (the built-in app is checked by its
     /// JSON).
     pub expect: Expect,
+    /// How many of the latest releases keep their images (for `provision rollback`); older
+    /// releases' images are removed after a successful apply.
+    #[serde(deserialize_with = "number::keep_releases")]
+    pub keep_releases: u32,
 }
 
 /// What `verify` expects your own app to answer at `/`.
@@ -199,6 +203,7 @@ impl Default for Web {
             app: App::Builtin,
             workers: 2,
             expect: Expect::default(),
+            keep_releases: crate::releases::DEFAULT_KEEP,
         }
     }
 }

@@ -30,6 +30,8 @@ impl WholeNumber {
     pub const COUNT: WholeNumber = WholeNumber::new(0, u32::MAX as u64);
     /// gunicorn workers per replica.
     pub const WORKERS: WholeNumber = WholeNumber::new(1, 64);
+    /// Releases whose images are kept (`web.keep_releases`).
+    pub const KEEP_RELEASES: WholeNumber = WholeNumber::new(1, 100);
     /// The status `verify` expects of your own app.
     pub const HTTP_STATUS: WholeNumber = WholeNumber::new(100, 599).named("an HTTP status");
 
@@ -149,6 +151,14 @@ pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
 /// `#[serde(deserialize_with)]` for `web.workers`.
 pub fn workers<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     narrow(WholeNumber::WORKERS.deserialize(d)?, WholeNumber::WORKERS)
+}
+
+/// `#[serde(deserialize_with)]` for `web.keep_releases`.
+pub fn keep_releases<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    narrow(
+        WholeNumber::KEEP_RELEASES.deserialize(d)?,
+        WholeNumber::KEEP_RELEASES,
+    )
 }
 
 /// `#[serde(deserialize_with)]` for `web.expect.status`, which may be left out.

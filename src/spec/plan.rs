@@ -76,6 +76,8 @@ pub struct PlanWeb {
     pub app_dir: Option<String>,
     /// What verify counts as an answer from the user's app (empty for the built-in app).
     pub expect: PlanExpect,
+    /// How many of the latest releases keep their images.
+    pub keep_releases: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

@@ -201,6 +201,7 @@ fn plan_of(spec: &Spec) -> Plan {
                 status: spec.web.expect.status,
                 contains: spec.web.expect.contains.as_ref().map(ToString::to_string),
             },
+            keep_releases: spec.web.keep_releases,
         },
         redis: PlanRedis {
             appendfsync: spec.redis.appendfsync,

@@ -557,12 +557,16 @@ fn man_dir_writes_a_page_per_subcommand() {
     p.provision(&["man", "--dir", "man"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("wrote 11 man pages"));
+        .stdout(predicate::str::contains("wrote 15 man pages"));
     for page in [
         "provision",
         "provision-verify",
         "provision-init",
         "provision-man",
+        "provision-history",
+        "provision-rollback",
+        "provision-logs",
+        "provision-maintenance",
     ] {
         let text = p.read(&format!("man/{page}.1"));
         assert!(text.contains("EXIT STATUS"), "{page}");
@@ -601,4 +605,38 @@ fn spec_and_quiet_go_before_or_after_the_subcommand_but_not_on_man() {
     p.provision(&["completions", "bash", "-f", "x.yaml"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn logs_rollback_and_history_refuse_what_cannot_be_before_asking_docker() {
+    let p = Project::new();
+    p.provision(&["init", "--yes", "--project", "rel"])
+        .assert()
+        .success();
+    p.provision(&["render", "-q"]).assert().success();
+    // No engine is needed to refuse these: DOCKER_HOST points nowhere.
+    let nowhere = "unix:///nonexistent/provision-test.sock";
+    p.provision(&["logs", "nope"])
+        .env("DOCKER_HOST", nowhere)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the stack has no service `nope`; its services are",
+        ));
+    // -f is --follow on logs; the spec goes before the command.
+    p.provision(&["-f", "provision.yaml", "logs", "nope", "-f"])
+        .env("DOCKER_HOST", nowhere)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no service `nope`"));
+    p.provision(&["history"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("rel: no release yet"));
+    p.provision(&["rollback"])
+        .env("DOCKER_HOST", nowhere)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no release was recorded yet"));
+    p.provision(&["rollback", "0"]).assert().code(2);
 }

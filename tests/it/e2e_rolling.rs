@@ -4,7 +4,9 @@
 //! check never passes is rolled back, the old version serving throughout, and `verify` passes
 //! after; a new lb.balance is reloaded in place (same container, a new HAProxy worker, no failed
 //! request); a redis change is refused without a terminal unless `--yes`. The app is changed the way
-//! an operator would: a local blueprint override `blueprints/web/app.py.j2` beside the spec. Same
+//! an operator would: a local blueprint override `blueprints/web/app.py.j2` beside the spec. After
+//! the first rolling apply, `e2e_releases.rs` rolls back, reads logs and switches maintenance
+//! mode on this same stack. Same
 //! switches as `e2e.rs`, the engine lock and drop guard of `support/`; own project name and host
 //! ports (2868x).
 
@@ -21,24 +23,24 @@ use crate::support::harness::{Project, Ran};
 use crate::support::stack::{consul_dns_spec, Stack, APPLY_TIMEOUT, SHORT_TIMEOUT, VERIFY_TIMEOUT};
 
 const PROJECT: &str = "provision-e2e-roll";
-const LB: u16 = 28680;
-const RATE: f64 = 50.0;
+pub(crate) const LB: u16 = 28680;
+pub(crate) const RATE: f64 = 50.0;
 /// `--timeout` of the apply that must roll back.
 const ROLLBACK_TIMEOUT: u64 = 30;
 
 /// What `apply_under_load` saw.
-struct Applied {
-    ran: Ran,
+pub(crate) struct Applied {
+    pub ran: Ran,
     /// How long apply ran.
-    seconds: f64,
+    pub seconds: f64,
     /// The load from 2 s before apply to 2 s after.
-    report: LoadReport,
+    pub report: LoadReport,
     /// The web replicas running during the apply, sampled every 200 ms.
-    running: Running,
+    pub running: Running,
 }
 
 /// `provision ARGS` with RATE requests per second through the lb from 2 s before to 2 s after.
-fn apply_under_load(project: &Project, args: &[&str]) -> Applied {
+pub(crate) fn apply_under_load(project: &Project, args: &[&str]) -> Applied {
     let load = load::start(LoadOptions::new(format!("http://127.0.0.1:{LB}/"), RATE))
         .expect("starting load");
     std::thread::sleep(Duration::from_secs(2));
@@ -114,7 +116,7 @@ fn versions(stack: &Stack) -> BTreeMap<String, String> {
 }
 
 /// Every running replica (by short id) answers, each with `version`.
-fn assert_all_on(stack: &Stack, version: &str) {
+pub(crate) fn assert_all_on(stack: &Stack, version: &str) {
     let running: Vec<String> = stack
         .web()
         .into_iter()
@@ -148,7 +150,13 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         return;
     };
     let project = Project::new();
-    let spec = consul_dns_spec(PROJECT, 3, LB, 28684, 28686);
+    // Two releases keep their images, so that the apply after the rollback prunes one
+    // (e2e_releases::assert_pruned).
+    let spec = consul_dns_spec(PROJECT, 3, LB, 28684, 28686).replace(
+        "web:\n  replicas: 3\n",
+        "web:\n  replicas: 3\n  keep_releases: 2\n",
+    );
+    assert!(spec.contains("keep_releases: 2"), "{spec}");
     project.write("provision.yaml", &spec);
     let stack = Stack::new(PROJECT);
 
@@ -197,6 +205,9 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         "Compose's view does not match after the rollout\n{again}"
     );
 
+    // (r) Releases, logs, maintenance mode (e2e_releases.rs): back to "original" at the end.
+    crate::e2e_releases::rollback_logs_maintenance(&project, &stack, "rolled");
+
     // (a') Another version, two replicas at a time (batches of 2 and 1).
     project.write("blueprints/web/app.py.j2", &app_version("batched", true));
     stack.step("provision apply --batch 2 (changed app) under load");
@@ -222,6 +233,7 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     assert_eq!(report.not_sent, 0);
     assert_eq!(stack.web().len(), 3, "web replicas after the rollout");
     assert_all_on(&stack, "batched");
+    crate::e2e_releases::assert_pruned(&project);
 
     // (b) A new version whose health check never passes, applied under load: rolled back.
     project.write("blueprints/web/app.py.j2", &app_version("broken", false));
@@ -463,11 +475,11 @@ fn haproxy_worker(lb: &crate::support::stack::Container) -> String {
 
 /// The web replicas running during an apply, from `docker ps` every 200 ms.
 #[derive(Debug, PartialEq, Eq)]
-struct Running {
+pub(crate) struct Running {
     /// How many times `docker ps` answered.
-    samples: usize,
-    fewest: usize,
-    most: usize,
+    pub samples: usize,
+    pub fewest: usize,
+    pub most: usize,
 }
 
 impl Running {

@@ -24,7 +24,10 @@
 //! (a local blueprint override, as in e2e_rolling.rs) rolls out with no failed request and every
 //! task answers as the new version; a version whose health check never passes makes Swarm roll
 //! back, apply exits 1 saying so and why, no request fails, the very tasks that ran before still
-//! answer, and `verify` passes.
+//! answer, and `verify` passes. In the docker-dns test only, `provision rollback 1` then goes
+//! back to the first version through Swarm's update under the same load, `logs web` shows every
+//! task's lines prefixed by its task, and maintenance mode answers 503 under load
+//! (`e2e_releases.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -35,6 +38,7 @@ use std::time::{Duration, Instant};
 use provision::probe::load::{self, LoadOptions, LoadReport};
 use serde_json::Value;
 
+use crate::e2e_releases;
 use crate::support::deploys::{
     app_version, json_through_lb, load_line, version_of, worker_pid, SHOW_INFO,
 };
@@ -345,7 +349,7 @@ fn assert_all_on(stack: &Stack, lb_port: u16, version: &str) {
 
 /// Swarm's own rolling update on the running stack, at 3 replicas, under load: a changed app
 /// rolls out, then a version that never turns healthy is rolled back.
-fn rolling_updates(stack: &Stack, lb_port: u16) {
+fn rolling_updates(stack: &Stack, lb_port: u16, releases: bool) {
     stack.ok(&["verify", "--scale", "3"], VERIFY_TIMEOUT);
     assert_all_on(stack, lb_port, "original");
 
@@ -482,6 +486,53 @@ fn rolling_updates(stack: &Stack, lb_port: u16) {
     assert!(!again.stderr.contains("reloaded in place"), "{again}");
     assert_eq!(stack.lb_task(), lb_before, "a second apply replaced the lb");
     assert_eq!(stack.haproxy_worker(&lb_after.1), worker_after);
+    if releases {
+        rollback_logs_maintenance(stack, lb_port);
+    }
+}
+
+/// On the same stack: `rollback 1` (the first version, and the lb's first balance) through
+/// Swarm's update under load; `logs web` prefixed by task; maintenance on and off under load
+/// through the lb reached by `docker exec` (`e2e_releases.rs`).
+fn rollback_logs_maintenance(stack: &Stack, lb_port: u16) {
+    let run = |args: &[&str]| stack.run(args, VERIFY_TIMEOUT);
+    let releases = e2e_releases::history_with(&run);
+    // The first apply, the rolled app, the new lb.balance; the failed apply made none.
+    assert_eq!(e2e_releases::ids(&releases), [1, 2, 3], "{releases:#?}");
+    let load = load::start(LoadOptions::new(
+        format!("http://127.0.0.1:{lb_port}/"),
+        RATE,
+    ))
+    .expect("starting the load");
+    std::thread::sleep(Duration::from_secs(2));
+    let t = Instant::now();
+    let ran = stack.run(&["rollback", "1"], APPLY_TIMEOUT);
+    let seconds = t.elapsed().as_secs_f64();
+    std::thread::sleep(Duration::from_secs(2));
+    let report = load.stop();
+    ran.expect_success();
+    note(format!(
+        "rollback to release 1 on the Swarm: {seconds:.1} s"
+    ));
+    note_load("load during the rollback", &report);
+    assert!(report.sent > 0, "no request was sent");
+    assert_eq!(report.failed, 0, "requests failed during the rollback");
+    assert_eq!(report.not_sent, 0);
+    assert_all_on(stack, lb_port, "original");
+    let releases = e2e_releases::history_with(&run);
+    assert_eq!(e2e_releases::ids(&releases), [1, 2, 3, 4]);
+    assert_eq!(
+        releases[3]["origin"],
+        serde_json::json!({"kind": "rollback", "to": 1})
+    );
+
+    let prefixes: Vec<String> = stack
+        .web_tasks()
+        .into_iter()
+        .map(|(name, _, _)| format!("{name}."))
+        .collect();
+    e2e_releases::logs_prefixed(&run, &prefixes);
+    e2e_releases::maintenance_under_load(&run, lb_port, RATE);
 }
 
 fn check_passed(report: &Value, name: &str) -> Value {
@@ -623,7 +674,7 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
         "the second apply replaced web tasks"
     );
 
-    rolling_updates(&stack, lb_port);
+    rolling_updates(&stack, lb_port, discovery == "docker-dns");
 
     let t = Instant::now();
     stack.ok(&["destroy"], VERIFY_TIMEOUT);

@@ -52,7 +52,7 @@ pub(crate) fn assert_valid(command: &str, text: &str) -> Value {
 
 #[test]
 fn every_schema_refuses_what_is_not_its_envelope() {
-    for command in ["verify", "status", "doctor"] {
+    for command in ["verify", "status", "doctor", "history"] {
         let v = validator(command);
         for wrong in [
             serde_json::json!({"command": command, "ok": true}),
@@ -100,7 +100,7 @@ fn a_verify_report_matches_its_schema() {
 fn errors_with_json_still_answer_an_envelope_on_stdout() {
     // No spec here: every command fails before it needs an engine (exit 2).
     let p = Project::new();
-    for command in ["verify", "status", "doctor"] {
+    for command in ["verify", "status", "doctor", "history"] {
         let spec = if command == "doctor" {
             // doctor without a spec is fine; a broken one is the error.
             p.write("broken.yaml", "project: [\n");
@@ -173,4 +173,52 @@ fn status_json_against_no_stack_matches_its_schema() {
     assert_eq!(value["state"], "stopped", "{ran}");
     assert_eq!(value["lb"]["error"]["kind"], "unreachable", "{ran}");
     assert_eq!(value["consul"]["error"]["kind"], "unreachable", "{ran}");
+}
+
+#[test]
+fn history_json_matches_its_schema_with_and_without_releases() {
+    use provision::releases::{NewRelease, Origin, ReleaseImage, Releases};
+    let p = Project::new();
+    p.write("provision.yaml", "project: hist\n");
+    let state = p.path().join("state");
+    let state_env = state.display().to_string();
+    let history = |p: &Project| {
+        let ran = p.run(
+            &["history", "--json"],
+            &[("XDG_STATE_HOME", state_env.as_str())],
+            Duration::from_secs(30),
+        );
+        assert_eq!(ran.code, Some(0), "{ran}");
+        assert_valid("history", &ran.stdout)
+    };
+    let empty = history(&p);
+    assert_eq!(empty["releases"], serde_json::json!([]));
+    assert_eq!(empty["keep_releases"], 5);
+    // Two releases as apply and rollback write them.
+    p.write("generated/compose.yaml", "services: {}\n");
+    p.write("generated/.provision-manifest", "0  compose.yaml\n");
+    let releases = Releases::at(&state.join("provision/hist"));
+    for origin in [Origin::Apply, Origin::Rollback { to: 1 }] {
+        releases
+            .record(NewRelease {
+                origin,
+                changes: vec!["web: replaced rolling".into()],
+                images: vec![ReleaseImage {
+                    service: "web".into(),
+                    reference: "hist-web:0123456789ab".into(),
+                    id: None,
+                    built: true,
+                }],
+                spec_text: "project: hist\n",
+                files: &p.path().join("generated"),
+                target: "compose",
+            })
+            .unwrap();
+    }
+    let two = history(&p);
+    assert_eq!(two["releases"][0]["id"], 1);
+    assert_eq!(
+        two["releases"][1]["origin"],
+        serde_json::json!({"kind": "rollback", "to": 1})
+    );
 }

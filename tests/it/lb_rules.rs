@@ -1,4 +1,4 @@
-//! Two promises of the lb, held with the host's real HAProxy (2.6 on our machines) rather than by
+//! Three promises of the lb, held with the host's real HAProxy (2.6 on our machines) rather than by
 //! reading the files:
 //!
 //! - `haproxy-reload` with an invalid new file changes nothing: the generated script runs with
@@ -7,7 +7,9 @@
 //! - the `http-in` frontend the blueprints generate answers `X-Provision-Server` only to a
 //!   request that carries `X-Provision-Probe`, never passes the probe header on to the app, and
 //!   removes a header of that name the app sets itself: HAProxy runs that frontend, exactly as
-//!   generated, in front of a small HTTP server of this test that sets the header.
+//!   generated, in front of a small HTTP server of this test that sets the header;
+//! - maintenance mode: the runtime commands `provision maintenance` sends make that frontend
+//!   answer 503 with `Retry-After`, and `off` serves again.
 //!
 //! Without haproxy (or sh) each skips, or fails where every check must run (`harness`).
 
@@ -143,6 +145,23 @@ fn spoofing_app() -> (u16, Arc<Mutex<Vec<Vec<String>>>>) {
     (port, seen)
 }
 
+/// The status line and header lines of one GET through HAProxy on `port`.
+fn head_of(port: u16) -> Vec<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET / HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let head = answer.split("\r\n\r\n").next().unwrap_or_default();
+    head.lines().map(str::to_owned).collect()
+}
+
 /// The header lines of one GET through HAProxy on `port`, with `extra` header lines.
 fn get(port: u16, extra: &str) -> Vec<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -248,5 +267,101 @@ fn header_rules_name_the_server_only_to_a_probe_and_drop_the_apps_own() {
             .flatten()
             .all(|name| name != "x-provision-probe"),
         "the probe header reached the app: {seen:?}"
+    );
+}
+
+/// Maintenance mode as `provision maintenance` switches it: the generated `global` lines that
+/// declare the switch, the generated `http-in` frontend, and the very runtime commands provision
+/// sends (`Maintenance::runtime_line`) over the admin socket of the host's HAProxy.
+#[test]
+fn maintenance_answers_503_with_retry_after_and_off_serves_again() {
+    use provision::deploy::maintenance::Maintenance;
+    use std::os::unix::net::UnixStream;
+    const CHECK: &str = "maintenance mode under the host's HAProxy";
+    let Some(haproxy) = external_tool("haproxy", CHECK) else {
+        return;
+    };
+    let cfg = generated("lb/haproxy.cfg");
+    let section = |name: &str| -> Vec<String> {
+        cfg.lines()
+            .skip_while(|l| *l != name)
+            .take_while(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let switch: Vec<String> = section("global")
+        .into_iter()
+        .filter(|l| l.trim_start().starts_with("set-var proc."))
+        .collect();
+    assert_eq!(
+        switch.len(),
+        2,
+        "the switch is not declared in global\n{cfg}"
+    );
+    let frontend = section("frontend http-in").join("\n");
+    let (app_port, _seen) = spoofing_app();
+    let lb_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("admin.sock");
+    let config = format!(
+        "global\n    stats socket {} mode 600 level admin\n{}\n\ndefaults\n    mode http\n    \
+         timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\n{}\n\nbackend web\n    \
+         server web-1 127.0.0.1:{app_port}\n",
+        socket.display(),
+        switch.join("\n"),
+        frontend.replace("bind :8080", &format!("bind 127.0.0.1:{lb_port}"))
+    );
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, &config).unwrap();
+    let _running = Haproxy(
+        Command::new(haproxy)
+            .args(["-db", "-f"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", lb_port)).is_err() || !socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "HAProxy never listened\n{config}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let runtime = |line: String| -> String {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        writeln!(stream, "{line}").unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(
+        head_of(lb_port)[0].starts_with("HTTP/1.1 200"),
+        "off at start\n{config}"
+    );
+    let on = Maintenance {
+        on: true,
+        retry_after: 42,
+    };
+    let said = runtime(on.runtime_line());
+    assert!(said.trim().is_empty(), "HAProxy refused: {said}");
+    let head = head_of(lb_port);
+    assert!(head[0].starts_with("HTTP/1.1 503"), "{head:?}");
+    assert!(
+        head.iter()
+            .any(|h| h.eq_ignore_ascii_case("retry-after: 42")),
+        "{head:?}"
+    );
+    let said = runtime(Maintenance { on: false, ..on }.runtime_line());
+    assert!(said.trim().is_empty(), "HAProxy refused: {said}");
+    assert!(
+        head_of(lb_port)[0].starts_with("HTTP/1.1 200"),
+        "off serves again"
     );
 }

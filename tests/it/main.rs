@@ -11,6 +11,7 @@ mod docker_cli;
 mod doctor_registry;
 mod e2e;
 mod e2e_faults;
+mod e2e_releases;
 mod e2e_rolling;
 mod e2e_swarm;
 mod figures;

@@ -40,6 +40,21 @@ pub(super) enum Action {
     Roll,
 }
 
+impl Action {
+    /// A few words for a release's record of what changed (`provision history`).
+    pub(super) fn short(self) -> &'static str {
+        match self {
+            Action::Keep | Action::AlreadyReloaded => "kept",
+            Action::Create => "created",
+            Action::Start => "started",
+            Action::Recreate => "recreated",
+            Action::ReloadInPlace => "reloaded in place",
+            Action::Restart => "restarted",
+            Action::Roll => "replaced rolling",
+        }
+    }
+}
+
 /// One service's line of the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Change {

@@ -192,6 +192,17 @@ impl super::Steps for Steps<'_> {
         &self.before
     }
 
+    fn changes(&self) -> Vec<String> {
+        self.changes
+            .iter()
+            .filter(|c| !matches!(c.action, Action::Keep | Action::AlreadyReloaded))
+            .map(|c| {
+                let rebuilt = if c.rebuild { ", image rebuilt" } else { "" };
+                format!("{}: {}{rebuilt}", c.service, c.action.short())
+            })
+            .collect()
+    }
+
     fn finish(&mut self) -> anyhow::Result<()> {
         if let Some((probe, interrupted)) = self.gap.take() {
             self.host.docker.printer().stdout().line(format!(

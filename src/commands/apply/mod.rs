@@ -21,6 +21,7 @@
 
 mod changes;
 mod compose;
+mod record;
 mod summary;
 mod swarm;
 
@@ -30,8 +31,12 @@ use crate::deploy::reload::Reloaded;
 use crate::deploy::Deployment;
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker};
+use crate::releases::Origin;
+use crate::render::RenderedStack;
 use crate::spec::Plan;
 use crate::{render, ExitStatus, ToolError};
+
+pub use record::Recording;
 
 pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
     let progress = global.printer;
@@ -50,11 +55,31 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         false => Some(global.lock(&stack.plan.project, "apply", &progress)?),
         true => None,
     };
-    let docker = Docker::new(progress).dry_run(args.dry_run);
-    let deployment = Deployment::new(&docker, &stack);
+    let recording = Recording {
+        origin: Origin::Apply,
+        spec_text: std::fs::read_to_string(&global.spec)
+            .map_err(|err| anyhow::anyhow!("reading {}: {err}", global.spec.display()))?,
+    };
+    deploy_stack(global, &stack, &args, &recording)
+}
+
+/// Deploys `stack` (rendered from the spec, or an earlier release's files for `rollback`) with
+/// apply's one sequence, and records the release it makes.
+pub fn deploy_stack(
+    global: &Global,
+    stack: &RenderedStack,
+    args: &ApplyArgs,
+    recording: &Recording,
+) -> anyhow::Result<ExitStatus> {
+    let docker = Docker::new(global.printer).dry_run(args.dry_run);
+    let deployment = Deployment::new(&docker, stack);
     match &deployment {
-        Deployment::Compose(host) => apply(&deployment, &mut compose::Steps::new(host), &args),
-        Deployment::Swarm(swarm) => apply(&deployment, &mut swarm::Steps::new(swarm), &args),
+        Deployment::Compose(host) => {
+            apply(&deployment, &mut compose::Steps::new(host), args, recording)
+        }
+        Deployment::Swarm(swarm) => {
+            apply(&deployment, &mut swarm::Steps::new(swarm), args, recording)
+        }
     }
 }
 
@@ -83,6 +108,8 @@ trait Steps {
     fn before(&self) -> &[Container];
     /// The target's own closing lines, after the summary.
     fn finish(&mut self) -> anyhow::Result<()>;
+    /// What the deploy changed, one line per service, for the release.
+    fn changes(&self) -> Vec<String>;
 }
 
 /// preflight → plan → build → deploy → wait routed → summary.
@@ -90,12 +117,15 @@ fn apply(
     deployment: &Deployment<'_>,
     steps: &mut dyn Steps,
     args: &ApplyArgs,
+    recording: &Recording,
 ) -> anyhow::Result<ExitStatus> {
     let docker = deployment.docker();
     let plan = deployment.plan();
     let engine = preflight::require_engine(docker)?;
     steps.preflight()?;
     if steps.plan(args)? == Planned::Unchanged {
+        // A stack deployed before releases were kept gets its first one here.
+        recording.after_deploy(deployment, Vec::new());
         return Ok(ExitStatus::Success);
     }
     let builds = build_missing(deployment, steps.build_file(), engine)?;
@@ -132,6 +162,7 @@ fn apply(
             &endpoints,
         ))?;
     steps.finish()?;
+    recording.after_deploy(deployment, steps.changes());
     Ok(ExitStatus::Success)
 }
 

@@ -25,6 +25,8 @@ pub(super) struct Steps<'a> {
     pushed: Vec<String>,
     /// The stack's tasks before the deploy, as containers.
     before: Vec<Container>,
+    /// What the deploy changed, for the release (`changes`).
+    changed: Vec<String>,
 }
 
 impl<'a> Steps<'a> {
@@ -35,6 +37,7 @@ impl<'a> Steps<'a> {
             build_file: Compose::new(swarm.docker, &swarm.plan.project, &compose_file),
             pushed: Vec::new(),
             before: Vec::new(),
+            changed: Vec::new(),
         }
     }
 
@@ -118,6 +121,14 @@ impl super::Steps for Steps<'_> {
         if let Some(message) = rollout.failure_message() {
             return Err(CheckFailed(message).into());
         }
+        self.changed = rollout
+            .updated
+            .iter()
+            .map(|(service, _)| format!("{service}: updated by Swarm (rolling)"))
+            .collect();
+        if self.before.is_empty() {
+            self.changed.push("stack created".to_owned());
+        }
         if !rollout.updated.is_empty() {
             let each: Vec<String> = rollout
                 .updated
@@ -142,6 +153,8 @@ impl super::Steps for Steps<'_> {
                      with the configuration that image carries",
                     done.service, done.said, lb.image
                 ));
+                self.changed
+                    .push(format!("{}: reloaded in place", done.service));
                 reloaded.push(done);
             }
         }
@@ -150,6 +163,10 @@ impl super::Steps for Steps<'_> {
 
     fn before(&self) -> &[Container] {
         &self.before
+    }
+
+    fn changes(&self) -> Vec<String> {
+        self.changed.clone()
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {

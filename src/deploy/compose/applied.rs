@@ -2,27 +2,22 @@
 //! the next render replaces): a rolling replacement that fails after earlier batches went through
 //! starts replicas of the previous version from it, so the stack ends as it was.
 //!
-//! Kept in `$XDG_STATE_HOME/provision/<project>/compose.yaml` (`~/.local/state/...` without the
-//! variable). Two checkouts with one project name share it; that is safe because it is used only
+//! Kept in the project's state directory (`state.rs`) as `compose.yaml`. Two checkouts with one project name share it; that is safe because it is used only
 //! when its web section's `org.provision.config` label is the one the old replicas carry.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-/// The state base directory; None without a home directory.
-fn state_dir() -> Option<PathBuf> {
-    crate::state::base_dir()
-}
-
-fn path_in(state: &Path, project: &str) -> PathBuf {
-    state.join("provision").join(project).join("compose.yaml")
+/// The kept file under the state root (`state::root`).
+fn path_in(root: &Path, project: &str) -> PathBuf {
+    root.join(project).join("compose.yaml")
 }
 
 /// Keeps a copy of `compose_file` as the one `project` last applied.
 pub fn remember(project: &str, compose_file: &Path) -> anyhow::Result<()> {
-    match state_dir() {
-        Some(state) => remember_in(&state, project, compose_file),
+    match crate::state::root() {
+        Some(root) => remember_in(&root, project, compose_file),
         None => Ok(()),
     }
 }
@@ -34,22 +29,15 @@ fn remember_in(state: &Path, project: &str, compose_file: &Path) -> anyhow::Resu
     if std::fs::read(&target).is_ok_and(|kept| kept == text) {
         return Ok(());
     }
-    let dir = target.parent().expect("the path has a parent");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    // Written beside, then renamed: a reader never sees half a file.
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut temp, &text)?;
-    temp.persist(&target)
-        .with_context(|| format!("writing {}", target.display()))?;
-    Ok(())
+    crate::state::write_private(&target, &text)
 }
 
 /// Removes the kept file of `project` (its stack is gone), and its directory when empty.
 pub fn forget(project: &str) -> anyhow::Result<()> {
-    let Some(state) = state_dir() else {
+    let Some(root) = crate::state::root() else {
         return Ok(());
     };
-    forget_in(&state, project)
+    forget_in(&root, project)
 }
 
 fn forget_in(state: &Path, project: &str) -> anyhow::Result<()> {
@@ -60,6 +48,7 @@ fn forget_in(state: &Path, project: &str) -> anyhow::Result<()> {
         }
         _ => {}
     }
+    // Only when empty: the releases stay (see `releases`).
     if let Some(dir) = target.parent() {
         let _ = std::fs::remove_dir(dir);
     }
@@ -68,7 +57,7 @@ fn forget_in(state: &Path, project: &str) -> anyhow::Result<()> {
 
 /// The Compose file `project` last applied, if one was kept.
 pub fn previous(project: &str) -> Option<String> {
-    std::fs::read_to_string(path_in(&state_dir()?, project)).ok()
+    std::fs::read_to_string(path_in(&crate::state::root()?, project)).ok()
 }
 
 #[cfg(test)]
@@ -85,7 +74,7 @@ mod tests {
         assert!(!kept.exists());
         remember_in(state.path(), project, &file).unwrap();
         assert_eq!(std::fs::read_to_string(&kept).unwrap(), "services: {}\n");
-        assert_eq!(kept, state.path().join("provision/hits/compose.yaml"));
+        assert_eq!(kept, state.path().join("hits/compose.yaml"));
         std::fs::write(&file, "services: {web: {}}\n").unwrap();
         remember_in(state.path(), project, &file).unwrap();
         assert_eq!(

@@ -93,6 +93,22 @@ impl<'a> Swarm<'a> {
         format!("label={NAMESPACE}={}", self.plan.project)
     }
 
+    /// `docker service logs` of one of the stack's services, each line prefixed by its task
+    /// and node, handed to `each` as it comes.
+    pub fn logs(
+        &self,
+        service: &str,
+        options: &[String],
+        each: impl FnMut(&str) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut args = vec!["service".to_owned(), "logs".to_owned()];
+        args.extend(options.iter().cloned());
+        args.push(self.service_name(service));
+        self.docker
+            .call(format!("reading the logs of service {service}"), args)
+            .each_line(each)
+    }
+
     /// Fails unless docker talks to a Swarm manager.
     pub fn require_manager(&self) -> anyhow::Result<()> {
         let out = doctor::manager_state(self.docker)?;

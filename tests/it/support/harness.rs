@@ -49,9 +49,12 @@ impl Project {
     /// `provision ARGS` run in this project's directory, with no terminal on stdin.
     pub fn provision(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("provision").expect("the provision binary is built");
+        // Each test project keeps its releases and switches in its own state directory, never
+        // in the home directory of whoever runs the tests.
         cmd.current_dir(self.path())
             .args(args)
             .env_remove("PROVISION_SPEC")
+            .env("XDG_STATE_HOME", self.path().join(".state"))
             .env("NO_COLOR", "1");
         cmd
     }
