@@ -167,7 +167,8 @@ pub struct Web {
     pub health_path: UrlPath,
     /// `builtin` (the hit counter) or a directory holding the user's app and its Dockerfile.
     pub app: App,
-    /// gunicorn worker processes per replica (built-in app only).
+    /// gunicorn worker processes per replica (built-in app only), each with a few threads
+    /// (gthread workers, which keep the load balancer's connections open between requests).
     #[serde(deserialize_with = "number::workers")]
     pub workers: u32,
     /// What `verify` counts as an answer from your own app (the built-in app is checked by its
