@@ -194,7 +194,9 @@ mod tests {
         }
         let e = err("project: hits\nlb:\n  access_log: verbose\n");
         assert!(
-            e.contains(":3:15: lb.access_log: must be one of `off`, `sampled`, `full`, got `verbose`"),
+            e.contains(
+                ":3:15: lb.access_log: must be one of `off`, `sampled`, `full`, got `verbose`"
+            ),
             "{e}"
         );
     }
