@@ -28,7 +28,7 @@ PAUSE_AFTER_FAILURE_SECONDS = 0.5
 
 app = Flask(__name__)
 # While redis is away, answer 503 at once rather than hang: a request holds one of only a few
-# sync workers, and every request queued behind it (the load balancer's checks too) waits.
+# worker threads, and every request queued behind them (the load balancer's checks too) waits.
 # - Connect within 0.25 s: redis is on the same host's network and accepts in well under a
 #   millisecond; an address that stays silent is a container stopping or starting (Docker's
 #   DNS still names it for a moment), and waiting longer for it only grows the queue.

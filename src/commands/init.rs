@@ -330,6 +330,7 @@ lb:
   # balance: roundrobin     # roundrobin | leastconn | source | first | random
   # check_interval: 2s      # health-check interval (ms, s or m)
   # max_replicas: 10        # most web replicas the load balancer can route to
+  # access_log: sampled     # off | sampled (1 request in 100) | full: HAProxy's request log
   # consul_template: image  # image (copy from images.consul_template) | download (verified release)
   # consul_template_version: {ct_version}
 

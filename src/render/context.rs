@@ -21,6 +21,12 @@ pub struct Tuning {
     pub resolve_timeout: &'static str,
     /// gunicorn's time to finish in-flight requests after SIGTERM.
     pub graceful_timeout_seconds: u64,
+    /// Threads per gunicorn worker (gthread): requests one worker serves at once. A request
+    /// mostly waits on redis, so a few threads per process keep both cores busy.
+    pub gunicorn_threads: u32,
+    /// How long gunicorn keeps an idle connection open: longer than HAProxy keeps the idle
+    /// connections it does not need (`pool-purge-delay`, 5 s by default), so HAProxy closes them.
+    pub gunicorn_keep_alive_seconds: u64,
     /// Compose's wait before SIGKILL: drain + graceful timeout + margin.
     pub stop_grace_period: String,
     /// Swarm: the pause between two batches of a rolling update (HAProxy re-resolves every
@@ -46,6 +52,8 @@ impl Tuning {
             drain_seconds,
             resolve_timeout: "1s",
             graceful_timeout_seconds,
+            gunicorn_threads: 4,
+            gunicorn_keep_alive_seconds: 30,
             stop_grace_period: format!("{}s", drain_seconds + graceful_timeout_seconds + 5),
             swarm_update_delay: "2s",
             swarm_update_monitor: "20s",

@@ -390,6 +390,48 @@ mod tests {
         assert!(!docker.files.contains_key("web/entrypoint.py"));
     }
 
+    /// The lines of `file`'s section `header` (up to the next blank line), trimmed.
+    fn section<'t>(file: &'t str, header: &str) -> Vec<&'t str> {
+        file.lines()
+            .skip_while(|l| *l != header)
+            .take_while(|l| !l.is_empty())
+            .map(str::trim)
+            .filter(|l| !l.starts_with('#'))
+            .collect()
+    }
+
+    #[test]
+    fn access_log_decides_the_frontends_loggers_in_every_mode() {
+        for (discovery, file) in [
+            ("consul-dns", "lb/haproxy.cfg"),
+            ("docker-dns", "lb/haproxy.cfg"),
+            ("consul-template", "lb/haproxy.ctmpl"),
+        ] {
+            let frontend = |access_log: &str| {
+                let spec = format!(
+                    "project: hits\ndiscovery: {discovery}\nlb:\n  access_log: {access_log}\n"
+                );
+                let rendered = render(&project(&spec)).unwrap();
+                let text = &rendered.files[file];
+                // Requests are logged through `log global` (defaults) unless the frontend says
+                // otherwise; the backend keeps it, so server state changes are always logged.
+                assert!(text.contains("    log global\n"), "{file}");
+                section(text, "frontend http-in")
+                    .into_iter()
+                    .filter(|l| l.starts_with("log ") || l.starts_with("no log"))
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(frontend("full"), Vec::<String>::new(), "{discovery}");
+            assert_eq!(frontend("off"), ["no log"], "{discovery}");
+            assert_eq!(
+                frontend("sampled"),
+                ["no log", "log stdout format raw sample 1:100 local0 info"],
+                "{discovery}"
+            );
+        }
+    }
+
     #[test]
     fn every_output_ends_with_a_newline_and_is_deterministic() {
         for spec in [

@@ -179,6 +179,29 @@ mod tests {
     }
 
     #[test]
+    fn access_log_defaults_to_sampled_and_reads_off_as_a_word() {
+        let plan = from_text("project: hits\n", Path::new("p.yaml"), Path::new(".")).unwrap();
+        assert_eq!(plan.lb.access_log, model::AccessLog::Sampled);
+        // `off` is a YAML 1.1 boolean; the spec reads it as the word it is written as.
+        for (text, want) in [
+            ("off", model::AccessLog::Off),
+            ("sampled", model::AccessLog::Sampled),
+            ("full", model::AccessLog::Full),
+        ] {
+            let spec = format!("project: hits\nlb:\n  access_log: {text}\n");
+            let plan = from_text(&spec, Path::new("p.yaml"), Path::new(".")).unwrap();
+            assert_eq!(plan.lb.access_log, want, "{text}");
+        }
+        let e = err("project: hits\nlb:\n  access_log: verbose\n");
+        assert!(
+            e.contains(
+                ":3:15: lb.access_log: must be one of `off`, `sampled`, `full`, got `verbose`"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn unknown_field_names_field_and_line() {
         let e = err("project: hits\nweb:\n  replica: 2\n");
         assert!(

@@ -167,7 +167,8 @@ pub struct Web {
     pub health_path: UrlPath,
     /// `builtin` (the hit counter) or a directory holding the user's app and its Dockerfile.
     pub app: App,
-    /// gunicorn worker processes per replica (built-in app only).
+    /// gunicorn worker processes per replica (built-in app only), each with a few threads
+    /// (gthread workers, which keep the load balancer's connections open between requests).
     #[serde(deserialize_with = "number::workers")]
     pub workers: u32,
     /// What `verify` counts as an answer from your own app (the built-in app is checked by its
@@ -299,6 +300,8 @@ pub struct LoadBalancer {
     /// Most web replicas the load balancer can route to (HAProxy server slots).
     #[serde(deserialize_with = "number::count")]
     pub max_replicas: u32,
+    /// Which requests HAProxy logs to its container's output (`docker logs`).
+    pub access_log: AccessLog,
     /// Where the lb image gets consul-template (consul-template discovery only).
     pub consul_template: ConsulTemplateSource,
     /// consul-template release downloaded when `consul_template: download`.
@@ -316,10 +319,25 @@ impl Default for LoadBalancer {
                 text: "2s".into(),
             },
             max_replicas: 10,
+            access_log: AccessLog::Sampled,
             consul_template: ConsulTemplateSource::Image,
             consul_template_version: Version(defaults::CONSUL_TEMPLATE_VERSION.into()),
         }
     }
+}
+
+/// HAProxy's request log. Each line goes from HAProxy's stdout through the container runtime to
+/// dockerd's log file, which costs the engine more CPU than HAProxy spends on the request itself
+/// (bench/README.md, lb cost), so by default only a sample is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    /// No request is logged (HAProxy's own alerts still are).
+    Off,
+    /// One request in every 100 (`log … sample 1:100`): enough to see traffic and its timings.
+    Sampled,
+    /// Every request.
+    Full,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-pub use super::model::{AppendFsync, Balance, ConsulTemplateSource, Discovery};
+pub use super::model::{AccessLog, AppendFsync, Balance, ConsulTemplateSource, Discovery};
 
 /// Where the stack is deployed. Each target is a variant here and a module of `deploy/` where
 /// behaviour differs, not a second copy of the commands.
@@ -108,6 +108,7 @@ pub struct PlanLb {
     pub check_interval: String,
     pub check_interval_ms: u64,
     pub max_replicas: u32,
+    pub access_log: AccessLog,
     pub consul_template_source: ConsulTemplateSource,
     pub consul_template_version: String,
 }

@@ -217,6 +217,7 @@ fn plan_of(spec: &Spec) -> Plan {
             check_interval: lb.check_interval.as_str().to_owned(),
             check_interval_ms: lb.check_interval.millis,
             max_replicas: lb.max_replicas,
+            access_log: lb.access_log,
             consul_template_source: lb.consul_template,
             consul_template_version: lb.consul_template_version.to_string(),
         },
