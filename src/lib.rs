@@ -13,6 +13,7 @@ pub mod error;
 pub mod images;
 pub mod json;
 pub mod lock;
+pub mod picture;
 pub mod poll;
 pub mod printer;
 pub mod probe;
@@ -21,6 +22,7 @@ pub mod report;
 #[doc(hidden)]
 pub mod skip_rule;
 pub mod spec;
+pub mod timeline;
 
 use std::process::ExitCode;
 

@@ -9,6 +9,7 @@ pub mod lbadmin;
 pub mod load;
 pub mod registry;
 pub mod stats;
+pub mod up_watch;
 
 use crate::spec::Plan;
 
