@@ -450,6 +450,11 @@ pub struct VerifyArgs {
     /// Also write the report as JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write a picture of the run to this HTML file: the --load requests, failures and
+    /// p50/p99 latency per second, the servers UP, and a mark for each event of the scale step
+    /// (one self-contained page, opens offline; see docs/report.md).
+    #[arg(long, value_name = "FILE.html", requires = "load")]
+    pub report: Option<PathBuf>,
     /// Output directory of the render step.
     #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,

@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use crate::docker::{Container, Docker};
 use crate::render::sha256_hex;
 use crate::spec::{LiveConfig, Plan};
+use crate::timeline::{self, EventKind};
 use crate::ToolError;
 
 /// A live configuration (`Plan::live_config`) and where its rendered file is.
@@ -130,6 +131,7 @@ pub fn reload(
         ))
         .into());
     }
+    timeline::mark(EventKind::Reloaded, container.service.clone());
     Ok(Reloaded {
         service: container.service.clone(),
         said: out

@@ -14,6 +14,7 @@ use super::{applied, ComposeHost};
 use crate::check::round1;
 use crate::docker::{of_service, Compose, Container};
 use crate::probe::converge::{lb_container, wait_routed, Routed};
+use crate::timeline::{self, EventKind};
 use crate::CheckFailed;
 
 impl Scaler<'_> {
@@ -47,6 +48,10 @@ impl Scaler<'_> {
                 "replacing web: {} old, {replaced} new; starting {} new",
                 old_count - replaced,
                 chunk.len()
+            );
+            timeline::mark(
+                EventKind::BatchStarted,
+                format!("{} new beside {} old", chunk.len(), old_count - replaced),
             );
             // A failed `up` (a new replica that does not start) is rolled back like one that is
             // never routed.
@@ -92,6 +97,7 @@ impl Scaler<'_> {
                     if fresh.len() == 1 { "" } else { "s" }
                 ));
                 remove_containers(self.host.docker, &fresh)?;
+                timeline::mark(EventKind::RolledBack, problem.clone());
                 return Ok(Rollout {
                     replaced,
                     seconds: round1(started.elapsed().as_secs_f64()),

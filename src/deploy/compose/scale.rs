@@ -14,6 +14,7 @@ use crate::deploy::scale::ScaleAction;
 use crate::docker::{of_service, Compose, Container, Docker, UpOptions};
 use crate::probe::converge::{lb_container, wait_routed, Routed};
 use crate::probe::{lbadmin, stats};
+use crate::timeline::{self, EventKind};
 
 /// Between putting replicas into maintenance and stopping them: lets requests in flight finish
 /// (bench/README.md, scale-down under load: no request failed with this pause).
@@ -65,6 +66,7 @@ impl Scaler<'_> {
         first_up: &mut BTreeMap<String, Instant>,
     ) -> anyhow::Result<Option<String>> {
         let summary = format!("scaling web {current} -> {next}");
+        timeline::mark(EventKind::BatchStarted, format!("web {current} -> {next}"));
         if let Err(err) = self.compose.up(&summary, &self.web_up(next)) {
             return Ok(Some(format!("{err:#}")));
         }
@@ -161,6 +163,7 @@ impl Scaler<'_> {
                         refused.join("; ")
                     ));
                 }
+                timeline::mark(EventKind::Drained, drained.join(", "));
                 std::thread::sleep(DRAIN_PAUSE);
             }
             (None, _) => {
