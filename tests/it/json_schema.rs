@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::harness::{external_tool, repo_root, skip_or_fail, Project};
+use crate::support::picture::answering_server;
 use provision::deploy::scale::ScaleAction;
 use provision::probe::load::LoadOptions;
 use provision::probe::measure;
@@ -97,24 +98,6 @@ fn a_verify_report_matches_its_schema() {
     let value = assert_valid("verify", &report.to_json());
     assert_eq!(value["ok"], false);
     assert_eq!(value["passed"], false);
-}
-
-/// A local server that answers every connection `200 OK` with its name in `X-Provision-Server`.
-fn answering_server() -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local port");
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = [0u8; 1024];
-            let _ = stream.read(&mut request);
-            let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\nX-Provision-Server: web1 127.0.0.1:1\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-            );
-        }
-    });
-    url
 }
 
 /// A verify report with a real --load run and its timeline (per-second series, an event).

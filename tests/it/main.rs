@@ -22,5 +22,6 @@ mod props;
 mod registrator;
 mod render_cli;
 mod render_snapshots;
+mod report_page;
 mod static_checks;
 mod support;
