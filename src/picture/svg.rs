@@ -181,7 +181,7 @@ fn draw_panel(
                 .pos(Pos::new(HPos::Left, VPos::Top));
             chart
                 .draw_series(std::iter::once(Text::new(
-                    format!("{} {}", event.kind.label(), event.what),
+                    mark_label(event.kind, &event.what),
                     (event.at_secs, y_max),
                     style,
                 )))
@@ -207,6 +207,19 @@ fn draw_panel(
         .draw()
         .map_err(plot_error)?;
     Ok(())
+}
+
+/// Longest label drawn along a mark: about the height of a panel at 11 px (the full text is in
+/// the page's table of events).
+pub const MARK_LABEL_CHARS: usize = 30;
+
+/// The label of an event's mark: its kind and what it was about, cut to [`MARK_LABEL_CHARS`].
+pub fn mark_label(kind: EventKind, what: &str) -> String {
+    let full = format!("{} {what}", kind.label());
+    match full.char_indices().nth(MARK_LABEL_CHARS) {
+        Some((cut, _)) => format!("{}…", &full[..cut]),
+        None => full,
+    }
 }
 
 /// plotters' drawing errors carry the backend's error type; the text is what matters.

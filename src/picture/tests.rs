@@ -166,7 +166,7 @@ fn the_svg_has_every_series_and_every_event_mark() {
     );
 
     for event in &events {
-        let label = format!("{} {}", event.kind.label(), event.what);
+        let label = svg::mark_label(event.kind, &event.what);
         assert!(texts.contains(&label), "no label {label:?} in {texts:?}");
         let c = svg::event_colour(event.kind);
         let marks = lines_of(&doc, &format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2));
@@ -184,6 +184,17 @@ fn the_svg_has_every_series_and_every_event_mark() {
     };
     assert!(x_of(EventKind::BatchStarted) < x_of(EventKind::Routed));
     assert!(x_of(EventKind::Routed) < x_of(EventKind::RolledBack));
+}
+
+#[test]
+fn long_mark_labels_are_cut() {
+    let label = svg::mark_label(
+        EventKind::Routed,
+        "provision-e2e-dns-web-10 (container 0123456789ab)",
+    );
+    assert_eq!(label.chars().count(), svg::MARK_LABEL_CHARS + 1);
+    assert!(label.starts_with("routed provision-e2e") && label.ends_with('…'));
+    assert_eq!(svg::mark_label(EventKind::Drained, "web3"), "drained web3");
 }
 
 #[test]

@@ -107,7 +107,10 @@ pub fn wait(target: &Expected<'_>, timeout: Duration, step: Option<&Step>) -> Co
     if let Some(first_look) = first_look {
         for (ip, at) in &result.first_up {
             if *at > first_look {
-                let name = target.ips.get(ip).map_or(ip.as_str(), String::as_str);
+                // The container's name, without the id its description adds.
+                let name = target.ips.get(ip).map_or(ip.as_str(), |d| {
+                    d.split_once(" (").map_or(d.as_str(), |(name, _)| name)
+                });
                 timeline::mark_at(*at, EventKind::Routed, name);
             }
         }

@@ -107,6 +107,7 @@ mod tests {
             status: status.into(),
             addr: addr.into(),
             check_status: String::new(),
+            counters: stats::Counters::default(),
         };
         let servers = [
             server("UP", "10.0.0.2:5000"),
