@@ -10,6 +10,7 @@ mod ctmpl_exec;
 mod docker_cli;
 mod doctor_registry;
 mod e2e;
+mod e2e_canary;
 mod e2e_faults;
 mod e2e_rolling;
 mod e2e_swarm;
