@@ -23,6 +23,12 @@ use crate::timeline::{self, EventKind};
 
 /// How often HAProxy's counters are read during the window.
 const WATCH_EVERY: Duration = Duration::from_secs(1);
+/// Between taking the canary's weight away and stopping it: the requests it holds finish (the
+/// same pause as a drain before a scale-down, `scale.rs`).
+const DRAIN_PAUSE: Duration = Duration::from_secs(1);
+/// How long HAProxy may take to drop a stopped canary's address from its slot (DNS, polled
+/// every second with `timeout resolve`).
+const SLOT_RELEASE: Duration = Duration::from_secs(10);
 
 /// How a canary ended.
 #[derive(Debug)]
@@ -180,8 +186,7 @@ impl Scaler<'_> {
         match verdict {
             Verdict::Worse(why) => {
                 printer.note(format!("rolling back the canary: {why}"));
-                self.drain_and_remove(&fresh, Some(&lb), &source)?;
-                self.restore_weights(&lb, &source);
+                self.retire_canary(&fresh, &canary_names, &lb, &source)?;
                 timeline::mark(EventKind::RolledBack, why.clone());
                 Ok(CanaryEnd::RolledBack(format!("{why} ({watched})")))
             }
@@ -208,6 +213,62 @@ impl Scaler<'_> {
                 })
             }
         }
+    }
+
+    /// Takes the canary away without a request lost: weight 0 (HAProxy sends it nothing new,
+    /// and the old servers get their configured weights back), a pause for the requests in
+    /// flight, then stopped and removed. Its slot gets its weight back once DNS has taken the
+    /// address away: back on an address that no longer answers, the slot would draw requests
+    /// that then wait for a retry (seen in the end-to-end test, with `maint` then `ready`).
+    fn retire_canary(
+        &self,
+        fresh: &[Container],
+        canary_names: &[String],
+        lb: &str,
+        source: &stats::Source,
+    ) -> anyhow::Result<()> {
+        let docker = self.host.docker;
+        let printer = docker.printer();
+        let servers = source.fetch()?;
+        let line = servers
+            .iter()
+            .map(|s| {
+                let weight = if canary_names.contains(&s.name) {
+                    "0"
+                } else {
+                    "100%"
+                };
+                format!("set weight {}/{} {weight}", stats::WEB_BACKEND, s.name)
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        lbadmin::command(docker, lb, &line)?;
+        timeline::mark(EventKind::Drained, canary_names.join(", "));
+        std::thread::sleep(DRAIN_PAUSE);
+        remove_containers(docker, fresh)?;
+        let gone = poll_until(SLOT_RELEASE, Duration::from_millis(250), || {
+            let servers = source.fetch()?;
+            Ok(servers
+                .iter()
+                .filter(|s| canary_names.contains(&s.name))
+                .all(|s| s.is_unused_slot())
+                .then_some(()))
+        });
+        if !matches!(gone, Ok(Some(()))) {
+            printer.note(format!(
+                "warning: HAProxy still has an address in {} {} s after the canary stopped; \
+                 giving the slot its weight back anyway",
+                canary_names.join(", "),
+                SLOT_RELEASE.as_secs()
+            ));
+        }
+        let line = canary_names
+            .iter()
+            .map(|s| format!("set weight {}/{s} 100%", stats::WEB_BACKEND))
+            .collect::<Vec<_>>()
+            .join("; ");
+        lbadmin::command(docker, lb, &line)?;
+        Ok(())
     }
 
     /// Every server of the web backend back on its configured weight; a failure is said, not
