@@ -31,6 +31,7 @@ use crate::deploy::Deployment;
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker};
 use crate::picture::Picture;
+use crate::probe::http;
 use crate::probe::load::LoadOptions;
 use crate::probe::measure;
 use crate::probe::stats::WEB_BACKEND;
@@ -116,11 +117,21 @@ fn apply(
     steps.built(&builds)?;
     let endpoints = deployment.endpoints();
     let measuring = match args.load {
-        Some(rate) if !docker.is_dry_run() => Some(measure::start(
-            LoadOptions::new(&endpoints.lb, rate),
-            Some(endpoints.stats_csv.as_str()).filter(|url| !url.is_empty()),
-            WEB_BACKEND,
-        )?),
+        Some(rate) if !docker.is_dry_run() => {
+            let mut options = LoadOptions::new(&endpoints.lb, rate);
+            // Which replica answered each request: the replicas answering, second by second.
+            options.header = Some(http::SERVER_HEADER.to_owned());
+            options.request_header = Some((http::PROBE_HEADER.to_owned(), "1".to_owned()));
+            docker.printer().note(format!(
+                "sending {rate}/s through {} meanwhile",
+                endpoints.lb
+            ));
+            Some(measure::start(
+                options,
+                Some(endpoints.stats_csv.as_str()).filter(|url| !url.is_empty()),
+                WEB_BACKEND,
+            )?)
+        }
         _ => None,
     };
     // The wait is part of what is measured: the last replicas are routed during it.

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use super::scale::{remove_containers, Scaler};
+use super::scale::{remove_containers, wait_released, Scaler, SLOT_RELEASE};
 use crate::deploy::canary::{judge, weights, CanaryArg, Seen, Verdict, MIN_REQUESTS};
 use crate::docker::{of_service, Container};
 use crate::poll::poll_until;
@@ -26,9 +26,6 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Between taking the canary's weight away and stopping it: the requests it holds finish (the
 /// same pause as a drain before a scale-down, `scale.rs`).
 const DRAIN_PAUSE: Duration = Duration::from_secs(1);
-/// How long HAProxy may take to drop a stopped canary's address from its slot (DNS, polled
-/// every second with `timeout resolve`).
-const SLOT_RELEASE: Duration = Duration::from_secs(10);
 
 /// How a canary ended.
 #[derive(Debug)]
@@ -246,17 +243,10 @@ impl Scaler<'_> {
         timeline::mark(EventKind::Drained, canary_names.join(", "));
         std::thread::sleep(DRAIN_PAUSE);
         remove_containers(docker, fresh)?;
-        let gone = poll_until(SLOT_RELEASE, Duration::from_millis(250), || {
-            let servers = source.fetch()?;
-            Ok(servers
-                .iter()
-                .filter(|s| canary_names.contains(&s.name))
-                .all(|s| s.is_unused_slot())
-                .then_some(()))
-        });
-        if !matches!(gone, Ok(Some(()))) {
+        let ips: BTreeSet<String> = fresh.iter().filter_map(|c| c.ip.clone()).collect();
+        if !wait_released(source, canary_names, &ips) {
             printer.note(format!(
-                "warning: HAProxy still has an address in {} {} s after the canary stopped; \
+                "warning: HAProxy still has the canary's address in {} {} s after it stopped; \
                  giving the slot its weight back anyway",
                 canary_names.join(", "),
                 SLOT_RELEASE.as_secs()
