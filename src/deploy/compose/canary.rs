@@ -110,13 +110,13 @@ impl Scaler<'_> {
             )));
         }
         let (w_old, w_new) = weights(arg.percent, old_names.len() as u32);
-        let line = old_names
-            .iter()
-            .map(|s| (s, w_old.to_string()))
-            .chain(canary_names.iter().map(|s| (s, w_new.to_string())))
-            .map(|(s, w)| format!("set weight {}/{s} {w}", stats::WEB_BACKEND))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let line = lbadmin::set_weight_line(
+            stats::WEB_BACKEND,
+            old_names
+                .iter()
+                .map(|s| (s.as_str(), w_old.to_string()))
+                .chain(canary_names.iter().map(|s| (s.as_str(), w_new.to_string()))),
+        );
         let answer = lbadmin::command(docker, &lb, &line)?;
         if !answer.trim().is_empty() {
             printer.note(format!("warning: HAProxy said: {}", answer.trim()));
@@ -227,18 +227,17 @@ impl Scaler<'_> {
         let docker = self.host.docker;
         let printer = docker.printer();
         let servers = source.fetch()?;
-        let line = servers
-            .iter()
-            .map(|s| {
+        let line = lbadmin::set_weight_line(
+            stats::WEB_BACKEND,
+            servers.iter().map(|s| {
                 let weight = if canary_names.contains(&s.name) {
                     "0"
                 } else {
                     "100%"
                 };
-                format!("set weight {}/{} {weight}", stats::WEB_BACKEND, s.name)
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
+                (s.name.as_str(), weight.to_owned())
+            }),
+        );
         lbadmin::command(docker, lb, &line)?;
         timeline::mark(EventKind::Drained, canary_names.join(", "));
         std::thread::sleep(DRAIN_PAUSE);
@@ -252,11 +251,10 @@ impl Scaler<'_> {
                 SLOT_RELEASE.as_secs()
             ));
         }
-        let line = canary_names
-            .iter()
-            .map(|s| format!("set weight {}/{s} 100%", stats::WEB_BACKEND))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let line = lbadmin::set_weight_line(
+            stats::WEB_BACKEND,
+            canary_names.iter().map(|s| (s.as_str(), "100%".to_owned())),
+        );
         lbadmin::command(docker, lb, &line)?;
         Ok(())
     }
@@ -274,11 +272,10 @@ impl Scaler<'_> {
                 return;
             }
         };
-        let line = servers
-            .iter()
-            .map(|s| format!("set weight {}/{} 100%", stats::WEB_BACKEND, s.name))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let line = lbadmin::set_weight_line(
+            stats::WEB_BACKEND,
+            servers.iter().map(|s| (s.name.as_str(), "100%".to_owned())),
+        );
         if line.is_empty() {
             return;
         }
