@@ -172,6 +172,13 @@ fn e2e_canary_rolls_back_errors_and_slowness_and_promotes_a_good_version() {
         "load during the canary of a slow version",
         &report,
     ));
+    note(format!(
+        "why: {}",
+        ran.stderr
+            .lines()
+            .find(|l| l.contains("rolled back the canary"))
+            .unwrap_or_default()
+    ));
     assert_eq!(report.failed, 0, "requests failed during the slow canary");
     assert_all_on(&stack, "v1");
 
@@ -187,6 +194,13 @@ fn e2e_canary_rolls_back_errors_and_slowness_and_promotes_a_good_version() {
     note(load_line(
         "load during the good canary and its rollout",
         &report,
+    ));
+    note(format!(
+        "said: {}",
+        ran.stderr
+            .lines()
+            .find(|l| l.contains("canary promoted"))
+            .unwrap_or_default()
     ));
     assert_eq!(
         report.failed, 0,
