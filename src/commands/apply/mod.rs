@@ -71,7 +71,8 @@ const SWARM_CANARY: &str = "--canary works on one host (target.kind: compose) on
      HAProxy could weight a task's server, but Swarm's own rolling update (`docker service \
      update`) starts and stops the tasks: it cannot be held at one new task while provision \
      watches it, and a rollback is Swarm's whole-service rollback, not the removal of one task. \
-     Use --batch 1 with web's update_config (failure_action: rollback), see docs/swarm.md";
+     Without --canary, apply rolls web with Swarm's update, which rolls back on a failed health \
+     check (failure_action: rollback; see docs/swarm.md)";
 
 /// Whether the plan leaves anything to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
