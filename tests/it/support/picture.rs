@@ -178,6 +178,13 @@ pub(crate) fn screenshot(page: &Path, name: &str) -> Option<PathBuf> {
         u32::from_be_bytes(png[20..24].try_into().unwrap()),
     );
     assert_eq!(size, (1200, 900), "screenshot size");
+    // A blank or error page compresses to a few kB; the plot's lines and text take tens
+    // (87 and 163 kB for the two pages the tests take).
+    assert!(
+        png.len() > 30_000,
+        "the screenshot is {} bytes: is the page blank?",
+        png.len()
+    );
     Some(out)
 }
 
