@@ -2,7 +2,8 @@
 # Installs everything the checks and the end-to-end tests need on a clean Debian bookworm machine:
 # the Docker engine (Debian's docker.io), the Compose v2 plugin (Debian trixie's docker-compose),
 # consul (Debian bullseye, for the offline test rig), mmdebstrap, haproxy, shellcheck, hadolint, Go
-# (golang-go: the static checks render consul-template templates with Go's text/template), and
+# (golang-go: the static checks render consul-template templates with Go's text/template), chromium
+# (the report page's screenshot test opens it headless, offline), and
 # Rust (rustup) when no cargo is installed.
 # Packages from other suites are fetched through the host's own configured mirror: the machine's
 # debian.sources stanza is copied with its Suites changed, so no host name is written anywhere.
@@ -72,7 +73,7 @@ fetch_from_suite() {
   (cd "$dest" && apt-get "${opts[@]}" -o APT::Sandbox::User=root download -qq "$pkg")
 }
 
-need_apt docker.io mmdebstrap haproxy shellcheck ca-certificates curl python3-venv iproute2 git gcc libc6-dev golang-go
+need_apt docker.io mmdebstrap haproxy shellcheck ca-certificates curl python3-venv iproute2 git gcc libc6-dev golang-go chromium
 
 # Compose v2 plugin (bookworm's docker-compose is the dead v1).
 if ! docker compose version >/dev/null 2>&1; then

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::deploy::canary::CanaryArg;
 use crate::spec::number::WholeNumber;
 
 /// The output directory when `--out` is not given.
@@ -461,6 +462,22 @@ pub struct ApplyArgs {
     /// data on their volumes, but requests get 503 while they restart).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Before a rolling replacement of web, run one replica of the new version beside the old
+    /// ones with PERCENT of the requests (HAProxy server weights, set at run time) for SECONDS
+    /// [default: 60], judged against the old ones by the spec's deploy.max_error_rate and
+    /// deploy.max_latency_ratio: promoted (the rollout goes on) or rolled back (exit 1, the old
+    /// replicas keep serving). One host (Compose) only. See docs/canary.md.
+    #[arg(long, value_name = "PERCENT[:SECONDS]")]
+    pub canary: Option<CanaryArg>,
+    /// Send this many requests per second through the load balancer during the deploy, for
+    /// --report (open loop, as verify --load).
+    #[arg(long, value_name = "RATE")]
+    pub load: Option<f64>,
+    /// Write a picture of the deploy to this HTML file: the --load requests, failures and
+    /// latency per second, the servers UP, and a mark for each batch, canary, drain, reload and
+    /// rollback (see docs/report.md).
+    #[arg(long, value_name = "FILE.html", requires = "load")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]
@@ -506,6 +523,11 @@ pub struct VerifyArgs {
     /// Also write the report as JUnit XML to this file.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
+    /// Also write a picture of the run to this HTML file: the --load requests, failures and
+    /// p50/p99 latency per second, the servers UP, and a mark for each event of the scale step
+    /// (one self-contained page, opens offline; see docs/report.md).
+    #[arg(long, value_name = "FILE.html", requires = "load")]
+    pub report: Option<PathBuf>,
     /// Output directory of the render step.
     #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
@@ -584,6 +606,13 @@ pub struct RollbackArgs {
     /// As apply's --yes: restart redis or consul without asking when the release changes them.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// As apply's --load: send this many requests per second through the load balancer during
+    /// the rollback, counted (and plotted with --report).
+    #[arg(long, value_name = "RATE")]
+    pub load: Option<f64>,
+    /// As apply's --report: write the rollback's measurements as a self-contained HTML page.
+    #[arg(long, value_name = "FILE.html", requires = "load")]
+    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod images;
 pub mod json;
 pub mod lock;
+pub mod picture;
 pub mod poll;
 pub mod printer;
 pub mod probe;
@@ -24,6 +25,7 @@ pub mod secrets;
 pub mod skip_rule;
 pub mod spec;
 pub mod state;
+pub mod timeline;
 
 use std::process::ExitCode;
 

@@ -14,6 +14,7 @@ use crate::deploy::scale::ScaleAction;
 use crate::json::Envelope;
 use crate::printer::Palette;
 use crate::probe::load::LoadReport;
+use crate::probe::measure::Timeline;
 
 /// The outcome of one `verify`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,6 +31,9 @@ pub struct Report {
     /// What `--load` sent and saw, in full (its `load` check has the main numbers).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<LoadReport>,
+    /// With `--load`: the scale step's events and HAProxy's servers UP, on the load's time axis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
 }
 
 impl Report {
@@ -50,6 +54,7 @@ impl Report {
             seconds: round1(elapsed.as_secs_f64()),
             checks,
             load: None,
+            timeline: None,
         }
     }
 

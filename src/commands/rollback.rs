@@ -72,6 +72,10 @@ pub fn run(global: &Global, args: RollbackArgs) -> anyhow::Result<ExitStatus> {
         timeout: args.timeout,
         batch: args.batch,
         yes: args.yes,
+        // A rollback is the release as it was deployed, never a canary of it.
+        canary: None,
+        load: args.load,
+        report: args.report,
         lock: LockArgs {
             lock_timeout: args.lock.lock_timeout,
         },

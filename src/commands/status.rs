@@ -390,6 +390,7 @@ mod tests {
             status: status.into(),
             addr: addr.into(),
             check_status: String::new(),
+            counters: Default::default(),
         };
         let status = Status {
             state: State::Degraded,

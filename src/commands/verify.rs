@@ -14,11 +14,14 @@ use crate::cli::VerifyArgs;
 use crate::commands::Global;
 use crate::deploy::{scale, Deployment};
 use crate::docker::{of_service, preflight, Container, Docker};
+use crate::picture::Picture;
 use crate::probe::converge::lb_container;
 use crate::probe::evaluate::{self, Observations};
 use crate::probe::http::{self, Expect, ProbePlan};
-use crate::probe::load::{self, LoadOptions, Tolerance};
+use crate::probe::load::{LoadOptions, Tolerance};
+use crate::probe::measure::{self, Timeline};
 use crate::probe::registry::ServiceQuery;
+use crate::probe::stats::WEB_BACKEND;
 use crate::report::{Check, Outcome, Report};
 use crate::{render, ExitStatus, UsageError};
 
@@ -59,7 +62,8 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             // Which replica answered each request, for the time a new replica takes to answer.
             options.header = Some(http::SERVER_HEADER.to_owned());
             options.request_header = Some((http::PROBE_HEADER.to_owned(), "1".to_owned()));
-            Some(load::start(options)?)
+            let stats_csv = Some(endpoints.stats_csv.as_str()).filter(|url| !url.is_empty());
+            Some(measure::start(options, stats_csv, WEB_BACKEND)?)
         }
         None => None,
     };
@@ -103,9 +107,11 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     let probe = http::probe(&endpoints.lb, &probe_plan, &expect);
     step.finish();
     // The load ran through the probe too, so that a replica that joined last has had requests.
+    let mut timeline = None;
     let load = load.map(|l| {
         let started_at = l.started_at();
-        let mut report = l.stop();
+        let (mut report, seen) = l.stop();
+        timeline = Some(seen);
         let before: BTreeSet<String> = containers_before
             .iter()
             .filter(|c| c.service == plan.web.service && c.running)
@@ -183,11 +189,35 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         started.elapsed(),
     );
     report.load = load;
+    report.timeline = timeline;
 
-    // The JUnit file first: a reader that closed stdout early does not cost CI its report.
+    // The files first: a reader that closed stdout early does not cost CI its reports.
     if let Some(path) = &args.junit {
         std::fs::write(path, report.to_junit()?)
             .with_context(|| format!("writing the JUnit report to {}", path.display()))?;
+    }
+    if let (Some(path), Some(load)) = (&args.report, &report.load) {
+        let empty = Timeline::default();
+        let timeline = report.timeline.as_ref().unwrap_or(&empty);
+        Picture {
+            title: title(&args),
+            project: &plan.project,
+            passed: report.passed,
+            verdict: report
+                .checks
+                .iter()
+                .filter(|c| c.outcome == Outcome::Fail || c.name == "load")
+                .map(|c| format!("{}: {}", c.name, c.message))
+                .collect(),
+            load,
+            up: &timeline.servers_up,
+            events: &timeline.events,
+        }
+        .write(path)?;
+        progress.note(format!(
+            "wrote the picture of this run to {}",
+            path.display()
+        ));
     }
     if args.json {
         progress.stdout().text(&report.to_json())?;
@@ -206,4 +236,16 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         ));
         Ok(ExitStatus::Failure)
     }
+}
+
+/// The report's title: the command as run, without its file options.
+fn title(args: &VerifyArgs) -> String {
+    let mut title = "provision verify".to_owned();
+    if let Some(n) = args.scale {
+        title.push_str(&format!(" --scale {n}"));
+    }
+    if let Some(rate) = args.load {
+        title.push_str(&format!(" --load {rate}"));
+    }
+    title
 }

@@ -5,6 +5,7 @@
 //! compose`) and `swarm/` (`docker stack deploy` against a manager). Commands ask a
 //! `Deployment`; only this file matches on the target.
 
+pub mod canary;
 pub mod compose;
 pub mod maintenance;
 pub mod reload;

@@ -15,6 +15,7 @@ use anyhow::Context as _;
 use crate::docker::{Container, Docker};
 use crate::render::sha256_hex;
 use crate::spec::{LiveConfig, Plan};
+use crate::timeline::{self, EventKind};
 use crate::ToolError;
 
 /// A live configuration (`Plan::live_config`) and where its rendered file is.
@@ -134,6 +135,7 @@ pub fn reload(
     if container.service == crate::spec::Service::Lb.name() {
         super::maintenance::reassert(docker, &container.project, &container.id)?;
     }
+    timeline::mark(EventKind::Reloaded, container.service.clone());
     Ok(Reloaded {
         service: container.service.clone(),
         said: out

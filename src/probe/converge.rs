@@ -15,6 +15,7 @@ use crate::docker::{Container, Docker};
 use crate::poll::poll_until;
 use crate::printer::Step;
 use crate::spec::{Plan, Service};
+use crate::timeline::{self, EventKind};
 
 const POLL: Duration = Duration::from_millis(250);
 
@@ -80,8 +81,10 @@ pub fn wait(target: &Expected<'_>, timeout: Duration, step: Option<&Step>) -> Co
         fatal: false,
         first_up: BTreeMap::new(),
     };
+    let mut first_look = None;
     // Ends early, unconverged, on a problem that waiting cannot fix (`fatal`).
     let ended = poll_until(timeout, POLL, || {
+        first_look.get_or_insert_with(Instant::now);
         let problem = look(target, &mut result);
         result.seconds = crate::check::round1(started.elapsed().as_secs_f64());
         match problem {
@@ -100,6 +103,18 @@ pub fn wait(target: &Expected<'_>, timeout: Duration, step: Option<&Step>) -> Co
     });
     // `look` reports its troubles in `result`; it never fails the wait.
     debug_assert!(ended.is_ok());
+    // A server UP at the first look was routed before this wait: only later ones are events.
+    if let Some(first_look) = first_look {
+        for (ip, at) in &result.first_up {
+            if *at > first_look {
+                // The container's name, without the id its description adds.
+                let name = target.ips.get(ip).map_or(ip.as_str(), |d| {
+                    d.split_once(" (").map_or(d.as_str(), |(name, _)| name)
+                });
+                timeline::mark_at(*at, EventKind::Routed, name);
+            }
+        }
+    }
     result
 }
 

@@ -565,6 +565,7 @@ mod tests {
             status: if used { "UP" } else { "MAINT (resolution)" }.into(),
             addr: ip.map(|ip| format!("{ip}:5000")).unwrap_or_default(),
             check_status: if used { "L7OK" } else { "" }.into(),
+            counters: Default::default(),
         }
     }
 

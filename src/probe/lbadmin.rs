@@ -45,6 +45,20 @@ pub fn set_state_line(backend: &str, servers: &[String], state: &str) -> String 
         .join("; ")
 }
 
+/// The runtime command that sets each server's weight in `backend`: a number from 0 to 256, or
+/// a percentage of its configured weight (`100%` puts it back). Weights set this way live in
+/// the running HAProxy only; a reload forgets them.
+pub fn set_weight_line<'a>(
+    backend: &str,
+    weights: impl IntoIterator<Item = (&'a str, String)>,
+) -> String {
+    weights
+        .into_iter()
+        .map(|(server, weight)| format!("set weight {backend}/{server} {weight}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Puts servers into `state`. HAProxy answers nothing on success and a sentence per refused
 /// command (such as "No such server."); those sentences are returned for the caller to judge.
 pub fn set_state(
@@ -71,6 +85,18 @@ pub fn set_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn weights_in_one_line() {
+        assert_eq!(
+            set_weight_line(
+                "web",
+                [("web1", "100".to_owned()), ("web4", "75".to_owned())]
+            ),
+            "set weight web/web1 100; set weight web/web4 75"
+        );
+        assert_eq!(set_weight_line("web", []), "");
+    }
 
     #[test]
     fn one_line_for_several_servers() {

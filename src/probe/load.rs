@@ -28,6 +28,7 @@
 //! `net.ipv4.tcp_tw_reuse = 2`), so long runs at hundreds per second do not run out of ports.
 
 mod results;
+mod series;
 #[cfg(test)]
 mod tests;
 
@@ -39,6 +40,7 @@ use std::time::{Duration, Instant};
 
 pub use results::{FailureKind, FailureSample, Failures, Latency, LoadReport, SendLag, ServedBy};
 use results::{Header, Outcome, Tally, Timing};
+pub use series::Second;
 
 use crate::UsageError;
 

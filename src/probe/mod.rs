@@ -7,8 +7,10 @@ pub mod evaluate;
 pub mod http;
 pub mod lbadmin;
 pub mod load;
+pub mod measure;
 pub mod registry;
 pub mod stats;
+pub mod up_watch;
 
 use crate::spec::Plan;
 

@@ -22,6 +22,35 @@ pub struct Server {
     pub addr: String,
     /// Last health check result, e.g. `L7OK`, `L4CON`.
     pub check_status: String,
+    /// Its traffic counters (zero where the CSV lacks a column).
+    #[serde(skip)]
+    pub counters: Counters,
+}
+
+/// A server's cumulative traffic counters and recent response time, as HAProxy keeps them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Answers it gave (`hrsp_1xx` to `hrsp_5xx` and `hrsp_other`).
+    pub responses: u64,
+    /// Of those, 5xx (`hrsp_5xx`).
+    pub status_5xx: u64,
+    /// Connections to it that failed (`econ`) and answers that broke off (`eresp`).
+    pub failed_connections: u64,
+    pub failed_responses: u64,
+    /// Average response time of its last 1024 answers, ms (`rtime`).
+    pub response_ms: u64,
+}
+
+impl Counters {
+    /// Requests it was sent: its answers and its failures.
+    pub fn requests(&self) -> u64 {
+        self.responses + self.failed_connections + self.failed_responses
+    }
+
+    /// Requests that failed: 5xx answers and broken connections or answers.
+    pub fn errors(&self) -> u64 {
+        self.status_5xx + self.failed_connections + self.failed_responses
+    }
 }
 
 impl Server {
@@ -71,6 +100,18 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
     // `addr` and `check_status` are missing from very old versions; tolerate that.
     let addr = index("addr").ok();
     let check = index("check_status").ok();
+    let counter_columns = [
+        "hrsp_1xx",
+        "hrsp_2xx",
+        "hrsp_3xx",
+        "hrsp_4xx",
+        "hrsp_5xx",
+        "hrsp_other",
+        "econ",
+        "eresp",
+        "rtime",
+    ]
+    .map(|name| index(name).ok());
     let mut servers = Vec::new();
     for record in reader.records() {
         let record = record.context("reading a line of HAProxy's CSV")?;
@@ -88,6 +129,20 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
             status: field(status),
             addr: addr.map(field).unwrap_or_default(),
             check_status: check.map(field).unwrap_or_default(),
+            counters: {
+                // An empty field (a counter HAProxy does not keep for this line) counts as 0.
+                let [c1, c2, c3, c4, c5, other, econ, eresp, rtime] = counter_columns.map(|i| {
+                    i.and_then(|i| record.get(i)?.trim().parse::<u64>().ok())
+                        .unwrap_or(0)
+                });
+                Counters {
+                    responses: c1 + c2 + c3 + c4 + c5 + other,
+                    status_5xx: c5,
+                    failed_connections: econ,
+                    failed_responses: eresp,
+                    response_ms: rtime,
+                }
+            },
         });
     }
     Ok(servers)
@@ -205,6 +260,17 @@ web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,
         assert_eq!(web1.check_status, "L7OK");
         assert!(servers[1].is_unused_slot() && !servers[1].is_up());
         assert_eq!(servers[2].status, "DOWN");
+        assert_eq!(
+            web1.counters,
+            Counters {
+                responses: 3,
+                status_5xx: 0,
+                failed_connections: 0,
+                failed_responses: 0,
+                response_ms: 1,
+            }
+        );
+        assert_eq!(web1.counters.requests(), 3);
         assert_eq!(servers[2].addr, "172.20.0.9:5000");
     }
 
@@ -216,6 +282,7 @@ web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,
             status: status.into(),
             addr: "10.0.0.2:5000".into(),
             check_status: String::new(),
+            counters: Counters::default(),
         };
         assert!(server("UP 1/3").is_up());
         assert!(!server("DOWN 1/2").is_up());

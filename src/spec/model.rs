@@ -34,6 +34,9 @@ pub struct Spec {
     pub consul: Consul,
     #[serde(default)]
     pub lb: LoadBalancer,
+    /// How a new web version is judged by `apply --canary` (docs/canary.md).
+    #[serde(default)]
+    pub deploy: Deploy,
 }
 
 /// The deployment target.
@@ -261,6 +264,53 @@ pub enum AppendFsync {
     Always,
     Everysec,
     No,
+}
+
+/// The thresholds a canary is judged by: the new version's servers against the old ones', from
+/// HAProxy's counters over the canary's window (docs/canary.md).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deploy {
+    /// How much higher the new servers' error rate (5xx answers and failed connections or
+    /// responses, per request) may be than the old ones', as a fraction: 0.05 = 5 points.
+    #[serde(deserialize_with = "fraction")]
+    pub max_error_rate: f64,
+    /// How many times the old servers' average response time the new ones' may reach.
+    #[serde(deserialize_with = "ratio")]
+    pub max_latency_ratio: f64,
+}
+
+impl Default for Deploy {
+    fn default() -> Self {
+        Deploy {
+            max_error_rate: 0.05,
+            max_latency_ratio: 3.0,
+        }
+    }
+}
+
+/// A number from 0 to 1.
+fn fraction<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let value = f64::deserialize(d)?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{value} is not a fraction from 0 to 1 (0.05 means 5%)"
+        )))
+    }
+}
+
+/// A finite number of at least 1.
+fn ratio<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    let value = f64::deserialize(d)?;
+    if value.is_finite() && value >= 1.0 {
+        Ok(value)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{value} is not a ratio of at least 1 (3 means three times as slow)"
+        )))
+    }
 }
 
 /// The consul agent (a single dev-mode server).

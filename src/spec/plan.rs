@@ -48,6 +48,14 @@ pub struct Plan {
     pub redis: PlanRedis,
     pub consul: PlanConsul,
     pub lb: PlanLb,
+    pub deploy: PlanDeploy,
+}
+
+/// The canary's thresholds (see `model::Deploy`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PlanDeploy {
+    pub max_error_rate: f64,
+    pub max_latency_ratio: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

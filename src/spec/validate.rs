@@ -4,8 +4,8 @@ use std::path::Path;
 
 use super::model::{App, Discovery, Spec, TargetKind};
 use super::plan::{
-    Plan, PlanConsul, PlanExpect, PlanImages, PlanLb, PlanPlacement, PlanRedis, PlanWeb,
-    SwarmTarget, Target,
+    Plan, PlanConsul, PlanDeploy, PlanExpect, PlanImages, PlanLb, PlanPlacement, PlanRedis,
+    PlanWeb, SwarmTarget, Target,
 };
 use super::rules;
 
@@ -220,6 +220,10 @@ fn plan_of(spec: &Spec) -> Plan {
             access_log: lb.access_log,
             consul_template_source: lb.consul_template,
             consul_template_version: lb.consul_template_version.to_string(),
+        },
+        deploy: PlanDeploy {
+            max_error_rate: spec.deploy.max_error_rate,
+            max_latency_ratio: spec.deploy.max_latency_ratio,
         },
     }
 }

@@ -640,3 +640,69 @@ fn logs_rollback_and_history_refuse_what_cannot_be_before_asking_docker() {
         .stderr(predicate::str::contains("no release was recorded yet"));
     p.provision(&["rollback", "0"]).assert().code(2);
 }
+
+#[test]
+fn canary_thresholds_out_of_range_are_refused_naming_the_field() {
+    for (text, field, why) in [
+        (
+            "project: hits\ndeploy:\n  max_error_rate: 5\n",
+            "deploy.max_error_rate",
+            "not a fraction from 0 to 1",
+        ),
+        (
+            "project: hits\ndeploy:\n  max_latency_ratio: 0.5\n",
+            "deploy.max_latency_ratio",
+            "not a ratio of at least 1",
+        ),
+    ] {
+        let p = Project::new();
+        p.write("provision.yaml", text);
+        p.provision(&["render"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(field).and(predicate::str::contains(why)));
+        assert!(!p.file("generated").exists(), "written for {text:?}");
+    }
+    let p = Project::new();
+    p.write(
+        "provision.yaml",
+        "project: hits\ndeploy:\n  max_error_rate: 0.1\n  max_latency_ratio: 2\n",
+    );
+    p.provision(&["render"]).assert().success();
+}
+
+#[test]
+fn a_bad_canary_argument_is_a_usage_error() {
+    for bad in ["0", "100", "20:0", "twenty"] {
+        Project::new()
+            .provision(&["apply", "--canary", bad])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--canary"));
+    }
+    Project::new()
+        .provision(&["apply", "--report", "r.html"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--load"));
+}
+
+#[test]
+fn a_canary_on_a_swarm_is_refused_with_the_reason() {
+    let p = Project::new();
+    p.write(
+        "provision.yaml",
+        &std::fs::read_to_string(
+            crate::support::harness::repo_root()
+                .join("tests/fixtures/swarm-docker-dns/provision.yaml"),
+        )
+        .unwrap(),
+    );
+    p.provision(&["apply", "--canary", "20:15"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("--canary works on one host")
+                .and(predicate::str::contains("Swarm's own rolling update")),
+        );
+}

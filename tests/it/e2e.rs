@@ -33,12 +33,14 @@ use serde_json::Value;
 
 use crate::support::engine::{docker, image_present, note, rig_image, start};
 use crate::support::harness::{external_tool, report_skip, Project};
+use crate::support::picture::{artifacts_dir, assert_report_page, screenshot};
 use crate::support::stack::{
     check_of, consul_dns_spec, hits_now, hits_once_routed, verify_passes, verify_report, Stack,
     APPLY_TIMEOUT, LOAD_RATE, SHORT_TIMEOUT, VERIFY_TIMEOUT,
 };
 
-/// The offline mode, the whole life of a stack: apply, verify at 5, 2 and as it stands, an
+/// The offline mode, the whole life of a stack: apply, verify at 10 (under load, with the
+/// report page and its screenshot), 2 and as it stands, an
 /// idempotent re-apply, a replica stopped by hand, the counter surviving destroy, destroy --volumes.
 #[test]
 fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
@@ -82,14 +84,21 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
         "status does not show web\n{ran}"
     );
 
-    // Under steady load: not one request may fail while replicas come and go.
-    verify_passes(
+    // Under steady load: not one request may fail while replicas come and go. The scale-up
+    // also writes the picture of the run: its plot checked, and opened in headless Chromium.
+    let report = verify_passes(
         &stack,
         &project,
-        &["--scale", "5", "--load", LOAD_RATE],
-        5,
+        &["--scale", "10", "--load", "100", "--report", "report.html"],
+        10,
         LB,
     );
+    let page = project.read("report.html");
+    assert_report_page(&page, &report, 8);
+    std::fs::write(artifacts_dir().join("report.html"), &page).unwrap();
+    if let Some(png) = screenshot(&project.path().join("report.html"), "report.png") {
+        stack.step(&format!("the report's screenshot: {}", png.display()));
+    }
     verify_passes(
         &stack,
         &project,

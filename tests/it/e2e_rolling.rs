@@ -573,6 +573,7 @@ fn rollout_witnesses_refuse_no_observation() {
         served_by: None,
         joined: None,
         problems: Vec::new(),
+        per_second: Vec::new(),
     };
     assert!(load_covered(&silent, 16.0).is_err());
     let sent = LoadReport {

@@ -8,8 +8,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::support::harness::{external_tool, repo_root, skip_or_fail, Project};
+use crate::support::picture::answering_server;
 use provision::deploy::scale::ScaleAction;
+use provision::probe::load::LoadOptions;
+use provision::probe::measure;
 use provision::report::{Check, Numbers, Outcome, Report};
+use provision::timeline::{self, EventKind};
 
 /// Resolves `envelope.json` and the other schema files from docs/schema/, never the network.
 struct SchemaDir;
@@ -94,6 +98,40 @@ fn a_verify_report_matches_its_schema() {
     let value = assert_valid("verify", &report.to_json());
     assert_eq!(value["ok"], false);
     assert_eq!(value["passed"], false);
+}
+
+/// A verify report with a real --load run and its timeline (per-second series, an event).
+#[test]
+fn a_verify_report_with_load_and_timeline_matches_its_schema() {
+    let mut options = LoadOptions::new(answering_server(), 40.0);
+    options.header = Some("X-Provision-Server".into());
+    let measuring = measure::start(options, None, "web").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    timeline::mark(EventKind::BatchStarted, "web 1 -> 2");
+    std::thread::sleep(Duration::from_millis(700));
+    let (load, seen) = measuring.stop();
+    assert_eq!(load.failed, 0, "{load:#?}");
+    let mut report = Report::new(
+        "hits",
+        "docker-dns",
+        1,
+        None,
+        vec![load.check()],
+        Duration::from_secs(2),
+    );
+    report.load = Some(load);
+    report.timeline = Some(seen);
+    let value = assert_valid("verify", &report.to_json());
+    let seconds = value["load"]["per_second"].as_array().expect("per_second");
+    assert_eq!(seconds.len(), 2, "{seconds:?}");
+    assert!(seconds
+        .iter()
+        .all(|s| s["sent"].as_u64() > Some(0) && s["answering"] == 1));
+    let events = value["timeline"]["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["kind"], "batch_started");
+    let at = events[0]["at_secs"].as_f64().unwrap();
+    assert!((0.5..1.0).contains(&at), "the event at {at} s");
 }
 
 #[test]

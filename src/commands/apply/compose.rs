@@ -58,7 +58,16 @@ impl<'a> Steps<'a> {
                 .filter(|c| c.service != plan.web.service && c.action != Action::Keep)
                 .map(|c| c.service.as_str())
                 .collect();
-            return self.host.roll_web(args.timeout, args.batch, &others);
+            let canary = args.canary.map(|arg| (arg, plan.deploy));
+            return self
+                .host
+                .roll_web(args.timeout, args.batch, &others, canary);
+        }
+        if args.canary.is_some() {
+            self.host.docker.printer().note(
+                "--canary: web runs its current version already, so there is no new version to \
+                 watch; applying the rest",
+            );
         }
         self.host.compose.up(
             &format!(

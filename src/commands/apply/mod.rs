@@ -31,10 +31,15 @@ use crate::deploy::reload::Reloaded;
 use crate::deploy::Deployment;
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker};
+use crate::picture::Picture;
+use crate::probe::http;
+use crate::probe::load::LoadOptions;
+use crate::probe::measure;
+use crate::probe::stats::WEB_BACKEND;
 use crate::releases::Origin;
 use crate::render::RenderedStack;
 use crate::spec::Plan;
-use crate::{render, ExitStatus, ToolError};
+use crate::{render, ExitStatus, ToolError, UsageError};
 
 pub use record::Recording;
 
@@ -73,6 +78,9 @@ pub fn deploy_stack(
 ) -> anyhow::Result<ExitStatus> {
     let docker = Docker::new(global.printer).dry_run(args.dry_run);
     let deployment = Deployment::new(&docker, stack);
+    if let (Deployment::Swarm(_), Some(_)) = (&deployment, args.canary) {
+        return Err(UsageError(SWARM_CANARY.into()).into());
+    }
     match &deployment {
         Deployment::Compose(host) => {
             apply(&deployment, &mut compose::Steps::new(host), args, recording)
@@ -82,6 +90,14 @@ pub fn deploy_stack(
         }
     }
 }
+
+/// Why `--canary` is refused on a Swarm.
+const SWARM_CANARY: &str = "--canary works on one host (target.kind: compose) only. On a Swarm, \
+     HAProxy could weight a task's server, but Swarm's own rolling update (`docker service \
+     update`) starts and stops the tasks: it cannot be held at one new task while provision \
+     watches it, and a rollback is Swarm's whole-service rollback, not the removal of one task. \
+     Without --canary, apply rolls web with Swarm's update, which rolls back on a failed health \
+     check (failure_action: rollback; see docs/swarm.md)";
 
 /// Whether the plan leaves anything to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,15 +146,63 @@ fn apply(
     }
     let builds = build_missing(deployment, steps.build_file(), engine)?;
     steps.built(&builds)?;
-    let reloaded = steps.deploy(args)?;
-    if docker.is_dry_run() {
+    let endpoints = deployment.endpoints();
+    let measuring = match args.load {
+        Some(rate) if !docker.is_dry_run() => {
+            let mut options = LoadOptions::new(&endpoints.lb, rate);
+            // Which replica answered each request: the replicas answering, second by second.
+            options.header = Some(http::SERVER_HEADER.to_owned());
+            options.request_header = Some((http::PROBE_HEADER.to_owned(), "1".to_owned()));
+            docker.printer().note(format!(
+                "sending {rate}/s through {} meanwhile",
+                endpoints.lb
+            ));
+            Some(measure::start(
+                options,
+                Some(endpoints.stats_csv.as_str()).filter(|url| !url.is_empty()),
+                WEB_BACKEND,
+            )?)
+        }
+        _ => None,
+    };
+    // The wait is part of what is measured: the last replicas are routed during it.
+    let deployed = steps.deploy(args).and_then(|reloaded| {
+        if docker.is_dry_run() {
+            return Ok((reloaded, None));
+        }
+        Ok((reloaded, Some(deployment.wait_routed(args.timeout)?)))
+    });
+    if let Some(measuring) = measuring {
+        let (load, timeline) = measuring.stop();
+        let verdict = match &deployed {
+            Ok(_) => vec!["applied".to_owned()],
+            Err(err) => format!("{err:#}").lines().map(str::to_owned).collect(),
+        };
+        docker.printer().note(load.summary_lines().join("\n"));
+        if let Some(path) = &args.report {
+            Picture {
+                title: title(args),
+                project: &plan.project,
+                passed: deployed.is_ok(),
+                verdict,
+                load: &load,
+                up: &timeline.servers_up,
+                events: &timeline.events,
+            }
+            .write(path)?;
+            docker.printer().note(format!(
+                "wrote the picture of this apply to {}",
+                path.display()
+            ));
+        }
+    }
+    let (reloaded, routed) = deployed?;
+    let Some(routed) = routed else {
         docker
             .printer()
             .note("dry run: the commands above were printed, not run");
         return Ok(ExitStatus::Success);
-    }
-    let endpoints = deployment.endpoints();
-    let routed = deployment.wait_routed(args.timeout)?;
+    };
     if !routed.converged {
         return Err(ToolError(format!(
             "the stack started, but the load balancer does not route to every web {} after {} s: {}",
@@ -164,6 +228,22 @@ fn apply(
     steps.finish()?;
     recording.after_deploy(deployment, steps.changes());
     Ok(ExitStatus::Success)
+}
+
+/// The report's title: the command as run, without its file options.
+fn title(args: &ApplyArgs) -> String {
+    let mut title = "provision apply".to_owned();
+    if let Some(canary) = args.canary {
+        title.push_str(&format!(
+            " --canary {}:{}",
+            canary.percent,
+            canary.window.as_secs()
+        ));
+    }
+    if let Some(rate) = args.load {
+        title.push_str(&format!(" --load {rate}"));
+    }
+    title
 }
 
 /// What `build_missing` did.

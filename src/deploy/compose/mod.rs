@@ -4,6 +4,7 @@
 //! the last apply is kept to roll back to (`applied.rs`).
 
 pub mod applied;
+pub mod canary;
 pub mod file;
 pub mod roll;
 pub mod scale;

@@ -8,12 +8,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use super::canary::CanaryEnd;
 use super::file::{file_services, outdated, read_file_services, FileService};
 use super::scale::{remove_containers, Scaler};
 use super::{applied, ComposeHost};
 use crate::check::round1;
+use crate::deploy::canary::CanaryArg;
 use crate::docker::{of_service, Compose, Container};
 use crate::probe::converge::{lb_container, wait_routed, Routed};
+use crate::spec::plan::PlanDeploy;
+use crate::timeline::{self, EventKind};
 use crate::CheckFailed;
 
 impl Scaler<'_> {
@@ -47,6 +51,10 @@ impl Scaler<'_> {
                 "replacing web: {} old, {replaced} new; starting {} new",
                 old_count - replaced,
                 chunk.len()
+            );
+            timeline::mark(
+                EventKind::BatchStarted,
+                format!("{} new beside {} old", chunk.len(), old_count - replaced),
             );
             // A failed `up` (a new replica that does not start) is rolled back like one that is
             // never routed.
@@ -92,6 +100,7 @@ impl Scaler<'_> {
                     if fresh.len() == 1 { "" } else { "s" }
                 ));
                 remove_containers(self.host.docker, &fresh)?;
+                timeline::mark(EventKind::RolledBack, problem.clone());
                 return Ok(Rollout {
                     replaced,
                     seconds: round1(started.elapsed().as_secs_f64()),
@@ -198,7 +207,17 @@ impl ComposeHost<'_> {
     /// `Scaler::replace`). A batch not routed in time is rolled back, and this fails (exit 1, like
     /// a failed check: the tool worked, the new version did not pass) with what the new replicas
     /// said; `others` are the services this apply changed before, named in that message.
-    pub fn roll_web(&self, timeout: Duration, batch: u32, others: &[&str]) -> anyhow::Result<()> {
+    ///
+    /// With `canary`, one new replica is first watched beside the old ones (`Scaler::canary`):
+    /// rolled back, this fails (exit 1) with the numbers; promoted, it has taken the place of one
+    /// old replica and the rollout replaces the others.
+    pub fn roll_web(
+        &self,
+        timeout: Duration,
+        batch: u32,
+        others: &[&str],
+        canary: Option<(CanaryArg, PlanDeploy)>,
+    ) -> anyhow::Result<()> {
         let docker = self.docker;
         let plan = self.plan;
         // The image may have been built just now: compare with the ids as they are after the build.
@@ -210,7 +229,7 @@ impl ComposeHost<'_> {
             .image_ids(std::slice::from_ref(&web.image))?
             .remove(0);
         let containers = self.containers()?;
-        let old: Vec<Container> = of_service(&containers, &plan.web.service)
+        let mut old: Vec<Container> = of_service(&containers, &plan.web.service)
             .into_iter()
             .filter(|c| outdated(c, web, id.as_deref()).is_some())
             .collect();
@@ -225,6 +244,30 @@ impl ComposeHost<'_> {
             timeout,
             batch,
         };
+        // A promoted canary counts as replaced: a later batch that fails puts it back too.
+        let mut promoted = 0;
+        if let (Some((arg, limits)), false, false) = (canary, old.is_empty(), docker.is_dry_run()) {
+            match scaler.canary(&old, arg, &limits)? {
+                CanaryEnd::RolledBack(why) => {
+                    let mut message = format!(
+                        "rolled back the canary: {why}; the canary was removed and the web \
+                         replicas that ran before keep serving"
+                    );
+                    if !others.is_empty() {
+                        message.push_str(&format!(
+                            "; {} were updated before the canary and stay so",
+                            others.join(", ")
+                        ));
+                    }
+                    return Err(CheckFailed(message).into());
+                }
+                CanaryEnd::Promoted { replaced_id, said } => {
+                    docker.printer().note(said);
+                    old.retain(|c| c.id != replaced_id);
+                    promoted = 1;
+                }
+            }
+        }
         let rollout = scaler.replace(old)?;
         if docker.is_dry_run() {
             return Ok(());
@@ -234,8 +277,8 @@ impl ComposeHost<'_> {
                 docker.printer().note(format!(
                     "web replaced rolling: {} replica{} in {} s, none dropped from the load balancer \
                      before its replacement was routed",
-                    rollout.replaced,
-                    if rollout.replaced == 1 { "" } else { "s" },
+                    rollout.replaced + promoted,
+                    if rollout.replaced + promoted == 1 { "" } else { "s" },
                     rollout.seconds
                 ));
                 Ok(())
@@ -248,8 +291,8 @@ impl ComposeHost<'_> {
                     failure.details.join("\n"),
                     failure.rollback_seconds,
                 );
-                if rollout.replaced > 0 {
-                    let n = rollout.replaced;
+                if rollout.replaced + promoted > 0 {
+                    let n = rollout.replaced + promoted;
                     match self.revert_replaced(timeout, batch, web, old_config.as_deref()) {
                         Ok(revert) => message.push_str(&format!(
                             "; the {n} replaced in earlier batches were put back on the previous \

@@ -12,12 +12,36 @@ use super::ComposeHost;
 use crate::check::round1;
 use crate::deploy::scale::ScaleAction;
 use crate::docker::{of_service, Compose, Container, Docker, UpOptions};
+use crate::poll::poll_until;
 use crate::probe::converge::{lb_container, wait_routed, Routed};
 use crate::probe::{lbadmin, stats};
+use crate::timeline::{self, EventKind};
 
 /// Between putting replicas into maintenance and stopping them: lets requests in flight finish
 /// (bench/README.md, scale-down under load: no request failed with this pause).
 const DRAIN_PAUSE: Duration = Duration::from_secs(1);
+
+/// How long HAProxy may take to drop a stopped replica's address from its slot (its DNS
+/// resolution runs every `timeout resolve`, a second or less).
+pub(super) const SLOT_RELEASE: Duration = Duration::from_secs(10);
+
+/// Waits until none of the servers `names` holds one of `ips` any more (the slot is free, or
+/// DNS put another replica in it); false when that took longer than [`SLOT_RELEASE`].
+pub(super) fn wait_released(
+    source: &stats::Source,
+    names: &[String],
+    ips: &BTreeSet<String>,
+) -> bool {
+    let released = poll_until(SLOT_RELEASE, Duration::from_millis(250), || {
+        let servers = source.fetch()?;
+        Ok(servers
+            .iter()
+            .filter(|s| names.contains(&s.name))
+            .all(|s| s.is_unused_slot() || !ips.contains(s.ip()))
+            .then_some(()))
+    });
+    matches!(released, Ok(Some(())))
+}
 
 /// Everything a scale step works with (on one Docker host: a Swarm scales in `swarm/scale.rs`).
 pub struct Scaler<'a> {
@@ -65,6 +89,7 @@ impl Scaler<'_> {
         first_up: &mut BTreeMap<String, Instant>,
     ) -> anyhow::Result<Option<String>> {
         let summary = format!("scaling web {current} -> {next}");
+        timeline::mark(EventKind::BatchStarted, format!("web {current} -> {next}"));
         if let Err(err) = self.compose.up(&summary, &self.web_up(next)) {
             return Ok(Some(format!("{err:#}")));
         }
@@ -161,6 +186,7 @@ impl Scaler<'_> {
                         refused.join("; ")
                     ));
                 }
+                timeline::mark(EventKind::Drained, drained.join(", "));
                 std::thread::sleep(DRAIN_PAUSE);
             }
             (None, _) => {
@@ -173,7 +199,20 @@ impl Scaler<'_> {
         remove_containers(self.host.docker, chunk)?;
         // A slot keeps its maintenance flag after its address is gone; a replica resolved
         // into it later would never get traffic. Clear it (a reloaded HAProxy may not know
-        // the name: fine).
+        // the name: fine), but only once DNS has taken the stopped replica's address out of
+        // it: `ready` on the old address puts a server UP that no longer answers, and the
+        // requests sent to it hang until they time out (docker-dns, whose DNS keeps the name
+        // a moment after the container is gone; seen by the canary's end-to-end test).
+        if let (Some(_), false) = (lb, drained.is_empty()) {
+            let ips: BTreeSet<String> = chunk.iter().filter_map(|c| c.ip.clone()).collect();
+            if !wait_released(source, &drained, &ips) {
+                printer.note(format!(
+                    "warning: HAProxy still had the stopped replicas' addresses in {} after {} s",
+                    drained.join(", "),
+                    SLOT_RELEASE.as_secs()
+                ));
+            }
+        }
         if let (Some(lb), false) = (lb, drained.is_empty()) {
             let refused =
                 lbadmin::set_state(self.host.docker, lb, stats::WEB_BACKEND, &drained, "ready")?;

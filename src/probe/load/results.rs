@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::check::{Check, Numbers};
 
+use super::series::{Second, SeriesTally};
 use super::LoadOptions;
 
 /// Failures kept with their reason; the counts cover the rest.
@@ -145,6 +146,8 @@ pub struct LoadReport {
     pub joined: Option<Joined>,
     /// Where the run is outside the tolerance; empty when it passed.
     pub problems: Vec<String>,
+    /// Second by second, from the start: what the HTML report plots.
+    pub per_second: Vec<Second>,
 }
 
 /// How a request ended.
@@ -196,6 +199,7 @@ pub(super) struct Tally {
     /// Per header value, when its first answer arrived (after the start).
     first_answer: BTreeMap<String, Duration>,
     missing: u64,
+    series: SeriesTally,
 }
 
 impl Tally {
@@ -211,6 +215,7 @@ impl Tally {
             served_by: BTreeMap::new(),
             first_answer: BTreeMap::new(),
             missing: 0,
+            series: SeriesTally::default(),
         }
     }
 
@@ -223,6 +228,15 @@ impl Tally {
         header: Header,
     ) {
         self.sent += 1;
+        self.series.record(
+            at,
+            timing.latency,
+            matches!(outcome, Outcome::Failed(..)),
+            match &header {
+                Header::Value(value) => Some(value),
+                _ => None,
+            },
+        );
         self.latency_us.saturating_record(micros(timing.latency));
         self.lag_us.saturating_record(micros(timing.lag));
         match outcome {
@@ -286,6 +300,7 @@ impl Tally {
                 .or_insert(at);
         }
         self.missing += other.missing;
+        self.series.merge(other.series);
     }
 }
 
@@ -356,6 +371,7 @@ impl LoadReport {
             }),
             joined: None,
             problems: Vec::new(),
+            per_second: tally.series.into_seconds(),
         };
         report.problems = report.judge(options);
         report

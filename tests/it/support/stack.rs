@@ -341,14 +341,14 @@ pub(crate) fn check_of<'a>(report: &'a Value, name: &str) -> &'a Value {
 
 /// `verify_report` for the built-in app: both witnesses (HAProxy's server header and the
 /// counter's hostname) agreed, and, independent of the report, the load balancer answers from
-/// exactly the running replicas with a growing counter.
+/// exactly the running replicas with a growing counter. Returns the JSON report.
 pub(crate) fn verify_passes(
     stack: &Stack,
     project: &Project,
     args: &[&str],
     expect: usize,
     lb_port: u16,
-) {
+) -> Value {
     let (report, running) = verify_report(stack, project, args, expect);
     let answered_check = check_of(&report, "replicas answered");
     assert!(
@@ -375,6 +375,7 @@ pub(crate) fn verify_passes(
         answered.len(),
         probe.per_host
     ));
+    report
 }
 
 pub(crate) fn hits_now(lb_port: u16) -> u64 {
