@@ -5,10 +5,12 @@
 //! the field's path, line and column. Whole numbers are read by `number.rs` (ranges, quoted
 //! numerals). Rules that relate several fields live in `validate.rs`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::inputs::{EnvValue, SecretSource};
 use super::number;
 
 /// The whole spec.
@@ -173,6 +175,18 @@ pub struct Web {
     /// What `verify` counts as an answer from your own app (the built-in app is checked by its
     /// JSON).
     pub expect: Expect,
+    /// Environment variables of every replica, as written here (not secret: they are rendered
+    /// into `generated/`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<EnvName, EnvValue>,
+    /// A dotenv file beside the spec whose variables every replica gets; read at apply time and
+    /// delivered from the state directory, never copied into `generated/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<SpecFile>,
+    /// Secrets by the name the app sees (`/run/secrets/NAME`, and `NAME_FILE` naming that file):
+    /// a file beside the spec, or `{env: VARIABLE}` of the shell that runs provision.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<EnvName, SecretSource>,
 }
 
 /// What `verify` expects your own app to answer at `/`.
@@ -199,6 +213,9 @@ impl Default for Web {
             app: App::Builtin,
             workers: 2,
             expect: Expect::default(),
+            env: BTreeMap::new(),
+            env_file: None,
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -378,7 +395,7 @@ where
 macro_rules! checked_string {
     ($(#[$doc:meta])* $name:ident, $expecting:literal, $check:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(into = "String")]
         pub struct $name(pub(crate) String);
 
@@ -445,6 +462,18 @@ checked_string!(
     SafePath,
     "a relative directory path",
     crate::spec::rules::safe_relative_path
+);
+checked_string!(
+    /// A file beside the spec: a relative path that stays inside the spec's directory.
+    SpecFile,
+    "a file beside the spec such as api_key.txt",
+    crate::spec::rules::spec_file
+);
+checked_string!(
+    /// An environment variable's name: letters, digits and `_`, not starting with a digit.
+    EnvName,
+    "a variable name such as API_KEY",
+    crate::spec::rules::env_name
 );
 checked_string!(
     /// Text to look for in a response body: printable, on one line.

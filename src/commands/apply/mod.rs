@@ -30,6 +30,7 @@ use crate::deploy::reload::Reloaded;
 use crate::deploy::Deployment;
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker};
+use crate::secrets::Flavour;
 use crate::spec::Plan;
 use crate::{render, ExitStatus, ToolError};
 
@@ -50,6 +51,17 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         false => Some(global.lock(&stack.plan.project, "apply", &progress)?),
         true => None,
     };
+    // The app's env file and secrets: read (a missing one stops here, before anything changed)
+    // and delivered beside the state, so that every docker call below passes them.
+    let (flavour, rendered) = match stack.plan.swarm() {
+        None => (Flavour::Compose, stack.compose_file.clone()),
+        Some(_) => (Flavour::Swarm, stack.out_dir.join("stack.yaml")),
+    };
+    if let Some((inputs, _)) =
+        crate::inputs::prepare(&stack.plan, &global.spec, flavour, &rendered, args.dry_run)?
+    {
+        progress.note(inputs.describe());
+    }
     let docker = Docker::new(progress).dry_run(args.dry_run);
     let deployment = Deployment::new(&docker, &stack);
     match &deployment {

@@ -25,6 +25,7 @@ use crate::docker::{Container, Docker};
 use crate::probe::converge::Routed;
 use crate::probe::{registry, stats, Endpoints};
 use crate::render::RenderedStack;
+use crate::secrets::Flavour;
 use crate::spec::plan::SwarmTarget;
 use crate::spec::Plan;
 
@@ -122,22 +123,25 @@ impl<'a> Swarm<'a> {
     /// Returns at once (detached: CLI 26 and later; older CLIs do not wait anyway);
     /// `wait_updates` and `wait_running` wait.
     pub fn deploy(&self, replicas: u32, batch: u32, lb_image: Option<&str>) -> anyhow::Result<()> {
-        let file = self.stack_file.display().to_string();
+        let mut args: Vec<String> = [
+            "stack",
+            "deploy",
+            "--prune",
+            "--resolve-image",
+            "always",
+            "--compose-file",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(self.stack_file.display().to_string());
+        // The app's env file and secrets, from the state directory (`crate::inputs`).
+        if let Some(file) = crate::inputs::override_file(&self.plan.project, Flavour::Swarm) {
+            args.extend(["--compose-file".to_owned(), file.display().to_string()]);
+        }
+        args.push(self.plan.project.clone());
         let mut call = self
             .docker
-            .call(
-                format!("deploying stack {}", self.plan.project),
-                [
-                    "stack",
-                    "deploy",
-                    "--prune",
-                    "--resolve-image",
-                    "always",
-                    "--compose-file",
-                    file.as_str(),
-                    self.plan.project.as_str(),
-                ],
-            )
+            .call(format!("deploying stack {}", self.plan.project), args)
             .env(REPLICAS_VARIABLE, &replicas.to_string())
             .env(BATCH_VARIABLE, &batch.max(1).to_string());
         if let Some(image) = lb_image {
