@@ -506,12 +506,25 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
         std::env::var("PROVISION_SWARM_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
     let name = format!("provision-e2e-swarm-{}", discovery.replace('-', ""));
     let project = Project::new();
+    // The app's configuration (issue 18): a plain value, an env file and a secret, checked in
+    // every web task below. The secret is new on every run.
+    let api_key = format!(
+        "swarm-api-key-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    project.write("api_key.txt", &api_key);
+    project.write("app.env", "MODE=from the env file\n");
     project.write(
         "provision.yaml",
         &format!(
             "project: {name}\ntarget:\n  kind: swarm\n  registry: {registry}\n\
              discovery: {discovery}\nimages:\n  base: {registry}/provision-rig/debian:trixie\n  \
-             consul: {registry}/provision-rig/consul:1.8.7\nweb:\n  replicas: 2\nlb:\n  port: {lb_port}\n"
+             consul: {registry}/provision-rig/consul:1.8.7\nweb:\n  replicas: 2\n  \
+             env:\n    GREETING: \"hi $USER\"\n  env_file: app.env\n  \
+             secrets:\n    API_KEY: api_key.txt\nlb:\n  port: {lb_port}\n"
         ),
     );
     let stack = Stack {
@@ -556,6 +569,49 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
     assert_eq!(tasks.len(), 5, "{tasks:?}");
     assert!(nodes.len() >= 2, "web tasks on {nodes:?} only");
     note(format!("5 web tasks on nodes {nodes:?}"));
+    // Each task, on its own node (a rig node is a container of this engine): the env value, the
+    // env file's variable and the secret's length (never the value) as the task sees them.
+    for (task, id, node) in &tasks {
+        let ran = crate::support::harness::run_program(
+            "docker",
+            &[
+                "exec",
+                node,
+                "docker",
+                "exec",
+                id,
+                "sh",
+                "-c",
+                "printf '%s|%s|' \"$GREETING\" \"$MODE\"; wc -c < \"$API_KEY_FILE\"",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            ran.stdout.trim(),
+            format!("hi $USER|from the env file|{}", api_key.len()),
+            "what {task} on {node} was given\n{ran}"
+        );
+    }
+    note("every web task got the env value, the env file and the secret");
+    let leaks: Vec<&str> = [&["status"][..], &["status", "--json"]]
+        .iter()
+        .map(|args| stack.ok(args, VERIFY_TIMEOUT))
+        .filter(|ran| ran.stdout.contains(&api_key) || ran.stderr.contains(&api_key))
+        .map(|_| "status")
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "the secret's value in the output of {leaks:?}"
+    );
+    let generated = std::fs::read_dir(stack.project.file("generated")).unwrap();
+    for entry in generated.flatten().filter(|e| e.path().is_file()) {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !text.contains(&api_key),
+            "the secret's value in {}",
+            entry.path().display()
+        );
+    }
 
     // Nothing but the lb's port is published.
     let services = docker(
