@@ -363,6 +363,16 @@ mod tests {
             said.contains("web.secrets.B: the variable PROVISION_TEST_UNSET_VARIABLE is not set"),
             "{said}"
         );
+        std::fs::remove_file(dir.path().join("k.txt")).unwrap();
+        let said = format!(
+            "{:#}",
+            read(&p, &dir.path().join("provision.yaml")).unwrap_err()
+        );
+        assert!(
+            said.contains(":4:") && said.contains("web.secrets.A: file"),
+            "{said}"
+        );
+        assert!(said.contains("k.txt does not exist"), "{said}");
     }
 
     #[test]

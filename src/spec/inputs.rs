@@ -133,9 +133,11 @@ pub fn reserved(name: &str, secrets: &BTreeMap<EnvName, SecretSource>) -> Option
 /// One broken rule of this module: the field (dotted) and the message.
 pub type Finding = (String, String);
 
-/// The rules over `web.env`, `web.env_file` and `web.secrets`: names (reserved, given twice)
-/// and that every file named is there, inside the spec's directory.
-pub fn check(web: &Web, base_dir: &Path) -> Vec<Finding> {
+/// The rules over the names of `web.env` and `web.secrets` (reserved, given twice). The files
+/// they name are not read here: a secret's file or an env file is often kept out of version
+/// control, and `render` (say `render --check` in CI) neither needs nor may see it; `apply`
+/// reads them (`crate::inputs`, with [`inside`]).
+pub fn check(web: &Web) -> Vec<Finding> {
     let mut found = Vec::new();
     for name in web.env.keys() {
         let field = format!("web.env.{name}");
@@ -148,20 +150,9 @@ pub fn check(web: &Web, base_dir: &Path) -> Vec<Finding> {
             ));
         }
     }
-    for (name, source) in &web.secrets {
-        let field = format!("web.secrets.{name}");
+    for name in web.secrets.keys() {
         if let Some(why) = reserved(name.as_str(), &web.secrets) {
-            found.push((field.clone(), why));
-        }
-        if let SecretSource::File(file) = source {
-            if let Err(why) = inside(base_dir, file) {
-                found.push((field, why));
-            }
-        }
-    }
-    if let Some(file) = &web.env_file {
-        if let Err(why) = inside(base_dir, file) {
-            found.push(("web.env_file".to_owned(), why));
+            found.push((format!("web.secrets.{name}"), why));
         }
     }
     found
@@ -225,24 +216,16 @@ mod tests {
     }
 
     #[test]
-    fn reserved_and_doubled_names_and_missing_files_are_found() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("key.txt"), "k").unwrap();
+    fn reserved_and_doubled_names_are_found() {
         let w = web(
             "env: {PORT: 1, API_KEY_FILE: x, TOKEN: y}\nenv_file: missing.env\n\
              secrets:\n  API_KEY: key.txt\n  TOKEN: {env: T}\n  GONE: gone.txt\n",
         );
-        let found = check(&w, dir.path());
+        let found = check(&w);
         let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
         assert_eq!(
             fields,
-            [
-                "web.env.API_KEY_FILE",
-                "web.env.PORT",
-                "web.env.TOKEN",
-                "web.secrets.GONE",
-                "web.env_file"
-            ],
+            ["web.env.API_KEY_FILE", "web.env.PORT", "web.env.TOKEN"],
             "{found:?}"
         );
         assert!(

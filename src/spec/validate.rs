@@ -144,7 +144,7 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         }
     }
 
-    for (field, message) in inputs::check(web, base_dir) {
+    for (field, message) in inputs::check(web) {
         violation(&field, &[], message);
     }
 
