@@ -148,13 +148,11 @@ fn read_env_file(base: &Path, file: &str, web: &PlanWeb) -> Result<Vec<(String, 
     let mut out: Vec<(String, String)> = Vec::new();
     for item in dotenvy::from_read_iter(text.as_bytes()) {
         let (name, value) = item.map_err(|err| match err {
-            dotenvy::Error::LineParse(line, _) => {
-                let number = text
-                    .lines()
-                    .position(|l| !l.trim().is_empty() && line.starts_with(l.trim_end()))
-                    .map_or_else(String::new, |i| format!(" {}", i + 1));
-                format!("line{number} of {file} is not `NAME=value`")
-            }
+            dotenvy::Error::LineParse(..) => format!(
+                "line {} of {file} is not `NAME=value` (a value with spaces needs quotes: \
+                 NAME=\"a b\")",
+                first_bad_line(&text)
+            ),
             other => format!("cannot read {file}: {}", redact(&other)),
         })?;
         if spec::rules::env_name(&name).is_err() {
@@ -184,6 +182,18 @@ fn read_env_file(base: &Path, file: &str, web: &PlanWeb) -> Result<Vec<(String, 
         out.push((name, value));
     }
     Ok(out)
+}
+
+/// The number of the first line dotenvy cannot read: the shortest leading part of the file it
+/// refuses (its error quotes the line's text, which may hold a value, and gives no number).
+fn first_bad_line(text: &str) -> usize {
+    let lines: Vec<&str> = text.lines().collect();
+    (1..=lines.len())
+        .find(|&n| {
+            dotenvy::from_read_iter((lines[..n].join("\n") + "\n").as_bytes())
+                .any(|item| item.is_err())
+        })
+        .unwrap_or(lines.len())
 }
 
 /// A dotenvy error without the text it quotes (a line of the file may hold a value).
@@ -452,14 +462,14 @@ mod tests {
         assert!(!said.contains("hidden-value"), "{said}");
         std::fs::write(
             dir.path().join("app.env"),
-            "OK=1\nnot a line hidden-value\n",
+            "OK=1\nB=\"x\"\nC=hidden value\n",
         )
         .unwrap();
         let said = format!(
             "{:#}",
             read(&p, &dir.path().join("provision.yaml")).unwrap_err()
         );
-        assert!(said.contains("line 2 of app.env"), "{said}");
+        assert!(said.contains("line 3 of app.env"), "{said}");
         assert!(!said.contains("hidden-value"), "{said}");
     }
 }

@@ -516,7 +516,7 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
             .as_nanos()
     );
     project.write("api_key.txt", &api_key);
-    project.write("app.env", "MODE=from the env file\n");
+    project.write("app.env", "MODE=\"from the env file\"\n");
     project.write(
         "provision.yaml",
         &format!(
