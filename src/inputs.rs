@@ -61,6 +61,12 @@ impl std::fmt::Debug for AppInputs {
     }
 }
 
+/// The start of the Swarm secret name of every version of the app's secrets
+/// (`SecretStore`'s `<project>_<store name>_<version>`, store names `web_...`).
+pub fn swarm_secret_prefix(project: &str) -> String {
+    format!("{project}_web_")
+}
+
 /// The store's name of the app's secret `name` (`API_KEY` → `web_api_key`).
 fn store_name(name: &str) -> anyhow::Result<SecretName> {
     format!("web_{}", name.to_ascii_lowercase())

@@ -343,6 +343,51 @@ fn assert_all_on(stack: &Stack, lb_port: u16, version: &str) {
     ));
 }
 
+/// Each web task, on its own node (a rig node is a container of this engine): the env value, the
+/// env file's variable and the secret's length (never the value) as the task sees them.
+fn assert_app_inputs(stack: &Stack, key_len: usize) {
+    let tasks = stack.web_tasks();
+    for (task, id, node) in &tasks {
+        let ran = crate::support::harness::run_program(
+            "docker",
+            &[
+                "exec",
+                node,
+                "docker",
+                "exec",
+                id,
+                "sh",
+                "-c",
+                "printf '%s|%s|' \"$GREETING\" \"$MODE\"; wc -c < \"$API_KEY_FILE\"",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            ran.stdout.trim(),
+            format!("hi $USER|from the env file|{key_len}"),
+            "what {task} on {node} was given\n{ran}"
+        );
+    }
+    note(format!(
+        "each of the {} web tasks got the env value, the env file and the secret",
+        tasks.len()
+    ));
+}
+
+/// The Swarm secrets of the stack that hold a version of the app's API_KEY.
+fn api_key_versions(stack: &Stack) -> Vec<String> {
+    let filter = format!("label=com.docker.stack.namespace={}", stack.name);
+    let ran = docker(
+        &stack.host,
+        &["secret", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+    );
+    ran.stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("{}_web_api_key_", stack.name)))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Swarm's own rolling update on the running stack, at 3 replicas, under load: a changed app
 /// rolls out, then a version that never turns healthy is rolled back.
 fn rolling_updates(stack: &Stack, lb_port: u16) {
@@ -352,6 +397,12 @@ fn rolling_updates(stack: &Stack, lb_port: u16) {
     stack
         .project
         .write("blueprints/web/app.py.j2", &app_version("rolled", true));
+    // A new secret value in the same update: it rolls with the app, and its old version is
+    // removed from the swarm once every task is replaced.
+    let old_versions = api_key_versions(stack);
+    assert_eq!(old_versions.len(), 1, "{old_versions:?}");
+    let new_key = "a rotated api key";
+    stack.project.write("api_key.txt", new_key);
     let dry = stack.ok(&["apply", "--dry-run"], VERIFY_TIMEOUT);
     assert!(
         dry.stdout.lines().any(|l| l.trim_start().starts_with("web")
@@ -381,6 +432,12 @@ fn rolling_updates(stack: &Stack, lb_port: u16) {
         "web tasks after the rolling update"
     );
     assert_all_on(stack, lb_port, "rolled");
+    assert_app_inputs(stack, new_key.len());
+    let versions = api_key_versions(stack);
+    assert!(
+        versions.len() == 1 && versions != old_versions,
+        "API_KEY's versions on the swarm: {old_versions:?} before, {versions:?} after\n{ran}"
+    );
 
     // A version whose health check never passes: Swarm rolls it back by itself.
     let before = stack.web_tasks();
@@ -569,30 +626,7 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
     assert_eq!(tasks.len(), 5, "{tasks:?}");
     assert!(nodes.len() >= 2, "web tasks on {nodes:?} only");
     note(format!("5 web tasks on nodes {nodes:?}"));
-    // Each task, on its own node (a rig node is a container of this engine): the env value, the
-    // env file's variable and the secret's length (never the value) as the task sees them.
-    for (task, id, node) in &tasks {
-        let ran = crate::support::harness::run_program(
-            "docker",
-            &[
-                "exec",
-                node,
-                "docker",
-                "exec",
-                id,
-                "sh",
-                "-c",
-                "printf '%s|%s|' \"$GREETING\" \"$MODE\"; wc -c < \"$API_KEY_FILE\"",
-            ],
-            Duration::from_secs(30),
-        );
-        assert_eq!(
-            ran.stdout.trim(),
-            format!("hi $USER|from the env file|{}", api_key.len()),
-            "what {task} on {node} was given\n{ran}"
-        );
-    }
-    note("every web task got the env value, the env file and the secret");
+    assert_app_inputs(&stack, api_key.len());
     let leaks: Vec<&str> = [&["status"][..], &["status", "--json"]]
         .iter()
         .map(|args| stack.ok(args, VERIFY_TIMEOUT))

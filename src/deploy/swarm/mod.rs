@@ -94,6 +94,52 @@ impl<'a> Swarm<'a> {
         format!("label={NAMESPACE}={}", self.plan.project)
     }
 
+    /// Removes the versions of the app's secrets (`crate::inputs`) that the stack's current
+    /// override no longer names: Swarm secrets cannot change, so every new value was a new one,
+    /// and an old value should not outlive the apply that replaced it. A secret still in use (a
+    /// task not yet replaced) is refused by docker and left for the next apply. Returns how many
+    /// were removed.
+    pub fn prune_app_secrets(&self) -> anyhow::Result<usize> {
+        let current: Vec<String> = crate::inputs::override_file(&self.plan.project, Flavour::Swarm)
+            .and_then(|file| std::fs::read_to_string(file).ok())
+            .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
+            .and_then(|doc| doc.get("secrets").and_then(|s| s.as_mapping()).cloned())
+            .map(|secrets| {
+                secrets
+                    .values()
+                    .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let filter = self.namespace_filter();
+        let listed = self
+            .docker
+            .call(
+                format!("listing the secrets of stack {}", self.plan.project),
+                ["secret", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+            )
+            .timeout(Duration::from_secs(30))
+            .output()?;
+        let prefix = crate::inputs::swarm_secret_prefix(&self.plan.project);
+        let mut removed = 0;
+        for name in listed.lines().map(str::trim) {
+            if !name.starts_with(&prefix) || current.iter().any(|c| c == name) {
+                continue;
+            }
+            let out = self
+                .docker
+                .call(
+                    format!("removing the replaced secret {name}"),
+                    ["secret", "rm", name],
+                )
+                .timeout(Duration::from_secs(30))
+                .changes_state()
+                .output_unchecked()?;
+            removed += usize::from(out.success);
+        }
+        Ok(removed)
+    }
+
     /// Fails unless docker talks to a Swarm manager.
     pub fn require_manager(&self) -> anyhow::Result<()> {
         let out = doctor::manager_state(self.docker)?;
