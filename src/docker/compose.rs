@@ -319,6 +319,20 @@ mod tests {
     }
 
     #[test]
+    fn overrides_follow_the_rendered_file() {
+        let docker = Docker::new(Printer::quiet());
+        let compose = Compose::new(&docker, "hits", Path::new("/srv/generated/compose.yaml"))
+            .with_override(Path::new(
+                "/home/u/.local/state/provision/hits/app.compose.yaml",
+            ));
+        assert_eq!(
+            compose.call("x", ["ps"]).command_line(),
+            "docker compose -p hits -f /srv/generated/compose.yaml \
+             -f /home/u/.local/state/provision/hits/app.compose.yaml ps"
+        );
+    }
+
+    #[test]
     fn every_compose_call_names_project_and_file() {
         let docker = Docker::new(Printer::quiet());
         let compose = Compose::new(&docker, "hits", Path::new("/srv/my stack/compose.yaml"));
