@@ -11,6 +11,7 @@ pub mod deploy;
 pub mod docker;
 pub mod error;
 pub mod images;
+pub mod inputs;
 pub mod json;
 pub mod lock;
 pub mod picture;

@@ -17,6 +17,9 @@ pub struct Compose<'a> {
     docker: &'a Docker,
     project: String,
     file: PathBuf,
+    /// Files passed after `file` (`-f` each): what this machine adds to the rendered stack, such
+    /// as the app's secrets and env file (`crate::inputs`), kept outside `generated/`.
+    overrides: Vec<PathBuf>,
     /// `--project-directory`: where relative paths resolve (default: the file's directory).
     project_dir: Option<PathBuf>,
 }
@@ -126,8 +129,20 @@ impl<'a> Compose<'a> {
             docker,
             project: project.to_owned(),
             file: file.to_owned(),
+            overrides: Vec::new(),
             project_dir: None,
         }
+    }
+
+    /// The same project with `file` passed after the rendered one (it adds to and overrides it).
+    pub fn with_override(mut self, file: &Path) -> Self {
+        self.overrides.push(file.to_owned());
+        self
+    }
+
+    /// The files passed after the rendered one.
+    pub fn overrides(&self) -> &[PathBuf] {
+        &self.overrides
     }
 
     /// The same project from a file kept elsewhere, its relative paths resolved from `dir`.
@@ -158,6 +173,11 @@ impl<'a> Compose<'a> {
             "-f".into(),
             self.file.clone().into(),
         ];
+        // `--project-directory` keeps relative paths resolving from the rendered file's
+        // directory: without it Compose would resolve them from the first file's anyway.
+        for file in &self.overrides {
+            all.extend(["-f".into(), file.clone().into()]);
+        }
         if let Some(dir) = &self.project_dir {
             all.extend(["--project-directory".into(), dir.clone().into()]);
         }
@@ -310,6 +330,20 @@ mod tests {
         assert_eq!(
             config.pulled_images(),
             vec![("consul".to_owned(), "hashicorp/consul:1.21".to_owned())]
+        );
+    }
+
+    #[test]
+    fn overrides_follow_the_rendered_file() {
+        let docker = Docker::new(Printer::quiet());
+        let compose = Compose::new(&docker, "hits", Path::new("/srv/generated/compose.yaml"))
+            .with_override(Path::new(
+                "/home/u/.local/state/provision/hits/app.compose.yaml",
+            ));
+        assert_eq!(
+            compose.call("x", ["ps"]).command_line(),
+            "docker compose -p hits -f /srv/generated/compose.yaml \
+             -f /home/u/.local/state/provision/hits/app.compose.yaml ps"
         );
     }
 

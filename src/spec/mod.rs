@@ -3,6 +3,7 @@
 //! every problem in the file is reported at once (see `parse.rs`).
 
 pub mod find;
+pub mod inputs;
 mod locate;
 pub mod model;
 pub mod number;
@@ -147,6 +148,30 @@ fn located_violation(text: &str, v: validate::Violation) -> Problem {
         field: Some(v.field),
         message: v.message,
     }
+}
+
+/// A problem with `field` found after the spec was validated (a secret's variable unset, an
+/// env file that cannot be read at apply time), located in the spec at `path` like any other.
+pub fn problem_at(path: &Path, field: &str, message: String) -> SpecError {
+    let position = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| locate::locate(&text, field));
+    SpecError {
+        file: path.to_owned(),
+        problems: vec![Problem {
+            field: Some(field.to_owned()),
+            line: position.map(|p| p.line),
+            column: position.map(|p| p.column),
+            message,
+        }],
+    }
+}
+
+/// The directory a spec's relative paths resolve from.
+pub fn base_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// Parses spec text into the serde model (no cross-field rules); every value that cannot be

@@ -5,10 +5,12 @@
 //! the field's path, line and column. Whole numbers are read by `number.rs` (ranges, quoted
 //! numerals). Rules that relate several fields live in `validate.rs`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::inputs::{EnvValue, SecretSource};
 use super::number;
 
 /// The whole spec.
@@ -181,6 +183,18 @@ pub struct Web {
     /// releases' images are removed after a successful apply.
     #[serde(deserialize_with = "number::keep_releases")]
     pub keep_releases: u32,
+    /// Environment variables of every replica, as written here (not secret: they are rendered
+    /// into `generated/`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<EnvName, EnvValue>,
+    /// A dotenv file beside the spec whose variables every replica gets; read at apply time and
+    /// delivered from the state directory, never copied into `generated/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env_file: Option<SpecFile>,
+    /// Secrets by the name the app sees (`/run/secrets/NAME`, and `NAME_FILE` naming that file):
+    /// a file beside the spec, or `{env: VARIABLE}` of the shell that runs provision.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<EnvName, SecretSource>,
 }
 
 /// What `verify` expects your own app to answer at `/`.
@@ -208,6 +222,9 @@ impl Default for Web {
             workers: 2,
             expect: Expect::default(),
             keep_releases: crate::releases::DEFAULT_KEEP,
+            env: BTreeMap::new(),
+            env_file: None,
+            secrets: BTreeMap::new(),
         }
     }
 }
@@ -451,7 +468,7 @@ where
 macro_rules! checked_string {
     ($(#[$doc:meta])* $name:ident, $expecting:literal, $check:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
         #[serde(into = "String")]
         pub struct $name(pub(crate) String);
 
@@ -518,6 +535,18 @@ checked_string!(
     SafePath,
     "a relative directory path",
     crate::spec::rules::safe_relative_path
+);
+checked_string!(
+    /// A file beside the spec: a relative path that stays inside the spec's directory.
+    SpecFile,
+    "a file beside the spec such as api_key.txt",
+    crate::spec::rules::spec_file
+);
+checked_string!(
+    /// An environment variable's name: letters, digits and `_`, not starting with a digit.
+    EnvName,
+    "a variable name such as API_KEY",
+    crate::spec::rules::env_name
 );
 checked_string!(
     /// Text to look for in a response body: printable, on one line.

@@ -86,6 +86,29 @@ pub struct PlanWeb {
     pub expect: PlanExpect,
     /// How many of the latest releases keep their images.
     pub keep_releases: u32,
+    /// `web.env`: rendered into the stack files as written.
+    pub env: std::collections::BTreeMap<String, String>,
+    /// `web.env_file`, relative to the spec's directory: read at apply time, never rendered.
+    pub env_file: Option<String>,
+    /// `web.secrets`, by the name the app sees; only names and places, never a value.
+    pub secrets: Vec<PlanSecret>,
+}
+
+/// One secret of the app: the name it sees (`/run/secrets/<name>`, `<name>_FILE`) and where
+/// provision reads the value at apply time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanSecret {
+    pub name: String,
+    pub source: PlanSecretSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "kind", content = "from")]
+pub enum PlanSecretSource {
+    /// A file, relative to the spec's directory.
+    File(String),
+    /// A variable of provision's own environment.
+    Env(String),
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

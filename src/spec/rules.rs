@@ -131,6 +131,41 @@ pub fn safe_relative_path(value: &str) -> Result<(), String> {
     }
 }
 
+/// A file beside the spec (`web.env_file`, a secret's file): relative, and without `..`, so it
+/// resolves inside the spec's directory (symbolic links are checked when the file is read).
+pub fn spec_file(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 255
+        && !value.starts_with('/')
+        && !value.starts_with('-')
+        && !value.split('/').any(|part| part == "..")
+        && all_chars(value, |c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid file {value:?}: expected a path inside the spec's directory (no `..`, not absolute) using letters, digits, `/`, `-`, `_` and `.`"
+        ))
+    }
+}
+
+/// An environment variable's name as POSIX shells and Compose accept it.
+pub fn env_name(value: &str) -> Result<(), String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && !value.starts_with(|c: char| c.is_ascii_digit())
+        && all_chars(value, |c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid variable name {value:?}: expected 1 to 64 letters, digits and `_`, not starting with a digit"
+        ))
+    }
+}
+
 /// Text `verify` looks for in an answer. Only compared, never written into a generated file; kept
 /// to one printable line so that it reads back the same in messages.
 pub fn body_text(value: &str) -> Result<(), String> {
@@ -294,6 +329,14 @@ mod tests {
 
     #[test]
     fn relative_paths() {
+        assert!(spec_file("secrets/api_key.txt").is_ok());
+        for bad in ["../x", "a/../../x", "/etc/passwd", "", "-x", "a b"] {
+            assert!(spec_file(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(env_name("API_KEY").is_ok() && env_name("_x1").is_ok());
+        for bad in ["1A", "", "A-B", "A B", "A=B"] {
+            assert!(env_name(bad).is_err(), "{bad:?} should be rejected");
+        }
         assert!(safe_relative_path("app").is_ok());
         assert!(safe_relative_path("../shared/app").is_ok());
         for bad in ["/abs", "", "a b", "-rf", "a\nb"] {

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
+use super::inputs::{self, SecretSource};
 use super::model::{App, Discovery, Spec, TargetKind};
 use super::plan::{
     Plan, PlanConsul, PlanDeploy, PlanExpect, PlanImages, PlanLb, PlanPlacement, PlanRedis,
-    PlanWeb, SwarmTarget, Target,
+    PlanSecret, PlanSecretSource, PlanWeb, SwarmTarget, Target,
 };
 use super::rules;
 
@@ -143,6 +144,10 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         }
     }
 
+    for (field, message) in inputs::check(web) {
+        violation(&field, &[], message);
+    }
+
     if spec.target.kind == TargetKind::Swarm && spec.target.registry.is_none() {
         violation(
             "target.registry",
@@ -202,6 +207,25 @@ fn plan_of(spec: &Spec) -> Plan {
                 contains: spec.web.expect.contains.as_ref().map(ToString::to_string),
             },
             keep_releases: spec.web.keep_releases,
+            env: spec
+                .web
+                .env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.as_str().to_owned()))
+                .collect(),
+            env_file: spec.web.env_file.as_ref().map(ToString::to_string),
+            secrets: spec
+                .web
+                .secrets
+                .iter()
+                .map(|(name, source)| PlanSecret {
+                    name: name.to_string(),
+                    source: match source {
+                        SecretSource::File(file) => PlanSecretSource::File(file.to_string()),
+                        SecretSource::Env { env } => PlanSecretSource::Env(env.to_string()),
+                    },
+                })
+                .collect(),
         },
         redis: PlanRedis {
             appendfsync: spec.redis.appendfsync,

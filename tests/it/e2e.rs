@@ -318,6 +318,67 @@ fn e2e_consul_template_apply_verify_3_1_destroy() {
     stack.step("done");
 }
 
+/// `GET /config` through the load balancer until `replicas` different hosts answered: host →
+/// what it says it was given (its first line, the host, taken off).
+fn app_configs(port: u16, replicas: usize) -> std::collections::BTreeMap<String, String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .max_idle_connections(0)
+        .build();
+    let mut seen = std::collections::BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < replicas && Instant::now() < deadline {
+        let body = agent
+            .get(&format!("http://127.0.0.1:{port}/config"))
+            .call()
+            .expect("GET /config through the lb")
+            .into_string()
+            .unwrap();
+        let (host, rest) = body.split_once('\n').expect("a host line");
+        seen.insert(host.trim_start_matches("host=").to_owned(), rest.to_owned());
+    }
+    assert_eq!(
+        seen.len(),
+        replicas,
+        "hosts that answered /config: {seen:?}"
+    );
+    seen
+}
+
+/// Where any of `values` occurs: files under `dirs` (but under `except`, the store's own value
+/// files) and the commands' output. Each finding names the place, not the value.
+fn find_values(
+    values: &[&str],
+    dirs: &[std::path::PathBuf],
+    except: &std::path::Path,
+    outputs: &[crate::support::harness::Ran],
+) -> Vec<String> {
+    let mut found = Vec::new();
+    for dir in dirs {
+        for entry in walkdir::WalkDir::new(dir)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            if entry.path().starts_with(except) || !entry.file_type().is_file() {
+                continue;
+            }
+            let text = String::from_utf8_lossy(&std::fs::read(entry.path()).unwrap()).into_owned();
+            if values.iter().any(|v| text.contains(v)) {
+                found.push(entry.path().display().to_string());
+            }
+        }
+    }
+    for ran in outputs {
+        if values
+            .iter()
+            .any(|v| ran.stdout.contains(v) || ran.stderr.contains(v))
+        {
+            found.push(format!("the output of `{}`", ran.line));
+        }
+    }
+    found
+}
+
 /// A GET through the load balancer, with or without the probe header: the status, the
 /// `X-Provision-Server` header if any, and the body.
 fn get_lb(port: u16, probe_header: bool) -> Result<(u16, Option<String>, String), String> {
@@ -365,6 +426,20 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
         "hello/server.py",
         &std::fs::read_to_string(fixture.join("server.py")).unwrap(),
     );
+    // The app's configuration (issue 18): a plain value with a `$` in it, an env file, and two
+    // secrets, one from a file beside the spec and one from apply's environment. The values are
+    // new on every run, so that finding one anywhere is this run's leak.
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let api_key = format!("e2e-api-key-{stamp}");
+    let token = format!("e2e-token-{stamp}-longer");
+    project.write("api_key.txt", &format!("{api_key}\n"));
+    project.write(
+        "app.env",
+        "# the app's settings\nMODE=\"from the env file\"\n",
+    );
     project.write(
         "provision.yaml",
         &format!(
@@ -373,15 +448,89 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
              discovery: docker-dns\n\
              images:\n  base: {base}\n\
              web:\n  app: hello\n  port: 7000\n  health_path: /ready\n  replicas: 2\n  \
-             expect:\n    status: 200\n    contains: \"hello from \"\n\
+             expect:\n    status: 200\n    contains: \"hello from \"\n  \
+             env:\n    GREETING: \"hi $USER\"\n    SECRETS: API_KEY,TOKEN\n  \
+             env_file: app.env\n  \
+             secrets:\n    API_KEY: api_key.txt\n    TOKEN: {{env: E2E_TOKEN}}\n\
              lb:\n  port: {LB}\n  stats_port: 28904\n"
         ),
     );
+    let with_token = [("E2E_TOKEN", token.as_str())];
     let stack = Stack::new(PROJECT);
     stack.step("provision apply (builds the app's image from its own Dockerfile)");
-    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    let ran = project.run(&["apply"], &with_token, APPLY_TIMEOUT);
     ran.expect_success();
     stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
+    let mut outputs = vec![ran];
+    let configs = app_configs(LB, 2);
+    let wanted = |key_len: usize| {
+        format!(
+            "GREETING=hi $USER\nMODE=from the env file\nAPI_KEY length={key_len}\nTOKEN length={}\n",
+            token.len()
+        )
+    };
+    for (host, config) in &configs {
+        assert_eq!(config, &wanted(api_key.len()), "what {host} was given");
+    }
+    stack.step(&format!(
+        "every replica got the env value, the env file and both secrets: {configs:?}"
+    ));
+
+    // Without the variable the secret comes from, apply stops naming the field and its line.
+    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    ran.expect_code(2);
+    assert!(
+        ran.stderr.contains("provision.yaml:20:")
+            && ran
+                .stderr
+                .contains("web.secrets.TOKEN: the variable E2E_TOKEN is not set"),
+        "{ran}"
+    );
+
+    // A new secret value rolls web: every replica replaced, each reads the new value.
+    let before: BTreeSet<String> = stack.web().into_iter().map(|c| c.id).collect();
+    let new_key = format!("{api_key}-rotated");
+    project.write("api_key.txt", &new_key);
+    let ran = project.run(&["apply"], &with_token, APPLY_TIMEOUT);
+    ran.expect_success();
+    assert!(ran.stderr.contains("web replaced rolling"), "{ran}");
+    let after: BTreeSet<String> = stack.web().into_iter().map(|c| c.id).collect();
+    assert!(
+        before.is_disjoint(&after),
+        "replicas kept across a secret change: {before:?} {after:?}"
+    );
+    for (host, config) in app_configs(LB, 2) {
+        assert_eq!(
+            config,
+            wanted(new_key.len()),
+            "what {host} was given after the change"
+        );
+    }
+    stack.step(&format!(
+        "a new secret value rolled web in {:.1}s",
+        ran.elapsed.as_secs_f64()
+    ));
+    outputs.push(ran);
+    for args in [
+        &["apply", "--dry-run"][..],
+        &["status"],
+        &["status", "--json"],
+        &["verify", "--json"],
+        &["render", "--check"],
+    ] {
+        outputs.push(project.run(args, &with_token, VERIFY_TIMEOUT));
+    }
+    let state = std::path::Path::new(&std::env::var("HOME").unwrap())
+        .join(".local/state/provision")
+        .join(PROJECT);
+    let leaks = find_values(
+        &[&api_key, &new_key, &token],
+        &[project.file("generated"), state.clone()],
+        &state.join("secrets"),
+        &outputs,
+    );
+    assert!(leaks.is_empty(), "secret values found: {leaks:?}");
+    stack.step("no secret value in generated/, the state directory's other files, or any output");
 
     let (report, running) = verify_report(&stack, &project, &["--scale", "3"], 3);
     assert_eq!(
@@ -431,16 +580,22 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
         hosts, running,
         "hosts saying hello vs running web containers"
     );
+    let configs = app_configs(LB, 3);
+    assert!(
+        configs
+            .values()
+            .all(|c| c.contains(&format!("API_KEY length={}", new_key.len()))),
+        "a replica added by verify --scale lacks the secret: {configs:?}"
+    );
     stack.step(&format!(
         "our own probe: hello from {hosts:?}; with the probe header HAProxy named {servers:?}"
     ));
 
     // A replica stopped by hand (a middle one, so that scaling to 1 keeps a running one).
-    let victim = stack
-        .web()
-        .into_iter()
-        .find(|c| c.number == 2)
-        .expect("web replica 2");
+    // (The secret change replaced the first replicas: numbers start higher than 1.)
+    let mut web = stack.web();
+    web.sort_by_key(|c| c.number);
+    let victim = web.into_iter().nth(1).expect("a second web replica");
     stack.step(&format!(
         "docker stop {} ({})",
         victim.name,

@@ -347,6 +347,51 @@ fn assert_all_on(stack: &Stack, lb_port: u16, version: &str) {
     ));
 }
 
+/// Each web task, on its own node (a rig node is a container of this engine): the env value, the
+/// env file's variable and the secret's length (never the value) as the task sees them.
+fn assert_app_inputs(stack: &Stack, key_len: usize) {
+    let tasks = stack.web_tasks();
+    for (task, id, node) in &tasks {
+        let ran = crate::support::harness::run_program(
+            "docker",
+            &[
+                "exec",
+                node,
+                "docker",
+                "exec",
+                id,
+                "sh",
+                "-c",
+                "printf '%s|%s|' \"$GREETING\" \"$MODE\"; wc -c < \"$API_KEY_FILE\"",
+            ],
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            ran.stdout.trim(),
+            format!("hi $USER|from the env file|{key_len}"),
+            "what {task} on {node} was given\n{ran}"
+        );
+    }
+    note(format!(
+        "each of the {} web tasks got the env value, the env file and the secret",
+        tasks.len()
+    ));
+}
+
+/// The Swarm secrets of the stack that hold a version of the app's API_KEY.
+fn api_key_versions(stack: &Stack) -> Vec<String> {
+    let filter = format!("label=com.docker.stack.namespace={}", stack.name);
+    let ran = docker(
+        &stack.host,
+        &["secret", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+    );
+    ran.stdout
+        .lines()
+        .filter(|l| l.starts_with(&format!("{}_web_api_key_", stack.name)))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Swarm's own rolling update on the running stack, at 3 replicas, under load: a changed app
 /// rolls out, then a version that never turns healthy is rolled back.
 fn rolling_updates(stack: &Stack, lb_port: u16, releases: bool) {
@@ -356,6 +401,12 @@ fn rolling_updates(stack: &Stack, lb_port: u16, releases: bool) {
     stack
         .project
         .write("blueprints/web/app.py.j2", &app_version("rolled", true));
+    // A new secret value in the same update: it rolls with the app, and its old version is
+    // removed from the swarm once every task is replaced.
+    let old_versions = api_key_versions(stack);
+    assert_eq!(old_versions.len(), 1, "{old_versions:?}");
+    let new_key = "a rotated api key";
+    stack.project.write("api_key.txt", new_key);
     let dry = stack.ok(&["apply", "--dry-run"], VERIFY_TIMEOUT);
     assert!(
         dry.stdout.lines().any(|l| l.trim_start().starts_with("web")
@@ -385,6 +436,12 @@ fn rolling_updates(stack: &Stack, lb_port: u16, releases: bool) {
         "web tasks after the rolling update"
     );
     assert_all_on(stack, lb_port, "rolled");
+    assert_app_inputs(stack, new_key.len());
+    let versions = api_key_versions(stack);
+    assert!(
+        versions.len() == 1 && versions != old_versions,
+        "API_KEY's versions on the swarm: {old_versions:?} before, {versions:?} after\n{ran}"
+    );
 
     // A version whose health check never passes: Swarm rolls it back by itself.
     let before = stack.web_tasks();
@@ -557,12 +614,25 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
         std::env::var("PROVISION_SWARM_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
     let name = format!("provision-e2e-swarm-{}", discovery.replace('-', ""));
     let project = Project::new();
+    // The app's configuration (issue 18): a plain value, an env file and a secret, checked in
+    // every web task below. The secret is new on every run.
+    let api_key = format!(
+        "swarm-api-key-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    project.write("api_key.txt", &api_key);
+    project.write("app.env", "MODE=\"from the env file\"\n");
     project.write(
         "provision.yaml",
         &format!(
             "project: {name}\ntarget:\n  kind: swarm\n  registry: {registry}\n\
              discovery: {discovery}\nimages:\n  base: {registry}/provision-rig/debian:trixie\n  \
-             consul: {registry}/provision-rig/consul:1.8.7\nweb:\n  replicas: 2\nlb:\n  port: {lb_port}\n"
+             consul: {registry}/provision-rig/consul:1.8.7\nweb:\n  replicas: 2\n  \
+             env:\n    GREETING: \"hi $USER\"\n  env_file: app.env\n  \
+             secrets:\n    API_KEY: api_key.txt\nlb:\n  port: {lb_port}\n"
         ),
     );
     let stack = Stack {
@@ -607,6 +677,26 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
     assert_eq!(tasks.len(), 5, "{tasks:?}");
     assert!(nodes.len() >= 2, "web tasks on {nodes:?} only");
     note(format!("5 web tasks on nodes {nodes:?}"));
+    assert_app_inputs(&stack, api_key.len());
+    let leaks: Vec<&str> = [&["status"][..], &["status", "--json"]]
+        .iter()
+        .map(|args| stack.ok(args, VERIFY_TIMEOUT))
+        .filter(|ran| ran.stdout.contains(&api_key) || ran.stderr.contains(&api_key))
+        .map(|_| "status")
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "the secret's value in the output of {leaks:?}"
+    );
+    let generated = std::fs::read_dir(stack.project.file("generated")).unwrap();
+    for entry in generated.flatten().filter(|e| e.path().is_file()) {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !text.contains(&api_key),
+            "the secret's value in {}",
+            entry.path().display()
+        );
+    }
 
     // Nothing but the lb's port is published.
     let services = docker(

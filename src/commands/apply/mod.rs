@@ -38,6 +38,7 @@ use crate::probe::measure;
 use crate::probe::stats::WEB_BACKEND;
 use crate::releases::Origin;
 use crate::render::RenderedStack;
+use crate::secrets::Flavour;
 use crate::spec::Plan;
 use crate::{render, ExitStatus, ToolError, UsageError};
 
@@ -76,7 +77,19 @@ pub fn deploy_stack(
     args: &ApplyArgs,
     recording: &Recording,
 ) -> anyhow::Result<ExitStatus> {
-    let docker = Docker::new(global.printer).dry_run(args.dry_run);
+    let progress = global.printer;
+    // The app's env file and secrets: read (a missing one stops here, before anything changed)
+    // and delivered beside the state, so that every docker call below passes them.
+    let (flavour, rendered) = match stack.plan.swarm() {
+        None => (Flavour::Compose, stack.compose_file.clone()),
+        Some(_) => (Flavour::Swarm, stack.out_dir.join("stack.yaml")),
+    };
+    if let Some((inputs, _)) =
+        crate::inputs::prepare(&stack.plan, &global.spec, flavour, &rendered, args.dry_run)?
+    {
+        progress.note(inputs.describe());
+    }
+    let docker = Docker::new(progress).dry_run(args.dry_run);
     let deployment = Deployment::new(&docker, stack);
     if let (Deployment::Swarm(_), Some(_)) = (&deployment, args.canary) {
         return Err(UsageError(SWARM_CANARY.into()).into());

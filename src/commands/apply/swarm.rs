@@ -170,6 +170,16 @@ impl super::Steps for Steps<'_> {
     }
 
     fn finish(&mut self) -> anyhow::Result<()> {
+        match self.swarm.prune_app_secrets() {
+            Ok(0) => {}
+            Ok(n) => self.swarm.docker.printer().note(format!(
+                "removed {n} replaced version{} of the app's secrets from the swarm",
+                if n == 1 { "" } else { "s" }
+            )),
+            Err(err) => self.swarm.docker.printer().note(format!(
+                "could not remove the replaced versions of the app's secrets: {err:#}"
+            )),
+        }
         self.swarm.docker.printer().stdout().line(format!(
             "  pushed:        {}",
             if self.pushed.is_empty() {

@@ -3,19 +3,41 @@
 //! with a live configuration, its restart key.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::docker::{Container, CONFIG_LABEL, RESTART_KEY_LABEL};
+use crate::docker::{Compose, Container, CONFIG_LABEL, RESTART_KEY_LABEL};
 use crate::render;
 
-/// The services of the rendered Compose file.
-pub fn read_file_services(compose_file: &Path) -> anyhow::Result<BTreeMap<String, FileService>> {
+/// The services of the rendered Compose file, with the config labels its overrides give (the
+/// app's inputs extend web's, see `crate::inputs`): what the containers are created with.
+pub fn read_file_services(compose: &Compose<'_>) -> anyhow::Result<BTreeMap<String, FileService>> {
+    let compose_file = compose.file();
     let text = std::fs::read_to_string(compose_file)
         .with_context(|| format!("reading {}", compose_file.display()))?;
-    file_services(&text)
-        .with_context(|| format!("reading the services of {}", compose_file.display()))
+    let mut services = file_services(&text)
+        .with_context(|| format!("reading the services of {}", compose_file.display()))?;
+    for file in compose.overrides() {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        overlay_config_labels(&mut services, &text)
+            .with_context(|| format!("reading {}", file.display()))?;
+    }
+    Ok(services)
+}
+
+/// Takes the `org.provision.config` labels an override file sets over the rendered ones.
+fn overlay_config_labels(
+    services: &mut BTreeMap<String, FileService>,
+    override_text: &str,
+) -> anyhow::Result<()> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(override_text)?;
+    for (name, service) in services.iter_mut() {
+        if let Some(label) = doc["services"][name.as_str()]["labels"][CONFIG_LABEL].as_str() {
+            service.config = label.to_owned();
+        }
+    }
+    Ok(())
 }
 
 /// A service as the rendered Compose file has it.
@@ -80,6 +102,14 @@ mod tests {
             }
         );
         assert_eq!(services["lb"].config, "def");
+        let mut overlaid = services.clone();
+        overlay_config_labels(
+            &mut overlaid,
+            "services:\n  web:\n    labels:\n      org.provision.config: abc+123\n",
+        )
+        .unwrap();
+        assert_eq!(overlaid["web"].config, "abc+123");
+        assert_eq!(overlaid["lb"], services["lb"]);
         let err = file_services("services:\n  web:\n    image: x\n").unwrap_err();
         assert!(err.to_string().contains("org.provision.config"), "{err}");
     }

@@ -19,6 +19,7 @@ use crate::docker::{Compose, Container, Docker};
 use crate::probe::converge::Routed;
 use crate::probe::{registry, stats, Endpoints};
 use crate::render::RenderedStack;
+use crate::secrets::Flavour;
 use crate::spec::Plan;
 
 /// One stack on one Docker host.
@@ -39,10 +40,14 @@ pub struct DestroyOutcome {
 impl<'a> ComposeHost<'a> {
     pub fn new(docker: &'a Docker, stack: &'a RenderedStack) -> Self {
         let plan = &stack.plan;
+        let mut compose = Compose::new(docker, &plan.project, &stack.compose_file);
+        if let Some(file) = crate::inputs::override_file(&plan.project, Flavour::Compose) {
+            compose = compose.with_override(&file);
+        }
         ComposeHost {
             docker,
             plan,
-            compose: Compose::new(docker, &plan.project, &stack.compose_file),
+            compose,
         }
     }
 

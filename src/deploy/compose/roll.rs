@@ -221,7 +221,7 @@ impl ComposeHost<'_> {
         let docker = self.docker;
         let plan = self.plan;
         // The image may have been built just now: compare with the ids as they are after the build.
-        let wanted = read_file_services(self.compose.file())?;
+        let wanted = read_file_services(&self.compose)?;
         let web = wanted
             .get(&plan.web.service)
             .context("the Compose file has no web service")?;

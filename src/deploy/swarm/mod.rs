@@ -25,6 +25,7 @@ use crate::docker::{Container, Docker};
 use crate::probe::converge::Routed;
 use crate::probe::{registry, stats, Endpoints};
 use crate::render::RenderedStack;
+use crate::secrets::Flavour;
 use crate::spec::plan::SwarmTarget;
 use crate::spec::Plan;
 
@@ -109,6 +110,52 @@ impl<'a> Swarm<'a> {
             .each_line(each)
     }
 
+    /// Removes the versions of the app's secrets (`crate::inputs`) that the stack's current
+    /// override no longer names: Swarm secrets cannot change, so every new value was a new one,
+    /// and an old value should not outlive the apply that replaced it. A secret still in use (a
+    /// task not yet replaced) is refused by docker and left for the next apply. Returns how many
+    /// were removed.
+    pub fn prune_app_secrets(&self) -> anyhow::Result<usize> {
+        let current: Vec<String> = crate::inputs::override_file(&self.plan.project, Flavour::Swarm)
+            .and_then(|file| std::fs::read_to_string(file).ok())
+            .and_then(|text| serde_yaml::from_str::<serde_yaml::Value>(&text).ok())
+            .and_then(|doc| doc.get("secrets").and_then(|s| s.as_mapping()).cloned())
+            .map(|secrets| {
+                secrets
+                    .values()
+                    .filter_map(|s| s["name"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let filter = self.namespace_filter();
+        let listed = self
+            .docker
+            .call(
+                format!("listing the secrets of stack {}", self.plan.project),
+                ["secret", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+            )
+            .timeout(Duration::from_secs(30))
+            .output()?;
+        let prefix = crate::inputs::swarm_secret_prefix(&self.plan.project);
+        let mut removed = 0;
+        for name in listed.lines().map(str::trim) {
+            if !name.starts_with(&prefix) || current.iter().any(|c| c == name) {
+                continue;
+            }
+            let out = self
+                .docker
+                .call(
+                    format!("removing the replaced secret {name}"),
+                    ["secret", "rm", name],
+                )
+                .timeout(Duration::from_secs(30))
+                .changes_state()
+                .output_unchecked()?;
+            removed += usize::from(out.success);
+        }
+        Ok(removed)
+    }
+
     /// Fails unless docker talks to a Swarm manager.
     pub fn require_manager(&self) -> anyhow::Result<()> {
         let out = doctor::manager_state(self.docker)?;
@@ -138,22 +185,25 @@ impl<'a> Swarm<'a> {
     /// Returns at once (detached: CLI 26 and later; older CLIs do not wait anyway);
     /// `wait_updates` and `wait_running` wait.
     pub fn deploy(&self, replicas: u32, batch: u32, lb_image: Option<&str>) -> anyhow::Result<()> {
-        let file = self.stack_file.display().to_string();
+        let mut args: Vec<String> = [
+            "stack",
+            "deploy",
+            "--prune",
+            "--resolve-image",
+            "always",
+            "--compose-file",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(self.stack_file.display().to_string());
+        // The app's env file and secrets, from the state directory (`crate::inputs`).
+        if let Some(file) = crate::inputs::override_file(&self.plan.project, Flavour::Swarm) {
+            args.extend(["--compose-file".to_owned(), file.display().to_string()]);
+        }
+        args.push(self.plan.project.clone());
         let mut call = self
             .docker
-            .call(
-                format!("deploying stack {}", self.plan.project),
-                [
-                    "stack",
-                    "deploy",
-                    "--prune",
-                    "--resolve-image",
-                    "always",
-                    "--compose-file",
-                    file.as_str(),
-                    self.plan.project.as_str(),
-                ],
-            )
+            .call(format!("deploying stack {}", self.plan.project), args)
             .env(REPLICAS_VARIABLE, &replicas.to_string())
             .env(BATCH_VARIABLE, &batch.max(1).to_string());
         if let Some(image) = lb_image {
