@@ -9,6 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::memory::Memory;
 use super::number;
 
 /// The whole spec.
@@ -37,7 +38,7 @@ pub struct Spec {
 }
 
 /// The deployment target.
-#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Target {
     pub kind: TargetKind,
@@ -46,6 +47,19 @@ pub struct Target {
     pub registry: Option<Registry>,
     /// Swarm only: placement constraints of the services that hold state or a published port.
     pub placement: Placement,
+    /// Swarm only: encrypt the stack's overlay network (IPsec between the nodes).
+    pub encrypted_network: bool,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            kind: TargetKind::default(),
+            registry: None,
+            placement: Placement::default(),
+            encrypted_network: true,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -135,6 +149,8 @@ impl Default for Images {
 
 /// Default images and versions, in one place so README, example spec and code agree.
 pub mod defaults {
+    use super::Memory;
+
     /// Debian 13, the current stable: HAProxy 3.0 LTS, Python 3.13, redis 8. Oldstable
     /// (`debian:bookworm-slim`: HAProxy 2.6, Python 3.11) still works; tests/fixtures/bookworm
     /// keeps it checked.
@@ -151,6 +167,13 @@ pub mod defaults {
     /// Swarm: the manager is the node provision's engine is, so `docker exec` reaches the
     /// services pinned there, and their named volumes stay on it.
     pub const PLACEMENT: &str = "node.role == manager";
+    /// Memory limits. Measured idle with the offline images (docker stats): a built-in web
+    /// replica with 2 gunicorn workers, consul 1.8.7 -dev, redis and HAProxy each stay under a
+    /// tenth of these; the rest is headroom for load, reloads and AOF rewrites.
+    pub const WEB_MEMORY: Memory = Memory::mib(256);
+    pub const REDIS_MEMORY: Memory = Memory::mib(256);
+    pub const CONSUL_MEMORY: Memory = Memory::mib(256);
+    pub const LB_MEMORY: Memory = Memory::mib(256);
 }
 
 /// The web service.
@@ -167,12 +190,17 @@ pub struct Web {
     pub health_path: UrlPath,
     /// `builtin` (the hit counter) or a directory holding the user's app and its Dockerfile.
     pub app: App,
+    /// Let `app` resolve outside the spec's directory (after following symlinks). Off: a spec
+    /// cannot make provision build (and so read) a directory its own tree does not hold.
+    pub app_outside_spec_dir: bool,
     /// gunicorn worker processes per replica (built-in app only).
     #[serde(deserialize_with = "number::workers")]
     pub workers: u32,
     /// What `verify` counts as an answer from your own app (the built-in app is checked by its
     /// JSON).
     pub expect: Expect,
+    /// Memory limit of each replica (the container's hard limit).
+    pub memory: Memory,
 }
 
 /// What `verify` expects your own app to answer at `/`.
@@ -197,8 +225,10 @@ impl Default for Web {
             port: 5000,
             health_path: UrlPath("/health".into()),
             app: App::Builtin,
+            app_outside_spec_dir: false,
             workers: 2,
             expect: Expect::default(),
+            memory: defaults::WEB_MEMORY,
         }
     }
 }
@@ -239,12 +269,15 @@ impl<'de> Deserialize<'de> for App {
 pub struct Redis {
     /// How often the append-only file is synced to disk.
     pub appendfsync: AppendFsync,
+    /// Memory limit of the container; redis' own `maxmemory` is half of it.
+    pub memory: Memory,
 }
 
 impl Default for Redis {
     fn default() -> Self {
         Redis {
             appendfsync: AppendFsync::Everysec,
+            memory: defaults::REDIS_MEMORY,
         }
     }
 }
@@ -266,6 +299,8 @@ pub struct Consul {
     pub http_port: u16,
     /// Consul datacenter name.
     pub datacenter: Name,
+    /// Memory limit of the container.
+    pub memory: Memory,
 }
 
 impl Default for Consul {
@@ -273,6 +308,7 @@ impl Default for Consul {
         Consul {
             http_port: 8500,
             datacenter: Name("dc1".into()),
+            memory: defaults::CONSUL_MEMORY,
         }
     }
 }
@@ -298,6 +334,8 @@ pub struct LoadBalancer {
     pub consul_template: ConsulTemplateSource,
     /// consul-template release downloaded when `consul_template: download`.
     pub consul_template_version: Version,
+    /// Memory limit of the container; HAProxy's global `maxconn` is sized from it.
+    pub memory: Memory,
 }
 
 impl Default for LoadBalancer {
@@ -313,6 +351,7 @@ impl Default for LoadBalancer {
             max_replicas: 10,
             consul_template: ConsulTemplateSource::Image,
             consul_template_version: Version(defaults::CONSUL_TEMPLATE_VERSION.into()),
+            memory: defaults::LB_MEMORY,
         }
     }
 }
@@ -354,7 +393,7 @@ pub enum ConsulTemplateSource {
 /// attributes the error to the enclosing mapping: its line, and no field name at the top level.)
 /// `expecting` names the value in the message for one of another kind ("must be a duration
 /// such as 2s, got a list").
-fn deserialize_checked<'de, D, T>(
+pub(super) fn deserialize_checked<'de, D, T>(
     d: D,
     expecting: &'static str,
     convert: fn(String) -> Result<T, String>,

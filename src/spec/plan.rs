@@ -28,6 +28,8 @@ pub struct SwarmTarget {
     pub registry: String,
     /// Placement constraints (`node.role == manager`).
     pub placement: PlanPlacement,
+    /// The stack's overlay network is encrypted.
+    pub encrypted_network: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -76,6 +78,8 @@ pub struct PlanWeb {
     pub app_dir: Option<String>,
     /// What verify counts as an answer from the user's app (empty for the built-in app).
     pub expect: PlanExpect,
+    /// Memory limit per replica, as Docker reads it (`256m`).
+    pub memory: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -89,12 +93,18 @@ pub struct PlanExpect {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanRedis {
     pub appendfsync: AppendFsync,
+    /// Memory limit of the container (`256m`).
+    pub memory: String,
+    /// redis' `maxmemory` in bytes, below the container's limit (`spec::memory`).
+    pub maxmemory: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanConsul {
     pub http_port: u16,
     pub datacenter: String,
+    /// Memory limit of the container (`256m`).
+    pub memory: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -108,4 +118,8 @@ pub struct PlanLb {
     pub max_replicas: u32,
     pub consul_template_source: ConsulTemplateSource,
     pub consul_template_version: String,
+    /// Memory limit of the container (`256m`).
+    pub memory: String,
+    /// HAProxy's global `maxconn`, sized from the memory limit (`spec::memory`).
+    pub maxconn: u64,
 }

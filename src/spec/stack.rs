@@ -332,7 +332,7 @@ impl Plan {
             LbDiscovery::ConsulSrv | LbDiscovery::DockerDns => Some(LiveConfig {
                 service: Service::Lb,
                 file: "lb/haproxy.cfg",
-                path: "/etc/haproxy/haproxy.cfg",
+                path: "/run/haproxy/haproxy.cfg",
                 reload: "haproxy-reload",
             }),
         }

@@ -274,7 +274,7 @@ fn a_second_command_on_a_busy_project_waits_then_exits_2_naming_the_holder() {
     );
     p.provision(&["render"]).assert().success();
     // Another command holds the project's lock (what a running `provision apply` does).
-    let lock = provision::lock::path_of(&project);
+    let lock = provision::lock::path_of(&project).unwrap();
     std::fs::write(&lock, "pid 4242 (apply), since 0 (unix time)").unwrap();
     let mut holder = std::process::Command::new(flock)
         .arg("-o")

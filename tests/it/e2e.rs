@@ -75,6 +75,12 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     ran.expect_success();
     stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
     assert_eq!(stack.web().len(), 2, "web replicas after apply (spec: 2)");
+    let hardened = stack.assert_hardened();
+    assert_eq!(
+        hardened,
+        ["consul", "lb", "redis", "web"].map(String::from).into(),
+        "every service's containers are hardened"
+    );
     let ran = project.run(&["status"], &[], SHORT_TIMEOUT);
     ran.expect_success();
     assert!(
@@ -373,6 +379,11 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
     let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
     ran.expect_success();
     stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
+    // Your own app runs hardened too (a read-only root, /tmp writable).
+    assert_eq!(
+        stack.assert_hardened(),
+        ["lb", "redis", "web"].map(String::from).into(),
+    );
 
     let (report, running) = verify_report(&stack, &project, &["--scale", "3"], 3);
     assert_eq!(
