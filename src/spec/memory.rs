@@ -109,7 +109,17 @@ mod tests {
             assert_eq!(memory, Memory::mib(mib), "{text}");
             assert_eq!(memory.to_string(), printed, "{text}");
         }
-        for bad in ["", "256", "m", "256mb", "1.5g", "-1m", "31m", "65g", "99999999999999999999g"] {
+        for bad in [
+            "",
+            "256",
+            "m",
+            "256mb",
+            "1.5g",
+            "-1m",
+            "31m",
+            "65g",
+            "99999999999999999999g",
+        ] {
             let err = Memory::try_from(bad).unwrap_err();
             assert!(err.contains("expected a whole number"), "{bad}: {err}");
         }

@@ -538,7 +538,10 @@ web:
                     && e.contains("web.app_outside_spec_dir: true"),
                 "{escape}: {e}"
             );
-            assert!(app_at(escape, true).1.is_ok(), "{escape} allowed explicitly");
+            assert!(
+                app_at(escape, true).1.is_ok(),
+                "{escape} allowed explicitly"
+            );
         }
     }
 }
