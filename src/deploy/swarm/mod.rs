@@ -249,7 +249,11 @@ mod tests {
         let set = stack_variables(3, 0, None);
         let names: std::collections::BTreeSet<&str> = set.iter().map(|(n, _)| *n).collect();
         assert_eq!(read, names);
-        assert_eq!(set[2], (LB_IMAGE_VARIABLE, String::new()), "empty: the default");
+        assert_eq!(
+            set[2],
+            (LB_IMAGE_VARIABLE, String::new()),
+            "empty: the default"
+        );
         assert_eq!(set[1].1, "1");
         assert_eq!(stack_variables(3, 2, Some("r/lb:1"))[2].1, "r/lb:1");
     }
