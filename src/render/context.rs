@@ -41,6 +41,8 @@ pub struct Tuning {
     pub pids: Pids,
     /// registrator's memory limit (a small Go program; not in the spec).
     pub registrator_memory: &'static str,
+    /// docker-proxy's memory limit (an HAProxy with a handful of connections).
+    pub docker_proxy_memory: &'static str,
 }
 
 /// `pids_limit` per service. Go programs (consul, registrator, consul-template) start a thread
@@ -49,6 +51,7 @@ pub struct Tuning {
 #[derive(Debug, Clone, Serialize)]
 pub struct Pids {
     pub consul: u32,
+    pub docker_proxy: u32,
     pub registrator: u32,
     pub redis: u32,
     pub web: u32,
@@ -71,12 +74,14 @@ impl Tuning {
             template_wait_max: "2s",
             pids: Pids {
                 consul: 256,
+                docker_proxy: 32,
                 registrator: 128,
                 redis: 64,
                 web: 256,
                 lb: 128,
             },
             registrator_memory: "64m",
+            docker_proxy_memory: "32m",
         }
     }
 }
