@@ -406,7 +406,14 @@ mod tests {
     fn each_mode_has_its_own_services() {
         assert_eq!(
             names(plan("discovery: consul-template\n").services()),
-            ["consul", "docker-proxy", "registrator", "redis", "web", "lb"]
+            [
+                "consul",
+                "docker-proxy",
+                "registrator",
+                "redis",
+                "web",
+                "lb"
+            ]
         );
         assert_eq!(
             names(plan("discovery: consul-dns\n").services()),

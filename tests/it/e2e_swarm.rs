@@ -470,7 +470,7 @@ fn rolling_updates(stack: &Stack, lb_port: u16) {
     assert_ne!(worker_after, worker_before, "HAProxy was not reloaded");
     let live = docker(
         &stack.host,
-        &["exec", &lb_after.1, "cat", "/etc/haproxy/haproxy.cfg"],
+        &["exec", &lb_after.1, "cat", "/run/haproxy/haproxy.cfg"],
     );
     assert!(
         live.stdout.contains("balance leastconn"),
@@ -494,6 +494,60 @@ fn check_passed(report: &Value, name: &str) -> Value {
         .clone();
     assert_eq!(check["outcome"], "pass", "{name}: {check}");
     check
+}
+
+/// Every service of the stack as Swarm runs it (docs/security.md): no capabilities, a read-only
+/// root, a memory limit; and the overlay network encrypted. (Swarm takes no process limit from a
+/// version 3.8 stack file, nor no-new-privileges.)
+fn services_are_hardened(stack: &Stack) {
+    let ids = docker(
+        &stack.host,
+        &[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={}", stack.name),
+        ],
+    );
+    let ids: Vec<&str> = ids.stdout.split_whitespace().collect();
+    assert!(!ids.is_empty(), "no services of {}", stack.name);
+    let mut args = vec![
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.Name}}|{{json .Spec.TaskTemplate.ContainerSpec.CapabilityDrop}}|\
+         {{.Spec.TaskTemplate.ContainerSpec.ReadOnly}}|\
+         {{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}",
+    ];
+    args.extend(ids.iter().copied());
+    let ran = docker(&stack.host, &args);
+    for line in ran.stdout.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        assert!(
+            f.len() == 4
+                && f[1] == "[\"ALL\"]"
+                && f[2] == "true"
+                && f[3].parse::<u64>().unwrap_or(0) > 0,
+            "service not hardened (name|cap_drop|read-only|memory): {line}\n{ran}"
+        );
+    }
+    let network = format!("{}_default", stack.name);
+    let encrypted = docker(
+        &stack.host,
+        &[
+            "network",
+            "inspect",
+            "--format",
+            "{{index .Options \"encrypted\"}}",
+            &network,
+        ],
+    );
+    assert_eq!(encrypted.stdout.trim(), "true", "{network}: {encrypted}");
+    note(format!(
+        "{} services hardened, overlay {network} encrypted",
+        ran.stdout.lines().count()
+    ));
 }
 
 fn swarm_stack(discovery: &str, lb_port: u16) {
@@ -527,6 +581,7 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
         APPLY_TIMEOUT,
     );
     let apply_s = t.elapsed().as_secs_f64();
+    services_are_hardened(&stack);
 
     let t = Instant::now();
     let ran = stack.ok(&["verify", "--scale", "5", "--json"], VERIFY_TIMEOUT);
