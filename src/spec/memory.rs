@@ -46,7 +46,7 @@ impl Memory {
 
 impl fmt::Display for Memory {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.mib % 1024 == 0 {
+        if self.mib.is_multiple_of(1024) {
             write!(f, "{}g", self.mib / 1024)
         } else {
             write!(f, "{}m", self.mib)
