@@ -285,4 +285,19 @@ mod tests {
         );
         assert_eq!(std::fs::read_to_string(victim.path()).unwrap(), "precious");
     }
+
+    #[test]
+    fn a_lock_directory_that_is_a_link_or_open_to_others_is_not_trusted() {
+        let root = tempfile::tempdir().unwrap();
+        let real = root.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = root.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = require_private(&link).unwrap_err();
+        assert!(err.to_string().contains("a symbolic link"), "{err:#}");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
+        require_private(&real).unwrap();
+        let mode = std::fs::metadata(&real).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700, "made private");
+    }
 }
