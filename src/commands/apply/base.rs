@@ -72,6 +72,13 @@ pub(super) fn refresh(
     };
     let names: Vec<&str> = outdated.iter().map(|(s, _)| s.as_str()).collect();
     printer.note(format!("images of {} to rebuild ({why})", names.join(", ")));
+    if docker.is_dry_run() {
+        // The plan below is made from the engine as it is, where those images are still tagged.
+        printer.note(
+            "dry run: apply untags them first, so that the plan rebuilds them and replaces their \
+             containers; the plan below, made without that, still counts them current",
+        );
+    }
     for (_, tag) in &outdated {
         // Untags it (a running container keeps its image until it is replaced).
         docker
