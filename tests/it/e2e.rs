@@ -147,7 +147,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     ran.expect_success();
     assert!(
         ran.all_output().contains(&format!(
-            "images of web, redis, lb to rebuild (built on an older {base})"
+            "images of lb, redis, web to rebuild (built on an older {base})"
         )),
         "a new base did not make apply rebuild\n{ran}"
     );
