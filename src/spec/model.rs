@@ -38,7 +38,7 @@ pub struct Spec {
 }
 
 /// The deployment target.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Target {
     pub kind: TargetKind,
@@ -51,17 +51,6 @@ pub struct Target {
     /// default: it needs the nodes' kernels to accept IPsec security associations (XFRM), which
     /// the nodes of this project's test swarm (Docker in Docker) refuse (docs/security.md).
     pub encrypted_network: bool,
-}
-
-impl Default for Target {
-    fn default() -> Self {
-        Target {
-            kind: TargetKind::default(),
-            registry: None,
-            placement: Placement::default(),
-            encrypted_network: false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
