@@ -444,6 +444,12 @@ pub struct ApplyArgs {
     /// Print the commands that would run, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Pull the base image (`images.base`) first, and rebuild every built image without the
+    /// layer cache, so that a new base and Debian's package updates arrive. A base that cannot
+    /// be pulled (offline, or a local-only image) is said and kept. Without it, an image built
+    /// on an older base than the one present is rebuilt anyway.
+    #[arg(long)]
+    pub pull: bool,
     /// Output directory of the render step.
     #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,

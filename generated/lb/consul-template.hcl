@@ -30,7 +30,8 @@ wait {
 
 template {
   source      = "/etc/haproxy/haproxy.ctmpl"
-  destination = "/etc/haproxy/haproxy.cfg"
+  # On the lb's tmpfs: the container's root file system is read-only.
+  destination = "/run/haproxy/haproxy.cfg"
   perms       = 0644
   error_on_missing_key = true
 }
@@ -40,7 +41,7 @@ exec {
   # `sh -c "…"` in its own process group and signals the whole group, so the reload signal
   # would kill the shell, and consul-template exits when its child does. A list is executed
   # directly, with no shell: the signals reach HAProxy's master alone.
-  command       = ["haproxy", "-W", "-db", "-f", "/etc/haproxy/haproxy.cfg"]
+  command       = ["haproxy", "-W", "-db", "-f", "/run/haproxy/haproxy.cfg"]
   reload_signal = "SIGUSR2"
   # SIGUSR1 is HAProxy's soft stop: finish open connections, then exit.
   kill_signal   = "SIGUSR1"

@@ -72,7 +72,9 @@ pub fn run(global: &Global, args: RollbackArgs) -> anyhow::Result<ExitStatus> {
         timeout: args.timeout,
         batch: args.batch,
         yes: args.yes,
-        // A rollback is the release as it was deployed, never a canary of it.
+        // The release as it was deployed: its images are kept (web.keep_releases), not rebuilt
+        // from a refreshed base, and never a canary of it.
+        pull: false,
         canary: None,
         load: args.load,
         report: args.report,

@@ -1,7 +1,9 @@
 //! A new configuration file for a running container, reloaded in place instead of recreating the
-//! container (`spec::LiveConfig`: HAProxy's haproxy.cfg in the DNS modes). The file goes in with
-//! `docker cp` beside the live one; the image's own reload command checks it, installs it and
-//! reloads (lb/haproxy-reload.sh: a new HAProxy worker takes over the listening sockets).
+//! container (`spec::LiveConfig`: HAProxy's haproxy.cfg in the DNS modes). The file goes in on
+//! the standard input of the image's own reload command (`docker exec -i`), which checks it,
+//! installs it beside the live one and reloads (lb/haproxy-reload.sh: a new HAProxy worker takes
+//! over the listening sockets). Not `docker cp`: the container's root file system is read-only
+//! and the live file is on a tmpfs, which `docker cp` cannot write to.
 //!
 //! The container keeps the labels it was created with, so Compose would still recreate it on its
 //! next `up`: `apply` recognizes a container that already runs the file by the file itself (its
@@ -81,8 +83,8 @@ pub struct Reloaded {
     pub said: String,
 }
 
-/// Copies `rendered` into the container beside the live file and runs the image's reload
-/// command. Its refusal (an invalid file: nothing changed) or failure (no new process: the old
+/// Runs the image's reload command in the container with `rendered` on its standard input, as
+/// the container's own user. Its refusal (an invalid file: nothing changed) or failure (no new process: the old
 /// file is put back) is an error carrying what it printed.
 pub fn reload(
     docker: &Docker,
@@ -90,33 +92,19 @@ pub fn reload(
     live: &LiveConfig,
     rendered: &Path,
 ) -> anyhow::Result<Reloaded> {
-    let next = format!("{}.next", live.path);
-    let target = format!("{}:{next}", container.id);
-    docker
-        .call(
-            format!(
-                "copying the new {} into {}",
-                live.file,
-                container.describe()
-            ),
-            [
-                "cp".as_ref(),
-                rendered.as_os_str(),
-                std::ffi::OsStr::new(&target),
-            ],
-        )
-        .changes_state()
-        .timeout(Duration::from_secs(30))
-        .output()?;
+    let contents =
+        std::fs::read(rendered).with_context(|| format!("reading {}", rendered.display()))?;
     let out = docker
         .call(
             format!(
-                "reloading {} in place ({})",
+                "reloading {} in place with the new {} ({})",
                 container.describe(),
+                live.file,
                 live.reload
             ),
-            ["exec", "-u", "0", container.id.as_str(), live.reload],
+            ["exec", "-i", container.id.as_str(), live.reload, "-"],
         )
+        .stdin(contents)
         .changes_state()
         // The command gives up after 10 s of waiting for the new process.
         .timeout(Duration::from_secs(30))

@@ -194,9 +194,12 @@ impl<'a> Compose<'a> {
         serde_json::from_str(&json).context("reading `docker compose config` output")
     }
 
-    /// Builds the images of `services`.
-    pub fn build(&self, services: &[String]) -> anyhow::Result<()> {
+    /// Builds the images of `services`; `no_cache`: every step again (Debian's packages anew).
+    pub fn build(&self, services: &[String], no_cache: bool) -> anyhow::Result<()> {
         let mut args = vec!["build".to_owned()];
+        if no_cache {
+            args.push("--no-cache".to_owned());
+        }
         args.extend(services.iter().cloned());
         self.call(format!("building images ({})", services.join(", ")), args)
             .changes_state()

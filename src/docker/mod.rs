@@ -120,6 +120,36 @@ impl Docker {
             .collect())
     }
 
+    /// The layers (`RootFS.Layers`, diff IDs) of each of `images`, in order; None for one that
+    /// is not present. An image built FROM another starts with that image's layers.
+    pub fn image_layers(&self, images: &[String]) -> anyhow::Result<Vec<Option<Vec<String>>>> {
+        let ids = self.image_ids(images)?;
+        let mut found = Vec::with_capacity(images.len());
+        for (image, id) in images.iter().zip(ids) {
+            let Some(id) = id else {
+                found.push(None);
+                continue;
+            };
+            let json = self
+                .call(
+                    format!("reading the layers of {image}"),
+                    [
+                        "image",
+                        "inspect",
+                        "--format",
+                        "{{json .RootFS.Layers}}",
+                        id.as_str(),
+                    ],
+                )
+                .timeout(Duration::from_secs(20))
+                .output()?;
+            let layers: Vec<String> = serde_json::from_str(json.trim())
+                .with_context(|| format!("reading the layers of {image}: {json}"))?;
+            found.push(Some(layers));
+        }
+        Ok(found)
+    }
+
     /// Every container of a Compose project (running or not), oldest first within a service.
     pub fn project_containers(&self, project: &str) -> anyhow::Result<Vec<Container>> {
         let label = format!("label=com.docker.compose.project={project}");

@@ -42,6 +42,26 @@ pub struct Tuning {
     /// consul-template quiescence (`wait { min max }`).
     pub template_wait_min: &'static str,
     pub template_wait_max: &'static str,
+    /// Most processes (threads count) in each service's container: generous for what it runs,
+    /// low enough that a fork bomb in one service stops there.
+    pub pids: Pids,
+    /// registrator's memory limit (a small Go program; not in the spec).
+    pub registrator_memory: &'static str,
+    /// docker-proxy's memory limit (an HAProxy with a handful of connections).
+    pub docker_proxy_memory: &'static str,
+}
+
+/// `pids_limit` per service. Go programs (consul, registrator, consul-template) start a thread
+/// per busy core and per blocking call; gunicorn a process per worker; HAProxy a thread per core,
+/// twice during a reload, plus the health check's socat.
+#[derive(Debug, Clone, Serialize)]
+pub struct Pids {
+    pub consul: u32,
+    pub docker_proxy: u32,
+    pub registrator: u32,
+    pub redis: u32,
+    pub web: u32,
+    pub lb: u32,
 }
 
 impl Tuning {
@@ -60,6 +80,16 @@ impl Tuning {
             swarm_rollback_monitor: "5s",
             template_wait_min: "500ms",
             template_wait_max: "2s",
+            pids: Pids {
+                consul: 256,
+                docker_proxy: 32,
+                registrator: 128,
+                redis: 64,
+                web: 256,
+                lb: 128,
+            },
+            registrator_memory: "64m",
+            docker_proxy_memory: "32m",
         }
     }
 }

@@ -370,6 +370,8 @@ mod tests {
                 ".provision-manifest",
                 "compose.yaml",
                 "diagram.md",
+                "docker-proxy/Dockerfile",
+                "docker-proxy/haproxy.cfg",
                 "lb/Dockerfile",
                 "lb/consul-template.hcl",
                 "lb/haproxy.ctmpl",

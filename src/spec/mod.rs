@@ -5,6 +5,7 @@
 pub mod find;
 pub mod inputs;
 mod locate;
+pub mod memory;
 pub mod model;
 pub mod number;
 mod parse;
@@ -553,5 +554,42 @@ web:
             e.contains(":3:3: web.app: directory") && e.contains("does not exist"),
             "{e}"
         );
+    }
+
+    fn app_at(app: &str, allow: bool) -> (tempfile::TempDir, Result<Plan, SpecError>) {
+        let root = tempfile::tempdir().unwrap();
+        let spec_dir = root.path().join("spec");
+        let outside = root.path().join("elsewhere");
+        for dir in [spec_dir.join("app"), outside.clone()] {
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("Dockerfile"), "FROM scratch\n").unwrap();
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(&outside, spec_dir.join("linked")).unwrap();
+        let text = format!(
+            "project: hits\ndiscovery: docker-dns\nweb:\n  app: {app}\n  app_outside_spec_dir: {allow}\n"
+        );
+        let plan = from_text(&text, &spec_dir.join("provision.yaml"), &spec_dir);
+        (root, plan)
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn web_app_stays_inside_the_spec_directory_unless_allowed() {
+        assert!(app_at("app", false).1.is_ok());
+        assert!(app_at("./app/../app", false).1.is_ok());
+        for escape in ["../elsewhere", "linked"] {
+            let e = app_at(escape, false).1.unwrap_err().to_string();
+            assert!(
+                e.contains(":4:3: web.app: directory")
+                    && e.contains("outside the spec's directory")
+                    && e.contains("web.app_outside_spec_dir: true"),
+                "{escape}: {e}"
+            );
+            assert!(
+                app_at(escape, true).1.is_ok(),
+                "{escape} allowed explicitly"
+            );
+        }
     }
 }

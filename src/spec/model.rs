@@ -11,6 +11,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::inputs::{EnvValue, SecretSource};
+use super::memory::Memory;
 use super::number;
 
 /// The whole spec.
@@ -51,6 +52,10 @@ pub struct Target {
     pub registry: Option<Registry>,
     /// Swarm only: placement constraints of the services that hold state or a published port.
     pub placement: Placement,
+    /// Swarm only: encrypt the stack's overlay network (IPsec between the nodes). Off by
+    /// default: it needs the nodes' kernels to accept IPsec security associations (XFRM), which
+    /// the nodes of this project's test swarm (Docker in Docker) refuse (docs/security.md).
+    pub encrypted_network: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -140,6 +145,8 @@ impl Default for Images {
 
 /// Default images and versions, in one place so README, example spec and code agree.
 pub mod defaults {
+    use super::Memory;
+
     /// Debian 13, the current stable: HAProxy 3.0 LTS, Python 3.13, redis 8. Oldstable
     /// (`debian:bookworm-slim`: HAProxy 2.6, Python 3.11) still works; tests/fixtures/bookworm
     /// keeps it checked.
@@ -156,6 +163,13 @@ pub mod defaults {
     /// Swarm: the manager is the node provision's engine is, so `docker exec` reaches the
     /// services pinned there, and their named volumes stay on it.
     pub const PLACEMENT: &str = "node.role == manager";
+    /// Memory limits. Measured idle with the offline images (docker stats): a built-in web
+    /// replica with 2 gunicorn workers, consul 1.8.7 -dev, redis and HAProxy each stay under a
+    /// tenth of these; the rest is headroom for load, reloads and AOF rewrites.
+    pub const WEB_MEMORY: Memory = Memory::mib(256);
+    pub const REDIS_MEMORY: Memory = Memory::mib(256);
+    pub const CONSUL_MEMORY: Memory = Memory::mib(256);
+    pub const LB_MEMORY: Memory = Memory::mib(256);
 }
 
 /// The web service.
@@ -172,6 +186,9 @@ pub struct Web {
     pub health_path: UrlPath,
     /// `builtin` (the hit counter) or a directory holding the user's app and its Dockerfile.
     pub app: App,
+    /// Let `app` resolve outside the spec's directory (after following symlinks). Off: a spec
+    /// cannot make provision build (and so read) a directory its own tree does not hold.
+    pub app_outside_spec_dir: bool,
     /// gunicorn worker processes per replica (built-in app only), each with a few threads
     /// (gthread workers, which keep the load balancer's connections open between requests).
     #[serde(deserialize_with = "number::workers")]
@@ -195,6 +212,8 @@ pub struct Web {
     /// a file beside the spec, or `{env: VARIABLE}` of the shell that runs provision.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub secrets: BTreeMap<EnvName, SecretSource>,
+    /// Memory limit of each replica (the container's hard limit).
+    pub memory: Memory,
 }
 
 /// What `verify` expects your own app to answer at `/`.
@@ -219,12 +238,14 @@ impl Default for Web {
             port: 5000,
             health_path: UrlPath("/health".into()),
             app: App::Builtin,
+            app_outside_spec_dir: false,
             workers: 2,
             expect: Expect::default(),
             keep_releases: crate::releases::DEFAULT_KEEP,
             env: BTreeMap::new(),
             env_file: None,
             secrets: BTreeMap::new(),
+            memory: defaults::WEB_MEMORY,
         }
     }
 }
@@ -265,12 +286,15 @@ impl<'de> Deserialize<'de> for App {
 pub struct Redis {
     /// How often the append-only file is synced to disk.
     pub appendfsync: AppendFsync,
+    /// Memory limit of the container; redis' own `maxmemory` is half of it.
+    pub memory: Memory,
 }
 
 impl Default for Redis {
     fn default() -> Self {
         Redis {
             appendfsync: AppendFsync::Everysec,
+            memory: defaults::REDIS_MEMORY,
         }
     }
 }
@@ -339,6 +363,8 @@ pub struct Consul {
     pub http_port: u16,
     /// Consul datacenter name.
     pub datacenter: Name,
+    /// Memory limit of the container.
+    pub memory: Memory,
 }
 
 impl Default for Consul {
@@ -346,6 +372,7 @@ impl Default for Consul {
         Consul {
             http_port: 8500,
             datacenter: Name("dc1".into()),
+            memory: defaults::CONSUL_MEMORY,
         }
     }
 }
@@ -373,6 +400,8 @@ pub struct LoadBalancer {
     pub consul_template: ConsulTemplateSource,
     /// consul-template release downloaded when `consul_template: download`.
     pub consul_template_version: Version,
+    /// Memory limit of the container; HAProxy's global `maxconn` is sized from it.
+    pub memory: Memory,
 }
 
 impl Default for LoadBalancer {
@@ -389,6 +418,7 @@ impl Default for LoadBalancer {
             access_log: AccessLog::Sampled,
             consul_template: ConsulTemplateSource::Image,
             consul_template_version: Version(defaults::CONSUL_TEMPLATE_VERSION.into()),
+            memory: defaults::LB_MEMORY,
         }
     }
 }
@@ -444,7 +474,7 @@ pub enum ConsulTemplateSource {
 /// attributes the error to the enclosing mapping: its line, and no field name at the top level.)
 /// `expecting` names the value in the message for one of another kind ("must be a duration
 /// such as 2s, got a list").
-fn deserialize_checked<'de, D, T>(
+pub(super) fn deserialize_checked<'de, D, T>(
     d: D,
     expecting: &'static str,
     convert: fn(String) -> Result<T, String>,

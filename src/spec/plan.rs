@@ -28,6 +28,8 @@ pub struct SwarmTarget {
     pub registry: String,
     /// Placement constraints (`node.role == manager`).
     pub placement: PlanPlacement,
+    /// The stack's overlay network is encrypted.
+    pub encrypted_network: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,6 +94,8 @@ pub struct PlanWeb {
     pub env_file: Option<String>,
     /// `web.secrets`, by the name the app sees; only names and places, never a value.
     pub secrets: Vec<PlanSecret>,
+    /// Memory limit per replica, as Docker reads it (`256m`).
+    pub memory: String,
 }
 
 /// One secret of the app: the name it sees (`/run/secrets/<name>`, `<name>_FILE`) and where
@@ -122,12 +126,18 @@ pub struct PlanExpect {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanRedis {
     pub appendfsync: AppendFsync,
+    /// Memory limit of the container (`256m`).
+    pub memory: String,
+    /// redis' `maxmemory` in bytes, below the container's limit (`spec::memory`).
+    pub maxmemory: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanConsul {
     pub http_port: u16,
     pub datacenter: String,
+    /// Memory limit of the container (`256m`).
+    pub memory: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -142,4 +152,8 @@ pub struct PlanLb {
     pub access_log: AccessLog,
     pub consul_template_source: ConsulTemplateSource,
     pub consul_template_version: String,
+    /// Memory limit of the container (`256m`).
+    pub memory: String,
+    /// HAProxy's global `maxconn`, sized from the memory limit (`spec::memory`).
+    pub maxconn: u64,
 }

@@ -12,6 +12,8 @@ use super::plan::{ConsulTemplateSource, Discovery, Plan, SwarmTarget, Target};
 #[serde(rename_all = "lowercase")]
 pub enum Service {
     Consul,
+    /// The filter in front of the Docker engine's socket, for registrator.
+    DockerProxy,
     Registrator,
     Redis,
     Web,
@@ -22,6 +24,7 @@ impl Service {
     pub fn name(self) -> &'static str {
         match self {
             Service::Consul => "consul",
+            Service::DockerProxy => "docker-proxy",
             Service::Registrator => "registrator",
             Service::Redis => "redis",
             Service::Web => "web",
@@ -35,7 +38,7 @@ impl Service {
             Service::Consul => Some("images.consul"),
             Service::Registrator => Some("images.registrator"),
             Service::Redis => Some("images.redis"),
-            Service::Web | Service::Lb => None,
+            Service::DockerProxy | Service::Web | Service::Lb => None,
         }
     }
 
@@ -49,6 +52,7 @@ impl Service {
     pub fn from_name(name: &str) -> Option<Service> {
         [
             Service::Consul,
+            Service::DockerProxy,
             Service::Registrator,
             Service::Redis,
             Service::Web,
@@ -231,7 +235,7 @@ impl Plan {
             services.push(Service::Consul);
         }
         if self.discovery == Discovery::ConsulTemplate {
-            services.push(Service::Registrator);
+            services.extend([Service::DockerProxy, Service::Registrator]);
         }
         services.extend([Service::Redis, Service::Web, Service::Lb]);
         services
@@ -303,6 +307,12 @@ impl Plan {
                 files: vec!["redis/Dockerfile"],
             });
         }
+        if features.registrator {
+            contexts.push(BuildContext {
+                service: Service::DockerProxy,
+                files: vec!["docker-proxy/Dockerfile", "docker-proxy/haproxy.cfg"],
+            });
+        }
         let lb = match self.discovery.lb_discovery() {
             LbDiscovery::ConsulTemplate => {
                 vec![
@@ -332,7 +342,7 @@ impl Plan {
             LbDiscovery::ConsulSrv | LbDiscovery::DockerDns => Some(LiveConfig {
                 service: Service::Lb,
                 file: "lb/haproxy.cfg",
-                path: "/etc/haproxy/haproxy.cfg",
+                path: "/run/haproxy/haproxy.cfg",
                 reload: "haproxy-reload",
             }),
         }
@@ -347,7 +357,7 @@ impl Plan {
                 Service::Consul => Some(&self.images.consul),
                 Service::Registrator => Some(&self.images.registrator),
                 Service::Redis => self.images.redis.as_ref(),
-                Service::Web | Service::Lb => None,
+                Service::DockerProxy | Service::Web | Service::Lb => None,
             };
             if let (Some(image), Some(field)) = (image, service.image_field()) {
                 uses.push(ImageUse {
@@ -396,7 +406,14 @@ mod tests {
     fn each_mode_has_its_own_services() {
         assert_eq!(
             names(plan("discovery: consul-template\n").services()),
-            ["consul", "registrator", "redis", "web", "lb"]
+            [
+                "consul",
+                "docker-proxy",
+                "registrator",
+                "redis",
+                "web",
+                "lb"
+            ]
         );
         assert_eq!(
             names(plan("discovery: consul-dns\n").services()),

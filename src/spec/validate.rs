@@ -141,6 +141,10 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
                 &[],
                 format!("directory {} has no Dockerfile", path.display()),
             );
+        } else if !web.app_outside_spec_dir {
+            if let Some(outside) = outside_of(&path, base_dir) {
+                violation("web.app", &["web.app_outside_spec_dir"], outside);
+            }
         }
     }
 
@@ -163,6 +167,29 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     Ok(plan_of(spec))
 }
 
+/// Why `dir` is not inside `base_dir` once both are resolved (`..` and symlinks followed), or
+/// None when it is. provision builds the app's directory, sending all of it to the engine: a spec
+/// must not reach beyond its own tree unless it says so.
+fn outside_of(dir: &Path, base_dir: &Path) -> Option<String> {
+    let resolve = |p: &Path| std::fs::canonicalize(p).ok();
+    let (Some(resolved), Some(base)) = (resolve(dir), resolve(base_dir)) else {
+        return Some(format!(
+            "directory {} cannot be resolved to check that it lies inside the spec's directory",
+            dir.display()
+        ));
+    };
+    (!resolved.starts_with(&base)).then(|| {
+        format!(
+            "directory {} resolves to {}, outside the spec's directory {} (`..` and symlinks \
+             followed); move the app beside the spec, or set `web.app_outside_spec_dir: true` \
+             to build it from there on purpose",
+            dir.display(),
+            resolved.display(),
+            base.display()
+        )
+    })
+}
+
 fn plan_of(spec: &Spec) -> Plan {
     let images = &spec.images;
     let lb = &spec.lb;
@@ -178,6 +205,7 @@ fn plan_of(spec: &Spec) -> Plan {
                         redis: placement.redis.to_string(),
                         lb: placement.lb.to_string(),
                     },
+                    encrypted_network: spec.target.encrypted_network,
                 })
             }
             // A swarm without a registry was refused above.
@@ -226,13 +254,17 @@ fn plan_of(spec: &Spec) -> Plan {
                     },
                 })
                 .collect(),
+            memory: spec.web.memory.to_string(),
         },
         redis: PlanRedis {
             appendfsync: spec.redis.appendfsync,
+            memory: spec.redis.memory.to_string(),
+            maxmemory: spec.redis.memory.redis_maxmemory(),
         },
         consul: PlanConsul {
             http_port: spec.consul.http_port,
             datacenter: spec.consul.datacenter.to_string(),
+            memory: spec.consul.memory.to_string(),
         },
         lb: PlanLb {
             port: lb.port,
@@ -244,6 +276,8 @@ fn plan_of(spec: &Spec) -> Plan {
             access_log: lb.access_log,
             consul_template_source: lb.consul_template,
             consul_template_version: lb.consul_template_version.to_string(),
+            memory: lb.memory.to_string(),
+            maxconn: lb.memory.haproxy_maxconn(),
         },
         deploy: PlanDeploy {
             max_error_rate: spec.deploy.max_error_rate,

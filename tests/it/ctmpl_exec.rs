@@ -44,9 +44,9 @@ use nix::unistd::Pid;
 use crate::support::fixtures::{render_fixture, FIXTURES};
 use crate::support::harness::{external_tool, repo_root};
 
-/// The exec block provision rendered before issue 17: one string, hence `sh -c`.
+/// The exec block provision rendered before issue 17 (at today's path): one string, hence `sh -c`.
 const OLD_EXEC: &str = r#"exec {
-  command       = "haproxy -W -db -f /etc/haproxy/haproxy.cfg"
+  command       = "haproxy -W -db -f /run/haproxy/haproxy.cfg"
   reload_signal = "SIGUSR2"
   kill_signal   = "SIGUSR1"
   kill_timeout  = "5s"
@@ -54,7 +54,7 @@ const OLD_EXEC: &str = r#"exec {
 "#;
 
 /// The HAProxy configuration path inside the lb image; the harness points it at its own file.
-const CONFIG_IN_IMAGE: &str = "/etc/haproxy/haproxy.cfg";
+const CONFIG_IN_IMAGE: &str = "/run/haproxy/haproxy.cfg";
 
 /// Programs that are a shell, or start one: none may stand between consul-template and HAProxy.
 const SHELLS: &[&str] = &[
@@ -228,7 +228,7 @@ fn consul_template_exec_check_refuses_a_shell() {
         "{old:?}"
     );
     for command in [
-        r#"command = ["sh", "-c", "haproxy -W -db -f /etc/haproxy/haproxy.cfg"]"#,
+        r#"command = ["sh", "-c", "haproxy -W -db -f /run/haproxy/haproxy.cfg"]"#,
         r#"command = ["/bin/bash", "-c", "exec haproxy -W -db"]"#,
         r#"command = ["env", "haproxy", "-W", "-db"]"#,
     ] {

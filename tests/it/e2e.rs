@@ -51,9 +51,15 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
         return;
     };
     let project = Project::new();
+    // The stack's own tag of the rig's base, so that the test can move it (a new base).
+    let base = format!("{PROJECT}-base:trixie");
+    docker(&["tag", &rig_image("debian:trixie"), &base]).expect_success();
     project.write(
         "provision.yaml",
-        &consul_dns_spec(PROJECT, 2, LB, 28404, 28500),
+        &consul_dns_spec(PROJECT, 2, LB, 28404, 28500).replace(
+            &format!("base: {}", rig_image("debian:trixie")),
+            &format!("base: {base}"),
+        ),
     );
     let stack = Stack::new(PROJECT);
 
@@ -77,6 +83,12 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     ran.expect_success();
     stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
     assert_eq!(stack.web().len(), 2, "web replicas after apply (spec: 2)");
+    let hardened = stack.assert_hardened();
+    assert_eq!(
+        hardened,
+        ["consul", "lb", "redis", "web"].map(String::from).into(),
+        "every service's containers are hardened"
+    );
     let ran = project.run(&["status"], &[], SHORT_TIMEOUT);
     ran.expect_success();
     assert!(
@@ -133,6 +145,22 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
         ran.elapsed.as_secs_f64(),
         after.len()
     ));
+
+    // A new base image (here the stack's own base tag moved to another image): the next apply
+    // rebuilds every image provision builds, though no file changed. Told by a dry run, which
+    // changes nothing; the base tag then goes back.
+    stack.step("base image moved: provision apply --dry-run");
+    docker(&["tag", &rig_image("haproxy:trixie"), &base]).expect_success();
+    let ran = project.run(&["apply", "--dry-run"], &[], SHORT_TIMEOUT);
+    docker(&["tag", &rig_image("debian:trixie"), &base]).expect_success();
+    ran.expect_success();
+    assert!(
+        ran.all_output().contains(&format!(
+            "images of lb, redis, web to rebuild (built on an older {base})"
+        )),
+        "a new base did not make apply rebuild\n{ran}"
+    );
+    assert_eq!(stack.containers(), after, "a dry run changed containers");
 
     // A replica stopped by hand: verify fails and names it.
     let victim = stack.web().into_iter().next().expect("a web replica");
@@ -531,6 +559,11 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
     );
     assert!(leaks.is_empty(), "secret values found: {leaks:?}");
     stack.step("no secret value in generated/, the state directory's other files, or any output");
+    // Your own app runs hardened too (a read-only root, /tmp writable).
+    assert_eq!(
+        stack.assert_hardened(),
+        ["lb", "redis", "web"].map(String::from).into(),
+    );
 
     let (report, running) = verify_report(&stack, &project, &["--scale", "3"], 3);
     assert_eq!(

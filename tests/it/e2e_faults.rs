@@ -450,7 +450,7 @@ impl Faults<'_> {
     /// of a command killed with SIGKILL does not block the next one.
     fn two_commands_at_once(&self) {
         let stack = self.stack;
-        let lock = provision::lock::path_of(PROJECT);
+        let lock = provision::lock::path_of(PROJECT).unwrap();
         let holder_is = |command: &str| {
             std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("({command})")))
         };

@@ -380,7 +380,7 @@ fn e2e_rolling_apply_then_rollback_under_load() {
     );
     assert_ne!(worker_after, worker_before, "HAProxy was not reloaded");
     let live =
-        crate::support::engine::docker(&["exec", &lb_after.id, "cat", "/etc/haproxy/haproxy.cfg"]);
+        crate::support::engine::docker(&["exec", &lb_after.id, "cat", "/run/haproxy/haproxy.cfg"]);
     assert!(
         live.stdout.contains("balance leastconn"),
         "the running lb does not read the new configuration\n{live}"

@@ -531,7 +531,7 @@ fn rolling_updates(stack: &Stack, lb_port: u16, releases: bool) {
     assert_ne!(worker_after, worker_before, "HAProxy was not reloaded");
     let live = docker(
         &stack.host,
-        &["exec", &lb_after.1, "cat", "/etc/haproxy/haproxy.cfg"],
+        &["exec", &lb_after.1, "cat", "/run/haproxy/haproxy.cfg"],
     );
     assert!(
         live.stdout.contains("balance leastconn"),
@@ -604,6 +604,45 @@ fn check_passed(report: &Value, name: &str) -> Value {
     check
 }
 
+/// Every service of the stack as Swarm runs it (docs/security.md): no capabilities, a read-only
+/// root, a memory limit. (Swarm takes no process limit from a version 3.8 stack file, nor
+/// no-new-privileges; and this swarm cannot encrypt its overlay network, so it is not.)
+fn services_are_hardened(stack: &Stack) {
+    let ids = docker(
+        &stack.host,
+        &[
+            "service",
+            "ls",
+            "-q",
+            "--filter",
+            &format!("label=com.docker.stack.namespace={}", stack.name),
+        ],
+    );
+    let ids: Vec<&str> = ids.stdout.split_whitespace().collect();
+    assert!(!ids.is_empty(), "no services of {}", stack.name);
+    let mut args = vec![
+        "service",
+        "inspect",
+        "--format",
+        "{{.Spec.Name}}|{{json .Spec.TaskTemplate.ContainerSpec.CapabilityDrop}}|\
+         {{.Spec.TaskTemplate.ContainerSpec.ReadOnly}}|\
+         {{.Spec.TaskTemplate.Resources.Limits.MemoryBytes}}",
+    ];
+    args.extend(ids.iter().copied());
+    let ran = docker(&stack.host, &args);
+    for line in ran.stdout.lines() {
+        let f: Vec<&str> = line.split('|').collect();
+        assert!(
+            f.len() == 4
+                && f[1] == "[\"ALL\"]"
+                && f[2] == "true"
+                && f[3].parse::<u64>().unwrap_or(0) > 0,
+            "service not hardened (name|cap_drop|read-only|memory): {line}\n{ran}"
+        );
+    }
+    note(format!("{} services hardened", ran.stdout.lines().count()));
+}
+
 fn swarm_stack(discovery: &str, lb_port: u16) {
     let Some(host) = swarm_host() else { return };
     // One stack test at a time, Compose's included: the swarm's nodes share this machine's engine
@@ -648,6 +687,7 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
         APPLY_TIMEOUT,
     );
     let apply_s = t.elapsed().as_secs_f64();
+    services_are_hardened(&stack);
 
     let t = Instant::now();
     let ran = stack.ok(&["verify", "--scale", "5", "--json"], VERIFY_TIMEOUT);

@@ -37,7 +37,7 @@ fn reload_script_in(dir: &Path) -> String {
     let script = generated("lb/haproxy-reload.sh");
     let mut moved = script.clone();
     for (line, path) in [
-        ("cfg=/etc/haproxy/haproxy.cfg", "haproxy.cfg"),
+        ("cfg=/run/haproxy/haproxy.cfg", "haproxy.cfg"),
         ("state=/run/haproxy/server-state", "server-state"),
         ("sock=/run/haproxy/admin.sock", "admin.sock"),
     ] {

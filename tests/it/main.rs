@@ -8,6 +8,7 @@ mod cli;
 mod ctmpl;
 mod ctmpl_exec;
 mod docker_cli;
+mod docker_proxy;
 mod doctor_registry;
 mod e2e;
 mod e2e_canary;

@@ -217,3 +217,92 @@ fn registrator_names_a_two_port_app_by_port_without_per_port_labels() {
         assert!(servers(&config).is_empty(), "no exposed port: {config}");
     }
 }
+
+/// Whoever can register a service in consul writes the values the template puts into
+/// haproxy.cfg. A service whose ID or address carries HAProxy syntax (a newline, then
+/// `http-request redirect ...`: all traffic sent to an attacker) is left out of the rendered
+/// configuration; the real replicas are still there. The same catalog through a template
+/// without the checks shows that the fixture does inject.
+#[test]
+fn a_hostile_service_id_or_address_never_reaches_haproxy_cfg() {
+    let Some(renderer) = ctmpl::renderer("consul-template render of hostile services (Go)") else {
+        return;
+    };
+    const REDIRECT: &str = "http-request redirect location https://attacker.example/ code 302";
+    let tree = Tree::render("consul-template", "mine", |_| {});
+    let web = WebShape::of_tree(&tree.generated());
+    let hostile = |name: &str, id: Option<String>, address: String| {
+        let mut labels = web.labels.clone();
+        if let Some(id) = id {
+            labels.insert("SERVICE_5000_ID".to_owned(), id);
+        }
+        ctmpl::Container {
+            name: name.to_owned(),
+            address,
+            labels,
+            exposed: web.exposed.clone(),
+        }
+    };
+    let containers = Containers {
+        web: web.clone(),
+        others: vec![
+            hostile(
+                "evil-id",
+                Some(format!(
+                    "web-evil 10.0.0.9:80 check\n    {REDIRECT}\n    server x"
+                )),
+                "172.18.0.99".to_owned(),
+            ),
+            hostile(
+                "evil-address",
+                None,
+                format!("10.0.0.9:80 check\n    {REDIRECT}\n    server y 10.0.0.8"),
+            ),
+            hostile("evil-spaces", None, "10.0.0.9 backup".to_owned()),
+            hostile("evil-octet", None, "10.0.0.300".to_owned()),
+        ],
+    };
+
+    let naive = tree.generated().join("lb/naive.ctmpl");
+    std::fs::write(
+        &naive,
+        "{{ range service \"provision-mine.web\" }}    server {{ .ID }} {{ .Address }}:{{ .Port }} check\n{{ end }}",
+    )
+    .unwrap();
+    for (count, _, config) in ctmpl::render(
+        renderer,
+        &naive,
+        &containers,
+        &tree.generated().join("naive"),
+    ) {
+        assert!(
+            config.lines().any(|l| l.trim() == REDIRECT),
+            "{count}: the fixture no longer injects, so the check below proves nothing:\n{config}"
+        );
+    }
+
+    let template = tree.generated().join("lb/haproxy.ctmpl");
+    for (count, _, config) in ctmpl::render(
+        renderer,
+        &template,
+        &containers,
+        &tree.generated().join("ctmpl"),
+    ) {
+        assert!(
+            !config.contains("attacker.example") && !config.contains("10.0.0."),
+            "{count}: a hostile service reached haproxy.cfg:\n{config}"
+        );
+        let found = servers(&config);
+        assert_eq!(
+            found.len(),
+            count,
+            "{count}: the real replicas stay:\n{config}"
+        );
+        assert!(
+            found
+                .iter()
+                .all(|(name, _)| name.starts_with("registrator:mine-web-")),
+            "{config}"
+        );
+    }
+}

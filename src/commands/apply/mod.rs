@@ -19,6 +19,7 @@
 //! `verify --scale N`) rather than silently scaling back to `web.replicas`, which is only the
 //! number a new stack starts with. It says so when the two differ.
 
+mod base;
 mod changes;
 mod compose;
 mod record;
@@ -152,12 +153,13 @@ fn apply(
     let plan = deployment.plan();
     let engine = preflight::require_engine(docker)?;
     steps.preflight()?;
+    let rebuild = base::refresh(deployment, steps.build_file(), args)?;
     if steps.plan(args)? == Planned::Unchanged {
         // A stack deployed before releases were kept gets its first one here.
         recording.after_deploy(deployment, Vec::new());
         return Ok(ExitStatus::Success);
     }
-    let builds = build_missing(deployment, steps.build_file(), engine)?;
+    let builds = build_missing(deployment, steps.build_file(), engine, rebuild)?;
     steps.built(&builds)?;
     let endpoints = deployment.endpoints();
     let measuring = match args.load {
@@ -273,6 +275,7 @@ fn build_missing(
     deployment: &Deployment<'_>,
     compose: &Compose<'_>,
     engine: Engine,
+    rebuild: base::Rebuild,
 ) -> anyhow::Result<Builds> {
     let docker = deployment.docker();
     let plan = deployment.plan();
@@ -298,7 +301,7 @@ fn build_missing(
             .printer()
             .note("images: all built images are current, nothing to build");
     } else {
-        compose.build(&to_build)?;
+        compose.build(&to_build, rebuild.no_cache)?;
     }
     Ok(Builds {
         built_now: to_build,

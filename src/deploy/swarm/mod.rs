@@ -41,9 +41,25 @@ pub const REPLICAS_VARIABLE: &str = "PROVISION_WEB_REPLICAS";
 /// `update_config.parallelism`.
 pub const BATCH_VARIABLE: &str = "PROVISION_WEB_BATCH";
 /// The variable that, set, overrides the lb's image in the stack file: the image the lb runs,
-/// when only HAProxy's configuration changed and it is reloaded in place instead.
+/// when only HAProxy's configuration changed and it is reloaded in place instead. provision
+/// always sets it (empty otherwise, which `${VAR:-default}` reads as unset), so a value in the
+/// operator's environment never replaces the lb image.
 pub const LB_IMAGE_VARIABLE: &str = "PROVISION_LB_IMAGE";
 const POLL: Duration = Duration::from_millis(500);
+
+/// Every variable the stack file reads, with provision's value: none is left to the operator's
+/// environment.
+fn stack_variables(
+    replicas: u32,
+    batch: u32,
+    lb_image: Option<&str>,
+) -> [(&'static str, String); 3] {
+    [
+        (REPLICAS_VARIABLE, replicas.to_string()),
+        (BATCH_VARIABLE, batch.max(1).to_string()),
+        (LB_IMAGE_VARIABLE, lb_image.unwrap_or_default().to_owned()),
+    ]
+}
 
 /// One stack on a Swarm.
 #[derive(Debug, Clone)]
@@ -204,12 +220,11 @@ impl<'a> Swarm<'a> {
         let mut call = self
             .docker
             .call(format!("deploying stack {}", self.plan.project), args)
-            .env(REPLICAS_VARIABLE, &replicas.to_string())
-            .env(BATCH_VARIABLE, &batch.max(1).to_string());
-        if let Some(image) = lb_image {
-            call = call.env(LB_IMAGE_VARIABLE, image);
+            .changes_state();
+        for (name, value) in stack_variables(replicas, batch, lb_image) {
+            call = call.env(name, &value);
         }
-        call.changes_state().run_with_progress()
+        call.run_with_progress()
     }
 
     /// The image a service's tasks are specified to run (as Swarm resolved it, with its digest).
@@ -285,5 +300,27 @@ mod tests {
         assert_eq!(manager_host(Some("tcp://10.1.2.3:2376")), "10.1.2.3");
         assert_eq!(manager_host(Some("ssh://me@mgr.example")), "mgr.example");
         assert_eq!(manager_host(Some("tcp://[fd00::1]:2376")), "[fd00::1]");
+    }
+
+    /// The stack file's variables all come from provision: the operator's environment (a stale
+    /// `PROVISION_LB_IMAGE`, say) cannot replace the lb image or web's replica count.
+    #[test]
+    fn every_variable_of_the_stack_file_is_set_by_provision() {
+        let stack = include_str!("../../../blueprints/stack.yaml.j2");
+        let read: std::collections::BTreeSet<&str> = stack
+            .split("${")
+            .skip(1)
+            .filter_map(|rest| rest.split([':', '}']).next())
+            .collect();
+        let set = stack_variables(3, 0, None);
+        let names: std::collections::BTreeSet<&str> = set.iter().map(|(n, _)| *n).collect();
+        assert_eq!(read, names);
+        assert_eq!(
+            set[2],
+            (LB_IMAGE_VARIABLE, String::new()),
+            "empty: the default"
+        );
+        assert_eq!(set[1].1, "1");
+        assert_eq!(stack_variables(3, 2, Some("r/lb:1"))[2].1, "r/lb:1");
     }
 }

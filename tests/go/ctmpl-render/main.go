@@ -28,9 +28,11 @@
 //
 // What is consul-template's, and where it comes from (hashicorp/consul-template, template/ and
 // dependency/):
+//
 //   - the template is parsed like template.Execute does it: text/template, delimiters {{ }},
 //     option missingkey=error (our consul-template.hcl sets error_on_missing_key = true),
 //     executed with nil data;
+//
 //   - `service` is serviceFunc + HealthServiceQuery: its arguments are joined with "|" and
 //     parsed as "TAG.NAME?QUERY@DC~NEAR|FILTER"; no argument or an empty first one gives an
 //     empty list; without a filter only passing instances are returned; each instance's
@@ -39,9 +41,13 @@
 //     is sorted by node, then ID, unless NEAR is given. The entries have HealthService's
 //     fields (.Node, .NodeAddress, .Address, .ID, .Name, .Tags, .Status, .Port, ...).
 //
-// Only `service` is defined. A template that calls any other consul-template function fails
-// to parse ("function ... not defined"), so a blueprint that starts using one fails the check
-// until the function is added here with its real semantics.
+//   - `regexMatch RE S` is template/funcs.go regexMatch: RE compiled with Go's regexp (an error
+//     if it does not compile), then MatchString(S) (v0.42.1 and main of 2026-08; registered in
+//     template/template.go's funcMap).
+//
+// Only `service` and `regexMatch` are defined. A template that calls any other consul-template
+// function fails to parse ("function ... not defined"), so a blueprint that starts using one
+// fails the check until the function is added here with its real semantics.
 package main
 
 import (
@@ -339,7 +345,10 @@ func contains(list []string, s string) bool {
 
 func render(contents string, count int, c containers) ([]byte, error) {
 	tmpl := template.New("").Delims("{{", "}}")
-	tmpl.Funcs(template.FuncMap{"service": serviceFunc(catalog(count, c))})
+	tmpl.Funcs(template.FuncMap{
+		"service":    serviceFunc(catalog(count, c)),
+		"regexMatch": regexMatch,
+	})
 	tmpl.Option("missingkey=error")
 	tmpl, err := tmpl.Parse(contents)
 	if err != nil {
@@ -396,4 +405,13 @@ func main() {
 			os.Exit(1)
 		}
 	}
+}
+
+// regexMatch is consul-template's (template/funcs.go).
+func regexMatch(re, s string) (bool, error) {
+	compiled, err := regexp.Compile(re)
+	if err != nil {
+		return false, err
+	}
+	return compiled.MatchString(s), nil
 }

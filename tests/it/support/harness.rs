@@ -54,6 +54,8 @@ impl Project {
         cmd.current_dir(self.path())
             .args(args)
             .env_remove("PROVISION_SPEC")
+            // Lock files too: without a runtime directory they go under the state directory.
+            .env_remove("XDG_RUNTIME_DIR")
             .env("XDG_STATE_HOME", self.path().join(".state"))
             .env("NO_COLOR", "1");
         cmd

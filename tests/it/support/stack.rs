@@ -137,6 +137,47 @@ impl Stack {
             .collect()
     }
 
+    /// Checks, with `docker inspect`, that every container of the stack runs hardened
+    /// (docs/security.md): all capabilities dropped and none added, no-new-privileges, a
+    /// read-only root file system, a process limit and a memory limit. Returns the services seen.
+    pub fn assert_hardened(&self) -> BTreeSet<String> {
+        let ids = self.ids("container");
+        assert!(!ids.is_empty(), "no containers to inspect");
+        let format = "{{.Name}}|{{json .HostConfig.CapDrop}}|{{json .HostConfig.CapAdd}}|\
+                      {{json .HostConfig.SecurityOpt}}|{{.HostConfig.ReadonlyRootfs}}|\
+                      {{.HostConfig.PidsLimit}}|{{.HostConfig.Memory}}|\
+                      {{index .Config.Labels \"com.docker.compose.service\"}}";
+        let mut args = vec!["inspect", "--format", format];
+        args.extend(ids.iter().map(String::as_str));
+        let ran = docker(&args);
+        ran.expect_success();
+        let mut services = BTreeSet::new();
+        for line in ran.stdout.lines() {
+            let f: Vec<&str> = line.split('|').collect();
+            assert_eq!(f.len(), 8, "unexpected docker inspect line {line:?}");
+            let cap_drop: Vec<String> = serde_json::from_str(f[1]).unwrap_or_default();
+            let cap_add: Option<Vec<String>> = serde_json::from_str(f[2]).unwrap_or_default();
+            let security: Vec<String> = serde_json::from_str(f[3]).unwrap_or_default();
+            let pids: i64 = f[5].parse().unwrap_or(0);
+            let memory: i64 = f[6].parse().unwrap_or(0);
+            assert!(
+                cap_drop == ["ALL"]
+                    && cap_add.unwrap_or_default().is_empty()
+                    && security.iter().any(|o| o == "no-new-privileges:true")
+                    && f[4] == "true"
+                    && pids > 0
+                    && memory > 0,
+                "container {} is not hardened: cap_drop {cap_drop:?}, cap_add {}, security_opt \
+                 {security:?}, read-only root {}, pids limit {pids}, memory limit {memory}",
+                f[0],
+                f[2],
+                f[4]
+            );
+            services.insert(f[7].to_owned());
+        }
+        services
+    }
+
     /// Removes every container, volume and network of the project; true if there was any.
     fn remove_everything(&self) -> bool {
         let containers = self.ids("container");
