@@ -44,8 +44,22 @@ pub struct Target {
     /// Swarm only: where every node pulls the built images from (`host[:port][/path]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry: Option<Registry>,
-    /// Swarm only: placement constraints of the services that hold state or a published port.
+    /// Swarm only: placement constraints of the services that hold state.
     pub placement: Placement,
+    /// Swarm only: the edge nodes, a placement constraint. The lb runs on every node it selects
+    /// (a global service), each publishing the lb's port in host mode.
+    pub edge: Edge,
+}
+
+/// The constraint that selects the Swarm's edge nodes (default: every manager).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Edge(pub Constraint);
+
+impl Default for Edge {
+    fn default() -> Self {
+        Edge(Constraint(defaults::PLACEMENT.into()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -59,13 +73,15 @@ pub enum TargetKind {
 }
 
 /// Swarm placement constraints, one per pinned service. Each pinned service must land on a node
-/// the manager can `docker exec` into (consul, lb) or where its volume is (redis, consul).
+/// the manager can `docker exec` into (consul) or where its volume is (redis, consul).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Placement {
     pub consul: Constraint,
     pub redis: Constraint,
-    pub lb: Constraint,
+    /// Read only to say where it went: the lb's nodes are `target.edge` now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb: Option<Constraint>,
 }
 
 impl Default for Placement {
@@ -74,7 +90,7 @@ impl Default for Placement {
         Placement {
             consul: manager(),
             redis: manager(),
-            lb: manager(),
+            lb: None,
         }
     }
 }

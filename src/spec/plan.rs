@@ -28,13 +28,14 @@ pub struct SwarmTarget {
     pub registry: String,
     /// Placement constraints (`node.role == manager`).
     pub placement: PlanPlacement,
+    /// The constraint that selects the nodes the lb runs on, one lb on each.
+    pub edge: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanPlacement {
     pub consul: String,
     pub redis: String,
-    pub lb: String,
 }
 
 /// Everything the blueprints need, already checked.

@@ -143,6 +143,15 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         }
     }
 
+    if let Some(lb) = &spec.target.placement.lb {
+        violation(
+            "target.placement.lb",
+            &[],
+            format!(
+                "the lb now runs on every edge node: write `edge: {lb}` under `target` instead (one lb per node it selects)"
+            ),
+        );
+    }
     if spec.target.kind == TargetKind::Swarm && spec.target.registry.is_none() {
         violation(
             "target.registry",
@@ -171,8 +180,8 @@ fn plan_of(spec: &Spec) -> Plan {
                     placement: PlanPlacement {
                         consul: placement.consul.to_string(),
                         redis: placement.redis.to_string(),
-                        lb: placement.lb.to_string(),
                     },
+                    edge: spec.target.edge.0.to_string(),
                 })
             }
             // A swarm without a registry was refused above.

@@ -13,6 +13,7 @@ mod e2e;
 mod e2e_faults;
 mod e2e_rolling;
 mod e2e_swarm;
+mod e2e_swarm_nodes;
 mod figures;
 mod init_tty;
 mod json_schema;
