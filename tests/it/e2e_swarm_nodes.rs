@@ -541,6 +541,13 @@ fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
         report.failed, 0,
         "requests through node1's lb failed when node2 died: {report:?}"
     );
+    // node2 still down: its lb is said, not failed; web runs elsewhere.
+    let report = verify_passes(&stack, &[]);
+    assert_eq!(
+        check(&report, "edge lbs")["numbers"]["answered"],
+        1,
+        "{report}"
+    );
     let back = rig.restore();
     wait_for("node2's lb answering again", TIMEOUT, || {
         ureq::get(&lb_url(2)).call().ok()

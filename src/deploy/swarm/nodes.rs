@@ -245,7 +245,7 @@ impl Swarm<'_> {
             .timeout(Duration::from_secs(30))
             .output_unchecked()?;
         let history = parse_history(&history.stdout);
-        let lost = nodes
+        let lost: Vec<LostNode> = nodes
             .iter()
             .filter(|n| n.is_lost())
             .map(|n| LostNode {
@@ -255,12 +255,22 @@ impl Swarm<'_> {
             .collect();
         let by_name: BTreeMap<&str, &Node> =
             nodes.iter().map(|n| (n.hostname.as_str(), n)).collect();
-        let lb_nodes: Vec<&Node> = self
+        // The edge nodes: those that run an lb, and the lost ones that ran one (once a node is
+        // down, Swarm no longer wants its task running, so the task list has it no more).
+        let lb_task = format!("{}_lb", self.plan.project);
+        let mut lb_nodes: Vec<&Node> = self
             .tasks()?
             .iter()
             .filter(|t| t.service == "lb")
             .filter_map(|t| by_name.get(t.node.as_str()).copied())
             .collect();
+        for l in &lost {
+            if l.tasks.iter().any(|t| t.task == lb_task) && !lb_nodes.contains(&&l.node) {
+                lb_nodes.push(&l.node);
+            }
+        }
+        lb_nodes.sort_by(|a, b| a.hostname.cmp(&b.hostname));
+        lb_nodes.dedup();
         let lbs = lb_nodes
             .into_iter()
             .map(|node| {
@@ -268,12 +278,20 @@ impl Swarm<'_> {
                     "http://{}:{}{}",
                     node.addr, self.plan.lb.port, self.plan.web.health_path
                 );
-                let answer = http::get_text(&url, LB_PROBE_TIMEOUT);
+                // A lost node's address drops packets: not worth a probe's timeout.
+                let answer = if node.is_lost() {
+                    Err(format!(
+                        "not asked: node {} is {}",
+                        node.hostname, node.state
+                    ))
+                } else {
+                    http::get_text(&url, LB_PROBE_TIMEOUT).map_err(|e| format!("{e:#}"))
+                };
                 EdgeLb {
                     node: node.hostname.clone(),
                     node_state: node.state.clone(),
                     answered: answer.is_ok(),
-                    error: answer.err().map(|e| format!("{e:#}")),
+                    error: answer.err(),
                     url,
                 }
             })
