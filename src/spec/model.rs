@@ -307,6 +307,10 @@ pub struct LoadBalancer {
     pub balance: Balance,
     /// Interval between health checks of each web replica.
     pub check_interval: Duration,
+    /// How long HAProxy waits for a replica's answer (`timeout server`). A GET or HEAD not
+    /// answered by then (its node died with it in flight) is retried on another replica, so a
+    /// client whose own timeout is longer sees no failure.
+    pub server_timeout: Duration,
     /// Most web replicas the load balancer can route to (HAProxy server slots).
     #[serde(deserialize_with = "number::count")]
     pub max_replicas: u32,
@@ -325,6 +329,10 @@ impl Default for LoadBalancer {
             check_interval: Duration {
                 millis: 2000,
                 text: "2s".into(),
+            },
+            server_timeout: Duration {
+                millis: 30_000,
+                text: "30s".into(),
             },
             max_replicas: 10,
             consul_template: ConsulTemplateSource::Image,

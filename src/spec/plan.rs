@@ -106,6 +106,8 @@ pub struct PlanLb {
     /// As written in the spec (`2s`), valid for HAProxy and consul alike.
     pub check_interval: String,
     pub check_interval_ms: u64,
+    /// HAProxy's `timeout server`, as written in the spec (`30s`).
+    pub server_timeout: String,
     pub max_replicas: u32,
     pub consul_template_source: ConsulTemplateSource,
     pub consul_template_version: String,

@@ -96,6 +96,17 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
             ),
         );
     }
+    let server_timeout = lb.server_timeout.millis;
+    if !(100..=3_600_000).contains(&server_timeout) {
+        violation(
+            "lb.server_timeout",
+            &[],
+            format!(
+                "must be between 100ms and 60m, got {}",
+                lb.server_timeout.as_str()
+            ),
+        );
+    }
     match &web.app {
         App::Builtin if web.health_path.as_str() == "/" => violation(
             "web.health_path",
@@ -224,6 +235,7 @@ fn plan_of(spec: &Spec) -> Plan {
             balance: lb.balance,
             check_interval: lb.check_interval.as_str().to_owned(),
             check_interval_ms: lb.check_interval.millis,
+            server_timeout: lb.server_timeout.as_str().to_owned(),
             max_replicas: lb.max_replicas,
             consul_template_source: lb.consul_template,
             consul_template_version: lb.consul_template_version.to_string(),

@@ -34,6 +34,10 @@ const LB_PORT: u16 = 28184;
 const NODE_PORT_STEP: u16 = 100;
 /// HAProxy's health check interval (`lb.check_interval`'s default).
 const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// `lb.server_timeout`: a GET in flight to a node that dies is retried on another replica
+/// after this, well within the load client's timeout (`CLIENT_TIMEOUT`).
+const SERVER_TIMEOUT: &str = "2s";
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 const NODE1: &str = "provision-swarm-node1";
 const NODE2: &str = "provision-swarm-node2";
 const NODE3: &str = "provision-swarm-node3";
@@ -311,7 +315,7 @@ fn lb_url(node: u16) -> String {
 
 fn start_load() -> load::Load {
     let mut options = LoadOptions::new(lb_url(1), RATE);
-    options.timeout = Duration::from_secs(5);
+    options.timeout = CLIENT_TIMEOUT;
     load::start(options).expect("starting the load")
 }
 
@@ -364,7 +368,7 @@ fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
             "project: {name}\ntarget:\n  kind: swarm\n  registry: {registry}\n  \
              edge: node.hostname != {NODE3}\ndiscovery: docker-dns\nimages:\n  \
              base: {registry}/provision-rig/debian:trixie\nweb:\n  replicas: 6\nlb:\n  \
-             port: {LB_PORT}\n"
+             port: {LB_PORT}\n  server_timeout: {SERVER_TIMEOUT}\n"
         ),
     );
     // Declared first, dropped last: the stack is destroyed while every node runs again.
