@@ -12,6 +12,11 @@
 //! 3. lb node killed: node2 (an lb and web tasks) killed: the load through node1's lb loses
 //!    nothing, `status` names node2's lb as not answering and node2 as lost; node2 started again.
 //!
+//! A measurement run (bench/README.md) may replace HAProxy's shared settings: with
+//! `PROVISION_E2E_NODES_HAPROXY_COMMON=<file>` that file stands in for
+//! `blueprints/lb/_haproxy-common.j2` (a local blueprint override), and the failed-request counts
+//! are printed instead of asserted; everything else is still checked.
+//!
 //! Every change to the rig happens under the engine lock and is undone before it is released,
 //! also when an assertion fails (`RigGuard`): nodes started again, node3 `active`, all Ready.
 //! Skips as e2e_swarm.rs does.
@@ -313,6 +318,27 @@ fn lb_url(node: u16) -> String {
     )
 }
 
+/// The HAProxy settings a measurement run puts in place of the shipped ones, if any.
+fn haproxy_override() -> Option<String> {
+    let path = std::env::var("PROVISION_E2E_NODES_HAPROXY_COMMON").ok()?;
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}")))
+}
+
+/// Asserts `ok` about the failed requests, or only says it in a measurement run.
+#[track_caller]
+fn failures_within(ok: bool, what: &str, report: &LoadReport) {
+    if haproxy_override().is_some() {
+        note(format!(
+            "measurement run: {what}: {} ({} of {} failed)",
+            if ok { "holds" } else { "DOES NOT HOLD" },
+            report.failed,
+            report.sent
+        ));
+    } else {
+        assert!(ok, "{what}: {report:?}");
+    }
+}
+
 fn start_load() -> load::Load {
     let mut options = LoadOptions::new(lb_url(1), RATE);
     options.timeout = CLIENT_TIMEOUT;
@@ -371,6 +397,10 @@ fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
              port: {LB_PORT}\n  server_timeout: {SERVER_TIMEOUT}\n"
         ),
     );
+    if let Some(common) = haproxy_override() {
+        project.write("blueprints/lb/_haproxy-common.j2", &common);
+        note("measurement run: HAProxy's shared settings replaced (PROVISION_E2E_NODES_HAPROXY_COMMON)");
+    }
     // Declared first, dropped last: the stack is destroyed while every node runs again.
     let rig = RigGuard { host: host.clone() };
     let stack = Stack {
@@ -416,9 +446,10 @@ fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
         "node3 drained: its web tasks ran elsewhere after {moved_s:.1} s"
     ));
     assert!(report.sent > 0);
-    assert_eq!(
-        report.failed, 0,
-        "requests failed while node3 drained: {report:?}"
+    failures_within(
+        report.failed == 0,
+        "no request failed while node3 drained",
+        &report,
     );
     assert_eq!(report.not_sent, 0);
     let report = verify_passes(&stack, &[]);
@@ -474,11 +505,10 @@ fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
         doomed.len()
     ));
     assert!(report.sent > 0);
-    assert!(
+    failures_within(
         report.failed <= report.workers as u64,
-        "more requests failed ({}) than were ever in flight at once ({})",
-        report.failed,
-        report.workers
+        "no more requests failed than were ever in flight at once",
+        &report,
     );
     assert!(
         out_s <= CHECK_INTERVAL.as_secs_f64() + 1.0,
@@ -541,9 +571,10 @@ fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
     );
     assert_eq!(status["state"], "degraded", "{status}");
     assert!(report.sent > 0);
-    assert_eq!(
-        report.failed, 0,
-        "requests through node1's lb failed when node2 died: {report:?}"
+    failures_within(
+        report.failed == 0,
+        "no request through node1's lb failed when node2 died",
+        &report,
     );
     // node2 still down: its lb is said, not failed; web runs elsewhere.
     let report = verify_passes(&stack, &[]);
