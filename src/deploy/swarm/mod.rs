@@ -57,7 +57,7 @@ pub struct Swarm<'a> {
     local_node: std::sync::OnceLock<String>,
 }
 
-/// The host the lb's host-mode port answers on: the manager's (the lb is pinned there), which
+/// The host the lb's host-mode port answers on: the manager's (an edge node by default), which
 /// is this machine unless DOCKER_HOST names another over TCP.
 pub fn manager_host(docker_host: Option<&str>) -> String {
     docker_host
