@@ -329,6 +329,7 @@ lb:
   # stats_port: 8404        # HAProxy stats, published on 127.0.0.1 only
   # balance: roundrobin     # roundrobin | leastconn | source | first | random
   # check_interval: 2s      # health-check interval (ms, s or m)
+  # server_timeout: 30s     # wait for a replica's answer; a GET past it is retried elsewhere
   # max_replicas: 10        # most web replicas the load balancer can route to
   # access_log: sampled     # off | sampled (1 request in 100) | full: HAProxy's request log
   # consul_template: image  # image (copy from images.consul_template) | download (verified release)

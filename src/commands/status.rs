@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::commands::Global;
+use crate::deploy::swarm::nodes::Fleet;
 use crate::deploy::{maintenance, Deployment};
 use crate::docker::{preflight, Container, Docker, PsEntry};
 use crate::probe::converge::lb_container;
@@ -31,6 +32,10 @@ struct Status {
     /// None when discovery uses no registry.
     consul: Option<View<Vec<Instance>>>,
     maintenance: MaintenanceView,
+    /// On a Swarm: the nodes, the lost ones with the stack's tasks that ran there, and each
+    /// edge node's lb with whether it answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    swarm: Option<Fleet>,
 }
 
 /// Maintenance mode: what the lb says, and what provision keeps (`deploy/maintenance.rs`).
@@ -184,8 +189,18 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
             source.passing(&ServiceQuery::web(&plan.web)),
         )
     });
+    let swarm = deployment.fleet()?;
+    let mut state = State::of(up, &web, &lb, consul.as_ref());
+    if state == State::Running
+        && swarm
+            .as_ref()
+            .is_some_and(|f| !f.lost.is_empty() || f.lbs.iter().any(|l| !l.answered))
+    {
+        state = State::Degraded;
+    }
     let status = Status {
-        state: State::of(up, &web, &lb, consul.as_ref()),
+        state,
+        swarm,
         project: plan.project.clone(),
         discovery: plan.discovery.to_string(),
         compose_file: file.display().to_string(),
@@ -289,6 +304,9 @@ fn to_text(status: &Status, details: &[Container]) -> String {
                 .map_or("unknown error", |e| e.message.as_str())
         )),
     }
+    if let Some(fleet) = &status.swarm {
+        out.push_str(&fleet_text(fleet));
+    }
     if let Some(consul) = &status.consul {
         match (&consul.value, &consul.error) {
             (Some(instances), _) => {
@@ -325,6 +343,65 @@ fn to_text(status: &Status, details: &[Container]) -> String {
              outside provision?): `provision maintenance on` switches it again\n",
         ),
         _ => {}
+    }
+    out
+}
+
+/// The swarm's part of `status`: each edge lb, then the lost and out-of-service nodes.
+fn fleet_text(fleet: &Fleet) -> String {
+    let mut out = format!(
+        "edge lbs: {} of {} answer\n",
+        fleet.lbs.iter().filter(|l| l.answered).count(),
+        fleet.lbs.len()
+    );
+    let rows: Vec<[String; 4]> = fleet
+        .lbs
+        .iter()
+        .map(|l| {
+            [
+                l.node.clone(),
+                l.node_state.clone(),
+                l.url.clone(),
+                match &l.error {
+                    None => "answers".to_owned(),
+                    Some(e) => format!("no answer: {e}"),
+                },
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        out.push_str(&indent(&table(&["NODE", "NODE STATE", "URL", "LB"], &rows)));
+    }
+    for lost in &fleet.lost {
+        out.push_str(&format!(
+            "node {} is lost ({}{}): ",
+            lost.node.hostname,
+            lost.node.state,
+            if lost.node.reachability.is_empty() {
+                String::new()
+            } else {
+                format!(", manager {}", lost.node.reachability)
+            }
+        ));
+        if lost.tasks.is_empty() {
+            out.push_str("none of the stack's tasks ran there\n");
+        } else {
+            let tasks: Vec<String> = lost
+                .tasks
+                .iter()
+                .map(|t| match &t.now_on {
+                    Some(node) => format!("{} now on {node}", t.task),
+                    None => format!("{} not running elsewhere", t.task),
+                })
+                .collect();
+            out.push_str(&format!("its tasks: {}\n", tasks.join(", ")));
+        }
+    }
+    for n in fleet.nodes.iter().filter(|n| n.is_out_of_service()) {
+        out.push_str(&format!(
+            "node {} is ready but {} (takes no new tasks)\n",
+            n.hostname, n.availability
+        ));
     }
     out
 }
@@ -428,6 +505,7 @@ mod tests {
                 kept: true,
                 retry_after: 30,
             },
+            swarm: None,
         };
         let web1 = Container {
             id: "a".into(),

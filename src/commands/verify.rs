@@ -177,6 +177,10 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             c.message.push_str(&format!("\ncould not read it: {error}"));
         }
     }
+    // On a Swarm: lost nodes and where their tasks went, and every edge node's lb.
+    if let Some(fleet) = deployment.fleet()? {
+        checks.extend(fleet.checks());
+    }
     if let Some(load) = &load {
         checks.push(load.check());
     }

@@ -110,6 +110,15 @@ impl<'a> Deployment<'a> {
         }
     }
 
+    /// On a Swarm: its nodes, the lost ones with the stack's tasks that ran there, and the lb of
+    /// each edge node probed at its address. None with Compose (one host).
+    pub fn fleet(&self) -> anyhow::Result<Option<swarm::nodes::Fleet>> {
+        match self {
+            Deployment::Compose(_) => Ok(None),
+            Deployment::Swarm(swarm) => swarm.fleet().map(Some),
+        }
+    }
+
     /// Where the stack answers from this machine.
     pub fn endpoints(&self) -> Endpoints {
         match self {

@@ -382,6 +382,28 @@ mod tests {
     }
 
     #[test]
+    fn the_lbs_placement_is_the_edge_now() {
+        let e = err("project: hits\ntarget:\n  placement:\n    lb: node.role == worker\n");
+        assert!(
+            e.contains("target.placement.lb: the lb now runs on every edge node: write `edge: node.role == worker` under `target` instead"),
+            "{e}"
+        );
+        let plan = from_text(
+            "project: hits\ntarget:\n  kind: swarm\n  registry: r:5000\n  edge: node.labels.edge == yes\nlb:\n  server_timeout: 2s\n",
+            Path::new("p.yaml"),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(plan.swarm().unwrap().edge, "node.labels.edge == yes");
+        assert_eq!(plan.lb.server_timeout, "2s");
+        let e = err("project: hits\nlb:\n  server_timeout: 50ms\n");
+        assert!(
+            e.contains("lb.server_timeout: must be between 100ms and 60m, got 50ms"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn a_number_where_text_belongs_is_told_to_be_quoted_only_when_that_helps() {
         let e = err("project: 2024\nlb:\n  check_interval: 5\n");
         assert!(

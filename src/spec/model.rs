@@ -50,12 +50,26 @@ pub struct Target {
     /// Swarm only: where every node pulls the built images from (`host[:port][/path]`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry: Option<Registry>,
-    /// Swarm only: placement constraints of the services that hold state or a published port.
+    /// Swarm only: placement constraints of the services that hold state.
     pub placement: Placement,
     /// Swarm only: encrypt the stack's overlay network (IPsec between the nodes). Off by
     /// default: it needs the nodes' kernels to accept IPsec security associations (XFRM), which
     /// the nodes of this project's test swarm (Docker in Docker) refuse (docs/security.md).
     pub encrypted_network: bool,
+    /// Swarm only: the edge nodes, a placement constraint. The lb runs on every node it selects
+    /// (a global service), each publishing the lb's port in host mode.
+    pub edge: Edge,
+}
+
+/// The constraint that selects the Swarm's edge nodes (default: every manager).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Edge(pub Constraint);
+
+impl Default for Edge {
+    fn default() -> Self {
+        Edge(Constraint(defaults::PLACEMENT.into()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -69,13 +83,15 @@ pub enum TargetKind {
 }
 
 /// Swarm placement constraints, one per pinned service. Each pinned service must land on a node
-/// the manager can `docker exec` into (consul, lb) or where its volume is (redis, consul).
+/// the manager can `docker exec` into (consul) or where its volume is (redis, consul).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Placement {
     pub consul: Constraint,
     pub redis: Constraint,
-    pub lb: Constraint,
+    /// Read only to say where it went: the lb's nodes are `target.edge` now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lb: Option<Constraint>,
 }
 
 impl Default for Placement {
@@ -84,7 +100,7 @@ impl Default for Placement {
         Placement {
             consul: manager(),
             redis: manager(),
-            lb: manager(),
+            lb: None,
         }
     }
 }
@@ -391,6 +407,10 @@ pub struct LoadBalancer {
     pub balance: Balance,
     /// Interval between health checks of each web replica.
     pub check_interval: Duration,
+    /// How long HAProxy waits for a replica's answer (`timeout server`). A GET or HEAD not
+    /// answered by then (its node died with it in flight) is retried on another replica, so a
+    /// client whose own timeout is longer sees no failure.
+    pub server_timeout: Duration,
     /// Most web replicas the load balancer can route to (HAProxy server slots).
     #[serde(deserialize_with = "number::count")]
     pub max_replicas: u32,
@@ -413,6 +433,10 @@ impl Default for LoadBalancer {
             check_interval: Duration {
                 millis: 2000,
                 text: "2s".into(),
+            },
+            server_timeout: Duration {
+                millis: 30_000,
+                text: "30s".into(),
             },
             max_replicas: 10,
             access_log: AccessLog::Sampled,

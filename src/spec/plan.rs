@@ -30,13 +30,14 @@ pub struct SwarmTarget {
     pub placement: PlanPlacement,
     /// The stack's overlay network is encrypted.
     pub encrypted_network: bool,
+    /// The constraint that selects the nodes the lb runs on, one lb on each.
+    pub edge: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlanPlacement {
     pub consul: String,
     pub redis: String,
-    pub lb: String,
 }
 
 /// Everything the blueprints need, already checked.
@@ -148,6 +149,8 @@ pub struct PlanLb {
     /// As written in the spec (`2s`), valid for HAProxy and consul alike.
     pub check_interval: String,
     pub check_interval_ms: u64,
+    /// HAProxy's `timeout server`, as written in the spec (`30s`).
+    pub server_timeout: String,
     pub max_replicas: u32,
     pub access_log: AccessLog,
     pub consul_template_source: ConsulTemplateSource,

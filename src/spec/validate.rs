@@ -97,6 +97,17 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
             ),
         );
     }
+    let server_timeout = lb.server_timeout.millis;
+    if !(100..=3_600_000).contains(&server_timeout) {
+        violation(
+            "lb.server_timeout",
+            &[],
+            format!(
+                "must be between 100ms and 60m, got {}",
+                lb.server_timeout.as_str()
+            ),
+        );
+    }
     match &web.app {
         App::Builtin if web.health_path.as_str() == "/" => violation(
             "web.health_path",
@@ -152,6 +163,15 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
         violation(&field, &[], message);
     }
 
+    if let Some(lb) = &spec.target.placement.lb {
+        violation(
+            "target.placement.lb",
+            &[],
+            format!(
+                "the lb now runs on every edge node: write `edge: {lb}` under `target` instead (one lb per node it selects)"
+            ),
+        );
+    }
     if spec.target.kind == TargetKind::Swarm && spec.target.registry.is_none() {
         violation(
             "target.registry",
@@ -203,9 +223,9 @@ fn plan_of(spec: &Spec) -> Plan {
                     placement: PlanPlacement {
                         consul: placement.consul.to_string(),
                         redis: placement.redis.to_string(),
-                        lb: placement.lb.to_string(),
                     },
                     encrypted_network: spec.target.encrypted_network,
+                    edge: spec.target.edge.0.to_string(),
                 })
             }
             // A swarm without a registry was refused above.
@@ -272,6 +292,7 @@ fn plan_of(spec: &Spec) -> Plan {
             balance: lb.balance,
             check_interval: lb.check_interval.as_str().to_owned(),
             check_interval_ms: lb.check_interval.millis,
+            server_timeout: lb.server_timeout.as_str().to_owned(),
             max_replicas: lb.max_replicas,
             access_log: lb.access_log,
             consul_template_source: lb.consul_template,

@@ -4,13 +4,15 @@
 //!
 //! Tasks run on any node, and the manager's engine sees only its own containers, so the stack's
 //! containers are read as tasks (`docker service ps` + `docker inspect` of each task: its node,
-//! its container, its address on the stack's network). consul and the lb are pinned to the
-//! manager by default, so `docker exec` reaches HAProxy's runtime API and, through the lb's socat,
-//! consul's API: neither is published on a Swarm.
+//! its container, its address on the stack's network). consul is pinned to the manager by
+//! default and an lb runs on every edge node (every manager by default), so `docker exec` in the
+//! manager's lb reaches HAProxy's runtime API and, through the lb's socat, consul's API: neither
+//! is published on a Swarm.
 
 pub mod destroy;
 pub mod doctor;
 pub mod in_place;
+pub mod nodes;
 pub mod policy;
 pub mod push;
 pub mod scale;
@@ -68,9 +70,11 @@ pub struct Swarm<'a> {
     pub plan: &'a Plan,
     pub target: &'a SwarmTarget,
     pub stack_file: PathBuf,
+    /// The node id of the engine docker talks to, once asked (`local_node_id`).
+    local_node: std::sync::OnceLock<String>,
 }
 
-/// The host the lb's host-mode port answers on: the manager's (the lb is pinned there), which
+/// The host the lb's host-mode port answers on: the manager's (an edge node by default), which
 /// is this machine unless DOCKER_HOST names another over TCP.
 pub fn manager_host(docker_host: Option<&str>) -> String {
     docker_host
@@ -98,7 +102,25 @@ impl<'a> Swarm<'a> {
             plan: &stack.plan,
             target,
             stack_file: stack.out_dir.join("stack.yaml"),
+            local_node: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The swarm node id of the engine docker talks to: only its containers are reachable with
+    /// `docker exec`.
+    pub fn local_node_id(&self) -> anyhow::Result<&str> {
+        if let Some(id) = self.local_node.get() {
+            return Ok(id);
+        }
+        let id = self
+            .docker
+            .call(
+                "reading this engine's swarm node id",
+                ["info", "--format", "{{.Swarm.NodeID}}"],
+            )
+            .timeout(Duration::from_secs(30))
+            .output()?;
+        Ok(self.local_node.get_or_init(|| id.trim().to_owned()))
     }
 
     /// The full name of one of the stack's services (`hits_web`).

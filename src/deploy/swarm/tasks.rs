@@ -305,7 +305,13 @@ impl Swarm<'_> {
                 .timeout(Duration::from_secs(30))
                 .output()?,
         );
-        parse_tasks(&json.stdout, &self.plan.project, &services, &nodes)
+        let mut tasks = parse_tasks(&json.stdout, &self.plan.project, &services, &nodes)?;
+        // This engine's tasks first among a service's: the lb that `docker exec` can reach is
+        // the one the checks read (an lb runs on every edge node).
+        if let Some(local) = nodes.get(self.local_node_id()?) {
+            tasks.sort_by_key(|t| (t.service.clone(), t.slot, &t.node != local, t.node.clone()));
+        }
+        Ok(tasks)
     }
 
     /// web's replica count as the running service has it, if the stack runs.
@@ -316,14 +322,17 @@ impl Swarm<'_> {
             .map(|(_, desired)| *desired))
     }
 
-    /// The running container of a one-task service, as this engine sees it (the lb is pinned to
-    /// the manager), with its restart key; None when it runs elsewhere or not at all.
+    /// The running container of a one-task service, as this engine sees it, with its restart
+    /// key; None when it runs elsewhere, not at all, or on several nodes (an lb on each of
+    /// several edge nodes: a reload in place would reach this engine's only, so Swarm updates
+    /// them node by node instead).
     pub fn local_container(&self, service: &str) -> anyhow::Result<Option<Container>> {
-        let Some(task) = self
+        let running: Vec<Task> = self
             .tasks()?
             .into_iter()
-            .find(|t| t.service == service && t.state == "running")
-        else {
+            .filter(|t| t.service == service && t.state == "running")
+            .collect();
+        let [task] = running.as_slice() else {
             return Ok(None);
         };
         let format = format!("{{{{index .Config.Labels {RESTART_KEY_LABEL:?}}}}}");
