@@ -154,6 +154,14 @@ Examples:
   sudo provision images build --force     rebuild every image
   provision init --offline                then write a spec that uses them (docs/offline.md)";
 
+const SECRETS_EXAMPLES: &str = "\
+Examples:
+  provision secrets list                  names and versions (never values)
+  provision secrets rotate probe_token    a new value; the next apply rolls the lb
+  provision secrets rotate --all          every secret of the stack
+  provision apply --rotate-secrets        rotate every secret and apply at once
+Values live in $XDG_STATE_HOME/provision/<project>/secrets/ (docs/security.md).";
+
 const MAN_EXAMPLES: &str = "\
 Examples:
   provision man | man -l -                       read the main page now
@@ -256,6 +264,10 @@ pub enum Command {
     /// Build the images an offline machine needs (no container registry), from Debian's mirror.
     #[command(subcommand, after_help = IMAGES_EXAMPLES)]
     Images(ImagesCommand),
+    /// The stack's own secrets (redis' password, the probe token, the stats password): list
+    /// their names and versions, or rotate them. Values are never printed.
+    #[command(after_help = SECRETS_EXAMPLES)]
+    Secrets(SecretsArgs),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -277,6 +289,7 @@ impl Command {
             Command::Doctor(_) => "doctor",
             Command::Completions(_) => "completions",
             Command::Images(_) => "images",
+            Command::Secrets(_) => "secrets",
             Command::Man(_) => "man",
         }
     }
@@ -291,6 +304,7 @@ impl Command {
             Command::Status(args) => Some(&args.common),
             Command::Destroy(args) => Some(&args.common),
             Command::Doctor(args) => Some(&args.common),
+            Command::Secrets(args) => Some(&args.common),
             Command::Images(_) | Command::Completions(_) | Command::Man(_) => None,
         }
     }
@@ -387,6 +401,10 @@ pub struct ApplyArgs {
     /// Print the commands that would run, run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Give every secret of the stack a new value first (`provision secrets rotate --all`):
+    /// the services that read them are replaced.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub rotate_secrets: bool,
     /// Output directory of the render step.
     #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
@@ -515,6 +533,38 @@ pub struct ImagesBuildArgs {
     /// Where the images are tagged: PREFIX/debian:trixie, PREFIX/consul:1.8.7, PREFIX/haproxy:trixie.
     #[arg(long, value_name = "PREFIX", env = "PROVISION_RIG_PREFIX", default_value = crate::images::recipe::DEFAULT_PREFIX)]
     pub prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub action: SecretsAction,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `provision secrets ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretsAction {
+    /// Each secret's name, version and the services that read it.
+    List,
+    /// Give secrets a new value (and version); the next `provision apply` rolls the services
+    /// that read them.
+    Rotate(SecretsRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsRotateArgs {
+    /// The secrets to rotate (see `provision secrets list`).
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub names: Vec<String>,
+    /// Rotate every secret of the stack.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

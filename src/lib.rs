@@ -83,7 +83,8 @@ fn find_spec(command: &cli::Command) -> anyhow::Result<std::path::PathBuf> {
         | Command::Apply(_)
         | Command::Verify(_)
         | Command::Status(_)
-        | Command::Destroy(_) => true,
+        | Command::Destroy(_)
+        | Command::Secrets(_) => true,
     };
     let cwd = std::env::current_dir().map_err(|err| {
         UsageError(format!(
@@ -135,6 +136,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
             Command::Destroy(args) => commands::destroy::run(&global, args),
             Command::Doctor(args) => commands::doctor::run(&global, args),
             Command::Images(command) => commands::images::run(&global, command),
+            Command::Secrets(args) => commands::secrets::run(&global, args),
             Command::Completions(args) => commands::completions::completions(&printer, args),
             Command::Man(args) => commands::completions::man(&printer, args),
         }

@@ -7,6 +7,7 @@ pub mod doctor;
 pub mod images;
 pub mod init;
 pub mod render;
+pub mod secrets;
 pub mod status;
 pub mod verify;
 

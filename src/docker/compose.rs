@@ -1,5 +1,6 @@
 //! `docker compose` for one project: every call passes `-p <project> -f <compose file>`, so two
-//! stacks coexist and nothing depends on the current directory.
+//! stacks coexist and nothing depends on the current directory; and `-f <override>` after it
+//! for each override file (the stack's secrets, kept outside `generated/`: `secrets::stack`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -17,6 +18,8 @@ pub struct Compose<'a> {
     docker: &'a Docker,
     project: String,
     file: PathBuf,
+    /// Files merged over `file`, in order (`-f` after it).
+    overrides: Vec<PathBuf>,
     /// `--project-directory`: where relative paths resolve (default: the file's directory).
     project_dir: Option<PathBuf>,
 }
@@ -126,7 +129,22 @@ impl<'a> Compose<'a> {
             docker,
             project: project.to_owned(),
             file: file.to_owned(),
+            overrides: Vec::new(),
             project_dir: None,
+        }
+    }
+
+    /// The same project with `file` merged over the main file (`-f <file>` after it).
+    pub fn with_override(mut self, file: &Path) -> Self {
+        self.overrides.push(file.to_owned());
+        self
+    }
+
+    /// The stack's secrets override of `project` (`secrets::stack`), when an apply wrote it.
+    pub fn with_secrets_of(self, project: &str) -> Self {
+        match crate::secrets::stack::Overrides::existing(project) {
+            Some(overrides) => self.with_override(&overrides.compose),
+            None => self,
         }
     }
 
@@ -146,6 +164,11 @@ impl<'a> Compose<'a> {
         &self.file
     }
 
+    /// The files merged over it, in order.
+    pub fn overrides(&self) -> &[PathBuf] {
+        &self.overrides
+    }
+
     fn call<I, S>(&self, summary: impl Into<String>, args: I) -> Call<'a>
     where
         I: IntoIterator<Item = S>,
@@ -158,6 +181,9 @@ impl<'a> Compose<'a> {
             "-f".into(),
             self.file.clone().into(),
         ];
+        for file in &self.overrides {
+            all.extend(["-f".into(), file.clone().into()]);
+        }
         if let Some(dir) = &self.project_dir {
             all.extend(["--project-directory".into(), dir.clone().into()]);
         }
@@ -301,7 +327,10 @@ mod tests {
     #[test]
     fn every_compose_call_names_project_and_file() {
         let docker = Docker::new(Printer::quiet());
-        let compose = Compose::new(&docker, "hits", Path::new("/srv/my stack/compose.yaml"));
+        let compose = Compose::new(&docker, "hits", Path::new("/srv/my stack/compose.yaml"))
+            .with_override(Path::new(
+                "/home/u/.local/state/provision/hits/secrets.compose.yaml",
+            ));
         let call = compose.call(
             "x",
             up_args(&UpOptions {
@@ -315,7 +344,8 @@ mod tests {
         );
         assert_eq!(
             call.command_line(),
-            "docker compose -p hits -f '/srv/my stack/compose.yaml' up --detach --no-build \
+            "docker compose -p hits -f '/srv/my stack/compose.yaml' -f \
+             /home/u/.local/state/provision/hits/secrets.compose.yaml up --detach --no-build \
              --no-recreate --wait --wait-timeout 300 --scale web=5 --no-deps web"
         );
     }

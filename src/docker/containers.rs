@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::VERSIONS_LABEL;
+
 const PROJECT: &str = "com.docker.compose.project";
 const SERVICE: &str = "com.docker.compose.service";
 /// Set by compose.yaml.j2 on every service: a hash of the service's own section.
@@ -42,9 +44,12 @@ pub struct Container {
     pub image: String,
     /// The ID of the image it runs.
     pub image_id: String,
-    /// Its `org.provision.config` label (see compose.yaml.j2), if any.
+    /// Its `org.provision.config` label (see compose.yaml.j2), if any; followed by `+` and its
+    /// secrets' versions label (`secrets::VERSIONS_LABEL`) when it reads secrets, so that a
+    /// rotated secret makes the container outdated like a changed configuration does.
     pub config_label: Option<String>,
-    /// Its `org.provision.restart-key` label, if any.
+    /// Its `org.provision.restart-key` label, if any, with the secrets' versions the same way:
+    /// a container whose secrets changed is replaced, never reloaded in place.
     pub restart_key: Option<String>,
 }
 
@@ -160,9 +165,23 @@ fn from_inspect(raw: Inspect) -> Option<Container> {
         started_at: raw.state.started_at,
         image: raw.config.image,
         image_id: raw.image,
-        config_label: labels.get(CONFIG_LABEL).cloned(),
-        restart_key: labels.get(RESTART_KEY_LABEL).cloned(),
+        config_label: with_secrets(labels.get(CONFIG_LABEL), labels.get(VERSIONS_LABEL)),
+        restart_key: with_secrets(labels.get(RESTART_KEY_LABEL), labels.get(VERSIONS_LABEL)),
     })
+}
+
+/// A configuration label followed by the secrets' versions label, when there is one. Both are
+/// hex hashes and `name@version>target` lists: `+` appears in neither.
+pub fn with_secrets(label: Option<&String>, secrets: Option<&String>) -> Option<String> {
+    match (label, secrets) {
+        (Some(label), Some(secrets)) => Some(format!("{label}+{secrets}")),
+        (label, _) => label.cloned(),
+    }
+}
+
+/// The configuration part of a label made by [`with_secrets`].
+pub fn without_secrets(label: &str) -> &str {
+    label.split_once('+').map_or(label, |(config, _)| config)
 }
 
 /// The containers of one service (`web`), cloned out of the stack's list.

@@ -85,7 +85,7 @@ impl super::Steps for Steps<'_> {
         let (docker, plan) = (host.docker, host.plan);
         let progress = docker.printer();
         self.before = host.containers()?;
-        let wanted = read_file_services(host.compose.file())?;
+        let wanted = read_file_services(&host.compose)?;
         self.live = LiveFile::of(plan, &host.out_dir());
         self.changes = service_changes(
             docker,

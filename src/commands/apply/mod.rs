@@ -30,6 +30,7 @@ use crate::deploy::reload::Reloaded;
 use crate::deploy::Deployment;
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker};
+use crate::secrets::{self, SecretStore};
 use crate::spec::Plan;
 use crate::{render, ExitStatus, ToolError};
 
@@ -50,6 +51,17 @@ pub fn run(global: &Global, args: ApplyArgs) -> anyhow::Result<ExitStatus> {
         false => Some(global.lock(&stack.plan.project, "apply", &progress)?),
         true => None,
     };
+    // The stack's own secrets (redis' password, the probe token, the stats password): made on
+    // the first apply, in the state directory; rotated ones since the last apply roll the
+    // services that read them. A dry run writes nothing: it shows the stack as last prepared.
+    if !args.dry_run {
+        let store = SecretStore::of(&stack.plan.project)?;
+        if args.rotate_secrets {
+            secrets::stack::rotate(&store, &stack.plan, &[])?;
+            progress.note("secrets: every secret of the stack has a new value and version");
+        }
+        secrets::stack::prepare(&store, &stack.plan)?;
+    }
     let docker = Docker::new(progress).dry_run(args.dry_run);
     let deployment = Deployment::new(&docker, &stack);
     match &deployment {

@@ -41,7 +41,8 @@ impl<'a> ComposeHost<'a> {
         ComposeHost {
             docker,
             plan,
-            compose: Compose::new(docker, &plan.project, &stack.compose_file),
+            compose: Compose::new(docker, &plan.project, &stack.compose_file)
+                .with_secrets_of(&plan.project),
         }
     }
 

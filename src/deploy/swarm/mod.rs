@@ -123,21 +123,27 @@ impl<'a> Swarm<'a> {
     /// `wait_updates` and `wait_running` wait.
     pub fn deploy(&self, replicas: u32, batch: u32, lb_image: Option<&str>) -> anyhow::Result<()> {
         let file = self.stack_file.display().to_string();
+        let mut args: Vec<String> = [
+            "stack",
+            "deploy",
+            "--prune",
+            "--resolve-image",
+            "always",
+            "--compose-file",
+            file.as_str(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        // The stack's secrets (`secrets::stack`), merged over stack.yaml: a rotated secret is a
+        // new Swarm secret and a changed label, so Swarm updates the services that read it.
+        if let Some(overrides) = crate::secrets::stack::Overrides::existing(&self.plan.project) {
+            args.push("--compose-file".to_owned());
+            args.push(overrides.stack.display().to_string());
+        }
+        args.push(self.plan.project.clone());
         let mut call = self
             .docker
-            .call(
-                format!("deploying stack {}", self.plan.project),
-                [
-                    "stack",
-                    "deploy",
-                    "--prune",
-                    "--resolve-image",
-                    "always",
-                    "--compose-file",
-                    file.as_str(),
-                    self.plan.project.as_str(),
-                ],
-            )
+            .call(format!("deploying stack {}", self.plan.project), args)
             .env(REPLICAS_VARIABLE, &replicas.to_string())
             .env(BATCH_VARIABLE, &batch.max(1).to_string());
         if let Some(image) = lb_image {
