@@ -14,12 +14,14 @@ use crate::cli::VerifyArgs;
 use crate::commands::Global;
 use crate::deploy::{scale, Deployment};
 use crate::docker::{of_service, preflight, Container, Docker};
+use crate::printer::Printer;
 use crate::probe::converge::lb_container;
 use crate::probe::evaluate::{self, Observations};
 use crate::probe::http::{self, Expect, ProbePlan};
 use crate::probe::load::{self, LoadOptions, Tolerance};
 use crate::probe::registry::ServiceQuery;
 use crate::report::{Check, Outcome, Report};
+use crate::secrets::{stack, SecretStore};
 use crate::{render, ExitStatus, UsageError};
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -44,6 +46,9 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         .into());
     }
 
+    // The lb names the server that answered only to a request carrying the stack's probe token.
+    let probe_token = probe_token(&plan.project, &progress)?;
+
     // Started before the scale step, stopped after the convergence wait: it sees the change.
     let load = match args.load {
         Some(rate) => {
@@ -58,7 +63,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             ));
             // Which replica answered each request, for the time a new replica takes to answer.
             options.header = Some(http::SERVER_HEADER.to_owned());
-            options.request_header = Some((http::PROBE_HEADER.to_owned(), "1".to_owned()));
+            options.request_header = Some((http::PROBE_HEADER.to_owned(), probe_token.clone()));
             Some(load::start(options)?)
         }
         None => None,
@@ -100,7 +105,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     };
     let expect = Expect::of(plan);
     let step = progress.step(&format!("probing {}", endpoints.lb));
-    let probe = http::probe(&endpoints.lb, &probe_plan, &expect);
+    let probe = http::probe(&endpoints.lb, &probe_plan, &expect, &probe_token);
     step.finish();
     // The load ran through the probe too, so that a replica that joined last has had requests.
     let load = load.map(|l| {
@@ -205,5 +210,22 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             report.checks.len()
         ));
         Ok(ExitStatus::Failure)
+    }
+}
+
+/// The stack's probe token (`secrets::stack`), as the probe header's value. Without one (a stack
+/// applied by a provision without secrets) a placeholder: such an lb answers any value.
+fn probe_token(project: &str, progress: &Printer) -> anyhow::Result<String> {
+    use secrecy::ExposeSecret as _;
+    let store = SecretStore::of(project)?;
+    match stack::value(&store, stack::PROBE_TOKEN)? {
+        Some(token) => Ok(token.expose_secret().to_owned()),
+        None => {
+            progress.note(
+                "no probe token stored for this stack (it was applied without secrets): run \
+                 `provision apply` to make one",
+            );
+            Ok("none".to_owned())
+        }
     }
 }

@@ -557,7 +557,7 @@ fn man_dir_writes_a_page_per_subcommand() {
     p.provision(&["man", "--dir", "man"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("wrote 11 man pages"));
+        .stdout(predicate::str::contains("wrote 12 man pages"));
     for page in [
         "provision",
         "provision-verify",
