@@ -730,7 +730,16 @@ impl UpWatch {
 
 /// The addresses of HAProxy's UP servers in the web backend.
 fn up_addresses() -> anyhow::Result<BTreeSet<String>> {
-    let servers = stats::fetch(&format!("http://127.0.0.1:{STATS}/stats;csv"), "web")?;
+    // The stats page wants its password (the stack's secret, read from the state directory).
+    let password = crate::support::secrets::stack_secret(PROJECT, "lb_stats_password");
+    let (status, csv) = crate::support::secrets::get_with_stats_login(
+        &format!("http://127.0.0.1:{STATS}/stats;csv"),
+        Some(&password),
+    )
+    .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(status == 200, "the stats page answered HTTP {status}");
+    let mut servers = stats::parse_csv(&csv)?;
+    servers.retain(|s| s.backend == "web");
     Ok(servers
         .iter()
         .filter(|s| s.is_up())

@@ -6,4 +6,5 @@ pub mod deploys;
 pub mod engine;
 pub mod fixtures;
 pub mod harness;
+pub mod secrets;
 pub mod stack;
