@@ -232,4 +232,25 @@ mod tests {
         assert_eq!(web2.health, None);
         assert_eq!(web2.describe(), "h2dev-web-2 (container d56cbeef4285)");
     }
+
+    #[test]
+    fn the_secrets_versions_are_part_of_the_configuration_label() {
+        let inspect = r#"[{"Id":"abc","Name":"/hits-lb-1","Config":{"Hostname":"abc",
+            "Image":"lb","Labels":{"com.docker.compose.project":"hits",
+            "com.docker.compose.service":"lb","org.provision.config":"cfg",
+            "org.provision.restart-key":"rk","org.provision.secrets":"probe_token@v2>probe_token"}},
+            "State":{"Status":"running","Running":true}}]"#;
+        let lb = &parse_inspect(inspect).unwrap()[0];
+        assert_eq!(
+            lb.config_label.as_deref(),
+            Some("cfg+probe_token@v2>probe_token")
+        );
+        assert_eq!(
+            lb.restart_key.as_deref(),
+            Some("rk+probe_token@v2>probe_token")
+        );
+        assert_eq!(without_secrets(lb.config_label.as_deref().unwrap()), "cfg");
+        let plain = &parse_inspect(INSPECT).unwrap()[0];
+        assert_eq!(plain.config_label, None);
+    }
 }
