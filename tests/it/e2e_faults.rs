@@ -617,8 +617,11 @@ fn inspect(id: &str) -> Process {
     let ran = docker(&[
         "inspect",
         "--format",
-        "{{.State.Pid}}|{{.State.Running}}|{{.RestartCount}}|\
-         {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        // The address on the stack's default network: web is on redis' network too.
+        &format!(
+            "{{{{.State.Pid}}}}|{{{{.State.Running}}}}|{{{{.RestartCount}}}}|\
+             {{{{(index .NetworkSettings.Networks \"{PROJECT}_default\").IPAddress}}}}"
+        ),
         id,
     ]);
     ran.expect_success();
@@ -649,11 +652,11 @@ fn consul_url() -> String {
 fn problem(stack: &Stack) -> Option<String> {
     let web = stack.web();
     let ids: Vec<&str> = web.iter().map(|c| c.id.as_str()).collect();
-    let mut args = vec![
-        "inspect",
-        "--format",
-        "{{.State.Running}}|{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-    ];
+    // The address on the stack's default network: web is on redis' network too.
+    let format = format!(
+        "{{{{.State.Running}}}}|{{{{(index .NetworkSettings.Networks \"{PROJECT}_default\").IPAddress}}}}"
+    );
+    let mut args = vec!["inspect", "--format", format.as_str()];
     args.extend(ids);
     let ran = docker(&args);
     if ran.code != Some(0) {
