@@ -179,6 +179,14 @@ Examples:
   sudo provision images build --force     rebuild every image
   provision init --offline                then write a spec that uses them (docs/offline.md)";
 
+const SECRETS_EXAMPLES: &str = "\
+Examples:
+  provision secrets list                  names and versions (never values)
+  provision secrets rotate probe_token    a new value; the next apply rolls the lb
+  provision secrets rotate --all          every secret of the stack
+  provision apply --rotate-secrets        rotate every secret and apply at once
+Values live in $XDG_STATE_HOME/provision/<project>/secrets/ (docs/security.md).";
+
 const MAN_EXAMPLES: &str = "\
 Examples:
   provision man | man -l -                       read the main page now
@@ -296,6 +304,10 @@ pub enum Command {
     /// Build the images an offline machine needs (no container registry), from Debian's mirror.
     #[command(subcommand, after_help = IMAGES_EXAMPLES)]
     Images(ImagesCommand),
+    /// The stack's own secrets (redis' password, the probe token, the stats password): list
+    /// their names and versions, or rotate them. Values are never printed.
+    #[command(after_help = SECRETS_EXAMPLES)]
+    Secrets(SecretsArgs),
     /// Print a shell completion script (bash, zsh or fish) on stdout.
     #[command(after_help = COMPLETIONS_EXAMPLES)]
     Completions(CompletionsArgs),
@@ -321,6 +333,7 @@ impl Command {
             Command::Maintenance(_) => "maintenance",
             Command::Completions(_) => "completions",
             Command::Images(_) => "images",
+            Command::Secrets(_) => "secrets",
             Command::Man(_) => "man",
         }
     }
@@ -344,6 +357,7 @@ impl Command {
             Command::History(args) => Some(&args.common),
             Command::Rollback(args) => Some(&args.common),
             Command::Maintenance(args) => Some(&args.common),
+            Command::Secrets(args) => Some(&args.common),
             Command::Images(_) | Command::Completions(_) | Command::Man(_) => None,
         };
         common.cloned()
@@ -450,6 +464,10 @@ pub struct ApplyArgs {
     /// on an older base than the one present is rebuilt anyway.
     #[arg(long)]
     pub pull: bool,
+    /// Give every secret of the stack a new value first (`provision secrets rotate --all`):
+    /// the services that read them are replaced.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub rotate_secrets: bool,
     /// Output directory of the render step.
     #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
@@ -692,6 +710,38 @@ pub struct ImagesBuildArgs {
     /// Where the images are tagged: PREFIX/debian:trixie, PREFIX/consul:1.8.7, PREFIX/haproxy:trixie.
     #[arg(long, value_name = "PREFIX", env = "PROVISION_RIG_PREFIX", default_value = crate::images::recipe::DEFAULT_PREFIX)]
     pub prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub action: SecretsAction,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `provision secrets ...`
+#[derive(Debug, Subcommand)]
+pub enum SecretsAction {
+    /// Each secret's name, version and the services that read it.
+    List,
+    /// Give secrets a new value (and version); the next `provision apply` rolls the services
+    /// that read them.
+    Rotate(SecretsRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsRotateArgs {
+    /// The secrets to rotate (see `provision secrets list`).
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub names: Vec<String>,
+    /// Rotate every secret of the stack.
+    #[arg(long)]
+    pub all: bool,
 }
 
 #[derive(Debug, Args)]

@@ -284,6 +284,16 @@ fn override_text(
         Value::Mapping(m) => m,
         _ => Mapping::new(),
     };
+    // The versions label belongs to the stack's own secrets' override (`secrets::stack`), which
+    // Compose merges beside this one (the last file's label would win): what changed here is
+    // carried by the digest in web's configuration label below instead.
+    if let Some(Value::Mapping(services)) = doc.get_mut("services") {
+        for (_, service) in services.iter_mut() {
+            if let Some(Value::Mapping(labels)) = service.get_mut("labels") {
+                labels.remove(crate::secrets::VERSIONS_LABEL);
+            }
+        }
+    }
     let rendered: Value = serde_yaml::from_str(rendered).context("reading the rendered file")?;
     let rendered_web = &rendered["services"][web];
     let mut digest = Sha256::new();

@@ -92,6 +92,7 @@ fn find_spec(command: &cli::Command) -> anyhow::Result<std::path::PathBuf> {
         | Command::Rollback(_)
         | Command::Logs(_)
         | Command::Maintenance(_) => true,
+        Command::Secrets(_) => true,
     };
     let cwd = std::env::current_dir().map_err(|err| {
         UsageError(format!(
@@ -147,6 +148,7 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<ExitStatus> {
             Command::Logs(args) => commands::logs::run(&global, args),
             Command::Maintenance(args) => commands::maintenance::run(&global, args),
             Command::Images(command) => commands::images::run(&global, command),
+            Command::Secrets(args) => commands::secrets::run(&global, args),
             Command::Completions(args) => commands::completions::completions(&printer, args),
             Command::Man(args) => commands::completions::man(&printer, args),
         }

@@ -36,9 +36,21 @@ app = Flask(__name__)
 # - One immediate retry, on a broken connection only (the pooled connection to a redis that
 #   restarted); not redis-py's default (since 6.0) of three retries with exponential backoff,
 #   which held requests up to 8 s when redis went away.
+
+
+def redis_password():
+    """redis' password, from the file REDIS_PASSWORD_FILE names (a secret in /run/secrets)."""
+    path = os.environ.get("REDIS_PASSWORD_FILE")
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as file:
+        return file.read().strip()
+
+
 redis = Redis(
     host=os.environ.get("REDIS_HOST", "redis"),
     port=int(os.environ.get("REDIS_PORT", "6379")),
+    password=redis_password(),
     socket_connect_timeout=0.25,
     socket_timeout=1,
     retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
@@ -67,8 +79,10 @@ def redis_call(command, *args):
 
 
 def unavailable(err):
+    # The detail is for the operator's log; a client learns only that the service is away.
+    app.logger.warning("redis is unavailable: %s", err)
     return (
-        f"redis is unavailable: {err}\n",
+        "service unavailable\n",
         503,
         {"Content-Type": "text/plain", "Retry-After": "1"},
     )

@@ -11,6 +11,7 @@ pub mod logs;
 pub mod maintenance;
 pub mod render;
 pub mod rollback;
+pub mod secrets;
 pub mod status;
 pub mod verify;
 

@@ -75,6 +75,8 @@ pub fn run(global: &Global, args: RollbackArgs) -> anyhow::Result<ExitStatus> {
         // The release as it was deployed: its images are kept (web.keep_releases), not rebuilt
         // from a refreshed base, and never a canary of it.
         pull: false,
+        // The stack's secrets as they are now: a rollback deploys files, not older secrets.
+        rotate_secrets: false,
         canary: None,
         load: args.load,
         report: args.report,

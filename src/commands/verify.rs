@@ -23,6 +23,7 @@ use crate::probe::measure::{self, Timeline};
 use crate::probe::registry::ServiceQuery;
 use crate::probe::stats::WEB_BACKEND;
 use crate::report::{Check, Outcome, Report};
+use crate::secrets::stack;
 use crate::{render, ExitStatus, UsageError};
 
 pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
@@ -47,6 +48,9 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         .into());
     }
 
+    // The lb names the server that answered only to a request carrying the stack's probe token.
+    let probe_token = stack::probe_token(&plan.project, &progress)?;
+
     // Started before the scale step, stopped after the convergence wait: it sees the change.
     let load = match args.load {
         Some(rate) => {
@@ -61,7 +65,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             ));
             // Which replica answered each request, for the time a new replica takes to answer.
             options.header = Some(http::SERVER_HEADER.to_owned());
-            options.request_header = Some((http::PROBE_HEADER.to_owned(), "1".to_owned()));
+            options.request_header = Some((http::PROBE_HEADER.to_owned(), probe_token.clone()));
             let stats_csv = Some(endpoints.stats_csv.as_str()).filter(|url| !url.is_empty());
             Some(measure::start(options, stats_csv, WEB_BACKEND)?)
         }
@@ -104,7 +108,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
     };
     let expect = Expect::of(plan);
     let step = progress.step(&format!("probing {}", endpoints.lb));
-    let probe = http::probe(&endpoints.lb, &probe_plan, &expect);
+    let probe = http::probe(&endpoints.lb, &probe_plan, &expect, &probe_token);
     step.finish();
     // The load ran through the probe too, so that a replica that joined last has had requests.
     let mut timeline = None;

@@ -1,5 +1,6 @@
 //! `docker compose` for one project: every call passes `-p <project> -f <compose file>`, so two
-//! stacks coexist and nothing depends on the current directory.
+//! stacks coexist and nothing depends on the current directory; and `-f <override>` after it
+//! for each override file (the stack's secrets, kept outside `generated/`: `secrets::stack`).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -143,6 +144,14 @@ impl<'a> Compose<'a> {
     /// The files passed after the rendered one.
     pub fn overrides(&self) -> &[PathBuf] {
         &self.overrides
+    }
+
+    /// The stack's secrets override of `project` (`secrets::stack`), when an apply wrote it.
+    pub fn with_secrets_of(self, project: &str) -> Self {
+        match crate::secrets::stack::Overrides::existing(project) {
+            Some(overrides) => self.with_override(&overrides.compose),
+            None => self,
+        }
     }
 
     /// The same project from a file kept elsewhere, its relative paths resolved from `dir`.
@@ -353,7 +362,10 @@ mod tests {
     #[test]
     fn every_compose_call_names_project_and_file() {
         let docker = Docker::new(Printer::quiet());
-        let compose = Compose::new(&docker, "hits", Path::new("/srv/my stack/compose.yaml"));
+        let compose = Compose::new(&docker, "hits", Path::new("/srv/my stack/compose.yaml"))
+            .with_override(Path::new(
+                "/home/u/.local/state/provision/hits/secrets.compose.yaml",
+            ));
         let call = compose.call(
             "x",
             up_args(&UpOptions {
@@ -367,7 +379,8 @@ mod tests {
         );
         assert_eq!(
             call.command_line(),
-            "docker compose -p hits -f '/srv/my stack/compose.yaml' up --detach --no-build \
+            "docker compose -p hits -f '/srv/my stack/compose.yaml' -f \
+             /home/u/.local/state/provision/hits/secrets.compose.yaml up --detach --no-build \
              --no-recreate --wait --wait-timeout 300 --scale web=5 --no-deps web"
         );
     }

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::secrets::VERSIONS_LABEL;
+
 const PROJECT: &str = "com.docker.compose.project";
 const SERVICE: &str = "com.docker.compose.service";
 /// Set by compose.yaml.j2 on every service: a hash of the service's own section.
@@ -42,9 +44,12 @@ pub struct Container {
     pub image: String,
     /// The ID of the image it runs.
     pub image_id: String,
-    /// Its `org.provision.config` label (see compose.yaml.j2), if any.
+    /// Its `org.provision.config` label (see compose.yaml.j2), if any; followed by `+` and its
+    /// secrets' versions label (`secrets::VERSIONS_LABEL`) when it reads secrets, so that a
+    /// rotated secret makes the container outdated like a changed configuration does.
     pub config_label: Option<String>,
-    /// Its `org.provision.restart-key` label, if any.
+    /// Its `org.provision.restart-key` label, if any, with the secrets' versions the same way:
+    /// a container whose secrets changed is replaced, never reloaded in place.
     pub restart_key: Option<String>,
 }
 
@@ -160,9 +165,23 @@ fn from_inspect(raw: Inspect) -> Option<Container> {
         started_at: raw.state.started_at,
         image: raw.config.image,
         image_id: raw.image,
-        config_label: labels.get(CONFIG_LABEL).cloned(),
-        restart_key: labels.get(RESTART_KEY_LABEL).cloned(),
+        config_label: with_secrets(labels.get(CONFIG_LABEL), labels.get(VERSIONS_LABEL)),
+        restart_key: with_secrets(labels.get(RESTART_KEY_LABEL), labels.get(VERSIONS_LABEL)),
     })
+}
+
+/// A configuration label followed by the secrets' versions label, when there is one. Both are
+/// hex hashes and `name@version>target` lists: `+` appears in neither.
+pub fn with_secrets(label: Option<&String>, secrets: Option<&String>) -> Option<String> {
+    match (label, secrets) {
+        (Some(label), Some(secrets)) => Some(format!("{label}+{secrets}")),
+        (label, _) => label.cloned(),
+    }
+}
+
+/// The configuration part of a label made by [`with_secrets`].
+pub fn without_secrets(label: &str) -> &str {
+    label.split_once('+').map_or(label, |(config, _)| config)
 }
 
 /// The containers of one service (`web`), cloned out of the stack's list.
@@ -212,5 +231,26 @@ mod tests {
         assert_eq!(web2.ip, None);
         assert_eq!(web2.health, None);
         assert_eq!(web2.describe(), "h2dev-web-2 (container d56cbeef4285)");
+    }
+
+    #[test]
+    fn the_secrets_versions_are_part_of_the_configuration_label() {
+        let inspect = r#"[{"Id":"abc","Name":"/hits-lb-1","Config":{"Hostname":"abc",
+            "Image":"lb","Labels":{"com.docker.compose.project":"hits",
+            "com.docker.compose.service":"lb","org.provision.config":"cfg",
+            "org.provision.restart-key":"rk","org.provision.secrets":"probe_token@v2>probe_token"}},
+            "State":{"Status":"running","Running":true}}]"#;
+        let lb = &parse_inspect(inspect).unwrap()[0];
+        assert_eq!(
+            lb.config_label.as_deref(),
+            Some("cfg+probe_token@v2>probe_token")
+        );
+        assert_eq!(
+            lb.restart_key.as_deref(),
+            Some("rk+probe_token@v2>probe_token")
+        );
+        assert_eq!(without_secrets(lb.config_label.as_deref().unwrap()), "cfg");
+        let plain = &parse_inspect(INSPECT).unwrap()[0];
+        assert_eq!(plain.config_label, None);
     }
 }

@@ -16,7 +16,10 @@ use std::time::Duration;
 use anyhow::Context;
 
 pub use compose::{parse_ps, Compose, ComposeConfig, ConfigService, PsEntry, UpOptions};
-pub use containers::{of_service, parse_inspect, Container, CONFIG_LABEL, RESTART_KEY_LABEL};
+pub use containers::{
+    of_service, parse_inspect, with_secrets, without_secrets, Container, CONFIG_LABEL,
+    RESTART_KEY_LABEL,
+};
 
 use crate::printer::Printer;
 use crate::ToolError;

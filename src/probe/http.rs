@@ -70,7 +70,8 @@ fn describe(err: &ureq::Error) -> String {
     }
 }
 
-/// The request header that asks the load balancer which server answered (any value).
+/// The request header that asks the load balancer which server answered: its value must be the
+/// stack's probe token (`secrets::stack::PROBE_TOKEN`), or the lb says nothing.
 pub const PROBE_HEADER: &str = "X-Provision-Probe";
 /// The response header the load balancer then adds: `<server name> <ip>:<port>`. The lb
 /// blueprints set it only for requests that carry `PROBE_HEADER`, and remove one the app sets.
@@ -278,9 +279,9 @@ impl Probe {
     }
 }
 
-/// Sends sequential `GET url` (with `Accept: application/json` and `PROBE_HEADER`) as `plan`
-/// says, and judges each response by `expect`.
-pub fn probe(url: &str, plan: &ProbePlan, expect: &Expect) -> Probe {
+/// Sends sequential `GET url` (with `Accept: application/json` and `PROBE_HEADER` set to
+/// `probe_token`, the stack's secret) as `plan` says, and judges each response by `expect`.
+pub fn probe(url: &str, plan: &ProbePlan, expect: &Expect, probe_token: &str) -> Probe {
     let agent = agent(Duration::from_secs(3));
     let mut probe = Probe::default();
     let mut seen = BTreeSet::new();
@@ -301,7 +302,7 @@ pub fn probe(url: &str, plan: &ProbePlan, expect: &Expect) -> Probe {
         let response = match agent
             .get(url)
             .set("Accept", "application/json")
-            .set(PROBE_HEADER, "1")
+            .set(PROBE_HEADER, probe_token)
             .call()
         {
             Ok(r) => Ok(r),
@@ -395,7 +396,10 @@ mod tests {
     fn the_lb_blueprint_uses_these_header_names() {
         let common = include_str!("../../blueprints/lb/_haproxy-common.j2");
         assert!(
-            common.contains(&format!("req.hdr({PROBE_HEADER}) -m found")),
+            common.contains(&format!(
+                "req.hdr({PROBE_HEADER}) -m str -f /run/secrets/{}",
+                crate::secrets::stack::PROBE_TOKEN
+            )),
             "the probe header"
         );
         assert!(
@@ -509,12 +513,12 @@ mod tests {
             ),
             response("200 OK", "", json),
         ]);
-        let probe = probe(&url, &ProbePlan::exactly(3), &Expect::Counter);
+        let probe = probe(&url, &ProbePlan::exactly(3), &Expect::Counter, "token");
         let heads = lb.join().unwrap();
         assert!(
             heads
                 .iter()
-                .all(|h| h.to_lowercase().contains("x-provision-probe: 1")),
+                .all(|h| h.to_lowercase().contains("x-provision-probe: token")),
             "{heads:?}"
         );
         assert_eq!(probe.sent, 3);
@@ -545,6 +549,7 @@ mod tests {
             "http://127.0.0.1:9/",
             &ProbePlan::exactly(50),
             &Expect::Counter,
+            "token",
         );
         assert_eq!(probe.sent, ERRORS_IN_A_ROW);
         assert_eq!(probe.errors, ERRORS_IN_A_ROW);

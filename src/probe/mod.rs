@@ -21,7 +21,7 @@ pub struct Endpoints {
     pub lb: String,
     /// HAProxy's stats CSV.
     pub stats_csv: String,
-    /// HAProxy's stats page, for people.
+    /// HAProxy's stats page, for people (behind a password), and how to log in.
     pub stats_page: String,
     /// consul's HTTP API, when discovery uses consul.
     pub consul: Option<String>,
@@ -34,7 +34,11 @@ impl Endpoints {
         Endpoints {
             lb: format!("http://127.0.0.1:{}/", plan.lb.port),
             stats_csv: format!("http://127.0.0.1:{}/stats;csv", plan.lb.stats_port),
-            stats_page: format!("http://127.0.0.1:{}/stats", plan.lb.stats_port),
+            stats_page: format!(
+                "http://127.0.0.1:{}/stats (user provision, password: the secret \
+                 lb_stats_password, docs/security.md)",
+                plan.lb.stats_port
+            ),
             consul: plan
                 .discovery
                 .has_registry()

@@ -28,8 +28,14 @@ pub enum Flavour {
     Swarm,
 }
 
+/// The stack file version of blueprints/stack.yaml.j2: the docker CLI's stack loader refuses
+/// files of different versions in one deploy ("version mismatched between two composefiles").
+pub const SWARM_FILE_VERSION: &str = "3.8";
+
 #[derive(Serialize)]
 struct Override {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'static str>,
     services: BTreeMap<String, ServiceSecrets>,
     secrets: BTreeMap<String, TopLevel>,
 }
@@ -93,6 +99,7 @@ impl Deliveries {
     /// The override file's text for `project`.
     pub fn override_yaml(&self, project: &str, flavour: Flavour) -> String {
         let mut out = Override {
+            version: (flavour == Flavour::Swarm).then_some(SWARM_FILE_VERSION),
             services: BTreeMap::new(),
             secrets: BTreeMap::new(),
         };
@@ -194,6 +201,27 @@ mod tests {
         );
         let yaml = d.override_yaml("hits", Flavour::Compose);
         assert!(!yaml.contains("mode"), "{yaml}");
+        assert!(!yaml.contains("version:"), "{yaml}");
+    }
+
+    #[test]
+    fn the_swarm_override_has_the_stack_files_version() {
+        let mut d = Deliveries::default();
+        d.add(
+            "redis",
+            stored("redis_password", "aaa111"),
+            "redis_password",
+        );
+        let yaml = d.override_yaml("hits", Flavour::Swarm);
+        assert!(
+            yaml.contains(&format!("version: '{SWARM_FILE_VERSION}'")),
+            "{yaml}"
+        );
+        let blueprint = include_str!("../../blueprints/stack.yaml.j2");
+        assert!(
+            blueprint.contains(&format!("\nversion: \"{SWARM_FILE_VERSION}\"\n")),
+            "stack.yaml.j2 has another version than the Swarm override"
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@
 
 mod delivery;
 mod name;
+pub mod stack;
 
 use std::collections::BTreeMap;
 
@@ -90,6 +91,11 @@ struct Versions {
 impl SecretStore {
     pub fn new(state: StateDir) -> Self {
         SecretStore { state }
+    }
+
+    /// The state directory the store keeps its files in.
+    pub fn state_dir(&self) -> &StateDir {
+        &self.state
     }
 
     /// The store of `project` in the user's state directory.

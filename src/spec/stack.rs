@@ -141,6 +141,11 @@ pub struct Features {
     /// The lb image takes a new haproxy.cfg in place (`haproxy-reload`, a server-state file):
     /// see `Plan::live_config`.
     pub lb_reload_in_place: bool,
+    /// redis is on a network of its own that only web shares. Not with registrator: it
+    /// registers a container on several networks at the address of whichever network Go's map
+    /// iteration gives last (fayrus/registrator v9.0.6, internal/bridge/util.go servicePort),
+    /// so web keeps one network there and redis' password is what keeps the others out.
+    pub redis_network: bool,
     /// The name Docker's DNS answers with every web replica's address: the service name with
     /// Compose, `tasks.<service>` on a Swarm (the bare name is a VIP or, with dnsrr, the same
     /// list, but only `tasks.` is documented to list every task).
@@ -262,6 +267,7 @@ impl Plan {
                 && self.lb.consul_template_source == ConsulTemplateSource::Image,
             builtin_app: self.web.app_dir.is_none(),
             lb_reload_in_place: self.live_config().is_some(),
+            redis_network: !self.services().contains(&Service::Registrator),
             web_dns_name: match self.target {
                 Target::Compose => self.web.service.clone(),
                 Target::Swarm(_) => format!("tasks.{}", self.web.service),

@@ -273,14 +273,8 @@ fn a_second_command_on_a_busy_project_waits_then_exits_2_naming_the_holder() {
         &format!("project: {project}\ndiscovery: docker-dns\n"),
     );
     p.provision(&["render"]).assert().success();
-    // Another command holds the project's lock (what a running `provision apply` does). The
-    // project's commands run with this project's state directory and no runtime directory, so
-    // their lock file is there.
-    let lock_dir = p.path().join(".state/provision");
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&lock_dir)
-        .unwrap();
-    let lock = lock_dir.join(format!("{project}.lock"));
+    // Another command holds the project's lock (what a running `provision apply` does).
+    let lock = p.lock_path(&project);
     std::fs::write(&lock, "pid 4242 (apply), since 0 (unix time)").unwrap();
     let mut holder = std::process::Command::new(flock)
         .arg("-o")
@@ -563,7 +557,7 @@ fn man_dir_writes_a_page_per_subcommand() {
     p.provision(&["man", "--dir", "man"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("wrote 15 man pages"));
+        .stdout(predicate::str::contains("wrote 16 man pages"));
     for page in [
         "provision",
         "provision-verify",

@@ -34,6 +34,9 @@ use serde_json::Value;
 use crate::support::engine::{docker, image_present, note, rig_image, start};
 use crate::support::harness::{external_tool, report_skip, Project};
 use crate::support::picture::{artifacts_dir, assert_report_page, screenshot};
+use crate::support::secrets::{
+    assert_no_secret_in, assert_no_secret_under, get_with_stats_login, stack_secret, STACK_SECRETS,
+};
 use crate::support::stack::{
     check_of, consul_dns_spec, hits_now, hits_once_routed, verify_passes, verify_report, Stack,
     APPLY_TIMEOUT, LOAD_RATE, SHORT_TIMEOUT, VERIFY_TIMEOUT,
@@ -407,16 +410,16 @@ fn find_values(
     found
 }
 
-/// A GET through the load balancer, with or without the probe header: the status, the
-/// `X-Provision-Server` header if any, and the body.
-fn get_lb(port: u16, probe_header: bool) -> Result<(u16, Option<String>, String), String> {
+/// A GET through the load balancer, with or without the probe header (and its value): the
+/// status, the `X-Provision-Server` header if any, and the body.
+fn get_lb(port: u16, probe_header: Option<&str>) -> Result<(u16, Option<String>, String), String> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
         .max_idle_connections(0)
         .build();
     let mut request = agent.get(&format!("http://127.0.0.1:{port}/"));
-    if probe_header {
-        request = request.set("X-Provision-Probe", "e2e");
+    if let Some(value) = probe_header {
+        request = request.set("X-Provision-Probe", value);
     }
     let response = request.call().map_err(|e| e.to_string())?;
     let status = response.status();
@@ -548,9 +551,13 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
     ] {
         outputs.push(project.run(args, &with_token, VERIFY_TIMEOUT));
     }
-    let state = std::path::Path::new(&std::env::var("HOME").unwrap())
-        .join(".local/state/provision")
-        .join(PROJECT);
+    // The project's commands keep their state under the test project (support/harness.rs).
+    let state = project.path().join(".state/provision").join(PROJECT);
+    assert!(
+        state.join("secrets").is_dir(),
+        "no state at {}",
+        state.display()
+    );
     let leaks = find_values(
         &[&api_key, &new_key, &token],
         &[project.file("generated"), state.clone()],
@@ -580,35 +587,50 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
         "{requests}"
     );
 
-    // Independent of the report: the app's own word, and the header only when asked for.
+    // Independent of the report: the app's own word, and the header only when asked for with
+    // the stack's probe token (read from the state directory, as an operator would).
+    let token = stack_secret(&project.state_base(), PROJECT, "probe_token");
     let addresses = stack.web_addresses();
     let mut hosts = BTreeSet::new();
     let mut servers = BTreeSet::new();
-    for _ in 0..12 {
-        let (status, header, body) = get_lb(LB, false).expect("GET / through the lb");
-        assert_eq!(status, 200, "{body}");
-        assert_eq!(
-            header, None,
-            "X-Provision-Server leaked without the probe header"
-        );
-        let host = body
-            .trim()
-            .strip_prefix("hello from ")
-            .unwrap_or_else(|| panic!("not the hello app: {body:?}"));
-        hosts.insert(host.to_owned());
-        let (_, header, _) = get_lb(LB, true).expect("GET / with the probe header");
-        let header = header.expect("no X-Provision-Server with the probe header");
-        let (server, addr) = header.rsplit_once(' ').expect("`<server> <ip>:<port>`");
-        let ip = addr.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(addr);
-        let name = addresses
-            .iter()
-            .find(|(_, ips)| ips.iter().any(|i| i == ip))
-            .map(|(name, _)| name.clone())
-            .unwrap_or_else(|| {
-                panic!("{header}: no running web container has {ip}: {addresses:?}")
-            });
-        servers.insert(format!("{server}={name}"));
+    // Three kinds of request, in an order that turns each round, so that round robin sends
+    // every kind to every replica.
+    for round in 0..12 {
+        for turn in 0..3 {
+            let kind = (round + turn) % 3;
+            let probe = match kind {
+                0 => None,
+                1 => Some("e2e"),
+                _ => Some(token.as_str()),
+            };
+            let (status, header, body) = get_lb(LB, probe).expect("GET / through the lb");
+            assert_eq!(status, 200, "{body}");
+            let host = body
+                .trim()
+                .strip_prefix("hello from ")
+                .unwrap_or_else(|| panic!("not the hello app: {body:?}"));
+            hosts.insert(host.to_owned());
+            if kind < 2 {
+                assert_eq!(
+                    header, None,
+                    "X-Provision-Server leaked to a request without the probe token ({probe:?})"
+                );
+                continue;
+            }
+            let header = header.expect("no X-Provision-Server with the probe token");
+            let (server, addr) = header.rsplit_once(' ').expect("`<server> <ip>:<port>`");
+            let ip = addr.rsplit_once(':').map(|(ip, _)| ip).unwrap_or(addr);
+            let name = addresses
+                .iter()
+                .find(|(_, ips)| ips.iter().any(|i| i == ip))
+                .map(|(name, _)| name.clone())
+                .unwrap_or_else(|| {
+                    panic!("{header}: no running web container has {ip}: {addresses:?}")
+                });
+            servers.insert(format!("{server}={name}"));
+        }
     }
+    assert_eq!(servers.len(), 3, "the probe token named {servers:?}");
     assert_eq!(
         hosts, running,
         "hosts saying hello vs running web containers"
@@ -623,6 +645,8 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
     stack.step(&format!(
         "our own probe: hello from {hosts:?}; with the probe header HAProxy named {servers:?}"
     ));
+
+    attacks_are_refused(&stack, &project, PROJECT, &base, LB, 28904, &outputs[0]);
 
     // A replica stopped by hand (a middle one, so that scaling to 1 keeps a running one).
     // (The secret change replaced the first replicas: numbers start higher than 1.)
@@ -662,6 +686,125 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
         .expect_success();
     assert!(stack.containers().is_empty(), "containers left");
     stack.step("done");
+}
+
+/// Issue 16, from outside and from a container on the stack's networks: the stats page wants
+/// its password and hides HAProxy's version; redis cannot be resolved from the network the lb
+/// shares and refuses a write without its password on its own; no secret value is in
+/// generated/, in `apply`'s output (`applied`) or in `secrets list`'s; a rotated probe token
+/// rolls the lb, and only the new value names a server.
+fn attacks_are_refused(
+    stack: &Stack,
+    project: &Project,
+    name: &str,
+    image: &str,
+    lb_port: u16,
+    stats_port: u16,
+    applied: &crate::support::harness::Ran,
+) {
+    let started = Instant::now();
+    let stats = format!("http://127.0.0.1:{stats_port}/stats");
+    let (status, _) = get_with_stats_login(&stats, None).expect("the stats page answers");
+    assert_eq!(status, 401, "the stats page without a password");
+    let (status, _) = get_with_stats_login(&stats, Some("guess")).expect("the stats page answers");
+    assert_eq!(status, 401, "the stats page with a wrong password");
+    let password = stack_secret(&project.state_base(), name, "lb_stats_password");
+    let (status, page) = get_with_stats_login(&stats, Some(&password)).unwrap();
+    assert_eq!(status, 200, "the stats page with its password");
+    assert!(
+        page.contains("Statistics Report"),
+        "not the stats page: {page:.200}"
+    );
+    assert!(
+        !page.contains("HAProxy version"),
+        "the stats page shows HAProxy's version"
+    );
+
+    // A container on the network the lb, consul and web share: redis does not resolve.
+    let default_net = format!("{name}_default");
+    let ran = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        &default_net,
+        image,
+        "sh",
+        "-c",
+        "getent hosts redis || echo unresolvable",
+    ]);
+    ran.expect_success();
+    assert!(
+        ran.stdout.contains("unresolvable"),
+        "redis resolves on {default_net}:\n{ran}"
+    );
+    // On redis' own network (which only web shares): a write without the password is refused.
+    let redis_net = format!("{name}_redis");
+    let ran = docker(&[
+        "run",
+        "--rm",
+        "--network",
+        &redis_net,
+        image,
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/redis/6379 && printf 'SET hits 0\\r\\n' >&3 && read -t 5 -r line <&3 \
+         && echo \"$line\"",
+    ]);
+    ran.expect_success();
+    assert!(
+        ran.stdout.contains("NOAUTH"),
+        "redis took a write without its password:\n{ran}"
+    );
+
+    let listed = project.run(&["secrets", "list"], &[], SHORT_TIMEOUT);
+    listed.expect_success();
+    for secret in STACK_SECRETS {
+        assert!(
+            listed.stdout.contains(secret),
+            "secrets list omits {secret}:\n{listed}"
+        );
+    }
+    for (what, text) in [
+        ("apply's stdout", &applied.stdout),
+        ("apply's stderr", &applied.stderr),
+        ("secrets list's stdout", &listed.stdout),
+        ("secrets list's stderr", &listed.stderr),
+    ] {
+        assert_no_secret_in(&project.state_base(), name, what, text);
+    }
+    assert_no_secret_under(
+        &project.state_base(),
+        name,
+        &project.path().join("generated"),
+    );
+
+    // Rotation: a new token, the lb replaced by the next apply; the old value names nobody.
+    let old = stack_secret(&project.state_base(), name, "probe_token");
+    project
+        .run(&["secrets", "rotate", "probe_token"], &[], SHORT_TIMEOUT)
+        .expect_success();
+    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    ran.expect_success();
+    assert_no_secret_in(
+        &project.state_base(),
+        name,
+        "apply's output after a rotation",
+        &(ran.stdout.clone() + &ran.stderr),
+    );
+    let new = stack_secret(&project.state_base(), name, "probe_token");
+    assert_ne!(old, new, "rotate kept the value");
+    let (_, header, _) = get_lb(lb_port, Some(&old)).expect("GET / with the old token");
+    assert_eq!(
+        header, None,
+        "the rotated-out probe token still names a server"
+    );
+    let (_, header, _) = get_lb(lb_port, Some(&new)).expect("GET / with the new token");
+    assert!(header.is_some(), "the new probe token names no server");
+    stack.step(&format!(
+        "attacks refused (stats 401, redis unresolvable and NOAUTH, no secret in files or output, \
+         rotation) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
 }
 
 /// With the daemon unreachable (gone, or hung), every docker-facing command stops quickly and says what is wrong:

@@ -79,6 +79,15 @@ fn e2e_faults_under_load_crash_kill_consul_redis_lb() {
     ran.expect_success();
     stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
     verify_passes(&stack, &project, &[], REPLICAS, LB);
+    // The stats page's password (the stack's secret, read from the state directory as an
+    // operator would); no fault below rotates it.
+    STATS_PASSWORD
+        .set(crate::support::secrets::stack_secret(
+            &project.state_base(),
+            PROJECT,
+            "lb_stats_password",
+        ))
+        .expect("the password is read once");
 
     let faults = Faults {
         stack: &stack,
@@ -97,6 +106,9 @@ fn e2e_faults_under_load_crash_kill_consul_redis_lb() {
         .expect_success();
     stack.step("done");
 }
+
+/// The stack's stats password, read once after the first apply (see the test).
+static STATS_PASSWORD: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 struct Faults<'a> {
     stack: &'a Stack,
@@ -450,7 +462,7 @@ impl Faults<'_> {
     /// of a command killed with SIGKILL does not block the next one.
     fn two_commands_at_once(&self) {
         let stack = self.stack;
-        let lock = provision::lock::path_of(PROJECT).unwrap();
+        let lock = self.project.lock_path(PROJECT);
         let holder_is = |command: &str| {
             std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("({command})")))
         };
@@ -458,6 +470,9 @@ impl Faults<'_> {
             std::process::Command::new(assert_cmd::cargo::cargo_bin("provision"))
                 .args(args)
                 .current_dir(self.project.path())
+                // As every command of this project (support/harness.rs).
+                .env_remove("XDG_RUNTIME_DIR")
+                .env("XDG_STATE_HOME", self.project.state_base())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()
@@ -617,8 +632,11 @@ fn inspect(id: &str) -> Process {
     let ran = docker(&[
         "inspect",
         "--format",
-        "{{.State.Pid}}|{{.State.Running}}|{{.RestartCount}}|\
-         {{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+        // The address on the stack's default network: web is on redis' network too.
+        &format!(
+            "{{{{.State.Pid}}}}|{{{{.State.Running}}}}|{{{{.RestartCount}}}}|\
+             {{{{(index .NetworkSettings.Networks \"{PROJECT}_default\").IPAddress}}}}"
+        ),
         id,
     ]);
     ran.expect_success();
@@ -649,11 +667,11 @@ fn consul_url() -> String {
 fn problem(stack: &Stack) -> Option<String> {
     let web = stack.web();
     let ids: Vec<&str> = web.iter().map(|c| c.id.as_str()).collect();
-    let mut args = vec![
-        "inspect",
-        "--format",
-        "{{.State.Running}}|{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-    ];
+    // The address on the stack's default network: web is on redis' network too.
+    let format = format!(
+        "{{{{.State.Running}}}}|{{{{(index .NetworkSettings.Networks \"{PROJECT}_default\").IPAddress}}}}"
+    );
+    let mut args = vec!["inspect", "--format", format.as_str()];
     args.extend(ids);
     let ran = docker(&args);
     if ran.code != Some(0) {
@@ -730,7 +748,16 @@ impl UpWatch {
 
 /// The addresses of HAProxy's UP servers in the web backend.
 fn up_addresses() -> anyhow::Result<BTreeSet<String>> {
-    let servers = stats::fetch(&format!("http://127.0.0.1:{STATS}/stats;csv"), "web")?;
+    // The stats page wants its password (read after the first apply).
+    let password = STATS_PASSWORD.get().expect("the stats password was read");
+    let (status, csv) = crate::support::secrets::get_with_stats_login(
+        &format!("http://127.0.0.1:{STATS}/stats;csv"),
+        Some(password),
+    )
+    .map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(status == 200, "the stats page answered HTTP {status}");
+    let mut servers = stats::parse_csv(&csv)?;
+    servers.retain(|s| s.backend == "web");
     Ok(servers
         .iter()
         .filter(|s| s.is_up())

@@ -209,7 +209,9 @@ fn status_json_against_no_stack_matches_its_schema() {
     ran.expect_success();
     let value = assert_valid("status", &ran.stdout);
     assert_eq!(value["state"], "stopped", "{ran}");
-    assert_eq!(value["lb"]["error"]["kind"], "unreachable", "{ran}");
+    // HAProxy is read through its runtime API in the lb container (the stats page wants a
+    // password): with no lb container there is no way to ask (docs/json.md: `unreadable`).
+    assert_eq!(value["lb"]["error"]["kind"], "unreadable", "{ran}");
     assert_eq!(value["consul"]["error"]["kind"], "unreachable", "{ran}");
 }
 

@@ -5,7 +5,8 @@
 //!   its paths moved into a temporary directory, and the live file, the server-state file and
 //!   the backup it writes on a reload are as they were;
 //! - the `http-in` frontend the blueprints generate answers `X-Provision-Server` only to a
-//!   request that carries `X-Provision-Probe`, never passes the probe header on to the app, and
+//!   request whose `X-Provision-Probe` is the stack's probe token (a secret file the lb reads;
+//!   any other value, or none, learns nothing), never passes the probe header on to the app, and
 //!   removes a header of that name the app sets itself: HAProxy runs that frontend, exactly as
 //!   generated, in front of a small HTTP server of this test that sets the header;
 //! - maintenance mode: the runtime commands `provision maintenance` sends make that frontend
@@ -212,14 +213,26 @@ fn header_rules_name_the_server_only_to_a_probe_and_drop_the_apps_own() {
         .local_addr()
         .unwrap()
         .port();
+    // The token file where the container has it (/run/secrets), moved into a temporary directory.
+    let dir = tempfile::tempdir().unwrap();
+    let token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    let token_file = dir.path().join("probe_token");
+    std::fs::write(&token_file, token).unwrap();
+    let frontend = frontend.join("\n");
+    assert!(
+        frontend.contains("/run/secrets/probe_token"),
+        "the frontend does not read the probe token from its secret file\n{frontend}"
+    );
     let config = format!(
         "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    \
          timeout server 5s\n\n{}\n\nbackend web\n    server web-1 127.0.0.1:{app_port}\n",
         frontend
-            .join("\n")
             .replace("bind :8080", &format!("bind 127.0.0.1:{lb_port}"))
+            .replace(
+                "/run/secrets/probe_token",
+                &token_file.display().to_string()
+            )
     );
-    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, &config).unwrap();
     let _running = Haproxy(
@@ -254,14 +267,22 @@ fn header_rules_name_the_server_only_to_a_probe_and_drop_the_apps_own() {
         Vec::<String>::new(),
         "a client that did not ask sees X-Provision-Server (the app's own must be removed)\n{config}"
     );
-    let probed = get(lb_port, "X-Provision-Probe: 1\r\n");
+    for wrong in ["1", &token[1..], &format!("{token}x"), ""] {
+        let guessed = get(lb_port, &format!("X-Provision-Probe: {wrong}\r\n"));
+        assert_eq!(
+            named(&guessed),
+            Vec::<String>::new(),
+            "a probe header that is not the token ({wrong:?}) is answered with the server\n{config}"
+        );
+    }
+    let probed = get(lb_port, &format!("X-Provision-Probe: {token}\r\n"));
     assert_eq!(
         named(&probed),
         [format!("web-1 127.0.0.1:{app_port}")],
         "a probe must get HAProxy's answer alone, not the app's\n{config}"
     );
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 2, "the app saw {} requests", seen.len());
+    assert_eq!(seen.len(), 6, "the app saw {} requests", seen.len());
     assert!(
         seen.iter()
             .flatten()
@@ -307,13 +328,18 @@ fn maintenance_answers_503_with_retry_after_and_off_serves_again() {
         .port();
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("admin.sock");
+    // The probe token file where the container has it (/run/secrets), moved here.
+    let token_file = dir.path().join("probe_token");
+    std::fs::write(&token_file, "a-token\n").unwrap();
     let config = format!(
         "global\n    stats socket {} mode 600 level admin\n{}\n\ndefaults\n    mode http\n    \
          timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\n{}\n\nbackend web\n    \
          server web-1 127.0.0.1:{app_port}\n",
         socket.display(),
         switch.join("\n"),
-        frontend.replace("bind :8080", &format!("bind 127.0.0.1:{lb_port}"))
+        frontend
+            .replace("bind :8080", &format!("bind 127.0.0.1:{lb_port}"))
+            .replace("/run/secrets/probe_token", &token_file.display().to_string())
     );
     let path = dir.path().join("haproxy.cfg");
     std::fs::write(&path, &config).unwrap();

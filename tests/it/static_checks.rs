@@ -121,9 +121,11 @@ pub(crate) fn haproxy_check(haproxy: &Path, what: &str, config: &Path) {
     .unwrap();
     // The DNS modes' config reads /run/haproxy/server-state, which the lb image creates with its
     // version line: so does a private /run here.
+    // And the lb's secrets: the probe token's file and the stats password's variable.
     let script = "mount --bind \"$1\" /etc/hosts && mount -t tmpfs tmpfs /run \
                   && mkdir /run/haproxy && echo 1 >/run/haproxy/server-state \
-                  && exec \"$2\" -dW -c -f \"$3\"";
+                  && mkdir /run/secrets && echo token >/run/secrets/probe_token \
+                  && PROVISION_STATS_PASSWORD=password exec \"$2\" -dW -c -f \"$3\"";
     run_ok(
         what,
         Command::new("unshare")
@@ -969,7 +971,8 @@ fn haproxy_3_0_accepts_every_config_without_warnings() {
                 .args(["--user", "0", "--entrypoint", "sh", &image, "-c"])
                 .arg(
                     "mkdir -p /run/haproxy && echo 1 >/run/haproxy/server-state \
-                     && exec haproxy -dW -c -f /dev/stdin",
+                     && mkdir -p /run/secrets && echo token >/run/secrets/probe_token \
+                     && PROVISION_STATS_PASSWORD=password exec haproxy -dW -c -f /dev/stdin",
                 )
                 .stdin(std::process::Stdio::piped())
                 .stdout(std::process::Stdio::piped())

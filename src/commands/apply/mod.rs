@@ -40,6 +40,7 @@ use crate::probe::stats::WEB_BACKEND;
 use crate::releases::Origin;
 use crate::render::RenderedStack;
 use crate::secrets::Flavour;
+use crate::secrets::{self, SecretStore};
 use crate::spec::Plan;
 use crate::{render, ExitStatus, ToolError, UsageError};
 
@@ -89,6 +90,17 @@ pub fn deploy_stack(
         crate::inputs::prepare(&stack.plan, &global.spec, flavour, &rendered, args.dry_run)?
     {
         progress.note(inputs.describe());
+    }
+    // The stack's own secrets (redis' password, the probe token, the stats password): made on
+    // the first apply, in the state directory; rotated ones since the last apply roll the
+    // services that read them. A dry run writes nothing: it shows the stack as last prepared.
+    if !args.dry_run {
+        let store = SecretStore::of(&stack.plan.project)?;
+        if args.rotate_secrets {
+            secrets::stack::rotate(&store, &stack.plan, &[])?;
+            progress.note("secrets: every secret of the stack has a new value and version");
+        }
+        secrets::stack::prepare(&store, &stack.plan)?;
     }
     let docker = Docker::new(progress).dry_run(args.dry_run);
     let deployment = Deployment::new(&docker, stack);
@@ -167,7 +179,8 @@ fn apply(
             let mut options = LoadOptions::new(&endpoints.lb, rate);
             // Which replica answered each request: the replicas answering, second by second.
             options.header = Some(http::SERVER_HEADER.to_owned());
-            options.request_header = Some((http::PROBE_HEADER.to_owned(), "1".to_owned()));
+            let token = secrets::stack::probe_token(&plan.project, docker.printer())?;
+            options.request_header = Some((http::PROBE_HEADER.to_owned(), token));
             docker.printer().note(format!(
                 "sending {rate}/s through {} meanwhile",
                 endpoints.lb

@@ -34,7 +34,8 @@ impl<'a> Steps<'a> {
         let compose_file = swarm.stack_file.with_file_name("compose.yaml");
         Steps {
             swarm,
-            build_file: Compose::new(swarm.docker, &swarm.plan.project, &compose_file),
+            build_file: Compose::new(swarm.docker, &swarm.plan.project, &compose_file)
+                .with_secrets_of(&swarm.plan.project),
             pushed: Vec::new(),
             before: Vec::new(),
             changed: Vec::new(),

@@ -6,22 +6,37 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use crate::docker::{Compose, Container, CONFIG_LABEL, RESTART_KEY_LABEL};
+use crate::docker::{with_secrets, Compose, Container, CONFIG_LABEL, RESTART_KEY_LABEL};
 use crate::render;
+use crate::secrets::VERSIONS_LABEL;
 
-/// The services of the rendered Compose file, with the config labels its overrides give (the
-/// app's inputs extend web's, see `crate::inputs`): what the containers are created with.
+/// The services of the rendered Compose file as `docker compose` creates their containers with
+/// its override files: the configuration labels an override sets (the app's inputs extend web's,
+/// see `crate::inputs`), then the stack's secrets' versions merged into them (as
+/// `Container::config_label` reads them back).
 pub fn read_file_services(compose: &Compose<'_>) -> anyhow::Result<BTreeMap<String, FileService>> {
     let compose_file = compose.file();
     let text = std::fs::read_to_string(compose_file)
         .with_context(|| format!("reading {}", compose_file.display()))?;
     let mut services = file_services(&text)
         .with_context(|| format!("reading the services of {}", compose_file.display()))?;
-    for file in compose.overrides() {
-        let text =
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-        overlay_config_labels(&mut services, &text)
+    let overrides = compose
+        .overrides()
+        .iter()
+        .map(|file| {
+            std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))
+                .map(|text| (file, text))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // Labels first, versions after: a label an override sets replaces the rendered one whole.
+    for (file, text) in &overrides {
+        overlay_config_labels(&mut services, text)
             .with_context(|| format!("reading {}", file.display()))?;
+    }
+    for (file, text) in &overrides {
+        merge_secrets(&mut services, text)
+            .with_context(|| format!("reading the services of {}", file.display()))?;
     }
     Ok(services)
 }
@@ -35,6 +50,32 @@ fn overlay_config_labels(
     for (name, service) in services.iter_mut() {
         if let Some(label) = doc["services"][name.as_str()]["labels"][CONFIG_LABEL].as_str() {
             service.config = label.to_owned();
+        }
+    }
+    Ok(())
+}
+
+/// Adds each service's secrets' versions label from an override file's `text`.
+fn merge_secrets(services: &mut BTreeMap<String, FileService>, text: &str) -> anyhow::Result<()> {
+    let doc: serde_yaml::Value = serde_yaml::from_str(text)?;
+    let Some(sections) = doc.get("services").and_then(|s| s.as_mapping()) else {
+        return Ok(());
+    };
+    for (name, section) in sections {
+        let (Some(name), Some(versions)) = (
+            name.as_str(),
+            section
+                .get("labels")
+                .and_then(|l| l.get(VERSIONS_LABEL))
+                .and_then(|v| v.as_str()),
+        ) else {
+            continue;
+        };
+        if let Some(service) = services.get_mut(name) {
+            let versions = versions.to_owned();
+            service.config = with_secrets(Some(&service.config), Some(&versions))
+                .expect("a configuration label");
+            service.restart_key = with_secrets(service.restart_key.as_ref(), Some(&versions));
         }
     }
     Ok(())
@@ -112,5 +153,24 @@ mod tests {
         assert_eq!(overlaid["lb"], services["lb"]);
         let err = file_services("services:\n  web:\n    image: x\n").unwrap_err();
         assert!(err.to_string().contains("org.provision.config"), "{err}");
+    }
+
+    #[test]
+    fn an_override_adds_the_secrets_versions_to_config_and_restart_key() {
+        let mut services = file_services(
+            "services:\n  lb:\n    image: lb:2\n    labels:\n      org.provision.config: \"def\"\n      org.provision.restart-key: \"rk\"\n  web:\n    image: w\n    labels:\n      org.provision.config: \"abc\"\n",
+        )
+        .unwrap();
+        merge_secrets(
+            &mut services,
+            "services:\n  lb:\n    labels:\n      org.provision.secrets: probe_token@v1>probe_token\n",
+        )
+        .unwrap();
+        assert_eq!(services["lb"].config, "def+probe_token@v1>probe_token");
+        assert_eq!(
+            services["lb"].restart_key.as_deref(),
+            Some("rk+probe_token@v1>probe_token")
+        );
+        assert_eq!(services["web"].config, "abc");
     }
 }

@@ -40,7 +40,9 @@ pub struct DestroyOutcome {
 impl<'a> ComposeHost<'a> {
     pub fn new(docker: &'a Docker, stack: &'a RenderedStack) -> Self {
         let plan = &stack.plan;
-        let mut compose = Compose::new(docker, &plan.project, &stack.compose_file);
+        // The stack's own secrets (`secrets::stack`), then the app's inputs (`crate::inputs`).
+        let mut compose =
+            Compose::new(docker, &plan.project, &stack.compose_file).with_secrets_of(&plan.project);
         if let Some(file) = crate::inputs::override_file(&plan.project, Flavour::Compose) {
             compose = compose.with_override(&file);
         }
@@ -152,13 +154,10 @@ impl Routed for ComposeHost<'_> {
         self.docker.project_containers(&self.plan.project)
     }
 
-    /// Its stats page, or the runtime API in the lb container when the page hides addresses.
+    /// The runtime API in the lb container, as on a Swarm: the stats page wants a password
+    /// (the stack's secret lb_stats_password) that provision has no reason to send around.
     fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
-        stats::Source::new(
-            &self.endpoints().stats_csv,
-            stats::WEB_BACKEND,
-            lb.map(|id| (self.docker, id)),
-        )
+        stats::Source::runtime_only(stats::WEB_BACKEND, self.docker, lb)
     }
 
     /// consul's published port.

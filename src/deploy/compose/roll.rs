@@ -14,7 +14,7 @@ use super::scale::{remove_containers, Scaler};
 use super::{applied, ComposeHost};
 use crate::check::round1;
 use crate::deploy::canary::CanaryArg;
-use crate::docker::{of_service, Compose, Container};
+use crate::docker::{of_service, without_secrets, Compose, Container};
 use crate::probe::converge::{lb_container, wait_routed, Routed};
 use crate::spec::plan::PlanDeploy;
 use crate::timeline::{self, EventKind};
@@ -329,7 +329,10 @@ impl ComposeHost<'_> {
         let text = applied::previous(&plan.project)
             .ok_or("no copy of the Compose file they were started from was kept")?;
         let kept = file_services(&text).map_err(|e| format!("the kept Compose file: {e:#}"))?;
-        if kept.get(&plan.web.service).map(|w| w.config.as_str()) != old_config {
+        // The old replicas' label carries their secrets' versions too; the kept file does not
+        // (the secrets go with the current override, the only values that exist now).
+        if kept.get(&plan.web.service).map(|w| w.config.as_str()) != old_config.map(without_secrets)
+        {
             return Err(
                 "the kept Compose file is not the one the old replicas were started from".into(),
             );
@@ -338,8 +341,9 @@ impl ComposeHost<'_> {
         let file = dir.path().join("compose.yaml");
         std::fs::write(&file, &text).map_err(|e| format!("writing {}: {e}", file.display()))?;
         // Relative paths (build contexts) resolve as from the output directory; nothing is built.
-        let previous =
-            Compose::new(docker, &plan.project, &file).with_project_directory(&self.out_dir());
+        let previous = Compose::new(docker, &plan.project, &file)
+            .with_project_directory(&self.out_dir())
+            .with_secrets_of(&plan.project);
         let containers = self.containers().map_err(|e| format!("{e:#}"))?;
         let new_ones: Vec<Container> = of_service(&containers, &plan.web.service)
             .into_iter()

@@ -234,6 +234,12 @@ impl<'a> Swarm<'a> {
         .map(str::to_owned)
         .to_vec();
         args.push(self.stack_file.display().to_string());
+        // The stack's secrets (`secrets::stack`), merged over stack.yaml: a rotated secret is a
+        // new Swarm secret and a changed label, so Swarm updates the services that read it.
+        if let Some(overrides) = crate::secrets::stack::Overrides::existing(&self.plan.project) {
+            args.push("--compose-file".to_owned());
+            args.push(overrides.stack.display().to_string());
+        }
         // The app's env file and secrets, from the state directory (`crate::inputs`).
         if let Some(file) = crate::inputs::override_file(&self.plan.project, Flavour::Swarm) {
             args.extend(["--compose-file".to_owned(), file.display().to_string()]);

@@ -319,6 +319,7 @@ pub fn read_config(docker: &Docker, project: &str, compose_file: &Path) -> Optio
         return None;
     }
     crate::docker::Compose::new(docker, project, compose_file)
+        .with_secrets_of(project)
         .config()
         .ok()
 }

@@ -46,6 +46,22 @@ impl Project {
             .unwrap_or_else(|e| panic!("read {relative}: {e}"))
     }
 
+    /// The state base directory (`XDG_STATE_HOME`) of every provision command run here: the
+    /// project's secrets, releases and lock files are under `<it>/provision/`.
+    pub fn state_base(&self) -> PathBuf {
+        self.path().join(".state")
+    }
+
+    /// Where a command run here keeps the lock of the Compose project `name` (no runtime
+    /// directory is passed on, so it is under the state base), its directory created 0700.
+    pub fn lock_path(&self, name: &str) -> PathBuf {
+        let dir = self.state_base().join("provision");
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&dir)
+            .expect("creating the lock directory");
+        dir.join(format!("{name}.lock"))
+    }
+
     /// `provision ARGS` run in this project's directory, with no terminal on stdin.
     pub fn provision(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("provision").expect("the provision binary is built");
@@ -56,7 +72,7 @@ impl Project {
             .env_remove("PROVISION_SPEC")
             // Lock files too: without a runtime directory they go under the state directory.
             .env_remove("XDG_RUNTIME_DIR")
-            .env("XDG_STATE_HOME", self.path().join(".state"))
+            .env("XDG_STATE_HOME", self.state_base())
             .env("NO_COLOR", "1");
         cmd
     }

@@ -7,4 +7,5 @@ pub mod engine;
 pub mod fixtures;
 pub mod harness;
 pub mod picture;
+pub mod secrets;
 pub mod stack;
