@@ -49,6 +49,33 @@ impl CertInfo {
     }
 }
 
+/// `doctor` warns when the certificate has fewer days left than this.
+pub const WARN_DAYS: i64 = 14;
+
+impl CertInfo {
+    /// One line for `status`: when it expires and for which names.
+    pub fn describe(&self, now: i64) -> String {
+        let until = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(self.not_after).unwrap_or(0));
+        let days = self.days_left(now);
+        format!(
+            "certificate: expires {} ({}), for {}",
+            humantime::format_rfc3339_seconds(until),
+            if days < 0 {
+                "expired".to_owned()
+            } else {
+                format!("{days} day{} left", if days == 1 { "" } else { "s" })
+            },
+            self.names.join(", ")
+        )
+    }
+}
+
+/// Seconds since the Unix epoch, now.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
 fn secret_name() -> SecretName {
     SECRET.parse().expect("a valid secret name")
 }
@@ -214,6 +241,19 @@ mod tests {
         );
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         assert!((395..=397).contains(&info.days_left(now)), "{info:?}");
+    }
+
+    #[test]
+    fn described_with_days_left() {
+        let info = CertInfo {
+            not_after: 86_400 * 20,
+            names: vec!["localhost".into()],
+        };
+        assert_eq!(
+            info.describe(86_400 * 5),
+            "certificate: expires 1970-01-21T00:00:00Z (15 days left), for localhost"
+        );
+        assert!(info.describe(86_400 * 21).contains("(expired)"));
     }
 
     #[test]

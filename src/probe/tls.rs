@@ -5,7 +5,7 @@
 //! The trust is process-wide, set when the endpoints of a plan with TLS are worked out
 //! ([`super::Endpoints::of`]), so that every agent (the probes', the load generator's) uses it.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
@@ -13,7 +13,7 @@ use secrecy::ExposeSecret as _;
 use crate::lb_tls;
 use crate::secrets::{SecretName, SecretStore};
 
-static TRUSTED: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+static TRUSTED: RwLock<Option<Arc<rustls::ClientConfig>>> = RwLock::new(None);
 
 /// A rustls configuration whose only root is the certificate in `pem`.
 pub fn config_trusting(pem: &str) -> anyhow::Result<Arc<rustls::ClientConfig>> {
@@ -35,15 +35,27 @@ pub fn trust_stack(project: &str) -> anyhow::Result<()> {
     let store = SecretStore::of(project)?;
     let name: SecretName = lb_tls::SECRET.parse().expect("a valid secret name");
     if let Some(value) = store.value(&name)? {
-        let _ = TRUSTED.set(config_trusting(value.expose_secret())?);
+        set_trust(config_trusting(value.expose_secret())?);
     }
     Ok(())
 }
 
+/// Every HTTPS agent made from now on in this process uses `config` (a test's own client, or
+/// [`trust_stack`]'s).
+pub fn set_trust(config: Arc<rustls::ClientConfig>) {
+    *TRUSTED
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(config);
+}
+
 /// `builder` with the stack's trust, when set.
 pub fn with_trust(builder: ureq::AgentBuilder) -> ureq::AgentBuilder {
-    match TRUSTED.get() {
-        Some(config) => builder.tls_config(config.clone()),
+    let trusted = TRUSTED
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    match trusted {
+        Some(config) => builder.tls_config(config),
         None => builder,
     }
 }
