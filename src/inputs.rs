@@ -525,6 +525,55 @@ mod tests {
     }
 
     #[test]
+    fn the_lb_certificate_goes_to_the_lb_alone_and_a_new_one_changes_its_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_base = tempfile::tempdir().unwrap();
+        let text = "project: p\nlb:\n  tls:\n    self_signed: true\n";
+        std::fs::write(dir.path().join("provision.yaml"), text).unwrap();
+        let rendered = dir.path().join("compose.yaml");
+        std::fs::write(
+            &rendered,
+            format!(
+                "{RENDERED}  lb:\n    labels:\n      org.provision.config: \"cfg\"\n      org.provision.restart-key: \"key\"\n"
+            ),
+        )
+        .unwrap();
+        let state = StateDir::under(state_base.path(), "p");
+        let deliver = |text: &str| {
+            std::fs::write(dir.path().join("provision.yaml"), text).unwrap();
+            let p = plan(text, dir.path());
+            let inputs = read(&p, &dir.path().join("provision.yaml")).unwrap();
+            let file = inputs
+                .deliver(&p, &state, Flavour::Compose, &rendered)
+                .unwrap()
+                .unwrap();
+            let yaml = std::fs::read_to_string(file).unwrap();
+            assert!(!yaml.contains("PRIVATE KEY"), "{yaml}");
+            serde_yaml::from_str::<serde_yaml::Value>(&yaml).unwrap()
+        };
+        let doc = deliver(text);
+        assert!(doc["services"]["web"].is_null(), "web untouched: {doc:?}");
+        let lb = &doc["services"]["lb"];
+        assert_eq!(lb["secrets"][0]["target"].as_str(), Some("lb.pem"));
+        let config = lb["labels"][CONFIG_LABEL].as_str().unwrap().to_owned();
+        let key = lb["labels"][RESTART_KEY_LABEL].as_str().unwrap().to_owned();
+        assert!(
+            config.starts_with("cfg+") && key.starts_with("key+"),
+            "{lb:?}"
+        );
+        let same = deliver(text);
+        assert_eq!(
+            same["services"]["lb"]["labels"][CONFIG_LABEL].as_str(),
+            Some(config.as_str())
+        );
+        let renamed =
+            deliver("project: p\nlb:\n  tls:\n    self_signed: true\n    names: [a.example]\n");
+        let lb = &renamed["services"]["lb"];
+        assert_ne!(lb["labels"][CONFIG_LABEL].as_str(), Some(config.as_str()));
+        assert_ne!(lb["labels"][RESTART_KEY_LABEL].as_str(), Some(key.as_str()));
+    }
+
+    #[test]
     fn env_file_problems_never_quote_a_value() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("app.env"), "OK=1\nPORT=hidden-value\n").unwrap();
