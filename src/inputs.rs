@@ -66,10 +66,14 @@ impl std::fmt::Debug for AppInputs {
     }
 }
 
-/// The start of the Swarm secret name of every version of the app's secrets
-/// (`SecretStore`'s `<project>_<store name>_<version>`, store names `web_...`).
-pub fn swarm_secret_prefix(project: &str) -> String {
-    format!("{project}_web_")
+/// The starts of the Swarm secret names of every version of the secrets apply delivers
+/// (`SecretStore`'s `<project>_<store name>_<version>`): the app's (store names `web_...`) and
+/// the lb's certificate.
+pub fn swarm_secret_prefixes(project: &str) -> [String; 2] {
+    [
+        format!("{project}_web_"),
+        format!("{project}_{}_", lb_tls::SECRET),
+    ]
 }
 
 /// The store's name of the app's secret `name` (`API_KEY` → `web_api_key`).
