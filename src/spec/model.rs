@@ -402,7 +402,9 @@ pub struct LoadBalancer {
     pub consul_template_version: Version,
     /// Memory limit of the container; HAProxy's global `maxconn` is sized from it.
     pub memory: Memory,
-    /// HTTPS on the lb; off without this block.
+    /// HTTPS on the lb; off without this block (its default is "absent", so the example shows
+    /// it commented out).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Tls>,
 }
 

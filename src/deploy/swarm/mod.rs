@@ -155,7 +155,9 @@ impl<'a> Swarm<'a> {
         let prefixes = crate::inputs::swarm_secret_prefixes(&self.plan.project);
         let mut removed = 0;
         for name in listed.lines().map(str::trim) {
-            if !prefixes.iter().any(|p| name.starts_with(p.as_str())) || current.iter().any(|c| c == name) {
+            if !prefixes.iter().any(|p| name.starts_with(p.as_str()))
+                || current.iter().any(|c| c == name)
+            {
                 continue;
             }
             let out = self
