@@ -115,6 +115,19 @@ impl ServerCertVerifier for StackCerts {
     }
 }
 
+/// The first object in `value` (depth first) that `wanted` accepts.
+fn find_object<'v>(
+    value: &'v serde_json::Value,
+    wanted: &dyn Fn(&serde_json::Map<String, serde_json::Value>) -> bool,
+) -> Option<&'v serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) if wanted(map) => Some(value),
+        serde_json::Value::Object(map) => map.values().find_map(|v| find_object(v, wanted)),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_object(v, wanted)),
+        _ => None,
+    }
+}
+
 /// The end-entity certificate the lb serves now.
 fn served_der(config: Arc<rustls::ClientConfig>) -> Vec<u8> {
     use std::io::Write as _;
@@ -153,16 +166,19 @@ fn e2e_tls_verify_redirect_and_certificate_swap() {
     );
 
     stack.step("provision verify --load 100 over HTTPS");
-    let verified = project.run(&["verify", "--load", "100"], &[], VERIFY_TIMEOUT);
+    let verified = project.run(&["verify", "--load", "100", "--json"], &[], VERIFY_TIMEOUT);
     verified.expect_success();
-    let said = verified.all_output();
-    assert!(
-        said.contains(&format!("https://127.0.0.1:{TLS}/")),
-        "{said}"
-    );
-    assert!(
-        said.contains(" 0 failed") || said.contains("0 failed"),
-        "{said}"
+    let answer: serde_json::Value = serde_json::from_str(&verified.stdout).expect("verify's JSON");
+    let url = format!("https://127.0.0.1:{TLS}/");
+    let load = find_object(&answer, &|o| {
+        o.get("url").and_then(|u| u.as_str()) == Some(url.as_str())
+    })
+    .unwrap_or_else(|| panic!("no load report for {url}\n{verified}"));
+    assert_eq!(load["failed"], 0, "{load:#}");
+    assert!(load["sent"].as_u64().unwrap_or(0) > 0, "{load:#}");
+    eprintln!(
+        "verify --load 100 over HTTPS: {} sent, {} failed",
+        load["sent"], load["failed"]
     );
 
     stack.step("plain HTTP answers 301 to https");
