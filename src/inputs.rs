@@ -22,10 +22,12 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::docker::CONFIG_LABEL;
+use crate::docker::{CONFIG_LABEL, RESTART_KEY_LABEL};
+use crate::lb_tls::{self, Certificate};
 use crate::secrets::{Deliveries, Flavour, SecretName, SecretStore, SecretValue};
 use crate::spec::inputs::RESERVED;
 use crate::spec::plan::{PlanSecretSource, PlanWeb};
+use crate::spec::stack::Service;
 use crate::spec::{self, Plan};
 use crate::state::StateDir;
 
@@ -49,6 +51,8 @@ pub struct AppInputs {
     secrets: Vec<(String, SecretValue)>,
     /// The env file's variables, in its order.
     env: Vec<(String, String)>,
+    /// The lb's HTTPS certificate (`lb.tls`), for the lb service.
+    tls: Option<Certificate>,
 }
 
 impl std::fmt::Debug for AppInputs {
@@ -57,14 +61,19 @@ impl std::fmt::Debug for AppInputs {
         f.debug_struct("AppInputs")
             .field("secrets", &names)
             .field("env", &self.env.len())
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
 
-/// The start of the Swarm secret name of every version of the app's secrets
-/// (`SecretStore`'s `<project>_<store name>_<version>`, store names `web_...`).
-pub fn swarm_secret_prefix(project: &str) -> String {
-    format!("{project}_web_")
+/// The starts of the Swarm secret names of every version of the secrets apply delivers
+/// (`SecretStore`'s `<project>_<store name>_<version>`): the app's (store names `web_...`) and
+/// the lb's certificate.
+pub fn swarm_secret_prefixes(project: &str) -> [String; 2] {
+    [
+        format!("{project}_web_"),
+        format!("{project}_{}_", lb_tls::SECRET),
+    ]
 }
 
 /// The store's name of the app's secret `name` (`API_KEY` → `web_api_key`).
@@ -141,7 +150,11 @@ pub fn read(plan: &Plan, spec_path: &Path) -> anyhow::Result<AppInputs> {
             read_env_file(base, file, web).map_err(|why| problem("web.env_file".to_owned(), why))?
         }
     };
-    Ok(AppInputs { secrets, env })
+    let tls = match &plan.lb.tls {
+        None => None,
+        Some(tls) => Some(lb_tls::read(tls, spec_path)?),
+    };
+    Ok(AppInputs { secrets, env, tls })
 }
 
 /// The variables of the dotenv file `file`, with their names checked like `web.env`'s. Messages
@@ -213,7 +226,7 @@ fn redact(err: &dotenvy::Error) -> String {
 
 impl AppInputs {
     pub fn is_empty(&self) -> bool {
-        self.secrets.is_empty() && self.env.is_empty()
+        self.secrets.is_empty() && self.env.is_empty() && self.tls.is_none()
     }
 
     /// One line for apply's notes: names and counts only.
@@ -255,6 +268,9 @@ impl AppInputs {
             let stored = store.put(&store_name(app_name)?, value)?;
             deliveries.add(&plan.web.service, stored, app_name.clone());
         }
+        if let Some(cert) = &self.tls {
+            deliveries.add(Service::Lb.name(), cert.store(&store)?, lb_tls::TARGET);
+        }
         let rendered_text = std::fs::read_to_string(rendered)
             .with_context(|| format!("reading {}", rendered.display()))?;
         let text = override_text(plan, &deliveries, &self.env, flavour, &rendered_text)?;
@@ -295,6 +311,51 @@ fn override_text(
         }
     }
     let rendered: Value = serde_yaml::from_str(rendered).context("reading the rendered file")?;
+    if deliveries.versions_of(web).is_some() || !env.is_empty() {
+        web_inputs(&mut doc, plan, deliveries, env, flavour, &rendered)?;
+    }
+    if flavour == Flavour::Compose {
+        if let Some(versions) = deliveries.versions_of(Service::Lb.name()) {
+            // A new certificate changes the lb's definition for apply's change detection, and
+            // its restart key too: the lb is recreated with the new file, not reloaded in place
+            // (a reload keeps the container and its mounted secret).
+            let hex = short_digest(&versions);
+            let rendered_lb = &rendered["services"][Service::Lb.name()]["labels"];
+            let lb = services_entry(&mut doc, Service::Lb.name())?;
+            let labels = lb
+                .entry("labels".into())
+                .or_insert_with(|| Value::Mapping(Mapping::new()))
+                .as_mapping_mut()
+                .context("labels is a mapping")?;
+            for label in [CONFIG_LABEL, RESTART_KEY_LABEL] {
+                if let Some(value) = rendered_lb[label].as_str() {
+                    labels.insert(label.into(), format!("{value}+{hex}").into());
+                }
+            }
+        }
+    }
+    if let Some(version) = rendered.get("version") {
+        // `docker stack deploy` wants every file of one version.
+        doc.insert("version".into(), version.clone());
+    }
+    let body = serde_yaml::to_string(&Value::Mapping(doc)).context("writing the override")?;
+    Ok(format!(
+        "# Written by provision for this machine: web's env file and secrets (by path, never by\n\
+         # value). Passed to docker after generated/'s file. Do not commit or edit.\n{body}"
+    ))
+}
+
+/// Web's part of the override: its environment and (Compose) its extended config label.
+fn web_inputs(
+    doc: &mut serde_yaml::Mapping,
+    plan: &Plan,
+    deliveries: &Deliveries,
+    env: &[(String, String)],
+    flavour: Flavour,
+    rendered: &serde_yaml::Value,
+) -> anyhow::Result<()> {
+    use serde_yaml::{Mapping, Value};
+    let web = plan.web.service.as_str();
     let rendered_web = &rendered["services"][web];
     let mut digest = Sha256::new();
     digest.update(deliveries.versions_of(web).unwrap_or_default());
@@ -333,15 +394,32 @@ fn override_text(
             .context("labels is a mapping")?;
         labels.insert(CONFIG_LABEL.into(), format!("{config}+{hex}").into());
     }
-    if let Some(version) = rendered.get("version") {
-        // `docker stack deploy` wants every file of one version.
-        doc.insert("version".into(), version.clone());
-    }
-    let body = serde_yaml::to_string(&Value::Mapping(doc)).context("writing the override")?;
-    Ok(format!(
-        "# Written by provision for this machine: web's env file and secrets (by path, never by\n\
-         # value). Passed to docker after generated/'s file. Do not commit or edit.\n{body}"
-    ))
+    Ok(())
+}
+
+/// The first 6 bytes of the SHA-256 of `text`, in hex.
+fn short_digest(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The mapping of `service` under the override's `services`, created empty if absent.
+fn services_entry<'d>(
+    doc: &'d mut serde_yaml::Mapping,
+    service: &str,
+) -> anyhow::Result<&'d mut serde_yaml::Mapping> {
+    use serde_yaml::{Mapping, Value};
+    doc.entry("services".into())
+        .or_insert_with(|| Value::Mapping(Mapping::new()))
+        .as_mapping_mut()
+        .context("services is a mapping")?
+        .entry(service.into())
+        .or_insert_with(|| Value::Mapping(Mapping::new()))
+        .as_mapping_mut()
+        .context("a service is a mapping")
 }
 
 /// Reads the inputs of `plan` and, unless `dry_run`, delivers them for `flavour`. In a dry run
@@ -458,6 +536,55 @@ mod tests {
             doc["services"]["web"]["labels"][CONFIG_LABEL].as_str(),
             Some(label.as_str())
         );
+    }
+
+    #[test]
+    fn the_lb_certificate_goes_to_the_lb_alone_and_a_new_one_changes_its_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_base = tempfile::tempdir().unwrap();
+        let text = "project: p\nlb:\n  tls:\n    self_signed: true\n";
+        std::fs::write(dir.path().join("provision.yaml"), text).unwrap();
+        let rendered = dir.path().join("compose.yaml");
+        std::fs::write(
+            &rendered,
+            format!(
+                "{RENDERED}  lb:\n    labels:\n      org.provision.config: \"cfg\"\n      org.provision.restart-key: \"key\"\n"
+            ),
+        )
+        .unwrap();
+        let state = StateDir::under(state_base.path(), "p");
+        let deliver = |text: &str| {
+            std::fs::write(dir.path().join("provision.yaml"), text).unwrap();
+            let p = plan(text, dir.path());
+            let inputs = read(&p, &dir.path().join("provision.yaml")).unwrap();
+            let file = inputs
+                .deliver(&p, &state, Flavour::Compose, &rendered)
+                .unwrap()
+                .unwrap();
+            let yaml = std::fs::read_to_string(file).unwrap();
+            assert!(!yaml.contains("PRIVATE KEY"), "{yaml}");
+            serde_yaml::from_str::<serde_yaml::Value>(&yaml).unwrap()
+        };
+        let doc = deliver(text);
+        assert!(doc["services"]["web"].is_null(), "web untouched: {doc:?}");
+        let lb = &doc["services"]["lb"];
+        assert_eq!(lb["secrets"][0]["target"].as_str(), Some("lb.pem"));
+        let config = lb["labels"][CONFIG_LABEL].as_str().unwrap().to_owned();
+        let key = lb["labels"][RESTART_KEY_LABEL].as_str().unwrap().to_owned();
+        assert!(
+            config.starts_with("cfg+") && key.starts_with("key+"),
+            "{lb:?}"
+        );
+        let same = deliver(text);
+        assert_eq!(
+            same["services"]["lb"]["labels"][CONFIG_LABEL].as_str(),
+            Some(config.as_str())
+        );
+        let renamed =
+            deliver("project: p\nlb:\n  tls:\n    self_signed: true\n    names: [a.example]\n");
+        let lb = &renamed["services"]["lb"];
+        assert_ne!(lb["labels"][CONFIG_LABEL].as_str(), Some(config.as_str()));
+        assert_ne!(lb["labels"][RESTART_KEY_LABEL].as_str(), Some(key.as_str()));
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod error;
 pub mod images;
 pub mod inputs;
 pub mod json;
+pub mod lb_tls;
 pub mod lock;
 pub mod picture;
 pub mod poll;

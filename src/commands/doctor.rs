@@ -49,6 +49,7 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
             let needs = preflight::image_needs(&plan, config.as_ref());
             pre.findings
                 .extend(preflight::check_images(&docker, &needs, config.is_some()));
+            pre.findings.extend(certificate_finding(&plan));
             spec_note = Some(global.spec.display().to_string());
         } else {
             pre.findings.extend(registry_finding(&docker));
@@ -92,6 +93,38 @@ pub fn run(global: &Global, args: DoctorArgs) -> anyhow::Result<ExitStatus> {
         return Ok(ExitStatus::Failure);
     }
     Ok(ExitStatus::Success)
+}
+
+/// The lb's certificate (`lb.tls`), once apply has stored one: a warning when it expires in
+/// fewer than `lb_tls::WARN_DAYS` days.
+fn certificate_finding(plan: &crate::spec::Plan) -> Option<Finding> {
+    plan.lb.tls.as_ref()?;
+    let finding = |status, detail: String, fix: Option<&str>| Finding {
+        check: "certificate".into(),
+        status,
+        detail,
+        fix: fix.map(str::to_owned),
+    };
+    Some(match crate::lb_tls::stored_info(&plan.project) {
+        Ok(None) => return None,
+        Ok(Some(info)) => {
+            let now = crate::lb_tls::now();
+            if info.days_left(now) < crate::lb_tls::WARN_DAYS {
+                finding(
+                    Status::Warn,
+                    info.describe(now),
+                    Some("renew it: replace lb.tls.cert/key, or change lb.tls.names for a new self-signed one, then `provision apply`"),
+                )
+            } else {
+                finding(Status::Ok, info.describe(now), None)
+            }
+        }
+        Err(err) => finding(
+            Status::Warn,
+            format!("the lb's certificate cannot be read: {err:#}"),
+            None,
+        ),
+    })
 }
 
 /// Before there is a spec: can the default images be pulled at all? When Docker Hub does not

@@ -219,6 +219,14 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
         ))?;
     } else {
         printer.stdout().text(&to_text(&status, &details))?;
+        if plan.lb.tls.is_some() {
+            let line = match crate::lb_tls::stored_info(&plan.project) {
+                Ok(Some(info)) => info.describe(crate::lb_tls::now()),
+                Ok(None) => "certificate: none stored yet (run `provision apply`)".to_owned(),
+                Err(err) => format!("certificate: cannot be read: {err:#}"),
+            };
+            printer.stdout().line(line)?;
+        }
     }
     Ok(ExitStatus::Success)
 }

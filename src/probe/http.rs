@@ -15,7 +15,7 @@ const ERROR_SAMPLES: usize = 5;
 pub const ERRORS_IN_A_ROW: u32 = 5;
 
 fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::AgentBuilder::new()
+    super::tls::with_trust(ureq::AgentBuilder::new())
         .timeout_connect(Duration::from_secs(2))
         .timeout(timeout)
         // A new connection per request, so the load balancer chooses a server for each one.

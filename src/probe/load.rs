@@ -158,7 +158,7 @@ pub fn start(options: LoadOptions) -> anyhow::Result<Load> {
     if options.max_workers == 0 {
         return Err(UsageError("load needs at least one worker".into()).into());
     }
-    let agent = ureq::AgentBuilder::new()
+    let agent = super::tls::with_trust(ureq::AgentBuilder::new())
         // One deadline covers connect, send and receive; ureq sets the socket timeouts to
         // what is left of it before every read and write.
         .timeout(options.timeout)

@@ -10,6 +10,7 @@ pub mod load;
 pub mod measure;
 pub mod registry;
 pub mod stats;
+pub mod tls;
 pub mod up_watch;
 
 use crate::spec::Plan;
@@ -31,8 +32,18 @@ impl Endpoints {
     pub fn of(plan: &Plan) -> Self {
         // 127.0.0.1, not localhost: the admin ports are published on 127.0.0.1 only, and
         // `localhost` may resolve to ::1 first.
+        let lb = match &plan.lb.tls {
+            None => format!("http://127.0.0.1:{}/", plan.lb.port),
+            Some(tls) => {
+                // HTTPS when the lb has it (plain HTTP may answer only with a redirect). A
+                // certificate that cannot be read leaves nothing trusted: the probes then fail
+                // on the certificate, which is what verify reports.
+                let _ = tls::trust_stack(&plan.project);
+                format!("https://127.0.0.1:{}/", tls.port)
+            }
+        };
         Endpoints {
-            lb: format!("http://127.0.0.1:{}/", plan.lb.port),
+            lb,
             stats_csv: format!("http://127.0.0.1:{}/stats;csv", plan.lb.stats_port),
             stats_page: format!(
                 "http://127.0.0.1:{}/stats (user provision, password: the secret \

@@ -12,6 +12,7 @@ mod parse;
 pub mod plan;
 pub mod rules;
 pub mod stack;
+mod tls;
 mod validate;
 
 use std::fmt;

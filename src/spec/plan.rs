@@ -159,4 +159,28 @@ pub struct PlanLb {
     pub memory: String,
     /// HAProxy's global `maxconn`, sized from the memory limit (`spec::memory`).
     pub maxconn: u64,
+    /// HTTPS on the lb, when on.
+    pub tls: Option<PlanTls>,
+}
+
+/// HTTPS on the lb.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanTls {
+    pub source: TlsSource,
+    /// Host (and container) port of HTTPS.
+    pub port: u16,
+    /// Plain HTTP answers 301 to HTTPS.
+    pub redirect: bool,
+    /// `Strict-Transport-Security` max-age in seconds.
+    pub hsts: Option<u32>,
+}
+
+/// Where the lb's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TlsSource {
+    /// Generated once by provision, valid for localhost, 127.0.0.1 and `names`.
+    SelfSigned { names: Vec<String> },
+    /// PEM files beside the spec, read at apply.
+    Files { cert: String, key: String },
 }

@@ -151,6 +151,25 @@ pub fn spec_file(value: &str) -> Result<(), String> {
     }
 }
 
+/// A DNS name (RFC 1123 labels, optionally a leading `*.` wildcard) for a certificate's names.
+pub fn dns_name(value: &str) -> Result<(), String> {
+    let bare = value.strip_prefix("*.").unwrap_or(value);
+    let label_ok = |label: &str| {
+        !label.is_empty()
+            && label.len() <= 63
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && all_chars(label, |c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if value.len() <= 253 && bare.split('.').all(label_ok) {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid DNS name {value:?}: expected labels of letters, digits and `-` separated by `.`"
+        ))
+    }
+}
+
 /// An environment variable's name as POSIX shells and Compose accept it.
 pub fn env_name(value: &str) -> Result<(), String> {
     let ok = !value.is_empty()

@@ -9,6 +9,7 @@ use super::plan::{
     PlanSecret, PlanSecretSource, PlanWeb, SwarmTarget, Target,
 };
 use super::rules;
+use super::tls;
 
 /// One broken rule: the dotted field path and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +69,9 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     }
     // Host ports must not collide with each other.
     let mut host_ports = vec![("lb.port", lb.port), ("lb.stats_port", lb.stats_port)];
+    if let Some(tls) = &lb.tls {
+        host_ports.push(("lb.tls.port", tls.port));
+    }
     if spec.discovery.uses_consul() {
         host_ports.push(("consul.http_port", spec.consul.http_port));
     }
@@ -178,6 +182,12 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
             &["target.kind"],
             "a swarm target needs the registry every node pulls the built images from, such as `registry: 127.0.0.1:5000`".into(),
         );
+    }
+
+    if let Some(tls) = &lb.tls {
+        for (field, message) in tls::problems(tls, base_dir) {
+            violation(field, &[], message);
+        }
     }
 
     violations.extend(collisions);
@@ -299,6 +309,7 @@ fn plan_of(spec: &Spec) -> Plan {
             consul_template_version: lb.consul_template_version.to_string(),
             memory: lb.memory.to_string(),
             maxconn: lb.memory.haproxy_maxconn(),
+            tls: lb.tls.as_ref().map(tls::plan),
         },
         deploy: PlanDeploy {
             max_error_rate: spec.deploy.max_error_rate,

@@ -17,6 +17,7 @@ mod e2e_releases;
 mod e2e_rolling;
 mod e2e_swarm;
 mod e2e_swarm_nodes;
+mod e2e_tls;
 mod figures;
 mod init_tty;
 mod json_schema;

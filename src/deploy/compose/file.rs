@@ -41,15 +41,20 @@ pub fn read_file_services(compose: &Compose<'_>) -> anyhow::Result<BTreeMap<Stri
     Ok(services)
 }
 
-/// Takes the `org.provision.config` labels an override file sets over the rendered ones.
+/// Takes the `org.provision.config` and restart-key labels an override file sets over the
+/// rendered ones (the lb's carry its certificate's version, see `crate::inputs`).
 fn overlay_config_labels(
     services: &mut BTreeMap<String, FileService>,
     override_text: &str,
 ) -> anyhow::Result<()> {
     let doc: serde_yaml::Value = serde_yaml::from_str(override_text)?;
     for (name, service) in services.iter_mut() {
-        if let Some(label) = doc["services"][name.as_str()]["labels"][CONFIG_LABEL].as_str() {
+        let labels = &doc["services"][name.as_str()]["labels"];
+        if let Some(label) = labels[CONFIG_LABEL].as_str() {
             service.config = label.to_owned();
+        }
+        if let Some(key) = labels[RESTART_KEY_LABEL].as_str() {
+            service.restart_key = Some(key.to_owned());
         }
     }
     Ok(())

@@ -174,10 +174,12 @@ impl<'a> Swarm<'a> {
             )
             .timeout(Duration::from_secs(30))
             .output()?;
-        let prefix = crate::inputs::swarm_secret_prefix(&self.plan.project);
+        let prefixes = crate::inputs::swarm_secret_prefixes(&self.plan.project);
         let mut removed = 0;
         for name in listed.lines().map(str::trim) {
-            if !name.starts_with(&prefix) || current.iter().any(|c| c == name) {
+            if !prefixes.iter().any(|p| name.starts_with(p.as_str()))
+                || current.iter().any(|c| c == name)
+            {
                 continue;
             }
             let out = self
