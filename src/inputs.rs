@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::docker::{CONFIG_LABEL, RESTART_KEY_LABEL};
+use crate::docker::CONFIG_LABEL;
 use crate::lb_tls::{self, Certificate};
 use crate::secrets::{Deliveries, Flavour, SecretName, SecretStore, SecretValue};
 use crate::spec::inputs::RESERVED;
@@ -305,8 +305,14 @@ fn override_text(
     // carried by the digest in web's configuration label below instead.
     if let Some(Value::Mapping(services)) = doc.get_mut("services") {
         for (_, service) in services.iter_mut() {
+            let Value::Mapping(service) = service else {
+                continue;
+            };
             if let Some(Value::Mapping(labels)) = service.get_mut("labels") {
                 labels.remove(crate::secrets::VERSIONS_LABEL);
+                if labels.is_empty() {
+                    service.remove("labels");
+                }
             }
         }
     }
@@ -314,26 +320,9 @@ fn override_text(
     if deliveries.versions_of(web).is_some() || !env.is_empty() {
         web_inputs(&mut doc, plan, deliveries, env, flavour, &rendered)?;
     }
-    if flavour == Flavour::Compose {
-        if let Some(versions) = deliveries.versions_of(Service::Lb.name()) {
-            // A new certificate changes the lb's definition for apply's change detection, and
-            // its restart key too: the lb is recreated with the new file, not reloaded in place
-            // (a reload keeps the container and its mounted secret).
-            let hex = short_digest(&versions);
-            let rendered_lb = &rendered["services"][Service::Lb.name()]["labels"];
-            let lb = services_entry(&mut doc, Service::Lb.name())?;
-            let labels = lb
-                .entry("labels".into())
-                .or_insert_with(|| Value::Mapping(Mapping::new()))
-                .as_mapping_mut()
-                .context("labels is a mapping")?;
-            for label in [CONFIG_LABEL, RESTART_KEY_LABEL] {
-                if let Some(value) = rendered_lb[label].as_str() {
-                    labels.insert(label.into(), format!("{value}+{hex}").into());
-                }
-            }
-        }
-    }
+    // A new certificate for the lb does not change the lb's definition (Compose): a running lb
+    // gets it in place through HAProxy's runtime API (`deploy::certificate`), and a new
+    // container copies it from its secret when it starts.
     if let Some(version) = rendered.get("version") {
         // `docker stack deploy` wants every file of one version.
         doc.insert("version".into(), version.clone());
@@ -395,31 +384,6 @@ fn web_inputs(
         labels.insert(CONFIG_LABEL.into(), format!("{config}+{hex}").into());
     }
     Ok(())
-}
-
-/// The first 6 bytes of the SHA-256 of `text`, in hex.
-fn short_digest(text: &str) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The mapping of `service` under the override's `services`, created empty if absent.
-fn services_entry<'d>(
-    doc: &'d mut serde_yaml::Mapping,
-    service: &str,
-) -> anyhow::Result<&'d mut serde_yaml::Mapping> {
-    use serde_yaml::{Mapping, Value};
-    doc.entry("services".into())
-        .or_insert_with(|| Value::Mapping(Mapping::new()))
-        .as_mapping_mut()
-        .context("services is a mapping")?
-        .entry(service.into())
-        .or_insert_with(|| Value::Mapping(Mapping::new()))
-        .as_mapping_mut()
-        .context("a service is a mapping")
 }
 
 /// Reads the inputs of `plan` and, unless `dry_run`, delivers them for `flavour`. In a dry run
@@ -539,7 +503,7 @@ mod tests {
     }
 
     #[test]
-    fn the_lb_certificate_goes_to_the_lb_alone_and_a_new_one_changes_its_labels() {
+    fn the_lb_certificate_goes_to_the_lb_alone_and_a_new_one_is_a_new_secret_version() {
         let dir = tempfile::tempdir().unwrap();
         let state_base = tempfile::tempdir().unwrap();
         let text = "project: p\nlb:\n  tls:\n    self_signed: true\n";
@@ -569,22 +533,25 @@ mod tests {
         assert!(doc["services"]["web"].is_null(), "web untouched: {doc:?}");
         let lb = &doc["services"]["lb"];
         assert_eq!(lb["secrets"][0]["target"].as_str(), Some("lb.pem"));
-        let config = lb["labels"][CONFIG_LABEL].as_str().unwrap().to_owned();
-        let key = lb["labels"][RESTART_KEY_LABEL].as_str().unwrap().to_owned();
-        assert!(
-            config.starts_with("cfg+") && key.starts_with("key+"),
-            "{lb:?}"
-        );
+        // The lb's definition is untouched: a new certificate reaches a running lb in place
+        // (deploy::certificate), not by recreating it.
+        assert!(lb["labels"].is_null(), "{lb:?}");
+        let name = doc["secrets"][lb_tls::SECRET]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let same = deliver(text);
         assert_eq!(
-            same["services"]["lb"]["labels"][CONFIG_LABEL].as_str(),
-            Some(config.as_str())
+            same["secrets"][lb_tls::SECRET]["name"].as_str(),
+            Some(name.as_str())
         );
         let renamed =
             deliver("project: p\nlb:\n  tls:\n    self_signed: true\n    names: [a.example]\n");
-        let lb = &renamed["services"]["lb"];
-        assert_ne!(lb["labels"][CONFIG_LABEL].as_str(), Some(config.as_str()));
-        assert_ne!(lb["labels"][RESTART_KEY_LABEL].as_str(), Some(key.as_str()));
+        assert_ne!(
+            renamed["secrets"][lb_tls::SECRET]["name"].as_str(),
+            Some(name.as_str()),
+            "a new certificate is a new secret version"
+        );
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-fn secret_name() -> SecretName {
+pub fn secret_name() -> SecretName {
     SECRET.parse().expect("a valid secret name")
 }
 
@@ -201,6 +201,36 @@ pub fn inspect(pem: &str) -> anyhow::Result<CertInfo> {
         not_after: cert.validity().not_after.timestamp(),
         names,
     })
+}
+
+/// The serial number of the first certificate of `pem`, as upper-case hex without leading
+/// zeros (how it is compared with what HAProxy serves, see `deploy::certificate`).
+pub fn serial(pem: &str) -> anyhow::Result<String> {
+    let der = first_certificate_der(pem)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der)
+        .map_err(|err| anyhow::anyhow!("not an X.509 certificate: {err}"))?;
+    let hex: String = cert
+        .tbs_certificate
+        .raw_serial()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
+    Ok(normalise_serial(&hex))
+}
+
+/// A serial number's hex, upper case, without `:` separators or leading zeros.
+pub fn normalise_serial(hex: &str) -> String {
+    let digits: String = hex
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let trimmed = digits.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
 }
 
 /// The DER bytes of the first `CERTIFICATE` block of `pem`.

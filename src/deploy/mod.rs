@@ -6,6 +6,7 @@
 //! `Deployment`; only this file matches on the target.
 
 pub mod canary;
+pub mod certificate;
 pub mod compose;
 pub mod maintenance;
 pub mod reload;

@@ -33,6 +33,7 @@ use crate::deploy::Deployment;
 use crate::docker::preflight::{self, Engine, Preflight};
 use crate::docker::{Compose, Container, Docker};
 use crate::picture::Picture;
+use crate::probe::converge::lb_container;
 use crate::probe::http;
 use crate::probe::load::LoadOptions;
 use crate::probe::measure;
@@ -107,14 +108,38 @@ pub fn deploy_stack(
     if let (Deployment::Swarm(_), Some(_)) = (&deployment, args.canary) {
         return Err(UsageError(SWARM_CANARY.into()).into());
     }
-    match &deployment {
+    let status = match &deployment {
         Deployment::Compose(host) => {
-            apply(&deployment, &mut compose::Steps::new(host), args, recording)
+            apply(&deployment, &mut compose::Steps::new(host), args, recording)?
         }
         Deployment::Swarm(swarm) => {
-            apply(&deployment, &mut swarm::Steps::new(swarm), args, recording)
+            apply(&deployment, &mut swarm::Steps::new(swarm), args, recording)?
         }
+    };
+    if status == ExitStatus::Success && !args.dry_run {
+        swap_certificate(&deployment)?;
     }
+    Ok(status)
+}
+
+/// One host with HTTPS on: a running lb that serves another certificate than the stored one gets
+/// it in place (`deploy::certificate`). A new lb container already read it when it started.
+fn swap_certificate(deployment: &Deployment<'_>) -> anyhow::Result<()> {
+    let plan = deployment.plan();
+    if plan.lb.tls.is_none() || plan.swarm().is_some() {
+        return Ok(());
+    }
+    let docker = deployment.docker();
+    let Some(lb) = lb_container(&deployment.containers()?) else {
+        return Ok(());
+    };
+    if crate::deploy::certificate::swap_if_changed(docker, &plan.project, &lb)? {
+        docker.printer().note(
+            "lb: the new certificate is served, swapped in place through HAProxy's runtime API \
+             (no restart, open connections kept)",
+        );
+    }
+    Ok(())
 }
 
 /// Why `--canary` is refused on a Swarm.
