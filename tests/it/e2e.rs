@@ -646,7 +646,15 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
         "our own probe: hello from {hosts:?}; with the probe header HAProxy named {servers:?}"
     ));
 
-    attacks_are_refused(&stack, &project, PROJECT, &base, LB, 28904, &outputs[0]);
+    attacks_are_refused(
+        &stack,
+        &project,
+        PROJECT,
+        &base,
+        (LB, 28904),
+        &outputs[0],
+        &with_token,
+    );
 
     // A replica stopped by hand (a middle one, so that scaling to 1 keeps a running one).
     // (The secret change replaced the first replicas: numbers start higher than 1.)
@@ -698,9 +706,11 @@ fn attacks_are_refused(
     project: &Project,
     name: &str,
     image: &str,
-    lb_port: u16,
-    stats_port: u16,
+    // The lb's port and the stats page's.
+    (lb_port, stats_port): (u16, u16),
     applied: &crate::support::harness::Ran,
+    // What every apply of this spec needs in its environment (the app's secrets' variables).
+    apply_env: &[(&str, &str)],
 ) {
     let started = Instant::now();
     let stats = format!("http://127.0.0.1:{stats_port}/stats");
@@ -783,7 +793,7 @@ fn attacks_are_refused(
     project
         .run(&["secrets", "rotate", "probe_token"], &[], SHORT_TIMEOUT)
         .expect_success();
-    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    let ran = project.run(&["apply"], apply_env, APPLY_TIMEOUT);
     ran.expect_success();
     assert_no_secret_in(
         &project.state_base(),
