@@ -67,7 +67,8 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             options.header = Some(http::SERVER_HEADER.to_owned());
             options.request_header = Some((http::PROBE_HEADER.to_owned(), probe_token.clone()));
             let stats_csv = Some(endpoints.stats_csv.as_str()).filter(|url| !url.is_empty());
-            Some(measure::start(options, stats_csv, WEB_BACKEND)?)
+            let login = stack::stats_authorization(&plan.project)?;
+            Some(measure::start(options, stats_csv, WEB_BACKEND, login)?)
         }
         None => None,
     };

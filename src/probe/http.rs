@@ -29,7 +29,22 @@ fn agent(timeout: Duration) -> ureq::Agent {
 
 /// GET `url`, expecting 200 and a text body.
 pub fn get_text(url: &str, timeout: Duration) -> anyhow::Result<String> {
-    match agent(timeout).get(url).call() {
+    get_text_authorized(url, timeout, None)
+}
+
+/// [`get_text`] with an `Authorization` header (the stats page's login). The header's value is a
+/// secret: it is never part of an error.
+pub fn get_text_authorized(
+    url: &str,
+    timeout: Duration,
+    authorization: Option<&secrecy::SecretString>,
+) -> anyhow::Result<String> {
+    use secrecy::ExposeSecret as _;
+    let mut request = agent(timeout).get(url);
+    if let Some(value) = authorization {
+        request = request.set("Authorization", value.expose_secret());
+    }
+    match request.call() {
         Ok(response) => Ok(response.into_string()?),
         Err(ureq::Error::Status(code, response)) => {
             let body = response.into_string().unwrap_or_default();

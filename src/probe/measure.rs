@@ -31,11 +31,17 @@ pub fn start(
     options: LoadOptions,
     stats_csv: Option<&str>,
     backend: &str,
+    authorization: Option<secrecy::SecretString>,
 ) -> anyhow::Result<Measuring> {
     let recording = Recording::start();
     let load = load::start(options)?;
     let watch = match stats_csv {
-        Some(url) => Some(UpWatch::start(url, backend, load.started_at())?),
+        Some(url) => Some(UpWatch::start(
+            url,
+            backend,
+            load.started_at(),
+            authorization,
+        )?),
         None => None,
     };
     Ok(Measuring {

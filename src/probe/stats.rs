@@ -159,7 +159,16 @@ pub struct HiddenAddresses(pub String);
 
 /// The servers of `backend`, read from the stats page at `url`.
 pub fn fetch(url: &str, backend: &str) -> anyhow::Result<Vec<Server>> {
-    let text = super::http::get_text(url, Duration::from_secs(3))
+    fetch_authorized(url, backend, None)
+}
+
+/// [`fetch`] with the stats page's login (`secrets::stack::stats_authorization`).
+pub fn fetch_authorized(
+    url: &str,
+    backend: &str,
+    authorization: Option<&secrecy::SecretString>,
+) -> anyhow::Result<Vec<Server>> {
+    let text = super::http::get_text_authorized(url, Duration::from_secs(3), authorization)
         .with_context(|| format!("reading HAProxy's stats at {url}"))?;
     let mut servers =
         parse_csv(&text).with_context(|| format!("reading HAProxy's stats at {url}"))?;

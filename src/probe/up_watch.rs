@@ -48,7 +48,13 @@ pub struct UpWatch {
 
 impl UpWatch {
     /// Starts sampling; times are seconds after `origin`.
-    pub fn start(stats_csv: &str, backend: &str, origin: Instant) -> anyhow::Result<Self> {
+    /// `authorization` is the stats page's login, if it has one.
+    pub fn start(
+        stats_csv: &str,
+        backend: &str,
+        origin: Instant,
+        authorization: Option<secrecy::SecretString>,
+    ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let (url, backend, flag) = (stats_csv.to_owned(), backend.to_owned(), stop.clone());
         let thread = thread::Builder::new()
@@ -57,7 +63,7 @@ impl UpWatch {
                 let mut series = UpSeries::default();
                 loop {
                     let at_secs = origin.elapsed().as_secs_f64();
-                    match stats::fetch(&url, &backend) {
+                    match stats::fetch_authorized(&url, &backend, authorization.as_ref()) {
                         Ok(servers) => series.samples.push(count(&servers, at_secs)),
                         Err(err) => {
                             series.unread += 1;
@@ -128,7 +134,8 @@ mod tests {
     #[test]
     fn an_unreadable_page_is_counted_not_fatal() {
         // Port 9 (discard) on loopback: nothing listens, the read fails at once.
-        let watch = UpWatch::start("http://127.0.0.1:9/stats;csv", "web", Instant::now()).unwrap();
+        let watch =
+            UpWatch::start("http://127.0.0.1:9/stats;csv", "web", Instant::now(), None).unwrap();
         thread::sleep(Duration::from_millis(300));
         let series = watch.stop();
         assert!(series.samples.is_empty());

@@ -169,6 +169,19 @@ pub fn probe_token(project: &str, progress: &crate::printer::Printer) -> anyhow:
     }
 }
 
+/// The stats page's `Authorization` header value (user `provision`, the secret
+/// lb_stats_password), None when the stack has none stored yet.
+pub fn stats_authorization(project: &str) -> anyhow::Result<Option<secrecy::SecretString>> {
+    use base64::Engine as _;
+    use secrecy::ExposeSecret as _;
+    let store = SecretStore::of(project)?;
+    Ok(value(&store, LB_STATS_PASSWORD)?.map(|password| {
+        let login = base64::engine::general_purpose::STANDARD
+            .encode(format!("provision:{}", password.expose_secret().trim()));
+        secrecy::SecretString::from(format!("Basic {login}"))
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -105,7 +105,7 @@ fn a_verify_report_matches_its_schema() {
 fn a_verify_report_with_load_and_timeline_matches_its_schema() {
     let mut options = LoadOptions::new(answering_server(), 40.0);
     options.header = Some("X-Provision-Server".into());
-    let measuring = measure::start(options, None, "web").unwrap();
+    let measuring = measure::start(options, None, "web", None).unwrap();
     std::thread::sleep(Duration::from_millis(600));
     timeline::mark(EventKind::BatchStarted, "web 1 -> 2");
     std::thread::sleep(Duration::from_millis(700));

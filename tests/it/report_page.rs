@@ -17,7 +17,7 @@ use crate::support::picture::{answering_server, drawn, screenshot};
 fn a_report_page_of_a_real_load_opens_in_headless_chromium() {
     let mut options = LoadOptions::new(answering_server(), 50.0);
     options.header = Some("X-Provision-Server".into());
-    let measuring = measure::start(options, None, "web").unwrap();
+    let measuring = measure::start(options, None, "web", None).unwrap();
     std::thread::sleep(Duration::from_millis(1200));
     timeline::mark(EventKind::BatchStarted, "web 2 -> 4");
     std::thread::sleep(Duration::from_millis(1200));

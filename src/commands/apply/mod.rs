@@ -214,6 +214,7 @@ fn apply(
                 options,
                 Some(endpoints.stats_csv.as_str()).filter(|url| !url.is_empty()),
                 WEB_BACKEND,
+                secrets::stack::stats_authorization(&plan.project)?,
             )?)
         }
         _ => None,
