@@ -62,8 +62,9 @@ fn note(msg: impl AsRef<str>) {
     }
 }
 
-/// The manager to use, or None (after a skip line, or a panic where a swarm is required).
-fn swarm_host() -> Option<String> {
+/// The manager to use for `check`, or None (after a skip line, or a panic where a swarm is
+/// required). The node-loss test (e2e_swarm_nodes.rs) asks through it too.
+pub(crate) fn swarm_host_for(check: &str) -> Option<String> {
     let off = matches!(std::env::var("PROVISION_E2E").as_deref(), Ok("skip" | "0"));
     // Also rejects a misspelt PROVISION_E2E.
     every_check_required();
@@ -73,18 +74,18 @@ fn swarm_host() -> Option<String> {
         Ok(other) => panic!("PROVISION_SWARM={other}: expected `require` or unset"),
     };
     if off && !required {
-        report_skip(CHECK, "PROVISION_E2E=skip");
+        report_skip(check, "PROVISION_E2E=skip");
         return None;
     }
     match std::env::var("PROVISION_SWARM_DOCKER_HOST") {
         Ok(host) if !host.is_empty() => Some(host),
         _ if required => panic!(
-            "{CHECK} must run here (PROVISION_SWARM=require), but PROVISION_SWARM_DOCKER_HOST \
+            "{check} must run here (PROVISION_SWARM=require), but PROVISION_SWARM_DOCKER_HOST \
              is not set: run `.ci/swarm-rig.sh up` and `eval \"$(.ci/swarm-rig.sh env)\"`"
         ),
         _ => {
             report_skip(
-                CHECK,
+                check,
                 "PROVISION_SWARM_DOCKER_HOST is not set (`.ci/swarm-rig.sh up` builds a swarm)",
             );
             None
@@ -644,7 +645,9 @@ fn services_are_hardened(stack: &Stack) {
 }
 
 fn swarm_stack(discovery: &str, lb_port: u16) {
-    let Some(host) = swarm_host() else { return };
+    let Some(host) = swarm_host_for(CHECK) else {
+        return;
+    };
     // One stack test at a time, Compose's included: the swarm's nodes share this machine's engine
     // and its 2 cores. With a Compose stack test beside it, a CI run saw Swarm replace an old web
     // task during a rollback (probably its 2 s health check starved), which this test forbids.

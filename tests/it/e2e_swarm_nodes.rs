@@ -52,27 +52,6 @@ fn note(msg: impl AsRef<str>) {
     crate::support::engine::note(format!("[nodes] {}", msg.as_ref()));
 }
 
-fn swarm_host() -> Option<String> {
-    let off = matches!(std::env::var("PROVISION_E2E").as_deref(), Ok("skip" | "0"));
-    every_check_required();
-    let required = matches!(std::env::var("PROVISION_SWARM").as_deref(), Ok("require"));
-    if off && !required {
-        report_skip(CHECK, "PROVISION_E2E=skip");
-        return None;
-    }
-    match std::env::var("PROVISION_SWARM_DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => Some(host),
-        _ if required => panic!(
-            "{CHECK} must run here (PROVISION_SWARM=require), but PROVISION_SWARM_DOCKER_HOST \
-             is not set: run `.ci/swarm-rig.sh up` and `eval \"$(.ci/swarm-rig.sh env)\"`"
-        ),
-        _ => {
-            report_skip(CHECK, "PROVISION_SWARM_DOCKER_HOST is not set");
-            None
-        }
-    }
-}
-
 /// docker against the manager.
 fn manager(host: &str, args: &[&str]) -> Ran {
     let mut cmd = assert_cmd::Command::new("docker");
@@ -388,7 +367,9 @@ fn kill(node: &str) -> Instant {
 #[test]
 #[ignore = "drain step timed out in CI after the security merges; issue 20 is open"]
 fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
-    let Some(host) = swarm_host() else { return };
+    let Some(host) = crate::e2e_swarm::swarm_host_for(CHECK) else {
+        return;
+    };
     let _engine = crate::support::engine::engine_lock();
     // `.ci/swarm-rig.sh up` makes 2 nodes on a machine with less than 3 GiB of free memory:
     // too few to lose one and keep an lb and web on two others.
