@@ -29,7 +29,7 @@ use provision::probe::load::{self, LoadOptions, LoadReport};
 use serde_json::Value;
 
 use crate::support::deploys::load_line;
-use crate::support::harness::{every_check_required, report_skip, Project, Ran};
+use crate::support::harness::{report_skip, Project, Ran};
 
 const CHECK: &str = "a Swarm stack losing a node on a real swarm";
 const TIMEOUT: Duration = Duration::from_secs(400);
