@@ -8,6 +8,9 @@
 
 consul {
   address = "consul:8500"
+  # consul has ACLs (default deny): the stack's reader token, a secret file
+  # (config/consul.go, `token_file`, hashicorp/consul-template v0.42.1).
+  token_file = "/run/secrets/consul_reader_token"
   retry {
     enabled  = true
     attempts = 0 # keep trying while consul restarts

@@ -14,6 +14,7 @@ use minijinja::{Error, ErrorKind};
 /// Registers every filter on `env`.
 pub fn register(env: &mut minijinja::Environment<'static>) {
     env.add_filter("yaml", yaml);
+    env.add_filter("yaml_block", yaml_block);
     env.add_filter("json", json);
     env.add_filter("py", py);
     env.add_filter("haproxy", haproxy);
@@ -99,6 +100,31 @@ pub fn yaml(value: &Value) -> Result<Value, Error> {
     Ok(Value::from_safe_string(
         to_json("yaml", value)?.replace('$', "$$"),
     ))
+}
+
+/// A multi-line string (a script carried in a Compose or stack file) as a YAML literal block
+/// scalar: `|`, then every line indented by `indent` spaces, so that no line can end the block,
+/// and `$` doubled as in [`yaml`]. A first line that starts with a space or tab is refused: YAML
+/// would take its indentation for the block's.
+pub fn yaml_block(value: &Value, indent: usize) -> Result<Value, Error> {
+    let text = scalar_text("yaml_block", value)?;
+    if text.starts_with([' ', '\t']) {
+        return Err(refuse(
+            "yaml_block",
+            value,
+            "text whose first line starts with neither a space nor a tab",
+        ));
+    }
+    let pad = " ".repeat(indent);
+    let mut out = String::from("|");
+    for line in text.replace('$', "$$").lines() {
+        out.push('\n');
+        if !line.is_empty() {
+            out.push_str(&pad);
+            out.push_str(line);
+        }
+    }
+    Ok(Value::from_safe_string(out))
 }
 
 /// JSON, for Dockerfile exec-form arrays (`CMD ["a", "b"]`) and JSON files.
@@ -249,6 +275,20 @@ mod tests {
         assert_eq!(out(yaml(&s("${HOME}"))), r#""$${HOME}""#);
         assert_eq!(out(yaml(&s("a$b$$c"))), r#""a$$b$$$$c""#);
         assert_eq!(out(yaml(&s("no dollar"))), r#""no dollar""#);
+    }
+
+    #[test]
+    fn yaml_block_keeps_every_line_inside_the_block() {
+        let script = "#!/bin/sh\necho \"$HOME\"\n\nkey: value\n- item\n";
+        let doc = format!("a:\n  - {}\n  - next\n", out(yaml_block(&s(script), 4)));
+        let parsed: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
+        assert_eq!(
+            parsed["a"][0].as_str().unwrap(),
+            script.replace('$', "$$"),
+            "{doc}"
+        );
+        assert_eq!(parsed["a"][1].as_str(), Some("next"));
+        assert!(yaml_block(&s(" indented first line"), 4).is_err());
     }
 
     #[test]

@@ -336,7 +336,7 @@ lb:
   # consul_template_version: {ct_version}
 
 # consul:
-#   http_port: 8500         # consul HTTP API and UI, published on 127.0.0.1 only
+#   http_port: 8500         # publish consul's HTTP API and UI on 127.0.0.1 (ACLs apply); unpublished if left out
 #   datacenter: dc1
 
 # redis:

@@ -4,7 +4,7 @@
 
 use crate::cli::{SecretsAction, SecretsArgs};
 use crate::commands::Global;
-use crate::secrets::stack::{self, StackSecret, STACK_SECRETS};
+use crate::secrets::stack::{self, StackSecret};
 use crate::secrets::SecretStore;
 use crate::{spec, ExitStatus, UsageError};
 
@@ -15,7 +15,7 @@ pub fn run(global: &Global, args: SecretsArgs) -> anyhow::Result<ExitStatus> {
     match args.action {
         SecretsAction::List => {
             let mut lines = Vec::new();
-            for secret in STACK_SECRETS {
+            for secret in StackSecret::of(&plan) {
                 let version = store
                     .get(&secret.secret_name())?
                     .map(|s| s.version)
@@ -24,7 +24,12 @@ pub fn run(global: &Global, args: SecretsArgs) -> anyhow::Result<ExitStatus> {
                     "{:<20} {:<26} read by {}",
                     secret.name,
                     version,
-                    secret.readers.join(", ")
+                    secret
+                        .readers(&plan)
+                        .iter()
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ));
             }
             printer.stdout().text(&(lines.join("\n") + "\n"))?;
@@ -41,16 +46,18 @@ pub fn run(global: &Global, args: SecretsArgs) -> anyhow::Result<ExitStatus> {
                     .names
                     .iter()
                     .map(|name| {
-                        StackSecret::named(name).ok_or_else(|| {
-                            UsageError(format!(
-                                "no secret called `{name}`: the stack's secrets are {}",
-                                STACK_SECRETS
-                                    .iter()
-                                    .map(|s| s.name)
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ))
-                        })
+                        StackSecret::named(name)
+                            .filter(|s| !s.readers(&plan).is_empty())
+                            .ok_or_else(|| {
+                                UsageError(format!(
+                                    "no secret called `{name}` in this stack: its secrets are {}",
+                                    StackSecret::of(&plan)
+                                        .iter()
+                                        .map(|s| s.name)
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ))
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()?
             };

@@ -134,8 +134,8 @@ impl<'a> Deployment<'a> {
         self.routed().haproxy(lb)
     }
 
-    /// consul's API, when discovery uses it: its published port with Compose, a request from
-    /// inside the lb container on a Swarm (None there while the lb does not run).
+    /// consul's API, when discovery uses it: a request from inside the lb container with the
+    /// stack's reader token.
     pub fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>> {
         self.routed().consul(lb)
     }

@@ -203,8 +203,25 @@ pub trait Routed {
     fn containers(&self) -> anyhow::Result<Vec<Container>>;
     /// HAProxy's servers, read through the running lb container `lb` where it must be.
     fn haproxy(&self, lb: Option<String>) -> stats::Source<'_>;
-    /// consul's API, when discovery uses it.
-    fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>>;
+    /// consul's API, when discovery uses it: a request from inside the lb container `lb` with
+    /// the stack's reader token, the same on both targets.
+    fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>> {
+        if !self.plan().discovery.has_registry() {
+            return None;
+        }
+        let token = crate::secrets::stack::consul_reader_token(&self.plan().project)
+            .unwrap_or_else(|err| {
+                self.docker()
+                    .printer()
+                    .note(format!("consul's reader token cannot be read: {err:#}"));
+                None
+            });
+        Some(registry::Source {
+            docker: self.docker(),
+            container: lb,
+            token,
+        })
+    }
 }
 
 /// Waits until the load balancer routes to exactly the running web replicas (and consul lists

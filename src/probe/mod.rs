@@ -51,9 +51,10 @@ impl Endpoints {
                 plan.lb.stats_port
             ),
             consul: plan
-                .discovery
-                .has_registry()
-                .then(|| format!("http://127.0.0.1:{}", plan.consul.http_port)),
+                .consul
+                .http_port
+                .filter(|_| plan.discovery.has_registry())
+                .map(|port| format!("http://127.0.0.1:{port}")),
         }
     }
 }

@@ -1,11 +1,13 @@
-//! consul's view: the web instances whose health checks pass, read over HTTP (its API is
-//! published on 127.0.0.1 with Compose) or through `docker exec` in a container of the stack
-//! (on a Swarm, where consul's API is never published).
+//! consul's view: the web instances whose health checks pass, read through `docker exec` in
+//! the lb container with the stack's reader token, on both targets (consul's API is published
+//! only when the spec asks).
 
 use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::docker::Docker;
 
@@ -72,55 +74,57 @@ impl ServiceQuery {
     }
 }
 
-/// Where consul's HTTP API is reached from here.
+/// consul's HTTP API as provision reaches it on either target: a request from inside the lb
+/// container (`docker exec <lb> socat - TCP:consul:8500`, raw HTTP/1.0 on stdin), with the
+/// stack's reader token. consul's port is published only when the spec asks, and consul runs
+/// with ACLs (default deny): the token is what lets provision read the web instances.
 #[derive(Debug, Clone)]
-pub enum Source<'a> {
-    /// A published port: `http://127.0.0.1:8500`.
-    Http(String),
-    /// `docker exec <container> socat - TCP:consul:8500`, a raw HTTP/1.0 request from inside a
-    /// container on the stack's network (the lb's: it carries socat).
-    Exec {
-        docker: &'a Docker,
-        container: String,
-    },
+pub struct Source<'a> {
+    pub docker: &'a Docker,
+    /// The lb container (on the network consul is on; its image carries socat), None while
+    /// none runs: consul cannot be asked then.
+    pub container: Option<String>,
+    /// The reader token (`secrets::stack`), None for a stack applied before consul had ACLs.
+    pub token: Option<SecretString>,
 }
 
 impl Source<'_> {
     /// Passing instances of `service`.
     pub fn passing(&self, service: &ServiceQuery) -> anyhow::Result<Vec<Instance>> {
-        match self {
-            Source::Http(base) => passing(base, service),
-            Source::Exec { docker, container } => {
-                let path = service.path();
-                let answer = docker
-                    .call(
-                        format!("asking consul for {path} from the lb container"),
-                        [
-                            "exec",
-                            "-i",
-                            container.as_str(),
-                            "socat",
-                            "-",
-                            "TCP:consul:8500",
-                        ],
-                    )
-                    .stdin(format!("GET {path} HTTP/1.0\r\nHost: consul\r\n\r\n"))
-                    .timeout(Duration::from_secs(10))
-                    .output()?;
-                parse_passing(http_body(&answer)?)
-                    .with_context(|| format!("asking consul for {path} through docker exec"))
-            }
-        }
+        let path = service.path();
+        let container = self
+            .container
+            .as_deref()
+            .context("no lb container runs, and consul is asked from inside it")?;
+        // The token goes on stdin, never into a command line.
+        let token = self
+            .token
+            .as_ref()
+            .map(|t| format!("X-Consul-Token: {}\r\n", t.expose_secret().trim()))
+            .unwrap_or_default();
+        let answer = self
+            .docker
+            .call(
+                format!("asking consul for {path} from the lb container"),
+                ["exec", "-i", container, "socat", "-", "TCP:consul:8500"],
+            )
+            .stdin(format!(
+                "GET {path} HTTP/1.0\r\nHost: consul\r\n{token}\r\n"
+            ))
+            .timeout(Duration::from_secs(10))
+            .output()?;
+        parse_passing(http_body(&answer)?)
+            .with_context(|| format!("asking consul for {path} through docker exec"))
     }
 
     /// Where it is read, for messages.
     pub fn describe(&self) -> String {
-        match self {
-            Source::Http(base) => base.clone(),
-            Source::Exec { container, .. } => format!(
+        match &self.container {
+            Some(container) => format!(
                 "consul:8500 through docker exec in {}",
                 container.chars().take(12).collect::<String>()
             ),
+            None => "consul:8500 through docker exec in the lb container".to_owned(),
         }
     }
 }
@@ -137,7 +141,9 @@ fn http_body(answer: &str) -> anyhow::Result<&str> {
     Ok(body)
 }
 
-/// Passing instances of `service` from the consul agent at `base` (`http://127.0.0.1:8500`).
+/// Passing instances of `service` from the consul agent at `base` (`http://127.0.0.1:8500`, a
+/// published port), asked without a token: in consul-dns mode consul answers such a request
+/// with its reader token's rights (the tests read it so).
 pub fn passing(base: &str, service: &ServiceQuery) -> anyhow::Result<Vec<Instance>> {
     let url = format!("{base}{}", service.path());
     let text = super::http::get_text(&url, Duration::from_secs(3))

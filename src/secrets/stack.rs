@@ -7,6 +7,13 @@
 //! - `probe_token`: the only value of `X-Provision-Probe` the lb answers with the server that
 //!   served a request; the lb reads it as an ACL pattern file, `verify` sends it.
 //! - `lb_stats_password`: the stats page's password (user `provision`).
+//! - `consul_master_token`, `consul_writer_token`, `consul_reader_token` (stacks with consul):
+//!   consul runs with ACLs, `default_policy = deny`. Its entrypoint (blueprints/consul/
+//!   entrypoint.sh.j2) makes the master token consul's own and creates the other two: the writer
+//!   may register and deregister the web service only (web's self-registration, or
+//!   registrator), the reader may read services and nodes (consul-template, provision's probes,
+//!   and in consul-dns mode every request without a token, since HAProxy's DNS queries cannot
+//!   carry one).
 //!
 //! Generated on the first apply, kept until rotated (`provision secrets rotate`).
 
@@ -15,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 
 use super::{Deliveries, Flavour, Generated, SecretName, SecretStore, SecretValue, Stored};
+use crate::spec::stack::{Features, Service};
 use crate::spec::Plan;
 
 /// The override for `docker compose`, in the state directory.
@@ -22,37 +30,80 @@ pub const COMPOSE_OVERRIDE: &str = "secrets.compose.yaml";
 /// The override for `docker stack deploy`, in the state directory.
 pub const STACK_OVERRIDE: &str = "secrets.stack.yaml";
 
-/// One secret provision generates for every stack.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One secret provision generates for a stack.
+#[derive(Debug, Clone, Copy)]
 pub struct StackSecret {
     pub name: &'static str,
     pub kind: Generated,
-    /// The services that read it, each at `/run/secrets/<name>`.
-    pub readers: &'static [&'static str],
+    /// The services that read it in a stack with these features, each at
+    /// `/run/secrets/<name>`. None: the stack has no use for it (and it is not made).
+    readers: fn(&Features) -> Vec<Service>,
 }
 
-/// Every generated secret of a stack.
+/// Every secret provision may generate for a stack.
 pub const STACK_SECRETS: &[StackSecret] = &[
     StackSecret {
         name: REDIS_PASSWORD,
         kind: Generated::Token,
-        readers: &["redis", "web"],
+        readers: |_| vec![Service::Redis, Service::Web],
     },
     StackSecret {
         name: PROBE_TOKEN,
         kind: Generated::Token,
-        readers: &["lb"],
+        readers: |_| vec![Service::Lb],
     },
     StackSecret {
         name: LB_STATS_PASSWORD,
         kind: Generated::Token,
-        readers: &["lb"],
+        readers: |_| vec![Service::Lb],
+    },
+    StackSecret {
+        name: CONSUL_MASTER_TOKEN,
+        kind: Generated::Uuid,
+        readers: |stack| consul_and(stack, &[]),
+    },
+    StackSecret {
+        name: CONSUL_WRITER_TOKEN,
+        kind: Generated::Uuid,
+        readers: |stack| {
+            let writer = if stack.registrator {
+                Service::Registrator
+            } else {
+                Service::Web
+            };
+            consul_and(stack, &[writer])
+        },
+    },
+    StackSecret {
+        name: CONSUL_READER_TOKEN,
+        kind: Generated::Uuid,
+        readers: |stack| {
+            let lb: &[Service] = if stack.consul_template {
+                &[Service::Lb]
+            } else {
+                &[]
+            };
+            consul_and(stack, lb)
+        },
     },
 ];
+
+/// consul (which creates the token) and `others`, in a stack that runs consul; nobody otherwise.
+fn consul_and(stack: &Features, others: &[Service]) -> Vec<Service> {
+    if !stack.consul {
+        return Vec::new();
+    }
+    std::iter::once(Service::Consul)
+        .chain(others.iter().copied())
+        .collect()
+}
 
 pub const REDIS_PASSWORD: &str = "redis_password";
 pub const PROBE_TOKEN: &str = "probe_token";
 pub const LB_STATS_PASSWORD: &str = "lb_stats_password";
+pub const CONSUL_MASTER_TOKEN: &str = "consul_master_token";
+pub const CONSUL_WRITER_TOKEN: &str = "consul_writer_token";
+pub const CONSUL_READER_TOKEN: &str = "consul_reader_token";
 
 impl StackSecret {
     pub fn secret_name(&self) -> SecretName {
@@ -64,6 +115,19 @@ impl StackSecret {
     /// The stack secret called `name`, if there is one.
     pub fn named(name: &str) -> Option<&'static StackSecret> {
         STACK_SECRETS.iter().find(|s| s.name == name)
+    }
+
+    /// The services of `plan`'s stack that read it (empty: the stack does not use it).
+    pub fn readers(&self, plan: &Plan) -> Vec<Service> {
+        (self.readers)(&plan.features())
+    }
+
+    /// The secrets `plan`'s stack uses.
+    pub fn of(plan: &Plan) -> Vec<&'static StackSecret> {
+        STACK_SECRETS
+            .iter()
+            .filter(|s| !s.readers(plan).is_empty())
+            .collect()
     }
 }
 
@@ -90,7 +154,7 @@ impl Overrides {
 /// Generates the stack's secrets that are missing and (re)writes both override files.
 pub fn prepare(store: &SecretStore, plan: &Plan) -> anyhow::Result<Overrides> {
     let mut stored = Vec::new();
-    for secret in STACK_SECRETS {
+    for secret in StackSecret::of(plan) {
         stored.push((
             secret,
             store
@@ -108,8 +172,8 @@ fn write_overrides(
 ) -> anyhow::Result<Overrides> {
     let mut deliveries = Deliveries::default();
     for (secret, value) in stored {
-        for service in secret.readers {
-            deliveries.add(service, value.clone(), secret.name);
+        for service in secret.readers(plan) {
+            deliveries.add(service.name(), value.clone(), secret.name);
         }
     }
     let state = store.state_dir();
@@ -134,7 +198,7 @@ pub fn rotate(
     names: &[&'static StackSecret],
 ) -> anyhow::Result<Vec<Stored>> {
     let chosen: Vec<&StackSecret> = if names.is_empty() {
-        STACK_SECRETS.iter().collect()
+        StackSecret::of(plan)
     } else {
         names.to_vec()
     };
@@ -167,6 +231,14 @@ pub fn probe_token(project: &str, progress: &crate::printer::Printer) -> anyhow:
             Ok("none".to_owned())
         }
     }
+}
+
+/// The stack's consul reader token, None when it has none stored yet (or no consul).
+pub fn consul_reader_token(project: &str) -> anyhow::Result<Option<secrecy::SecretString>> {
+    use secrecy::ExposeSecret as _;
+    let store = SecretStore::of(project)?;
+    Ok(value(&store, CONSUL_READER_TOKEN)?
+        .map(|token| secrecy::SecretString::from(token.expose_secret().trim().to_owned())))
 }
 
 /// The stats page's `Authorization` header value (user `provision`, the secret

@@ -560,14 +560,23 @@ web:
 
     #[test]
     fn a_port_collision_with_a_default_points_at_the_written_field() {
-        // consul.http_port keeps its default 8500; the error must point at lb.port's line.
-        let e = err("project: hits\nlb:\n  port: 8500\n");
+        // lb.stats_port keeps its default 8404; the error must point at lb.port's line.
+        let e = err("project: hits\nlb:\n  port: 8404\n");
         assert!(
             e.contains(
-                "provision.yaml:3:3: lb.port: host port 8500 is already used by consul.http_port"
+                "provision.yaml:3:3: lb.port: host port 8404 is already used by lb.stats_port"
             ),
             "{e}"
         );
+        // consul is published only when the spec asks, and then its port collides too.
+        let e = err("project: hits\nlb:\n  port: 8500\nconsul:\n  http_port: 8500\n");
+        assert!(e.contains("host port 8500 is already used by"), "{e}");
+        assert!(from_text(
+            "project: hits\nlb:\n  port: 8500\n",
+            Path::new("p.yaml"),
+            Path::new(".")
+        )
+        .is_ok());
     }
 
     #[test]

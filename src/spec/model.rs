@@ -370,13 +370,17 @@ fn ratio<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
-/// The consul agent (a single dev-mode server).
+/// The consul agent (a single server, with ACLs).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Consul {
-    /// Host port for consul's HTTP API and UI, published on 127.0.0.1 only.
-    #[serde(deserialize_with = "number::port")]
-    pub http_port: u16,
+    /// Host port for consul's HTTP API and UI, published on 127.0.0.1 only; left out, consul is
+    /// not published at all (provision reaches it through `docker exec`).
+    #[serde(
+        deserialize_with = "number::optional_port",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http_port: Option<u16>,
     /// Consul datacenter name.
     pub datacenter: Name,
     /// Memory limit of the container.
@@ -386,7 +390,7 @@ pub struct Consul {
 impl Default for Consul {
     fn default() -> Self {
         Consul {
-            http_port: 8500,
+            http_port: None,
             datacenter: Name("dc1".into()),
             memory: defaults::CONSUL_MEMORY,
         }

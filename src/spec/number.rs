@@ -143,6 +143,11 @@ pub fn port<'de, D: Deserializer<'de>>(d: D) -> Result<u16, D::Error> {
     narrow(WholeNumber::PORT.deserialize(d)?, WholeNumber::PORT)
 }
 
+/// `#[serde(deserialize_with)]` for a port that may be left out (the field is then `None`).
+pub fn optional_port<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    port(d).map(Some)
+}
+
 /// `#[serde(deserialize_with)]` for a count checked further by a cross-field rule.
 pub fn count<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     narrow(WholeNumber::COUNT.deserialize(d)?, WholeNumber::COUNT)

@@ -135,7 +135,8 @@ pub struct PlanRedis {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanConsul {
-    pub http_port: u16,
+    /// Published on 127.0.0.1 when set (`consul.http_port`).
+    pub http_port: Option<u16>,
     pub datacenter: String,
     /// Memory limit of the container (`256m`).
     pub memory: String,

@@ -72,8 +72,8 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
     if let Some(tls) = &lb.tls {
         host_ports.push(("lb.tls.port", tls.port));
     }
-    if spec.discovery.uses_consul() {
-        host_ports.push(("consul.http_port", spec.consul.http_port));
+    if let (true, Some(port)) = (spec.discovery.uses_consul(), spec.consul.http_port) {
+        host_ports.push(("consul.http_port", port));
     }
     let mut collisions = Vec::new();
     for (i, (field, port)) in host_ports.iter().enumerate() {

@@ -55,14 +55,14 @@ fn init_flags_are_checked_by_the_spec_rules_and_named_as_flags() {
         "--discovery",
         "consul-dns",
         "--lb-port",
-        "8500",
+        "8404",
     ])
     .assert()
     .code(2)
     .stderr(
         predicate::str::contains("--replicas: must be between 1 and lb.max_replicas (10), got 12")
             .and(predicate::str::contains(
-                "--lb-port: host port 8500 is already used by consul.http_port",
+                "--lb-port: host port 8404 is already used by lb.stats_port",
             ))
             // Not the lines of a file that was never written.
             .and(predicate::str::contains("provision.yaml:").not()),

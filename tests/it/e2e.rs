@@ -35,7 +35,8 @@ use crate::support::engine::{docker, image_present, note, rig_image, start};
 use crate::support::harness::{external_tool, report_skip, Project};
 use crate::support::picture::{artifacts_dir, assert_report_page, screenshot};
 use crate::support::secrets::{
-    assert_no_secret_in, assert_no_secret_under, get_with_stats_login, stack_secret, STACK_SECRETS,
+    assert_no_secret_in, assert_no_secret_under, assert_none_of_in, assert_none_of_under,
+    get_with_stats_login, stack_secret, CONSUL_SECRETS, STACK_SECRETS,
 };
 use crate::support::stack::{
     check_of, consul_dns_spec, hits_now, hits_once_routed, verify_passes, verify_report, Stack,
@@ -82,9 +83,12 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     );
 
     stack.step("provision apply (first: builds the images)");
-    let ran = project.run(&["apply"], &[], APPLY_TIMEOUT);
-    ran.expect_success();
-    stack.step(&format!("apply done in {:.1}s", ran.elapsed.as_secs_f64()));
+    let ran_first_apply = project.run(&["apply"], &[], APPLY_TIMEOUT);
+    ran_first_apply.expect_success();
+    stack.step(&format!(
+        "apply done in {:.1}s",
+        ran_first_apply.elapsed.as_secs_f64()
+    ));
     assert_eq!(stack.web().len(), 2, "web replicas after apply (spec: 2)");
     let hardened = stack.assert_hardened();
     assert_eq!(
@@ -122,6 +126,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
         LB,
     );
     each_consul_lists_its_own_replicas_beside_another_project(&stack, 28500);
+    consul_refuses_strangers(&stack, &project, PROJECT, &ran_first_apply);
 
     // The JUnit report of the same run, as CI systems consume it.
     let ran = project.run(&["verify", "--junit", "verify.xml"], &[], VERIFY_TIMEOUT);
@@ -253,6 +258,85 @@ fn each_consul_lists_its_own_replicas_beside_another_project(stack: &Stack, cons
     stack.step(&format!(
         "each consul listed only its own replicas; the second project cost {:.1}s",
         t0.elapsed().as_secs_f64()
+    ));
+}
+
+/// Issue 16, consul's ACLs: a new container on the stack's network cannot register a service
+/// (here a web instance that would steer the lb to an address of its choosing), write a key or
+/// read the ACLs, without a token or with a guessed one: consul answers 403. The caller's next
+/// verify (exactly 2 replicas routed) shows the lb's routing did not change. The tokens'
+/// values are in no file of generated/ and not in apply's output.
+fn consul_refuses_strangers(
+    stack: &Stack,
+    project: &Project,
+    name: &str,
+    applied: &crate::support::harness::Ran,
+) {
+    let started = Instant::now();
+    let body = format!(
+        r#"{{"ID":"web-evil","Name":"web","Tags":["provision-{name}"],"Address":"10.9.9.9","Port":5000}}"#
+    );
+    // One raw HTTP/1.0 request from bash (the rig's base has no HTTP client); prints the status.
+    let request = |method: &str, path: &str, token: &str, body: &str| {
+        format!(
+            "exec 3<>/dev/tcp/consul/8500 && printf '%s /{path} HTTP/1.0\r\nHost: consul\r\n             {token}Content-Length: {len}\r\n\r\n%s' '{method}' '{body}' >&3 &&              head -n 1 <&3",
+            len = body.len(),
+        )
+    };
+    let guessed = "X-Consul-Token: 3f0c2d4e-8b7a-4c1d-9e2f-0a1b2c3d4e5f\r\n";
+    for (what, method, path, token, body) in [
+        (
+            "register a service",
+            "PUT",
+            "v1/agent/service/register",
+            "",
+            body.as_str(),
+        ),
+        (
+            "register a service with a guessed token",
+            "PUT",
+            "v1/agent/service/register",
+            guessed,
+            body.as_str(),
+        ),
+        ("write a key", "PUT", "v1/kv/provision-evil", "", "x"),
+        ("list the ACL tokens", "GET", "v1/acl/tokens", "", ""),
+    ] {
+        let ran = docker(&[
+            "run",
+            "--rm",
+            "--network",
+            &format!("{name}_default"),
+            &rig_image("debian:trixie"),
+            "bash",
+            "-c",
+            &request(method, path, token, body),
+        ]);
+        ran.expect_success();
+        assert!(
+            ran.stdout.starts_with("HTTP/1.0 403"),
+            "a stranger could {what} in consul:\n{ran}"
+        );
+    }
+    for secret in CONSUL_SECRETS {
+        let value = stack_secret(&project.state_base(), name, secret);
+        assert_eq!(value.trim().len(), 36, "{secret} is not a UUID");
+    }
+    for (what, text) in [
+        ("apply's stdout", &applied.stdout),
+        ("apply's stderr", &applied.stderr),
+    ] {
+        assert_none_of_in(&project.state_base(), name, &CONSUL_SECRETS, what, text);
+    }
+    assert_none_of_under(
+        &project.state_base(),
+        name,
+        &CONSUL_SECRETS,
+        &project.path().join("generated"),
+    );
+    stack.step(&format!(
+        "consul refused a stranger's registration, key and ACL reads (403) in {:.1}s",
+        started.elapsed().as_secs_f64()
     ));
 }
 

@@ -45,7 +45,7 @@ fn invalid_answers_are_refused_with_the_reason_and_asked_again() {
     s.send_line("shop").unwrap();
 
     s.exp_string("Service discovery").unwrap();
-    // Down once: consul-dns, where consul's HTTP port 8500 is a host port too.
+    // Down once: consul-dns.
     s.send("\x1b[B").unwrap();
     s.send_line("").unwrap();
 
@@ -68,8 +68,8 @@ fn invalid_answers_are_refused_with_the_reason_and_asked_again() {
     s.exp_string("must be a port between 1 and 65535, got 70000")
         .unwrap();
     // The spec's own cross-field rule, checked at the question rather than after the last one.
-    s.send_line("8500").unwrap();
-    s.exp_string("host port 8500 is already used by consul.http_port")
+    s.send_line("8404").unwrap();
+    s.exp_string("host port 8404 is already used by lb.stats_port")
         .unwrap();
     s.send_line("9090").unwrap();
 

@@ -362,7 +362,7 @@ fn a_full_disk_leaves_the_output_exactly_as_it_was() {
     std::fs::create_dir(p.file("disk")).unwrap();
     let sh = |script: &str| in_mount_namespace(&unshare, p.path(), script);
     // Whether this machine lets us mount a tmpfs in a namespace of our own at all.
-    let probe = sh("mount -t tmpfs -o size=64k tmpfs disk");
+    let probe = sh("mount -t tmpfs -o size=128k tmpfs disk");
     if !probe.status.success() {
         let why = String::from_utf8_lossy(&probe.stderr);
         skip_or_fail(
@@ -372,7 +372,7 @@ fn a_full_disk_leaves_the_output_exactly_as_it_was() {
         return;
     }
     let out = sh(r#"
-        mount -t tmpfs -o size=64k tmpfs disk
+        mount -t tmpfs -o size=128k tmpfs disk
         "$PROVISION" render --out "$PWD/disk/generated" >/dev/null
         cp -a disk/generated before
         # Fill the disk, then free two pages: the next render starts and runs out part way.

@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use super::reload::{LiveFile, Reloaded};
 use crate::docker::{Compose, Container, Docker};
 use crate::probe::converge::Routed;
-use crate::probe::{registry, stats, Endpoints};
+use crate::probe::{stats, Endpoints};
 use crate::render::RenderedStack;
 use crate::secrets::Flavour;
 use crate::spec::Plan;
@@ -158,13 +158,5 @@ impl Routed for ComposeHost<'_> {
     /// (the stack's secret lb_stats_password) that provision has no reason to send around.
     fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
         stats::Source::runtime_only(stats::WEB_BACKEND, self.docker, lb)
-    }
-
-    /// consul's published port.
-    fn consul(&self, _lb: Option<String>) -> Option<registry::Source<'_>> {
-        if !self.plan.discovery.has_registry() {
-            return None;
-        }
-        self.endpoints().consul.map(registry::Source::Http)
     }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use crate::docker::{Container, Docker};
 use crate::probe::converge::Routed;
-use crate::probe::{registry, stats, Endpoints};
+use crate::probe::{stats, Endpoints};
 use crate::render::RenderedStack;
 use crate::secrets::Flavour;
 use crate::spec::plan::SwarmTarget;
@@ -302,17 +302,6 @@ impl Routed for Swarm<'_> {
     /// The runtime API in the lb container (nothing is published on a Swarm).
     fn haproxy(&self, lb: Option<String>) -> stats::Source<'_> {
         stats::Source::runtime_only(stats::WEB_BACKEND, self.docker, lb)
-    }
-
-    /// A request from inside the lb container (None while the lb does not run).
-    fn consul(&self, lb: Option<String>) -> Option<registry::Source<'_>> {
-        if !self.plan.discovery.has_registry() {
-            return None;
-        }
-        lb.map(|container| registry::Source::Exec {
-            docker: self.docker,
-            container,
-        })
     }
 }
 

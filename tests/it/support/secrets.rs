@@ -11,6 +11,13 @@ use base64::Engine as _;
 /// The secrets every stack has (src/secrets/stack.rs).
 pub const STACK_SECRETS: [&str; 3] = ["redis_password", "probe_token", "lb_stats_password"];
 
+/// The secrets a stack with consul has besides (consul's ACL tokens, UUIDs).
+pub const CONSUL_SECRETS: [&str; 3] = [
+    "consul_master_token",
+    "consul_writer_token",
+    "consul_reader_token",
+];
+
 /// The value of the secret `name` of `project`, as provision stored it under the state base
 /// directory `state` (the test project's, `Project::state_base`).
 pub fn stack_secret(state: &Path, project: &str, name: &str) -> String {
@@ -43,7 +50,12 @@ pub fn get_with_stats_login(url: &str, password: Option<&str>) -> Result<(u16, S
 
 /// Fails when a value of one of `project`'s secrets appears in `text` (`what` says where).
 pub fn assert_no_secret_in(state: &Path, project: &str, what: &str, text: &str) {
-    for name in STACK_SECRETS {
+    assert_none_of_in(state, project, &STACK_SECRETS, what, text);
+}
+
+/// [`assert_no_secret_in`] for the secrets `names`.
+pub fn assert_none_of_in(state: &Path, project: &str, names: &[&str], what: &str, text: &str) {
+    for &name in names {
         let value = stack_secret(state, project, name);
         assert!(value.len() >= 32, "{name} is too short to search for");
         assert!(
@@ -55,6 +67,11 @@ pub fn assert_no_secret_in(state: &Path, project: &str, what: &str, text: &str) 
 
 /// [`assert_no_secret_in`] for every file under `dir`.
 pub fn assert_no_secret_under(state: &Path, project: &str, dir: &Path) {
+    assert_none_of_under(state, project, &STACK_SECRETS, dir);
+}
+
+/// [`assert_none_of_in`] for every file under `dir`.
+pub fn assert_none_of_under(state: &Path, project: &str, names: &[&str], dir: &Path) {
     let mut stack = vec![dir.to_path_buf()];
     let mut files = 0;
     while let Some(dir) = stack.pop() {
@@ -64,9 +81,10 @@ pub fn assert_no_secret_under(state: &Path, project: &str, dir: &Path) {
                 stack.push(path);
             } else {
                 let bytes = std::fs::read(&path).unwrap();
-                assert_no_secret_in(
+                assert_none_of_in(
                     state,
                     project,
+                    names,
                     &path.display().to_string(),
                     &String::from_utf8_lossy(&bytes),
                 );

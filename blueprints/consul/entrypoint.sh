@@ -1,0 +1,84 @@
+#!/bin/sh
+# consul's entrypoint in a provision stack: consul with ACLs, `default_policy = deny`, whose
+# tokens are the stack's secrets (provision's secret store, mounted at /run/secrets).
+#
+# 1. Writes the ACL configuration, tokens included, to a file on the container's tmpfs (never
+#    into an image, generated/ or the environment) and starts the agent with it and "$@".
+# 2. Once consul answers with a leader, makes sure two policies exist and two tokens whose
+#    SecretIDs are the secrets' values: the writer may register the web service and nothing
+#    else ($PROVISION_WRITER_SERVICE: web's self-registration, or registrator), the reader may
+#    read services and nodes (consul-template, provision's probes). It does so on every start:
+#    a consul that keeps no state starts without them, and a rotated secret replaces its token.
+# 3. Passes SIGTERM/SIGINT on to the agent and exits with the agent's status.
+#
+# With PROVISION_READER_IS_DEFAULT=true the reader is also the agent's default token: HAProxy's
+# DNS queries carry no token (consul-dns mode), and consul answers them with the default's
+# rights. Otherwise a request without a token may do nothing at all.
+set -eu
+umask 077
+secrets=${PROVISION_SECRETS_DIR:-/run/secrets}
+master=$(cat "$secrets/consul_master_token")
+reader=$(cat "$secrets/consul_reader_token")
+default_token=""
+if [ "${PROVISION_READER_IS_DEFAULT:-false}" = true ]; then
+  default_token=", \"default\": \"$reader\""
+fi
+config=${TMPDIR:-/tmp}/provision-acl.json
+cat >"$config" <<JSON
+{"acl": {"enabled": true, "default_policy": "deny", "down_policy": "extend-cache",
+  "enable_token_persistence": false,
+  "tokens": {"master": "$master", "agent": "$master"$default_token}}}
+JSON
+
+consul "$@" -config-file "$config" &
+agent=$!
+trap 'kill -TERM "$agent" 2>/dev/null || true' TERM INT
+
+log() { echo "[consul-entrypoint] $*" >&2; }
+
+# The CLI below reads the master token from its file: no token in the environment.
+export CONSUL_HTTP_TOKEN_FILE="$secrets/consul_master_token"
+until consul acl policy list >/dev/null 2>&1; do
+  if ! kill -0 "$agent" 2>/dev/null; then
+    wait "$agent" && status=0 || status=$?
+    log "consul exited ($status) before it had a leader"
+    exit "$status"
+  fi
+  sleep 0.2
+done
+
+ensure_policy() { # <name> <rules>
+  if ! consul acl policy read -name "$1" >/dev/null 2>&1; then
+    consul acl policy create -name "$1" -rules "$2" >/dev/null
+  fi
+}
+
+# A token with a fixed AccessorID whose SecretID is the file's value: kept when it already is,
+# replaced otherwise (a rotated secret). consul 1.8's CLI takes the SecretID as an argument only,
+# so it is visible to the processes of this container, which all run as consul anyway.
+ensure_token() { # <accessor> <policy> <secret file>
+  secret=$(cat "$3")
+  if consul acl token read -id "$1" 2>/dev/null | grep -q "^SecretID: *$secret\$"; then
+    return
+  fi
+  consul acl token delete -id "$1" >/dev/null 2>&1 || true
+  consul acl token create -accessor "$1" -secret "$secret" -policy-name "$2" \
+    -description "provision: $2" >/dev/null
+}
+
+ensure_policy provision-writer \
+  "service \"$PROVISION_WRITER_SERVICE\" { policy = \"write\" }
+node_prefix \"\" { policy = \"read\" }"
+ensure_policy provision-reader \
+  'service_prefix "" { policy = "read" }
+node_prefix "" { policy = "read" }'
+ensure_token 6f3a1c52-0c36-4f57-9a57-7e0a8c3b1a01 provision-writer "$secrets/consul_writer_token"
+ensure_token 6f3a1c52-0c36-4f57-9a57-7e0a8c3b1a02 provision-reader "$secrets/consul_reader_token"
+log "ACLs in place: default deny, a writer for service $PROVISION_WRITER_SERVICE, a reader"
+
+# `wait` returns early when a trapped signal arrives: wait again until the agent has exited.
+status=0
+while kill -0 "$agent" 2>/dev/null; do
+  wait "$agent" && status=0 || status=$?
+done
+exit "$status"
