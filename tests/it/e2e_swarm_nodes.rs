@@ -183,8 +183,9 @@ impl Stack {
         ran
     }
 
-    /// web's running tasks: node → their addresses on the stack's network.
-    fn web_by_node(&self) -> BTreeMap<String, Vec<String>> {
+    /// web's running tasks: node → one entry per task, its addresses on the stack's networks
+    /// (web is on two: the stack's and redis' own, so a task is not an address).
+    fn web_by_node(&self) -> BTreeMap<String, Vec<Vec<String>>> {
         let ps = manager(
             &self.host,
             &[
@@ -217,16 +218,16 @@ impl Stack {
             .lines()
             .filter_map(|l| l.split_once(' '))
             .collect();
-        let mut by_node: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut by_node: BTreeMap<String, Vec<Vec<String>>> = BTreeMap::new();
         for line in inspected.stdout.lines() {
             let mut f = line.split_whitespace();
             let (Some(node), Some("running")) = (f.next(), f.next()) else {
                 continue;
             };
             let node = names.get(node).copied().unwrap_or(node).to_owned();
-            // The stack's network is the one attachment that is not ingress (dnsrr: no VIPs).
+            // No ingress attachment (dnsrr: no VIPs): the stack's network and redis'.
             let ips = f.map(|cidr| cidr.split('/').next().unwrap_or_default().to_owned());
-            by_node.entry(node).or_default().extend(ips);
+            by_node.entry(node).or_default().push(ips.collect());
         }
         by_node
     }
@@ -473,8 +474,9 @@ fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
 
     // 2. node killed: node3, a worker with web tasks and no lb.
     let lb = stack.manager_lb();
-    let doomed = stack.web_by_node().remove(NODE3).unwrap_or_default();
-    assert!(!doomed.is_empty());
+    let doomed_tasks = stack.web_by_node().remove(NODE3).unwrap_or_default();
+    assert!(!doomed_tasks.is_empty());
+    let doomed: Vec<String> = doomed_tasks.iter().flatten().cloned().collect();
     let load = start_load();
     std::thread::sleep(Duration::from_secs(2));
     let killed = kill(NODE3);
@@ -499,7 +501,7 @@ fn swarm_survives_node_drained_then_node_killed_then_lb_node_killed() {
     note(format!(
         "node3 killed: HAProxy had its {} servers out after {out_s:.1} s, the manager said it \
          down after {down_s:.1} s, Swarm ran 8 web tasks again after {back_s:.1} s",
-        doomed.len()
+        doomed_tasks.len()
     ));
     assert!(report.sent > 0);
     failures_within(
