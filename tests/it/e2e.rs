@@ -276,11 +276,12 @@ fn consul_refuses_strangers(
     let body = format!(
         r#"{{"ID":"web-evil","Name":"web","Tags":["provision-{name}"],"Address":"10.9.9.9","Port":5000}}"#
     );
-    // One raw HTTP/1.0 request from bash (the rig's base has no HTTP client); prints the status.
+    // One raw HTTP/1.0 request, handed to bash in a variable (the rig's base has no HTTP
+    // client); the container prints the status line.
     let request = |method: &str, path: &str, token: &str, body: &str| {
         format!(
-            "exec 3<>/dev/tcp/consul/8500 && printf '%s /{path} HTTP/1.0\r\nHost: consul\r\n             {token}Content-Length: {len}\r\n\r\n%s' '{method}' '{body}' >&3 &&              head -n 1 <&3",
-            len = body.len(),
+            "REQUEST={method} /{path} HTTP/1.0\r\nHost: consul\r\n{token}Content-Length: {}\r\n\r\n{body}",
+            body.len()
         )
     };
     let guessed = "X-Consul-Token: 3f0c2d4e-8b7a-4c1d-9e2f-0a1b2c3d4e5f\r\n";
@@ -307,14 +308,17 @@ fn consul_refuses_strangers(
             "--rm",
             "--network",
             &format!("{name}_default"),
+            "--env",
+            &request(method, path, token, body),
             &rig_image("debian:trixie"),
             "bash",
             "-c",
-            &request(method, path, token, body),
+            r#"exec 3<>/dev/tcp/consul/8500 && printf '%s' "$REQUEST" >&3 && head -n 1 <&3"#,
         ]);
         ran.expect_success();
         assert!(
-            ran.stdout.starts_with("HTTP/1.0 403"),
+            ran.stdout.starts_with("HTTP/1.")
+                && ran.stdout.split_whitespace().nth(1) == Some("403"),
             "a stranger could {what} in consul:\n{ran}"
         );
     }
