@@ -53,14 +53,19 @@ impl CertInfo {
 pub const WARN_DAYS: i64 = 14;
 
 impl CertInfo {
-    /// One line for `status`: when it expires and for which names.
-    pub fn describe(&self, now: i64) -> String {
+    /// The end of its validity in RFC 3339 (UTC, whole seconds).
+    pub fn not_after_rfc3339(&self) -> String {
         let until = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs(u64::try_from(self.not_after).unwrap_or(0));
+        humantime::format_rfc3339_seconds(until).to_string()
+    }
+
+    /// One line for `status`: when it expires and for which names.
+    pub fn describe(&self, now: i64) -> String {
         let days = self.days_left(now);
         format!(
             "certificate: expires {} ({}), for {}",
-            humantime::format_rfc3339_seconds(until),
+            self.not_after_rfc3339(),
             if days < 0 {
                 "expired".to_owned()
             } else {

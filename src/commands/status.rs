@@ -36,6 +36,44 @@ struct Status {
     /// edge node's lb with whether it answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     swarm: Option<Fleet>,
+    /// The lb's certificate (`lb.tls` only): its expiry, as `status` says it in text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    certificate: Option<CertificateView>,
+}
+
+/// What `status --json` says of the lb's certificate.
+#[derive(Debug, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+enum CertificateView {
+    /// Stored by apply: when it expires and for which names.
+    Stored {
+        /// RFC 3339, UTC.
+        not_after: String,
+        /// Whole days left; negative once expired.
+        days_left: i64,
+        names: Vec<String>,
+    },
+    /// `lb.tls` is set but no apply has made or stored one yet.
+    NotYet,
+    /// The stored certificate cannot be read.
+    Unreadable { error: String },
+}
+
+impl CertificateView {
+    fn of(plan: &crate::spec::Plan) -> Option<CertificateView> {
+        plan.lb.tls.as_ref()?;
+        Some(match crate::lb_tls::stored_info(&plan.project) {
+            Ok(Some(info)) => CertificateView::Stored {
+                not_after: info.not_after_rfc3339(),
+                days_left: info.days_left(crate::lb_tls::now()),
+                names: info.names,
+            },
+            Ok(None) => CertificateView::NotYet,
+            Err(err) => CertificateView::Unreadable {
+                error: format!("{err:#}"),
+            },
+        })
+    }
 }
 
 /// Maintenance mode: what the lb says, and what provision keeps (`deploy/maintenance.rs`).
@@ -209,6 +247,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
         consul,
         containers,
         maintenance,
+        certificate: CertificateView::of(&plan),
     };
     if args.json {
         crate::json::print(printer, "status", true, &status)?;
@@ -514,6 +553,7 @@ mod tests {
                 retry_after: 30,
             },
             swarm: None,
+            certificate: None,
         };
         let web1 = Container {
             id: "a".into(),

@@ -100,7 +100,7 @@ pub struct PsEntry {
     #[serde(rename(deserialize = "ExitCode"), default)]
     pub exit_code: i64,
     /// The Swarm node that runs it (a stack's task); empty for a Compose container.
-    #[serde(skip_deserializing, skip_serializing_if = "String::is_empty")]
+    #[serde(skip_deserializing)]
     pub node: String,
 }
 

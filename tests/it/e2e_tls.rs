@@ -164,6 +164,21 @@ fn e2e_tls_verify_redirect_and_certificate_swap() {
             .any(|e| e.unwrap().file_name().to_string_lossy().contains("pem")),
         "no certificate file in generated/"
     );
+    // `status --json` carries the certificate's expiry (schema-checked): a fresh self-signed one
+    // has its whole validity left, for the spec's name.
+    let ran = project.run(&["status", "--json"], &[], SHORT_TIMEOUT);
+    ran.expect_success();
+    let status = crate::json_schema::assert_valid("status", &ran.stdout);
+    let certificate = &status["certificate"];
+    assert_eq!(certificate["state"], "stored", "{ran}");
+    let days = certificate["days_left"].as_i64().unwrap_or(-1);
+    assert!((395..=397).contains(&days), "days left: {days}\n{ran}");
+    assert!(
+        certificate["names"]
+            .as_array()
+            .is_some_and(|names| names.iter().any(|n| n == "one.example")),
+        "{ran}"
+    );
 
     // Scaling to 4 keeps verify's load going while two replicas start and get routed: seconds of
     // requests at 100/s over HTTPS, not the fraction of a second a check of the stack takes.
