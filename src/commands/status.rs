@@ -247,7 +247,7 @@ pub fn run(global: &Global, args: StatusArgs) -> anyhow::Result<ExitStatus> {
         consul,
         containers,
         maintenance,
-        certificate: CertificateView::of(&plan),
+        certificate: CertificateView::of(plan),
     };
     if args.json {
         crate::json::print(printer, "status", true, &status)?;
