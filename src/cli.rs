@@ -514,7 +514,8 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "N")]
     pub scale: Option<u32>,
     /// Replicas started (or drained and stopped) at once while scaling, each batch routed by
-    /// the load balancer before the next [default: twice the number of cores]. Larger than
+    /// the load balancer before the next [default: twice the number of cores, or half the
+    /// change when that is more, so a scale takes two batches at most]. Larger than
     /// apply's --batch (1), which replaces running replicas and so keeps capacity by going slow.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: Option<u32>,

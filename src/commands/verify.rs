@@ -82,11 +82,14 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             ))
             .into());
         }
-        scale = Some(deployment.scale_web(
-            n,
-            args.timeout,
-            args.batch.unwrap_or_else(scale::default_batch),
-        )?);
+        let batch = match args.batch {
+            Some(batch) => batch,
+            None => {
+                let now = of_service(&deployment.containers()?, &plan.web.service).len();
+                scale::default_batch(u32::try_from(now).unwrap_or(u32::MAX), n)
+            }
+        };
+        scale = Some(deployment.scale_web(n, args.timeout, batch)?);
     }
 
     let containers = deployment.containers()?;

@@ -41,16 +41,20 @@ impl ScaleAction {
     }
 }
 
-/// Replicas started or stopped at once when no `--batch` is given: two per core keeps a 2-core
-/// machine serving while new gunicorns start (each start costs about half a core-second).
-pub fn default_batch() -> u32 {
-    batch_for(std::thread::available_parallelism().ok())
+/// Replicas started or stopped at once when no `--batch` is given, scaling `from` → `to`: two
+/// per core at least, and otherwise half the change, so that any scale takes at most two
+/// batches. Each batch waits until HAProxy routes its replicas; with small batches a big scale
+/// paid that wait many times (1 → 50 on 2 cores: 60.2 s at 4 per batch, 30.6 s at 25, with no
+/// failed request either way, bench/runs/2026-12-06-lb-cost.md). Past a few replicas the time
+/// goes into starting containers, which the engine does one after another anyway.
+pub fn default_batch(from: u32, to: u32) -> u32 {
+    batch_for(std::thread::available_parallelism().ok(), from.abs_diff(to))
 }
 
-/// [`default_batch`] on a machine with `cores` (unknown: taken as 2).
-fn batch_for(cores: Option<std::num::NonZeroUsize>) -> u32 {
+/// [`default_batch`] on a machine with `cores` (unknown: taken as 2) for a change of `change`.
+fn batch_for(cores: Option<std::num::NonZeroUsize>, change: u32) -> u32 {
     let cores = cores.map_or(2, |n| u32::try_from(n.get()).unwrap_or(u32::MAX / 2));
-    2 * cores
+    (2 * cores).max(change.div_ceil(2))
 }
 
 #[cfg(test)]
@@ -58,12 +62,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_default_batch_is_two_per_core() {
+    fn the_default_batch_is_two_per_core_or_half_the_change() {
         let cores = |n: usize| std::num::NonZeroUsize::new(n);
-        assert_eq!(batch_for(cores(1)), 2);
-        assert_eq!(batch_for(cores(2)), 4);
-        assert_eq!(batch_for(cores(3)), 6);
-        assert_eq!(batch_for(cores(64)), 128);
-        assert_eq!(batch_for(None), 4, "unknown cores count as 2");
+        assert_eq!(batch_for(cores(1), 1), 2);
+        assert_eq!(batch_for(cores(2), 3), 4);
+        assert_eq!(batch_for(cores(3), 4), 6);
+        assert_eq!(batch_for(cores(64), 10), 128);
+        assert_eq!(batch_for(None, 1), 4, "unknown cores count as 2");
+        // Large changes: two batches.
+        assert_eq!(batch_for(cores(2), 49), 25);
+        assert_eq!(batch_for(cores(2), 48), 24);
+        assert_eq!(batch_for(cores(2), 255), 128);
     }
 }
