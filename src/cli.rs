@@ -453,6 +453,35 @@ pub struct RenderArgs {
     pub common: CommonArgs,
 }
 
+/// How a deploy rolls out and is measured: the options apply and rollback share.
+#[derive(Debug, Clone, Args)]
+pub struct RolloutArgs {
+    /// Seconds to wait for every service to become healthy, and for each new web replica of a
+    /// rolling replacement to be routed (past it, the rollout is rolled back). Swarm: for each
+    /// step of Swarm's own rolling update (a new task running, or a service's update state
+    /// changing); past it, provision asks Swarm to roll the update back.
+    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = seconds)]
+    pub timeout: Duration,
+    /// Web replicas replaced at once by a rolling replacement (a changed web image or
+    /// configuration): started, routed, then as many old ones drained and removed. Swarm: web's
+    /// `update_config.parallelism` (and its rollback's).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Restart redis or consul without asking when their configuration changed (they keep their
+    /// data on their volumes, but requests get 503 while they restart).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// Send this many requests per second through the load balancer during the deploy, for
+    /// --report (open loop, as verify --load).
+    #[arg(long, value_name = "RATE")]
+    pub load: Option<f64>,
+    /// Write a picture of the deploy to this HTML file: the --load requests, failures and
+    /// latency per second, the servers UP, and a mark for each batch, canary, drain, reload and
+    /// rollback (see docs/report.md).
+    #[arg(long, value_name = "FILE.html", requires = "load")]
+    pub report: Option<PathBuf>,
+}
+
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
     /// Print the commands that would run, run nothing.
@@ -471,21 +500,8 @@ pub struct ApplyArgs {
     /// Output directory of the render step.
     #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
-    /// Seconds to wait for every service to become healthy, and for each new web replica of a
-    /// rolling replacement to be routed (past it, the rollout is rolled back). Swarm: for each
-    /// step of Swarm's own rolling update (a new task running, or a service's update state
-    /// changing); past it, provision asks Swarm to roll the update back.
-    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = seconds)]
-    pub timeout: Duration,
-    /// Web replicas replaced at once by a rolling replacement (a changed web image or
-    /// configuration): started, routed, then as many old ones drained and removed. Swarm: web's
-    /// `update_config.parallelism` (and its rollback's).
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: u32,
-    /// Restart redis or consul without asking when their configuration changed (they keep their
-    /// data on their volumes, but requests get 503 while they restart).
-    #[arg(long, short = 'y')]
-    pub yes: bool,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
     /// Before a rolling replacement of web, run one replica of the new version beside the old
     /// ones with PERCENT of the requests (HAProxy server weights, set at run time) for SECONDS
     /// [default: 60], judged against the old ones by the spec's deploy.max_error_rate and
@@ -493,15 +509,6 @@ pub struct ApplyArgs {
     /// replicas keep serving). One host (Compose) only. See docs/canary.md.
     #[arg(long, value_name = "PERCENT[:SECONDS]")]
     pub canary: Option<CanaryArg>,
-    /// Send this many requests per second through the load balancer during the deploy, for
-    /// --report (open loop, as verify --load).
-    #[arg(long, value_name = "RATE")]
-    pub load: Option<f64>,
-    /// Write a picture of the deploy to this HTML file: the --load requests, failures and
-    /// latency per second, the servers UP, and a mark for each batch, canary, drain, reload and
-    /// rollback (see docs/report.md).
-    #[arg(long, value_name = "FILE.html", requires = "load")]
-    pub report: Option<PathBuf>,
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]
@@ -621,23 +628,8 @@ pub struct RollbackArgs {
     /// deployed).
     #[arg(long, short, value_name = "DIR", default_value = DEFAULT_OUT)]
     pub out: PathBuf,
-    /// As apply's --timeout: for every service to become healthy and each new web replica to
-    /// be routed (past it, the rollout is rolled back).
-    #[arg(long, value_name = "SECONDS", default_value = "300", value_parser = seconds)]
-    pub timeout: Duration,
-    /// As apply's --batch: web replicas replaced at once.
-    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
-    pub batch: u32,
-    /// As apply's --yes: restart redis or consul without asking when the release changes them.
-    #[arg(long, short = 'y')]
-    pub yes: bool,
-    /// As apply's --load: send this many requests per second through the load balancer during
-    /// the rollback, counted (and plotted with --report).
-    #[arg(long, value_name = "RATE")]
-    pub load: Option<f64>,
-    /// As apply's --report: write the rollback's measurements as a self-contained HTML page.
-    #[arg(long, value_name = "FILE.html", requires = "load")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub rollout: RolloutArgs,
     #[command(flatten)]
     pub lock: LockArgs,
     #[command(flatten)]

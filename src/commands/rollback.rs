@@ -69,17 +69,13 @@ pub fn run(global: &Global, args: RollbackArgs) -> anyhow::Result<ExitStatus> {
     let apply_args = ApplyArgs {
         dry_run: args.dry_run,
         out: files,
-        timeout: args.timeout,
-        batch: args.batch,
-        yes: args.yes,
+        rollout: args.rollout,
         // The release as it was deployed: its images are kept (web.keep_releases), not rebuilt
         // from a refreshed base, and never a canary of it.
         pull: false,
         // The stack's secrets as they are now: a rollback deploys files, not older secrets.
         rotate_secrets: false,
         canary: None,
-        load: args.load,
-        report: args.report,
         lock: LockArgs {
             lock_timeout: args.lock.lock_timeout,
         },

@@ -264,7 +264,7 @@ pub(super) fn confirm_restarts(changes: &[Change], args: &ApplyArgs) -> anyhow::
         .filter(|c| c.action == Action::Restart)
         .map(|c| c.service.as_str())
         .collect();
-    if restarts.is_empty() || args.yes || args.dry_run {
+    if restarts.is_empty() || args.rollout.yes || args.dry_run {
         return Ok(());
     }
     let what = format!(

@@ -61,7 +61,7 @@ impl<'a> Steps<'a> {
             let canary = args.canary.map(|arg| (arg, plan.deploy));
             return self
                 .host
-                .roll_web(args.timeout, args.batch, &others, canary);
+                .roll_web(args.rollout.timeout, args.rollout.batch, &others, canary);
         }
         if args.canary.is_some() {
             self.host.docker.printer().note(
@@ -123,7 +123,7 @@ impl super::Steps for Steps<'_> {
             }
             Some(reason) => progress.note(format!("to apply: {reason}")),
         }
-        let plan_text = describe_changes(&plan.project, &self.changes, args.batch);
+        let plan_text = describe_changes(&plan.project, &self.changes, args.rollout.batch);
         if docker.is_dry_run() {
             progress.stdout().text(&plan_text)?;
         } else {
@@ -180,7 +180,7 @@ impl super::Steps for Steps<'_> {
         host.compose.up(
             &format!("starting {}", others.join(", ")),
             &UpOptions {
-                wait_timeout: Some(args.timeout),
+                wait_timeout: Some(args.rollout.timeout),
                 remove_orphans: true,
                 services: others,
                 ..UpOptions::default()

@@ -199,7 +199,7 @@ fn apply(
     let builds = build_missing(deployment, steps.build_file(), engine, rebuild)?;
     steps.built(&builds)?;
     let endpoints = deployment.endpoints();
-    let measuring = match args.load {
+    let measuring = match args.rollout.load {
         Some(rate) if !docker.is_dry_run() => {
             let mut options = LoadOptions::new(&endpoints.lb, rate);
             // Which replica answered each request: the replicas answering, second by second.
@@ -224,7 +224,10 @@ fn apply(
         if docker.is_dry_run() {
             return Ok((reloaded, None));
         }
-        Ok((reloaded, Some(deployment.wait_routed(args.timeout)?)))
+        Ok((
+            reloaded,
+            Some(deployment.wait_routed(args.rollout.timeout)?),
+        ))
     });
     if let Some(measuring) = measuring {
         let (load, timeline) = measuring.stop();
@@ -233,7 +236,7 @@ fn apply(
             Err(err) => format!("{err:#}").lines().map(str::to_owned).collect(),
         };
         docker.printer().note(load.summary_lines().join("\n"));
-        if let Some(path) = &args.report {
+        if let Some(path) = &args.rollout.report {
             Picture {
                 title: title(args),
                 project: &plan.project,
@@ -294,7 +297,7 @@ fn title(args: &ApplyArgs) -> String {
             canary.window.as_secs()
         ));
     }
-    if let Some(rate) = args.load {
+    if let Some(rate) = args.rollout.load {
         title.push_str(&format!(" --load {rate}"));
     }
     title

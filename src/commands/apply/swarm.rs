@@ -51,7 +51,7 @@ impl<'a> Steps<'a> {
         out.stdout().text(&policy::describe(
             &swarm.plan.project,
             &stack_yaml,
-            args.batch,
+            args.rollout.batch,
         )?)?;
         if let Some(lb) = lb_in_place {
             out.stdout().line(format!(
@@ -98,7 +98,7 @@ impl super::Steps for Steps<'_> {
         let swarm = self.swarm;
         let (docker, plan) = (swarm.docker, swarm.plan);
         let progress = docker.printer();
-        let timeout = args.timeout;
+        let timeout = args.rollout.timeout;
         self.before = swarm.containers()?;
         let replicas = keep_replicas(docker, plan, swarm.web_replicas()?.unwrap_or(0));
         let before_deploy = swarm.before_deploy()?;
@@ -109,7 +109,7 @@ impl super::Steps for Steps<'_> {
         };
         swarm.deploy(
             replicas,
-            args.batch,
+            args.rollout.batch,
             lb_in_place.as_ref().map(|lb| lb.image.as_str()),
         )?;
         if docker.is_dry_run() {
