@@ -529,22 +529,8 @@ fn e2e_custom_app_docker_dns_verify_3_stop_1_destroy() {
         return;
     };
     let project = Project::new();
-    // The fixture app as a user would have it, but FROM the offline base: provision passes no
-    // build arguments to your own Dockerfile, so the test writes the FROM line itself.
-    let fixture = crate::support::harness::repo_root().join("tests/fixtures/apps/hello");
-    let dockerfile = std::fs::read_to_string(fixture.join("Dockerfile")).unwrap();
-    let from = dockerfile
-        .lines()
-        .find(|l| l.starts_with("FROM "))
-        .expect("a FROM line in the fixture's Dockerfile");
-    project.write(
-        "hello/Dockerfile",
-        &dockerfile.replacen(from, &format!("FROM {base}"), 1),
-    );
-    project.write(
-        "hello/server.py",
-        &std::fs::read_to_string(fixture.join("server.py")).unwrap(),
-    );
+    // The fixture app as a user would have it, but FROM the offline base.
+    crate::support::fixtures::write_fixture_app(&project, "hello", "hello", &base);
     // The app's configuration (issue 18): a plain value with a `$` in it, an env file, and two
     // secrets, one from a file beside the spec and one from apply's environment. The values are
     // new on every run, so that finding one anywhere is this run's leak.

@@ -13,7 +13,7 @@ use provision::probe::load::{self, LoadOptions, LoadReport};
 
 use crate::support::deploys::load_line;
 use crate::support::engine::{note, rig_image, start};
-use crate::support::harness::{repo_root, Project, Ran};
+use crate::support::harness::{Project, Ran};
 use crate::support::stack::{Stack, APPLY_TIMEOUT};
 
 const PROJECT: &str = "provision-e2e-canary";
@@ -25,20 +25,7 @@ const REPLICAS: usize = 2;
 
 /// The fixture app with `behaviour` (see its server.py), FROM the offline base.
 fn write_app(project: &Project, base: &str, behaviour: &str) {
-    let fixture = repo_root().join("tests/fixtures/apps/canary");
-    let dockerfile = std::fs::read_to_string(fixture.join("Dockerfile")).unwrap();
-    let from = dockerfile
-        .lines()
-        .find(|l| l.starts_with("FROM "))
-        .expect("a FROM line in the fixture's Dockerfile");
-    project.write(
-        "app/Dockerfile",
-        &dockerfile.replacen(from, &format!("FROM {base}"), 1),
-    );
-    project.write(
-        "app/server.py",
-        &std::fs::read_to_string(fixture.join("server.py")).unwrap(),
-    );
+    crate::support::fixtures::write_fixture_app(project, "canary", "app", base);
     project.write("app/behaviour.txt", behaviour);
 }
 

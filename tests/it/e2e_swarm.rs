@@ -64,6 +64,19 @@ fn note(msg: impl AsRef<str>) {
 
 /// The manager to use for `check`, or None (after a skip line, or a panic where a swarm is
 /// required). The node-loss test (e2e_swarm_nodes.rs) asks through it too.
+/// `provision ARGS` in `project` against the swarm's manager `host`, its exit and time noted.
+pub(crate) fn provision_on(project: &Project, host: &str, args: &[&str], timeout: Duration) -> Ran {
+    let started = Instant::now();
+    let ran = project.run(args, &[("DOCKER_HOST", host)], timeout);
+    note(format!(
+        "provision {} -> {:?} in {:.1} s",
+        args.join(" "),
+        ran.code,
+        started.elapsed().as_secs_f64()
+    ));
+    ran
+}
+
 pub(crate) fn swarm_host_for(check: &str) -> Option<String> {
     let off = matches!(std::env::var("PROVISION_E2E").as_deref(), Ok("skip" | "0"));
     // Also rejects a misspelt PROVISION_E2E.
@@ -185,17 +198,7 @@ impl Stack {
     }
 
     fn run(&self, args: &[&str], timeout: Duration) -> Ran {
-        let started = Instant::now();
-        let ran = self
-            .project
-            .run(args, &[("DOCKER_HOST", self.host.as_str())], timeout);
-        note(format!(
-            "provision {} -> {:?} in {:.1} s",
-            args.join(" "),
-            ran.code,
-            started.elapsed().as_secs_f64()
-        ));
-        ran
+        provision_on(&self.project, &self.host, args, timeout)
     }
 
     fn ok(&self, args: &[&str], timeout: Duration) -> Ran {

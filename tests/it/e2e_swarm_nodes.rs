@@ -164,17 +164,7 @@ struct Stack {
 
 impl Stack {
     fn run(&self, args: &[&str]) -> Ran {
-        let started = Instant::now();
-        let ran = self
-            .project
-            .run(args, &[("DOCKER_HOST", self.host.as_str())], TIMEOUT);
-        note(format!(
-            "provision {} -> {:?} in {:.1} s",
-            args.join(" "),
-            ran.code,
-            started.elapsed().as_secs_f64()
-        ));
-        ran
+        crate::e2e_swarm::provision_on(&self.project, &self.host, args, TIMEOUT)
     }
 
     fn ok(&self, args: &[&str]) -> Ran {

@@ -1,5 +1,5 @@
 //! The fixture specs in tests/fixtures/ whose whole output the snapshot and static tests read,
-//! and a render of one in memory.
+//! a render of one in memory, and the fixture apps (tests/fixtures/apps/) as a project has them.
 
 use std::path::{Path, PathBuf};
 
@@ -44,4 +44,29 @@ pub(crate) fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// The fixture app `tests/fixtures/apps/<app>` (its Dockerfile and server.py) written to `dir`
+/// of `project`, FROM `base`: provision passes no build arguments to your own Dockerfile, so
+/// the test writes the FROM line itself (the offline rig's base, here).
+pub(crate) fn write_fixture_app(
+    project: &super::harness::Project,
+    app: &str,
+    dir: &str,
+    base: &str,
+) {
+    let fixture = repo_root().join("tests/fixtures/apps").join(app);
+    let dockerfile = std::fs::read_to_string(fixture.join("Dockerfile")).unwrap();
+    let from = dockerfile
+        .lines()
+        .find(|l| l.starts_with("FROM "))
+        .expect("a FROM line in the fixture's Dockerfile");
+    project.write(
+        &format!("{dir}/Dockerfile"),
+        &dockerfile.replacen(from, &format!("FROM {base}"), 1),
+    );
+    project.write(
+        &format!("{dir}/server.py"),
+        &std::fs::read_to_string(fixture.join("server.py")).unwrap(),
+    );
 }
