@@ -321,35 +321,16 @@ impl Call<'_> {
         if self.is_skipped()? {
             return Ok(());
         }
-        let line = self.command_line();
         let step = self.docker.printer.step(&self.summary);
-        let reader = self
-            .expression()
-            .stdin_null()
-            .stderr_to_stdout()
-            .unchecked()
-            .reader()
-            .map_err(|e| spawn_error(&self.summary, e))?;
-        let mut tail: Vec<String> = Vec::new();
-        for text in BufReader::new(&reader).lines() {
-            let text = text.with_context(|| format!("reading the output of `{line}`"))?;
-            step.output_line(&text);
-            tail.push(text);
-            if tail.len() > 200 {
-                tail.drain(..100);
-            }
-        }
-        let status = reader
-            .try_wait()
-            .with_context(|| format!("waiting for `{line}`"))?
-            .map(|out| out.status.success());
-        if status == Some(true) {
-            step.finish();
+        let ran = self.each_line(|text| {
+            step.output_line(text);
             Ok(())
-        } else {
-            step.fail();
-            Err(failure(&self.summary, &line, &tail.join("\n"), ""))
+        });
+        match ran {
+            Ok(()) => step.finish(),
+            Err(_) => step.fail(),
         }
+        ran
     }
 
     /// Runs, handing `each` every line docker prints (stdout and stderr together, as
