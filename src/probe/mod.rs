@@ -28,22 +28,26 @@ pub struct Endpoints {
     pub consul: Option<String>,
 }
 
+/// The lb's URL at `host`, on either target: HTTPS on `lb.tls.port` when the lb has TLS (plain
+/// HTTP may answer only with a redirect), its certificate trusted by this process's probes from
+/// then on; HTTP on `lb.port` otherwise. A certificate that cannot be read leaves nothing
+/// trusted: the probes then fail on the certificate, which is what verify reports.
+pub fn lb_url(plan: &Plan, host: &str) -> String {
+    match &plan.lb.tls {
+        None => format!("http://{host}:{}/", plan.lb.port),
+        Some(tls) => {
+            let _ = tls::trust_stack(&plan.project);
+            format!("https://{host}:{}/", tls.port)
+        }
+    }
+}
+
 impl Endpoints {
     pub fn of(plan: &Plan) -> Self {
         // 127.0.0.1, not localhost: the admin ports are published on 127.0.0.1 only, and
         // `localhost` may resolve to ::1 first.
-        let lb = match &plan.lb.tls {
-            None => format!("http://127.0.0.1:{}/", plan.lb.port),
-            Some(tls) => {
-                // HTTPS when the lb has it (plain HTTP may answer only with a redirect). A
-                // certificate that cannot be read leaves nothing trusted: the probes then fail
-                // on the certificate, which is what verify reports.
-                let _ = tls::trust_stack(&plan.project);
-                format!("https://127.0.0.1:{}/", tls.port)
-            }
-        };
         Endpoints {
-            lb,
+            lb: lb_url(plan, "127.0.0.1"),
             stats_csv: format!("http://127.0.0.1:{}/stats;csv", plan.lb.stats_port),
             stats_page: format!(
                 "http://127.0.0.1:{}/stats (user provision, password: the secret \
