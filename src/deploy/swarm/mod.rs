@@ -214,7 +214,7 @@ impl<'a> Swarm<'a> {
         let host = manager_host(std::env::var("DOCKER_HOST").ok().as_deref());
         let runtime = "not published on a swarm: provision reads it with `docker exec` in the lb";
         Endpoints {
-            lb: crate::probe::lb_url(&self.plan, &host),
+            lb: crate::probe::lb_url(self.plan, &host),
             stats_csv: String::new(),
             stats_page: runtime.to_owned(),
             consul: None,
