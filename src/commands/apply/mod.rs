@@ -87,6 +87,11 @@ pub fn deploy_stack(
         None => (Flavour::Compose, stack.compose_file.clone()),
         Some(_) => (Flavour::Swarm, stack.out_dir.join("stack.yaml")),
     };
+    // The certificate the running lb serves, trusted before a new one is stored (the trust only
+    // grows): `--load` then counts the old certificate's answers during a swap as answered.
+    if stack.plan.lb.tls.is_some() {
+        let _ = crate::probe::tls::trust_stack(&stack.plan.project);
+    }
     if let Some((inputs, _)) =
         crate::inputs::prepare(&stack.plan, &global.spec, flavour, &rendered, args.dry_run)?
     {
