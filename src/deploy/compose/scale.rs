@@ -15,6 +15,7 @@ use crate::docker::{of_service, Compose, Container, Docker, UpOptions};
 use crate::poll::poll_until;
 use crate::probe::converge::{lb_container, wait_routed, Routed};
 use crate::probe::{lbadmin, stats};
+use crate::render::DRAINED_SIGNAL;
 use crate::timeline::{self, EventKind};
 
 /// Between putting replicas into maintenance and stopping them: lets requests in flight finish
@@ -196,6 +197,10 @@ impl Scaler<'_> {
                 "warning: cannot read HAProxy's servers ({err:#}): removing replicas without draining"
             )),
         }
+        // Drained in HAProxy: a self-registering replica need not wait for HAProxy to drop it.
+        if !drained.is_empty() && self.host.plan.features().self_registration {
+            self.tell_drained(chunk);
+        }
         remove_containers(self.host.docker, chunk)?;
         // A slot keeps its maintenance flag after its address is gone; a replica resolved
         // into it later would never get traffic. Clear it (a reloaded HAProxy may not know
@@ -229,6 +234,27 @@ impl Scaler<'_> {
             }
         }
         Ok(drained)
+    }
+}
+
+impl Scaler<'_> {
+    /// Sends `chunk` [`DRAINED_SIGNAL`]: their entrypoints stop gunicorn without their own drain
+    /// wait. Best effort: a replica that did not get it waits, and `docker stop` follows anyway.
+    fn tell_drained(&self, chunk: &[Container]) {
+        let mut args = vec!["kill", "--signal", DRAINED_SIGNAL];
+        args.extend(chunk.iter().map(|c| c.id.as_str()));
+        let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
+        if let Err(err) = self
+            .host
+            .docker
+            .call(format!("telling {} they are drained", names.join(", ")), args)
+            .changes_state()
+            .output()
+        {
+            self.host.docker.printer().note(format!(
+                "warning: {err:#}; they stop after their own drain wait"
+            ));
+        }
     }
 }
 
