@@ -18,9 +18,36 @@ use crate::probe::{lbadmin, stats};
 use crate::render::DRAINED_SIGNAL;
 use crate::timeline::{self, EventKind};
 
-/// Between putting replicas into maintenance and stopping them: lets requests in flight finish
-/// (bench/README.md, scale-down under load: no request failed with this pause).
+/// Between putting replicas into maintenance and stopping them, when HAProxy's count of their
+/// requests in flight cannot be read: lets those requests finish (bench/README.md, scale-down
+/// under load: no request failed with this pause).
 const DRAIN_PAUSE: Duration = Duration::from_secs(1);
+
+/// How often HAProxy's count of the drained replicas' requests in flight is read, and how long
+/// after the maintenance command the first reading may count: a request HAProxy had already
+/// given one of them shows in the count by then.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+/// Waits until HAProxy has no request in flight on any of the servers `names` (just put into
+/// maintenance, so no new one comes): two readings in a row, [`DRAIN_POLL`] apart, the first
+/// one [`DRAIN_POLL`] after the call. Gives up after gunicorn's graceful timeout, which would
+/// end those requests anyway. `Err` when HAProxy's servers cannot be read.
+fn wait_idle(source: &stats::Source, names: &[String]) -> anyhow::Result<bool> {
+    let limit = Duration::from_secs(crate::render::Tuning::standard().graceful_timeout_seconds);
+    let mut idle_before = false;
+    std::thread::sleep(DRAIN_POLL);
+    let idle = poll_until(limit, DRAIN_POLL, || {
+        let servers = source.fetch()?;
+        let idle_now = servers
+            .iter()
+            .filter(|s| names.contains(&s.name))
+            .all(|s| s.counters.in_flight == 0);
+        let twice = idle_before && idle_now;
+        idle_before = idle_now;
+        Ok(twice.then_some(()))
+    })?;
+    Ok(idle.is_some())
+}
 
 /// How long HAProxy may take to drop a stopped replica's address from its slot (its DNS
 /// resolution runs every `timeout resolve`, a second or less).
@@ -188,7 +215,22 @@ impl Scaler<'_> {
                     ));
                 }
                 timeline::mark(EventKind::Drained, drained.join(", "));
-                std::thread::sleep(DRAIN_PAUSE);
+                match wait_idle(source, &drained) {
+                    Ok(true) => {}
+                    Ok(false) => printer.note(format!(
+                        "warning: HAProxy still had requests on {} after gunicorn's graceful \
+                         timeout; stopping them now",
+                        drained.join(", ")
+                    )),
+                    Err(err) => {
+                        printer.note(format!(
+                            "warning: cannot read HAProxy's requests in flight ({err:#}): \
+                             waiting {} s instead",
+                            DRAIN_PAUSE.as_secs()
+                        ));
+                        std::thread::sleep(DRAIN_PAUSE);
+                    }
+                }
             }
             (None, _) => {
                 printer.note("warning: no running lb container: removing replicas without draining")
@@ -247,7 +289,10 @@ impl Scaler<'_> {
         if let Err(err) = self
             .host
             .docker
-            .call(format!("telling {} they are drained", names.join(", ")), args)
+            .call(
+                format!("telling {} they are drained", names.join(", ")),
+                args,
+            )
             .changes_state()
             .output()
         {
