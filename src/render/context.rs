@@ -12,9 +12,9 @@ use crate::spec::{Features, Plan};
 pub const HASHICORP_PGP_FINGERPRINT: &str = "C874011F0AB405110D02105534365D9472D7468F";
 
 /// consul-dns: the signal provision sends a web replica (its entrypoint, PID 1) before `docker
-/// stop` once it has put the replica into maintenance in HAProxy and waited for its requests:
-/// nothing is routed to it any more, so its entrypoint stops gunicorn without the
-/// `drain_seconds` wait a plain `docker stop` gets. An entrypoint that does not handle it (a
+/// stop` once the replica is in maintenance in HAProxy and HAProxy shows no request in flight
+/// on it: nothing will come and nothing is left to finish, so its entrypoint stops gunicorn at
+/// once, without the `drain_seconds` wait and graceful stop a plain `docker stop` gets. An entrypoint that does not handle it (a
 /// replica started before) ignores it: the kernel drops a signal to a namespace's PID 1 that
 /// has no handler for it.
 pub const DRAINED_SIGNAL: &str = "SIGUSR1";

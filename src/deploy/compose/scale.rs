@@ -199,6 +199,8 @@ impl Scaler<'_> {
     ) -> anyhow::Result<Vec<String>> {
         let printer = self.host.docker.printer();
         let mut drained = Vec::new();
+        // HAProxy has shown no request in flight on the drained replicas.
+        let mut idle = false;
         match (lb, source.fetch()) {
             (Some(lb), Ok(servers)) => {
                 let ips: BTreeSet<&str> = chunk.iter().filter_map(|c| c.ip.as_deref()).collect();
@@ -216,7 +218,7 @@ impl Scaler<'_> {
                 }
                 timeline::mark(EventKind::Drained, drained.join(", "));
                 match wait_idle(source, &drained) {
-                    Ok(true) => {}
+                    Ok(true) => idle = true,
                     Ok(false) => printer.note(format!(
                         "warning: HAProxy still had requests on {} after gunicorn's graceful \
                          timeout; stopping them now",
@@ -239,8 +241,9 @@ impl Scaler<'_> {
                 "warning: cannot read HAProxy's servers ({err:#}): removing replicas without draining"
             )),
         }
-        // Drained in HAProxy: a self-registering replica need not wait for HAProxy to drop it.
-        if !drained.is_empty() && self.host.plan.features().self_registration {
+        // Nothing routed to them, nothing in flight: a self-registering replica need not wait
+        // for HAProxy to drop it, nor finish requests it does not have.
+        if idle && !drained.is_empty() && self.host.plan.features().self_registration {
             self.tell_drained(chunk);
         }
         remove_containers(self.host.docker, chunk)?;
@@ -280,8 +283,9 @@ impl Scaler<'_> {
 }
 
 impl Scaler<'_> {
-    /// Sends `chunk` [`DRAINED_SIGNAL`]: their entrypoints stop gunicorn without their own drain
-    /// wait. Best effort: a replica that did not get it waits, and `docker stop` follows anyway.
+    /// Sends `chunk` [`DRAINED_SIGNAL`]: their entrypoints stop gunicorn at once, without their
+    /// own drain wait. Only for replicas HAProxy routes nothing to and has no request on. Best
+    /// effort: a replica that did not get it drains as on a plain stop, which follows anyway.
     fn tell_drained(&self, chunk: &[Container]) {
         let mut args = vec!["kill", "--signal", DRAINED_SIGNAL];
         args.extend(chunk.iter().map(|c| c.id.as_str()));
