@@ -221,7 +221,8 @@ impl Scaler<'_> {
                     Ok(true) => idle = true,
                     Ok(false) => printer.note(format!(
                         "warning: HAProxy still had requests on {} after gunicorn's graceful \
-                         timeout; stopping them now",
+                         timeout; stopping them as a plain `docker stop` does (drain wait, \
+                         graceful stop)",
                         drained.join(", ")
                     )),
                     Err(err) => {
