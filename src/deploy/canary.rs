@@ -277,6 +277,7 @@ mod tests {
             failed_connections: 0,
             failed_responses: 0,
             response_ms,
+            in_flight: 0,
         };
         let (a0, a1, b0, b1) = (c(100, 0, 10), c(200, 5, 10), c(0, 0, 0), c(300, 0, 30));
         let s = Seen::between([(&a0, &a1), (&b0, &b1)]);

@@ -27,7 +27,8 @@ pub struct Server {
     pub counters: Counters,
 }
 
-/// A server's cumulative traffic counters and recent response time, as HAProxy keeps them.
+/// A server's cumulative traffic counters, recent response time and requests in flight, as
+/// HAProxy keeps them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     /// Answers it gave (`hrsp_1xx` to `hrsp_5xx` and `hrsp_other`).
@@ -39,6 +40,8 @@ pub struct Counters {
     pub failed_responses: u64,
     /// Average response time of its last 1024 answers, ms (`rtime`).
     pub response_ms: u64,
+    /// Requests on it now, being served or queued for it (`scur` + `qcur`).
+    pub in_flight: u64,
 }
 
 impl Counters {
@@ -110,6 +113,8 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
         "econ",
         "eresp",
         "rtime",
+        "scur",
+        "qcur",
     ]
     .map(|name| index(name).ok());
     let mut servers = Vec::new();
@@ -131,16 +136,18 @@ pub fn parse_csv(text: &str) -> anyhow::Result<Vec<Server>> {
             check_status: check.map(field).unwrap_or_default(),
             counters: {
                 // An empty field (a counter HAProxy does not keep for this line) counts as 0.
-                let [c1, c2, c3, c4, c5, other, econ, eresp, rtime] = counter_columns.map(|i| {
-                    i.and_then(|i| record.get(i)?.trim().parse::<u64>().ok())
-                        .unwrap_or(0)
-                });
+                let [c1, c2, c3, c4, c5, other, econ, eresp, rtime, scur, qcur] = counter_columns
+                    .map(|i| {
+                        i.and_then(|i| record.get(i)?.trim().parse::<u64>().ok())
+                            .unwrap_or(0)
+                    });
                 Counters {
                     responses: c1 + c2 + c3 + c4 + c5 + other,
                     status_5xx: c5,
                     failed_connections: econ,
                     failed_responses: eresp,
                     response_ms: rtime,
+                    in_flight: scur + qcur,
                 }
             },
         });
@@ -250,7 +257,7 @@ mod tests {
 http-in,FRONTEND,,,0,1,9980,3,285,486,0,0,0,,,,,OPEN,,,,,,,,,1,2,0,,,,0,3,0,3,,,,0,3,0,0,0,0,,3,3,3,,,0,0,0,0,,,,,,,,,,,,,,,,,,,,,http,,
 web,web1,0,0,0,1,,3,285,486,,0,,0,0,0,0,UP,1,1,0,0,1,8,0,,1,4,1,,3,,2,3,,3,L7OK,200,1,0,3,0,0,0,0,,,,3,0,0,,,,,0,,,0,0,1,1,,,,Layer7 check passed,,1,2,2,,,,172.20.0.5:5000,,http,,
 web,web2,0,0,0,0,,0,0,0,,0,,0,0,0,0,MAINT (resolution),1,1,0,0,1,9,9,,1,4,2,,0,,2,0,,0,,,,0,0,0,0,0,0,,,,0,0,0,,,,,-1,,,0,0,0,0,,,,,,,,,,,,,,http,,
-web,web3,0,0,0,1,,3,285,486,,0,,0,0,0,0,DOWN,1,1,0,0,1,8,0,,1,4,1,,3,,2,3,,3,L4CON,,1,0,3,0,0,0,0,,,,3,0,0,,,,,0,,,0,0,1,1,,,,Layer7 check passed,,1,2,2,,,,172.20.0.9:5000,,http,,
+web,web3,1,0,2,1,,3,285,486,,0,,0,0,0,0,DOWN,1,1,0,0,1,8,0,,1,4,1,,3,,2,3,,3,L4CON,,1,0,3,0,0,0,0,,,,3,0,0,,,,,0,,,0,0,1,1,,,,Layer7 check passed,,1,2,2,,,,172.20.0.9:5000,,http,,
 web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,3,,,,0,3,0,0,0,0,,,,3,0,0,0,0,0,0,0,,,0,0,1,1,,,,,,,,,,,,,http,roundrobin,
 ";
 
@@ -277,9 +284,12 @@ web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,
                 failed_connections: 0,
                 failed_responses: 0,
                 response_ms: 1,
+                in_flight: 0,
             }
         );
         assert_eq!(web1.counters.requests(), 3);
+        // qcur 1 and scur 2.
+        assert_eq!(servers[2].counters.in_flight, 3);
         assert_eq!(servers[2].addr, "172.20.0.9:5000");
     }
 

@@ -11,12 +11,22 @@ use crate::spec::{Features, Plan};
 /// Dockerfiles fetch by this full fingerprint).
 pub const HASHICORP_PGP_FINGERPRINT: &str = "C874011F0AB405110D02105534365D9472D7468F";
 
+/// consul-dns: the signal provision sends a web replica (its entrypoint, PID 1) before `docker
+/// stop` once the replica is in maintenance in HAProxy and HAProxy shows no request in flight
+/// on it: nothing will come and nothing is left to finish, so its entrypoint stops gunicorn at
+/// once, without the `drain_seconds` wait and graceful stop a plain `docker stop` gets. An entrypoint that does not handle it (a
+/// replica started before) ignores it: the kernel drops a signal to a namespace's PID 1 that
+/// has no handler for it.
+pub const DRAINED_SIGNAL: &str = "SIGUSR1";
+
 /// Timings the blueprints share, in one place so they stay consistent with each other.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tuning {
     /// consul-dns: how long a stopping replica waits after deregistering. Longer than HAProxy's
     /// `timeout resolve` plus a request's round trip, so HAProxy stops sending it requests first.
     pub drain_seconds: u64,
+    /// consul-dns: the signal after which a stopping replica skips that wait ([`DRAINED_SIGNAL`]).
+    pub drained_signal: &'static str,
     /// HAProxy's DNS re-resolution interval.
     pub resolve_timeout: &'static str,
     /// gunicorn's time to finish in-flight requests after SIGTERM.
@@ -70,6 +80,7 @@ impl Tuning {
         let graceful_timeout_seconds = 5;
         Tuning {
             drain_seconds,
+            drained_signal: DRAINED_SIGNAL,
             resolve_timeout: "1s",
             graceful_timeout_seconds,
             gunicorn_threads: 4,

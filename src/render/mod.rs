@@ -26,7 +26,7 @@ use crate::spec::stack::BuildContext;
 use crate::spec::Plan;
 use crate::UsageError;
 
-pub use context::{Tuning, HASHICORP_PGP_FINGERPRINT};
+pub use context::{Tuning, DRAINED_SIGNAL, HASHICORP_PGP_FINGERPRINT};
 pub use hashing::{hash_files, sha256_hex};
 pub use manifest::{parse_manifest, MANIFEST};
 pub use project::Project;

@@ -192,6 +192,18 @@ fn e2e_rolling_apply_then_rollback_under_load() {
         "web replicas running during the rollout, fewest and most: {running:?}"
     );
     note_load("load during the rolling apply", &report);
+    // Each old replica was drained the quick way: HAProxy showed it without a request in flight
+    // (not the fixed pause instead), and it was told so (not left to its own 2 s drain wait).
+    for warned in [
+        "requests in flight",
+        "still had requests on",
+        "their own drain wait",
+    ] {
+        assert!(
+            !ran.stderr.contains(warned),
+            "an old replica was not drained the quick way (`{warned}`)\n{ran}"
+        );
+    }
     assert_eq!(report.failed, 0, "requests failed during the rollout");
     assert_eq!(report.not_sent, 0);
     assert_eq!(stack.web().len(), 3, "web replicas after the rollout");

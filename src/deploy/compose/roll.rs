@@ -15,7 +15,7 @@ use super::{applied, ComposeHost};
 use crate::check::round1;
 use crate::deploy::canary::CanaryArg;
 use crate::docker::{of_service, without_secrets, Compose, Container};
-use crate::probe::converge::{lb_container, wait_routed, Routed};
+use crate::probe::converge::{lb_container, wait_routed_to, Routed};
 use crate::spec::plan::PlanDeploy;
 use crate::timeline::{self, EventKind};
 use crate::CheckFailed;
@@ -32,21 +32,23 @@ impl Scaler<'_> {
         let printer = self.host.docker.printer();
         let batch = self.batch.max(1) as usize;
         old.sort_by_key(|c| c.number);
-        let total = self.count_web()?;
-        let old_count = old.len();
-        let mut known: BTreeSet<String> = self
+        let before = self
             .host
             .docker
-            .project_containers(&self.host.plan.project)?
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+            .project_containers(&self.host.plan.project)?;
+        let total = of_service(&before, &self.host.plan.web.service).len();
+        let old_count = old.len();
+        let mut known: BTreeSet<String> = before.into_iter().map(|c| c.id).collect();
         let mut replaced = 0;
         for chunk in old.chunks(batch) {
             // Every batch so far ended with as many replicas as at the start: this batch's new
             // ones come on top of them (not `total - replaced`: that created nothing after the
             // first batch, so the later old replicas left without a replacement until the end).
-            let serving = self.count_web()?;
+            let serving = if replaced == 0 {
+                total
+            } else {
+                self.count_web()?
+            };
             let summary = format!(
                 "replacing web: {} old, {replaced} new; starting {} new",
                 old_count - replaced,
@@ -80,7 +82,8 @@ impl Scaler<'_> {
             let failed = match up {
                 Err(err) => Some(format!("starting the new web replicas failed: {err:#}")),
                 Ok(()) => {
-                    let routed = wait_routed(self.host, self.timeout)?;
+                    // The containers as listed just now: each listing costs a `docker ps`.
+                    let routed = wait_routed_to(self.host, &now, self.timeout);
                     (!routed.converged).then(|| {
                         format!(
                             "the new web replica{} not routed after {} s: {}",

@@ -15,11 +15,39 @@ use crate::docker::{of_service, Compose, Container, Docker, UpOptions};
 use crate::poll::poll_until;
 use crate::probe::converge::{lb_container, wait_routed, Routed};
 use crate::probe::{lbadmin, stats};
+use crate::render::DRAINED_SIGNAL;
 use crate::timeline::{self, EventKind};
 
-/// Between putting replicas into maintenance and stopping them: lets requests in flight finish
-/// (bench/README.md, scale-down under load: no request failed with this pause).
+/// Between putting replicas into maintenance and stopping them, when HAProxy's count of their
+/// requests in flight cannot be read: lets those requests finish (bench/README.md, scale-down
+/// under load: no request failed with this pause).
 const DRAIN_PAUSE: Duration = Duration::from_secs(1);
+
+/// How often HAProxy's count of the drained replicas' requests in flight is read, and how long
+/// after the maintenance command the first reading may count: a request HAProxy had already
+/// given one of them shows in the count by then.
+const DRAIN_POLL: Duration = Duration::from_millis(50);
+
+/// Waits until HAProxy has no request in flight on any of the servers `names` (just put into
+/// maintenance, so no new one comes): two readings in a row, [`DRAIN_POLL`] apart, the first
+/// one [`DRAIN_POLL`] after the call. Gives up after gunicorn's graceful timeout, which would
+/// end those requests anyway. `Err` when HAProxy's servers cannot be read.
+fn wait_idle(source: &stats::Source, names: &[String]) -> anyhow::Result<bool> {
+    let limit = Duration::from_secs(crate::render::Tuning::standard().graceful_timeout_seconds);
+    let mut idle_before = false;
+    std::thread::sleep(DRAIN_POLL);
+    let idle = poll_until(limit, DRAIN_POLL, || {
+        let servers = source.fetch()?;
+        let idle_now = servers
+            .iter()
+            .filter(|s| names.contains(&s.name))
+            .all(|s| s.counters.in_flight == 0);
+        let twice = idle_before && idle_now;
+        idle_before = idle_now;
+        Ok(twice.then_some(()))
+    })?;
+    Ok(idle.is_some())
+}
 
 /// How long HAProxy may take to drop a stopped replica's address from its slot (its DNS
 /// resolution runs every `timeout resolve`, a second or less).
@@ -171,6 +199,8 @@ impl Scaler<'_> {
     ) -> anyhow::Result<Vec<String>> {
         let printer = self.host.docker.printer();
         let mut drained = Vec::new();
+        // HAProxy has shown no request in flight on the drained replicas.
+        let mut idle = false;
         match (lb, source.fetch()) {
             (Some(lb), Ok(servers)) => {
                 let ips: BTreeSet<&str> = chunk.iter().filter_map(|c| c.ip.as_deref()).collect();
@@ -187,7 +217,23 @@ impl Scaler<'_> {
                     ));
                 }
                 timeline::mark(EventKind::Drained, drained.join(", "));
-                std::thread::sleep(DRAIN_PAUSE);
+                match wait_idle(source, &drained) {
+                    Ok(true) => idle = true,
+                    Ok(false) => printer.note(format!(
+                        "warning: HAProxy still had requests on {} after gunicorn's graceful \
+                         timeout; stopping them as a plain `docker stop` does (drain wait, \
+                         graceful stop)",
+                        drained.join(", ")
+                    )),
+                    Err(err) => {
+                        printer.note(format!(
+                            "warning: cannot read HAProxy's requests in flight ({err:#}): \
+                             waiting {} s instead",
+                            DRAIN_PAUSE.as_secs()
+                        ));
+                        std::thread::sleep(DRAIN_PAUSE);
+                    }
+                }
             }
             (None, _) => {
                 printer.note("warning: no running lb container: removing replicas without draining")
@@ -195,6 +241,11 @@ impl Scaler<'_> {
             (_, Err(err)) => printer.note(format!(
                 "warning: cannot read HAProxy's servers ({err:#}): removing replicas without draining"
             )),
+        }
+        // Nothing routed to them, nothing in flight: a self-registering replica need not wait
+        // for HAProxy to drop it, nor finish requests it does not have.
+        if idle && !drained.is_empty() && self.host.plan.features().self_registration {
+            self.tell_drained(chunk);
         }
         remove_containers(self.host.docker, chunk)?;
         // A slot keeps its maintenance flag after its address is gone; a replica resolved
@@ -229,6 +280,31 @@ impl Scaler<'_> {
             }
         }
         Ok(drained)
+    }
+}
+
+impl Scaler<'_> {
+    /// Sends `chunk` [`DRAINED_SIGNAL`]: their entrypoints stop gunicorn at once, without their
+    /// own drain wait. Only for replicas HAProxy routes nothing to and has no request on. Best
+    /// effort: a replica that did not get it drains as on a plain stop, which follows anyway.
+    fn tell_drained(&self, chunk: &[Container]) {
+        let mut args = vec!["kill", "--signal", DRAINED_SIGNAL];
+        args.extend(chunk.iter().map(|c| c.id.as_str()));
+        let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
+        if let Err(err) = self
+            .host
+            .docker
+            .call(
+                format!("telling {} they are drained", names.join(", ")),
+                args,
+            )
+            .changes_state()
+            .output()
+        {
+            self.host.docker.printer().note(format!(
+                "warning: {err:#}; they stop after their own drain wait"
+            ));
+        }
     }
 }
 
