@@ -82,13 +82,11 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             ))
             .into());
         }
-        let batch = match args.batch {
-            Some(batch) => batch,
-            None => {
-                let now = of_service(&deployment.containers()?, &plan.web.service).len();
-                scale::default_batch(u32::try_from(now).unwrap_or(u32::MAX), n)
-            }
-        };
+        // The web replicas listed above, before the scale.
+        let now = u32::try_from(web.len()).unwrap_or(u32::MAX);
+        let batch = args
+            .batch
+            .unwrap_or_else(|| scale::default_batch(now, n));
         scale = Some(deployment.scale_web(n, args.timeout, batch)?);
     }
 
