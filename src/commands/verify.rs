@@ -84,9 +84,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         }
         // The web replicas listed above, before the scale.
         let now = u32::try_from(web.len()).unwrap_or(u32::MAX);
-        let batch = args
-            .batch
-            .unwrap_or_else(|| scale::default_batch(now, n));
+        let batch = args.batch.unwrap_or_else(|| scale::default_batch(now, n));
         scale = Some(deployment.scale_web(n, args.timeout, batch)?);
     }
 

@@ -45,6 +45,43 @@ pub fn set_state_line(backend: &str, servers: &[String], state: &str) -> String 
         .join("; ")
 }
 
+/// The runtime command that gives drained `servers` of `backend` back, each marked down once
+/// ready: a slot that a new replica's address fills later then needs a passing check (`rise`)
+/// before it is UP. Set back to `ready` alone, it took its old UP state with the new address
+/// ("resolves again") before any check, and a replica not yet reachable was routed and counted
+/// UP (seen as an `L4TOUT` right after a `verify --scale` had converged). The order matters:
+/// with HAProxy 2.6, `health down` before `state ready` left the server `UP 1/2`, after it
+/// `DOWN` until the next passing check.
+pub fn release_line(backend: &str, servers: &[String]) -> String {
+    servers
+        .iter()
+        .map(|s| {
+            format!("set server {backend}/{s} state ready; set server {backend}/{s} health down")
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Gives drained servers back ([`release_line`]); the refusals as [`set_state`] returns them.
+pub fn release(
+    docker: &Docker,
+    lb_container: &str,
+    backend: &str,
+    servers: &[String],
+) -> anyhow::Result<Vec<String>> {
+    if servers.is_empty() {
+        return Ok(Vec::new());
+    }
+    let answer = command(docker, lb_container, &release_line(backend, servers))
+        .with_context(|| format!("giving HAProxy servers {} back", servers.join(", ")))?;
+    Ok(answer
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
 /// The runtime command that sets each server's weight in `backend`: a number from 0 to 256, or
 /// a percentage of its configured weight (`100%` puts it back). Weights set this way live in
 /// the running HAProxy only; a reload forgets them.
@@ -85,6 +122,15 @@ pub fn set_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn released_servers_are_marked_down_before_ready() {
+        assert_eq!(
+            release_line("web", &["web3".into(), "web4".into()]),
+            "set server web/web3 state ready; set server web/web3 health down; \
+             set server web/web4 state ready; set server web/web4 health down"
+        );
+    }
 
     #[test]
     fn weights_in_one_line() {

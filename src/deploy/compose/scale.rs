@@ -265,8 +265,7 @@ impl Scaler<'_> {
             }
         }
         if let (Some(lb), false) = (lb, drained.is_empty()) {
-            let refused =
-                lbadmin::set_state(self.host.docker, lb, stats::WEB_BACKEND, &drained, "ready")?;
+            let refused = lbadmin::release(self.host.docker, lb, stats::WEB_BACKEND, &drained)?;
             let real: Vec<&str> = refused
                 .iter()
                 .map(String::as_str)
