@@ -85,6 +85,14 @@ impl Scaler<'_> {
             timeline::mark(EventKind::RolledBack, "canary not routed");
             return Ok(CanaryEnd::RolledBack(why));
         }
+        // Listed again now that HAProxy routes the canary: listed just after `up`, the new
+        // container may not have had its address yet, and the canary was then taken for absent
+        // ("0 canary ... UP", seen once in a full e2e run).
+        let now = docker.project_containers(project)?;
+        let fresh: Vec<Container> = of_service(&now, service)
+            .into_iter()
+            .filter(|c| !known.contains(&c.id))
+            .collect();
         let lb = lb_container(&now);
         let source = self.host.haproxy(lb.clone());
         let Some(lb) = lb else {
