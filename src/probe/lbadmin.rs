@@ -69,11 +69,29 @@ pub fn release(
     backend: &str,
     servers: &[String],
 ) -> anyhow::Result<Vec<String>> {
+    refusals(
+        docker,
+        lb_container,
+        servers,
+        &release_line(backend, servers),
+        "give back",
+    )
+}
+
+/// Sends `line` (one runtime command per server of `servers`, none when there are none) and
+/// returns HAProxy's refusals: it answers nothing on success and a sentence per refused command.
+fn refusals(
+    docker: &Docker,
+    lb_container: &str,
+    servers: &[String],
+    line: &str,
+    what: &str,
+) -> anyhow::Result<Vec<String>> {
     if servers.is_empty() {
         return Ok(Vec::new());
     }
-    let answer = command(docker, lb_container, &release_line(backend, servers))
-        .with_context(|| format!("giving HAProxy servers {} back", servers.join(", ")))?;
+    let answer = command(docker, lb_container, line)
+        .with_context(|| format!("asking HAProxy to {what} servers {}", servers.join(", ")))?;
     Ok(answer
         .lines()
         .map(str::trim)
@@ -105,18 +123,13 @@ pub fn set_state(
     servers: &[String],
     state: &str,
 ) -> anyhow::Result<Vec<String>> {
-    if servers.is_empty() {
-        return Ok(Vec::new());
-    }
-    let line = set_state_line(backend, servers, state);
-    let answer = command(docker, lb_container, &line)
-        .with_context(|| format!("setting HAProxy servers {} to {state}", servers.join(", ")))?;
-    Ok(answer
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect())
+    refusals(
+        docker,
+        lb_container,
+        servers,
+        &set_state_line(backend, servers, state),
+        &format!("set to {state} the"),
+    )
 }
 
 #[cfg(test)]
