@@ -154,12 +154,13 @@ fn look(target: &Expected<'_>, result: &mut Convergence) -> Option<String> {
             return Some(format!("HAProxy stats not readable: {err:#}"));
         }
     };
+    // UP with a passing check: a slot DNS has just filled is UP before HAProxy checked it.
     let up: BTreeSet<String> = servers
         .iter()
-        .filter(|s| s.is_up())
+        .filter(|s| s.is_up_and_checked())
         .map(|s| s.ip().to_owned())
         .collect();
-    result.up = servers.iter().filter(|s| s.is_up()).count() as u32;
+    result.up = servers.iter().filter(|s| s.is_up_and_checked()).count() as u32;
     let now = Instant::now();
     for ip in &up {
         result.first_up.entry(ip.clone()).or_insert(now);

@@ -62,6 +62,20 @@ impl Server {
         self.status == "UP" || self.status.starts_with("UP ")
     }
 
+    /// UP and its last health check passed (or it has no check). A `server-template` slot that
+    /// DNS has just filled is UP at once, before any check (`INI`; HAProxy 2.6 and 3.0 have no
+    /// `init-state`), and live traffic then met a replica not yet listening: the canary's
+    /// first requests failed to connect and HAProxy marked it down (an e2e run in CI). Waits
+    /// for a routed replica count this, not [`Server::is_up`].
+    pub fn is_up_and_checked(&self) -> bool {
+        let check = self.check_status.trim_start_matches("* ");
+        self.is_up()
+            && (check.is_empty()
+                || ["L4OK", "L6OK", "L7OK"]
+                    .iter()
+                    .any(|ok| check.starts_with(ok)))
+    }
+
     /// A free `server-template` slot, waiting for an address from DNS.
     pub fn is_unused_slot(&self) -> bool {
         self.status.contains("(resolution)") || self.addr.is_empty()
@@ -304,6 +318,19 @@ web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,
             counters: Counters::default(),
         };
         assert!(server("UP 1/3").is_up());
+        let checked = |status: &str, check: &str| Server {
+            check_status: check.into(),
+            ..server(status)
+        };
+        assert!(checked("UP", "L7OK").is_up_and_checked());
+        assert!(checked("UP", "* L7OK").is_up_and_checked());
+        assert!(checked("UP", "").is_up_and_checked(), "no check configured");
+        assert!(
+            !checked("UP 1/2", "INI").is_up_and_checked(),
+            "resolved, never checked"
+        );
+        assert!(!checked("UP 1/2", "L4CON").is_up_and_checked());
+        assert!(!checked("DOWN", "L7OK").is_up_and_checked());
         assert!(!server("DOWN 1/2").is_up());
         assert!(!server("MAINT").is_up());
         assert!(!server("no check").is_up());
