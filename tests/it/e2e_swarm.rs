@@ -108,13 +108,18 @@ pub(crate) fn swarm_host_for(check: &str) -> Option<String> {
 
 /// docker against the manager.
 fn docker(host: &str, args: &[&str]) -> Ran {
+    docker_on(host, args, Duration::from_secs(90))
+}
+
+/// docker against the manager `host`, stopped after `timeout`.
+pub(crate) fn docker_on(host: &str, args: &[&str], timeout: Duration) -> Ran {
     let mut cmd = assert_cmd::Command::new("docker");
     cmd.env("DOCKER_HOST", host).args(args);
     Ran::capture(
         format!("DOCKER_HOST={host} docker {}", args.join(" ")),
         None,
         &mut cmd,
-        Duration::from_secs(90),
+        timeout,
     )
 }
 

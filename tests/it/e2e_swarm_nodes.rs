@@ -54,14 +54,7 @@ fn note(msg: impl AsRef<str>) {
 
 /// docker against the manager.
 fn manager(host: &str, args: &[&str]) -> Ran {
-    let mut cmd = assert_cmd::Command::new("docker");
-    cmd.env("DOCKER_HOST", host).args(args);
-    Ran::capture(
-        format!("DOCKER_HOST={host} docker {}", args.join(" ")),
-        None,
-        &mut cmd,
-        Duration::from_secs(60),
-    )
+    crate::e2e_swarm::docker_on(host, args, Duration::from_secs(60))
 }
 
 /// docker against the outer engine (where the nodes are containers).
