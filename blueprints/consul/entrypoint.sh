@@ -30,7 +30,20 @@ cat >"$config" <<JSON
   "tokens": {"master": "$master", "agent": "$master"$default_token}}}
 JSON
 
-consul "$@" -config-file "$config" &
+# A server of a cluster (PROVISION_CONSUL_NODE, the Swarm node's ID, is set): its node ID is
+# made from the node's, so that the server restarted on its node rejoins Raft as the same
+# server; and it binds its address on the stack's network (a Swarm task has another on
+# docker_gwbridge, and consul refuses to choose between two private addresses). Docker writes
+# that address for the container's hostname in /etc/hosts.
+set -- "$@" -config-file "$config"
+if [ -n "${PROVISION_CONSUL_NODE:-}" ]; then
+  node_id=$(printf '%s' "$PROVISION_CONSUL_NODE" | md5sum \
+    | sed 's/^\(.\{8\}\)\(.\{4\}\)\(.\{4\}\)\(.\{4\}\)\(.\{12\}\).*/\1-\2-\3-\4-\5/')
+  address=$(getent hosts "$(hostname)" | awk '{ print $1; exit }')
+  set -- "$@" -node-id "$node_id" -bind "$address"
+fi
+
+consul "$@" &
 agent=$!
 trap 'kill -TERM "$agent" 2>/dev/null || true' TERM INT
 
@@ -47,23 +60,33 @@ until consul acl policy list >/dev/null 2>&1; do
   sleep 0.2
 done
 
+# Servers of a cluster run this at once: each create may lose to another server's, and is
+# then checked again rather than taken as a failure.
 ensure_policy() { # <name> <rules>
-  if ! consul acl policy read -name "$1" >/dev/null 2>&1; then
-    consul acl policy create -name "$1" -rules "$2" >/dev/null
-  fi
+  consul acl policy read -name "$1" >/dev/null 2>&1 \
+    || consul acl policy create -name "$1" -rules "$2" >/dev/null 2>&1 \
+    || consul acl policy read -name "$1" >/dev/null
 }
 
 # A token with a fixed AccessorID whose SecretID is the file's value: kept when it already is,
 # replaced otherwise (a rotated secret). consul 1.8's CLI takes the SecretID as an argument only,
 # so it is visible to the processes of this container, which all run as consul anyway.
+token_in_place() { # <accessor> <secret>
+  consul acl token read -id "$1" 2>/dev/null | grep -q "^SecretID: *$2\$"
+}
 ensure_token() { # <accessor> <policy> <secret file>
   secret=$(cat "$3")
-  if consul acl token read -id "$1" 2>/dev/null | grep -q "^SecretID: *$secret\$"; then
-    return
-  fi
-  consul acl token delete -id "$1" >/dev/null 2>&1 || true
-  consul acl token create -accessor "$1" -secret "$secret" -policy-name "$2" \
-    -description "provision: $2" >/dev/null
+  tries=0
+  until token_in_place "$1" "$secret"; do
+    tries=$((tries + 1))
+    if [ "$tries" -gt 5 ]; then
+      log "token $1 ($2) not in place after 5 tries"
+      return 1
+    fi
+    consul acl token delete -id "$1" >/dev/null 2>&1 || true
+    consul acl token create -accessor "$1" -secret "$secret" -policy-name "$2" \
+      -description "provision: $2" >/dev/null 2>&1 || sleep 0.5
+  done
 }
 
 ensure_policy provision-writer \

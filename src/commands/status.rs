@@ -438,6 +438,9 @@ fn fleet_text(fleet: &Fleet) -> String {
                 .iter()
                 .map(|t| match &t.now_on {
                     Some(node) => format!("{} now on {node}", t.task),
+                    None if t.waits_for_a_node => {
+                        format!("{} waits for a node (one consul server per node)", t.task)
+                    }
                     None => format!("{} not running elsewhere", t.task),
                 })
                 .collect();

@@ -157,6 +157,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         expected,
         services: plan.singleton_services(),
         others,
+        consul_servers: plan.consul.servers,
         discovery: plan.discovery,
         balance: plan.lb.balance,
         replicas: replicas.clone(),

@@ -28,6 +28,8 @@ pub struct Observations {
     pub services: Vec<Service>,
     /// Their containers.
     pub others: Vec<Container>,
+    /// consul's servers (`consul.servers`): with several, consul is up while a majority runs.
+    pub consul_servers: u32,
     pub convergence: Convergence,
     /// What counts as an answer: the hit counter's JSON, or what the spec says of your app.
     pub expect: Expect,
@@ -74,6 +76,7 @@ pub fn evaluate(obs: &Observations) -> Vec<Check> {
 
 fn services_running(obs: &Observations) -> Check {
     let mut problems = Vec::new();
+    let mut notes = Vec::new();
     let mut up = 0;
     for service in &obs.services {
         let containers: Vec<&Container> = obs
@@ -85,12 +88,29 @@ fn services_running(obs: &Observations) -> Check {
         if containers.is_empty() {
             problems.push(format!("{service} has no container"));
         }
-        for c in containers {
+        let mut down = Vec::new();
+        for c in &containers {
             if !c.running {
-                problems.push(format!("{} is {}", c.describe(), c.state));
+                down.push(format!("{} is {}", c.describe(), c.state));
             } else if c.health.as_deref() == Some("unhealthy") {
-                problems.push(format!("{} is unhealthy", c.describe()));
+                down.push(format!("{} is unhealthy", c.describe()));
             }
+        }
+        // A consul cluster serves while a majority of its servers runs (Raft's quorum).
+        let quorum = (*service == Service::Consul && obs.consul_servers > 1).then(|| {
+            let running = containers.len() - down.len();
+            (running, obs.consul_servers as usize / 2 + 1)
+        });
+        match quorum {
+            Some((running, majority)) if running >= majority => {
+                notes.extend(down.into_iter().map(|d| {
+                    format!(
+                        "{d} ({running} of {} consul servers run: a majority)",
+                        obs.consul_servers
+                    )
+                }))
+            }
+            _ => problems.extend(down),
         }
         if problems.len() == before {
             up += 1;
@@ -105,7 +125,7 @@ fn services_running(obs: &Observations) -> Check {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    for p in &problems {
+    for p in problems.iter().chain(&notes) {
         message.push_str(&format!("\n{p}"));
     }
     Check::pass_if("services running", problems.is_empty(), message)
@@ -619,6 +639,7 @@ mod tests {
             expected: n,
             services,
             others,
+            consul_servers: 1,
             discovery: Discovery::ConsulDns,
             balance: Balance::Roundrobin,
             convergence: Convergence {
@@ -703,6 +724,41 @@ mod tests {
             "{m}"
         );
         assert!(m.starts_with("1 of 3 services up"), "{m}");
+    }
+
+    #[test]
+    fn a_consul_cluster_is_up_while_a_majority_of_its_servers_runs() {
+        let mut obs = stack(2, &[]);
+        obs.consul_servers = 3;
+        let consul = obs.others[0].clone();
+        for i in 1..3 {
+            let mut server = consul.clone();
+            server.name = format!("hits-consul-{}", i + 1);
+            obs.others.push(server);
+        }
+        obs.others[0].running = false;
+        obs.others[0].state = "pending".into();
+        let checks = evaluate(&obs);
+        let m = message(&checks, "services running");
+        assert_eq!(outcome(&checks, "services running"), Outcome::Pass, "{m}");
+        assert!(
+            m.contains("is pending (2 of 3 consul servers run: a majority)"),
+            "{m}"
+        );
+        // Two of three lost: no leader, no writes, no registrations.
+        let last = obs.others.len() - 1;
+        obs.others[last].running = false;
+        obs.others[last].state = "pending".into();
+        let checks = evaluate(&obs);
+        assert_eq!(outcome(&checks, "services running"), Outcome::Fail);
+        // A single server that is not running is consul down.
+        let mut single = stack(2, &[]);
+        single.others[0].running = false;
+        single.others[0].state = "pending".into();
+        assert_eq!(
+            outcome(&evaluate(&single), "services running"),
+            Outcome::Fail
+        );
     }
 
     #[test]

@@ -465,6 +465,8 @@ mod tests {
             "project: hits\ndiscovery: consul-dns\n",
             "project: hits\ndiscovery: docker-dns\n",
             "project: hits\ntarget:\n  kind: swarm\n  registry: 127.0.0.1:5000\n",
+            "project: hits\ntarget:\n  kind: swarm\n  registry: 127.0.0.1:5000\n\
+             discovery: consul-dns\nconsul:\n  servers: 3\n",
         ] {
             outputs.extend(render(&project(spec)).unwrap().files.into_keys());
         }

@@ -370,10 +370,13 @@ fn ratio<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     }
 }
 
-/// The consul agent (a single server, with ACLs).
+/// The consul agent: one server, or a Raft cluster of three or five on a Swarm; with ACLs.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Consul {
+    /// How many consul servers: 1, or (a Swarm in consul-dns mode) 3 or 5, one per node, so that
+    /// discovery goes on when a node is lost (docs/swarm.md, "Losing a node").
+    pub servers: ConsulServers,
     /// Host port for consul's HTTP API and UI, published on 127.0.0.1 only; left out, consul is
     /// not published at all (provision reaches it through `docker exec`).
     #[serde(
@@ -390,10 +393,61 @@ pub struct Consul {
 impl Default for Consul {
     fn default() -> Self {
         Consul {
+            servers: ConsulServers::One,
             http_port: None,
             datacenter: Name("dc1".into()),
             memory: defaults::CONSUL_MEMORY,
         }
+    }
+}
+
+/// How many consul servers run. An odd number: a Raft cluster of 3 keeps a majority (a leader,
+/// and so writes) with one server lost, 5 with two; an even number adds no tolerance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub enum ConsulServers {
+    /// A single server (`-dev`: its catalog in memory, filled again by the replicas).
+    #[default]
+    One,
+    /// A Raft cluster spread one per node: survives the loss of one.
+    Three,
+    /// A Raft cluster spread one per node: survives the loss of two.
+    Five,
+}
+
+impl ConsulServers {
+    pub fn count(self) -> u32 {
+        match self {
+            ConsulServers::One => 1,
+            ConsulServers::Three => 3,
+            ConsulServers::Five => 5,
+        }
+    }
+
+    /// Several servers in Raft, rather than one in `-dev` mode.
+    pub fn is_cluster(self) -> bool {
+        self != ConsulServers::One
+    }
+}
+
+impl TryFrom<u32> for ConsulServers {
+    type Error = String;
+    fn try_from(n: u32) -> Result<Self, String> {
+        match n {
+            1 => Ok(ConsulServers::One),
+            3 => Ok(ConsulServers::Three),
+            5 => Ok(ConsulServers::Five),
+            _ => Err(format!(
+                "{n} consul servers: use 1, 3 or 5 (a Raft cluster needs a majority of its \
+                 servers: an even number survives no more losses than the odd one below it)"
+            )),
+        }
+    }
+}
+
+impl From<ConsulServers> for u32 {
+    fn from(servers: ConsulServers) -> u32 {
+        servers.count()
     }
 }
 

@@ -135,6 +135,8 @@ pub struct PlanRedis {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PlanConsul {
+    /// 1 (`-dev`), or 3 or 5 servers in Raft, one per node (a Swarm in consul-dns mode only).
+    pub servers: u32,
     /// Published on 127.0.0.1 when set (`consul.http_port`).
     pub http_port: Option<u16>,
     pub datacenter: String,

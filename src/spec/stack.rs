@@ -328,7 +328,11 @@ impl Plan {
                 ]
             }
             LbDiscovery::ConsulSrv | LbDiscovery::DockerDns => {
-                vec!["lb/Dockerfile", "lb/haproxy.cfg", "lb/haproxy-reload.sh"]
+                let mut files = vec!["lb/Dockerfile", "lb/haproxy.cfg", "lb/haproxy-reload.sh"];
+                if self.consul.servers > 1 {
+                    files.push("lb/consul-nameservers.sh");
+                }
+                files
             }
         };
         contexts.push(BuildContext {

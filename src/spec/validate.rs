@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::inputs::{self, SecretSource};
-use super::model::{App, Discovery, Spec, TargetKind};
+use super::model::{App, Discovery, Placement, Spec, TargetKind};
 use super::plan::{
     Plan, PlanConsul, PlanDeploy, PlanExpect, PlanImages, PlanLb, PlanPlacement, PlanRedis,
     PlanSecret, PlanSecretSource, PlanWeb, SwarmTarget, Target,
@@ -176,6 +176,40 @@ pub fn validate(spec: &Spec, base_dir: &Path) -> Result<Plan, Vec<Violation>> {
             ),
         );
     }
+    if spec.consul.servers.is_cluster() {
+        if spec.target.kind != TargetKind::Swarm {
+            violation(
+                "consul.servers",
+                &["target.kind"],
+                format!(
+                    "{} consul servers need a swarm target: they run one per node, and one \
+                     Docker host loses them all at once (write `servers: 1`, or `kind: swarm` \
+                     under `target`)",
+                    spec.consul.servers.count()
+                ),
+            );
+        } else if spec.discovery != Discovery::ConsulDns {
+            violation(
+                "consul.servers",
+                &["discovery"],
+                format!(
+                    "{} consul servers need discovery consul-dns: each web replica keeps to one \
+                     server and moves when it is lost, which registrator (consul-template mode) \
+                     does not; it would register every container on several servers",
+                    spec.consul.servers.count()
+                ),
+            );
+        } else if spec.target.placement.consul != Placement::default().consul {
+            violation(
+                "target.placement.consul",
+                &["consul.servers"],
+                "several consul servers run one per node, wherever Swarm finds room: \
+                 `target.placement.consul` pins a single server (leave it out, or write \
+                 `servers: 1`)"
+                    .into(),
+            );
+        }
+    }
     if spec.target.kind == TargetKind::Swarm && spec.target.registry.is_none() {
         violation(
             "target.registry",
@@ -292,6 +326,7 @@ fn plan_of(spec: &Spec) -> Plan {
             maxmemory: spec.redis.memory.redis_maxmemory(),
         },
         consul: PlanConsul {
+            servers: spec.consul.servers.count(),
             http_port: spec.consul.http_port,
             datacenter: spec.consul.datacenter.to_string(),
             memory: spec.consul.memory.to_string(),

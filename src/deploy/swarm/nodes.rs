@@ -53,6 +53,10 @@ pub struct Stranded {
     /// The node that runs its slot now; None while Swarm has not started it elsewhere (a
     /// service pinned to that node, such as redis, or an lb: one per edge node).
     pub now_on: Option<String>,
+    /// A server of a consul cluster: one per node, so it waits for its node (or a free one)
+    /// by design while the others keep a majority.
+    #[serde(skip)]
+    pub waits_for_a_node: bool,
 }
 
 /// A lost node and the stack's tasks that ran there.
@@ -185,13 +189,22 @@ fn parse_history(text: &str) -> Vec<HistoryRow> {
 }
 
 /// The stack's tasks that ran on `node` (lost), each with where its slot runs now.
-fn stranded_on(node: &str, history: &[HistoryRow], project: &str) -> Vec<Stranded> {
+fn stranded_on(
+    node: &str,
+    history: &[HistoryRow],
+    project: &str,
+    consul_cluster: bool,
+) -> Vec<Stranded> {
     let global_lb = format!("{project}_lb.");
+    let consul_server = format!("{project}_consul.");
     let mut tasks: BTreeMap<String, Option<String>> = BTreeMap::new();
     for row in history.iter().filter(|r| r.node == node && r.was_running) {
         let now_on = history
             .iter()
-            .find(|r| r.name == row.name && r.desired_running && r.node != node)
+            // A slot with no node yet (pending) runs nowhere.
+            .find(|r| {
+                r.name == row.name && r.desired_running && r.node != node && !r.node.is_empty()
+            })
             .map(|r| r.node.clone());
         // A global task's name ends in its node's id: say which service it is.
         let name = if row.name.starts_with(&global_lb) {
@@ -203,7 +216,11 @@ fn stranded_on(node: &str, history: &[HistoryRow], project: &str) -> Vec<Strande
     }
     tasks
         .into_iter()
-        .map(|(task, now_on)| Stranded { task, now_on })
+        .map(|(task, now_on)| Stranded {
+            waits_for_a_node: consul_cluster && task.starts_with(&consul_server),
+            task,
+            now_on,
+        })
         .collect()
 }
 
@@ -250,7 +267,12 @@ impl Swarm<'_> {
             .filter(|n| n.is_lost())
             .map(|n| LostNode {
                 node: n.clone(),
-                tasks: stranded_on(&n.hostname, &history, &self.plan.project),
+                tasks: stranded_on(
+                    &n.hostname,
+                    &history,
+                    &self.plan.project,
+                    self.plan.consul.servers > 1,
+                ),
             })
             .collect();
         let by_name: BTreeMap<&str, &Node> =
@@ -314,6 +336,9 @@ impl Fleet {
                 .map(|t| match &t.now_on {
                     Some(node) => format!("{} (now on {node})", t.task),
                     None if t.task.ends_with("_lb") => format!("{} (lost with its node)", t.task),
+                    None if t.waits_for_a_node => {
+                        format!("{} (waits for a node: one consul server per node)", t.task)
+                    }
                     None => {
                         stuck.push(format!("{} of {}", t.task, lost.node.hostname));
                         format!("{} (not started elsewhere)", t.task)
@@ -443,21 +468,24 @@ mod tests {
              p_lb.abc123|n3|Running|Running 2 minutes ago\n\
              p_web.2|n1|Running|Running 3 minutes ago\n",
         );
-        let stranded = stranded_on("n3", &history, "p");
+        let stranded = stranded_on("n3", &history, "p", false);
         assert_eq!(
             stranded,
             [
                 Stranded {
                     task: "p_lb".into(),
-                    now_on: None
+                    now_on: None,
+                    waits_for_a_node: false,
                 },
                 Stranded {
                     task: "p_redis.1".into(),
-                    now_on: None
+                    now_on: None,
+                    waits_for_a_node: false,
                 },
                 Stranded {
                     task: "p_web.1".into(),
-                    now_on: Some("n1".into())
+                    now_on: Some("n1".into()),
+                    waits_for_a_node: false,
                 },
             ]
         );
@@ -495,6 +523,38 @@ mod tests {
             "the dead node's lb may be silent"
         );
         assert!(checks[1].message.starts_with("1 of 2 lbs answer"));
+    }
+
+    #[test]
+    fn a_consul_server_waits_for_a_node_and_a_pending_slot_runs_nowhere() {
+        // Node n3 lost: its consul server's slot is pending (no node), as Swarm shows it when
+        // every other node already runs one.
+        let history = parse_history(
+            "p_consul.1|n3|Shutdown|Running 2 minutes ago\n\
+             p_consul.1||Running|Pending 20 seconds ago\n\
+             p_consul.2|n1|Running|Running 3 minutes ago\n",
+        );
+        let in_cluster = stranded_on("n3", &history, "p", true);
+        assert_eq!(in_cluster.len(), 1);
+        assert_eq!(in_cluster[0].now_on, None, "pending is not `now on` a node");
+        assert!(in_cluster[0].waits_for_a_node);
+        let nodes = parse_nodes(NODES).unwrap();
+        let fleet = |tasks| Fleet {
+            lost: vec![LostNode {
+                node: nodes[2].clone(),
+                tasks,
+            }],
+            nodes: nodes.clone(),
+            lbs: Vec::new(),
+        };
+        let checks = fleet(in_cluster).checks();
+        assert_eq!(checks[0].outcome, Outcome::Pass, "{}", checks[0].message);
+        assert!(checks[0]
+            .message
+            .contains("p_consul.1 (waits for a node: one consul server per node)"));
+        // A single consul (pinned) not running anywhere is stuck.
+        let checks = fleet(stranded_on("n3", &history, "p", false)).checks();
+        assert_eq!(checks[0].outcome, Outcome::Fail, "{}", checks[0].message);
     }
 
     #[test]
