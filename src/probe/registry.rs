@@ -102,19 +102,65 @@ impl Source<'_> {
             .as_ref()
             .map(|t| format!("X-Consul-Token: {}\r\n", t.expose_secret().trim()))
             .unwrap_or_default();
-        let answer = self
+        let request = format!("GET {path} HTTP/1.0\r\nHost: consul\r\n{token}\r\n");
+        let ask = |server: &str| -> anyhow::Result<Vec<Instance>> {
+            let answer = self
+                .docker
+                .call(
+                    format!("asking consul ({server}) for {path} from the lb container"),
+                    [
+                        "exec",
+                        "-i",
+                        container,
+                        "socat",
+                        "-",
+                        &format!("TCP:{server}:8500,connect-timeout=2"),
+                    ],
+                )
+                .stdin(request.clone())
+                .timeout(Duration::from_secs(10))
+                .output()?;
+            parse_passing(http_body(&answer)?)
+        };
+        // `consul` is the first address Docker's DNS gives. With several servers
+        // (`consul.servers`) that one may be lost, or restarted and not yet caught up with the
+        // leader (it refuses the token then): each of the others is asked in turn.
+        let first = match ask("consul") {
+            Ok(instances) => return Ok(instances),
+            Err(err) => err,
+        };
+        let mut errors = vec![format!("consul: {first:#}")];
+        for server in self.servers(container) {
+            match ask(&server) {
+                Ok(instances) => return Ok(instances),
+                Err(err) => errors.push(format!("{server}: {err:#}")),
+            }
+        }
+        anyhow::bail!(
+            "asking consul for {path} through docker exec: {}",
+            errors.join("; ")
+        )
+    }
+
+    /// Every address `consul` resolves to in the lb container (each server's, with several).
+    fn servers(&self, container: &str) -> Vec<String> {
+        let Ok(found) = self
             .docker
             .call(
-                format!("asking consul for {path} from the lb container"),
-                ["exec", "-i", container, "socat", "-", "TCP:consul:8500"],
+                "resolving consul's servers in the lb container",
+                ["exec", container, "getent", "ahostsv4", "consul"],
             )
-            .stdin(format!(
-                "GET {path} HTTP/1.0\r\nHost: consul\r\n{token}\r\n"
-            ))
             .timeout(Duration::from_secs(10))
-            .output()?;
-        parse_passing(http_body(&answer)?)
-            .with_context(|| format!("asking consul for {path} through docker exec"))
+            .output()
+        else {
+            return Vec::new();
+        };
+        let addresses: std::collections::BTreeSet<String> = found
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect();
+        addresses.into_iter().collect()
     }
 
     /// Where it is read, for messages.

@@ -516,6 +516,45 @@ mod tests {
     }
 
     #[test]
+    fn several_consul_servers_need_a_swarm_in_consul_dns_and_an_odd_count() {
+        const SWARM: &str = "project: hits\ntarget:\n  kind: swarm\n  registry: r:5000\n";
+        let e = err(&format!(
+            "{SWARM}discovery: consul-dns\nconsul:\n  servers: 2\n"
+        ));
+        assert!(
+            e.contains("provision.yaml:7:12: consul.servers: 2 consul servers: use 1, 3 or 5"),
+            "{e}"
+        );
+        let e = err("project: hits\ndiscovery: consul-dns\nconsul:\n  servers: 3\n");
+        assert!(
+            e.contains(":4:3: consul.servers: 3 consul servers need a swarm target"),
+            "{e}"
+        );
+        let e = err(&format!("{SWARM}consul:\n  servers: 3\n"));
+        assert!(
+            e.contains(":6:3: consul.servers: 3 consul servers need discovery consul-dns"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{SWARM}  placement:\n    consul: node.labels.a == b\ndiscovery: consul-dns\n\
+             consul:\n  servers: 3\n"
+        ));
+        assert!(
+            e.contains(":6:5: target.placement.consul: several consul servers run one per node"),
+            "{e}"
+        );
+        let plan = from_text(
+            &format!("{SWARM}discovery: consul-dns\nconsul:\n  servers: 5\n"),
+            Path::new("p.yaml"),
+            Path::new("."),
+        )
+        .unwrap();
+        assert_eq!(plan.consul.servers, 5);
+        let plan = from_text(SWARM, Path::new("p.yaml"), Path::new(".")).unwrap();
+        assert_eq!(plan.consul.servers, 1, "one server unless asked");
+    }
+
+    #[test]
     fn web_expect_is_for_your_own_app_and_checked() {
         let own = |extra: &str| {
             from_text(

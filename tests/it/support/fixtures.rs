@@ -16,6 +16,7 @@ pub const FIXTURES: &[&str] = &[
     "bookworm",
     "swarm-docker-dns",
     "swarm-consul-dns",
+    "swarm-consul-cluster",
 ];
 
 pub fn fixture_spec(name: &str) -> PathBuf {
