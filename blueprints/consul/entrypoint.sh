@@ -23,11 +23,27 @@ default_token=""
 if [ "${PROVISION_READER_IS_DEFAULT:-false}" = true ]; then
   default_token=", \"default\": \"$reader\""
 fi
+# A server of a cluster talks to the others over the stack's network: gossip encrypted with the
+# stack's key, Raft and RPC over TLS both ways with the stack's server certificate, and no
+# connection taken from a peer without a certificate of the same authority. (The certificate
+# is the same on every server, so host names are not checked: only servers hold it.)
+cluster=""
+if [ -f "$secrets/consul_gossip_key" ] && [ -f "$secrets/consul_server_tls" ]; then
+  tls=${TMPDIR:-/tmp}/provision-tls
+  mkdir -p "$tls"
+  # The secret holds three PEM blocks: the certificate, its key, the authority's certificate.
+  awk -v dir="$tls" '
+    /-----BEGIN/ { n++ }
+    { print > (dir "/" (n == 1 ? "server.pem" : n == 2 ? "server-key.pem" : "ca.pem")) }
+  ' "$secrets/consul_server_tls"
+  cluster=$(printf ', "encrypt": "%s", "ca_file": "%s", "cert_file": "%s", "key_file": "%s", "verify_incoming_rpc": true, "verify_outgoing": true, "verify_server_hostname": false' \
+    "$(cat "$secrets/consul_gossip_key")" "$tls/ca.pem" "$tls/server.pem" "$tls/server-key.pem")
+fi
 config=${TMPDIR:-/tmp}/provision-acl.json
 cat >"$config" <<JSON
 {"acl": {"enabled": true, "default_policy": "deny", "down_policy": "extend-cache",
   "enable_token_persistence": false,
-  "tokens": {"master": "$master", "agent": "$master"$default_token}}}
+  "tokens": {"master": "$master", "agent": "$master"$default_token}}$cluster}
 JSON
 
 # A server of a cluster (PROVISION_CONSUL_NODE, the Swarm node's ID, is set): its node ID is

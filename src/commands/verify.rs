@@ -141,6 +141,22 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
         Ok(servers) => (servers, None),
         Err(err) => (Vec::new(), Some(format!("{err:#}"))),
     };
+    // Several consul servers: whether Raft has them all, at their current addresses.
+    let raft = (plan.consul.servers > 1).then(|| match deployment.consul(lb.clone()) {
+        None => Check::new(
+            "consul raft",
+            Outcome::Fail,
+            "no running lb container to read consul through",
+        ),
+        Some(source) => match source.raft() {
+            Ok(raft) => raft.check(plan.consul.servers),
+            Err(err) => Check::new(
+                "consul raft",
+                Outcome::Fail,
+                format!("could not read consul's Raft peers: {err:#}"),
+            ),
+        },
+    });
     let (registry, registry_error) = match deployment.consul(lb.clone()) {
         // On a Swarm consul is read through the lb's container: none, nothing to read with.
         None if plan.discovery.has_registry() => (
@@ -182,6 +198,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             c.message.push_str(&format!("\ncould not read it: {error}"));
         }
     }
+    checks.extend(raft);
     // On a Swarm: lost nodes and where their tasks went, and every edge node's lb.
     if let Some(fleet) = deployment.fleet()? {
         checks.extend(fleet.checks());

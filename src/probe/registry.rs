@@ -2,6 +2,7 @@
 //! the lb container with the stack's reader token, on both targets (consul's API is published
 //! only when the spec asks).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use secrecy::{ExposeSecret as _, SecretString};
 
+use crate::check::{Check, Numbers};
 use crate::docker::Docker;
 
 /// One passing instance of a service.
@@ -92,6 +94,35 @@ impl Source<'_> {
     /// Passing instances of `service`.
     pub fn passing(&self, service: &ServiceQuery) -> anyhow::Result<Vec<Instance>> {
         let path = service.path();
+        parse_passing(&self.get(&path)?)
+    }
+
+    /// consul's Raft as its servers stand (several servers, `consul.servers`): the voters'
+    /// addresses in the Raft configuration (`/v1/status/peers`, which needs no token) and the
+    /// servers' addresses in Docker's DNS.
+    pub fn raft(&self) -> anyhow::Result<Raft> {
+        let body = self.get("/v1/status/peers")?;
+        let peers: Vec<String> = serde_json::from_str(&body)
+            .with_context(|| format!("reading consul's Raft peers from {body:?}"))?;
+        let container = self
+            .container
+            .as_deref()
+            .context("no lb container runs, and consul is asked from inside it")?;
+        Ok(Raft {
+            peers: peers
+                .iter()
+                .map(|p| {
+                    p.rsplit_once(':')
+                        .map_or(p.as_str(), |(ip, _)| ip)
+                        .to_owned()
+                })
+                .collect(),
+            servers: self.servers(container).into_iter().collect(),
+        })
+    }
+
+    /// The body of consul's 200 answer to GET `path`.
+    fn get(&self, path: &str) -> anyhow::Result<String> {
         let container = self
             .container
             .as_deref()
@@ -103,7 +134,7 @@ impl Source<'_> {
             .map(|t| format!("X-Consul-Token: {}\r\n", t.expose_secret().trim()))
             .unwrap_or_default();
         let request = format!("GET {path} HTTP/1.0\r\nHost: consul\r\n{token}\r\n");
-        let ask = |server: &str| -> anyhow::Result<Vec<Instance>> {
+        let ask = |server: &str| -> anyhow::Result<String> {
             let answer = self
                 .docker
                 .call(
@@ -120,19 +151,19 @@ impl Source<'_> {
                 .stdin(request.clone())
                 .timeout(Duration::from_secs(10))
                 .output()?;
-            parse_passing(http_body(&answer)?)
+            http_body(&answer).map(str::to_owned)
         };
         // `consul` is the first address Docker's DNS gives. With several servers
         // (`consul.servers`) that one may be lost, or restarted and not yet caught up with the
         // leader (it refuses the token then): each of the others is asked in turn.
         let first = match ask("consul") {
-            Ok(instances) => return Ok(instances),
+            Ok(body) => return Ok(body),
             Err(err) => err,
         };
         let mut errors = vec![format!("consul: {first:#}")];
         for server in self.servers(container) {
             match ask(&server) {
-                Ok(instances) => return Ok(instances),
+                Ok(body) => return Ok(body),
                 Err(err) => errors.push(format!("{server}: {err:#}")),
             }
         }
@@ -175,6 +206,55 @@ impl Source<'_> {
     }
 }
 
+/// consul's Raft configuration against its running servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Raft {
+    /// The voters' addresses, as the Raft configuration has them.
+    pub peers: BTreeSet<String>,
+    /// The servers' addresses, as Docker's DNS has them (the running, healthy ones).
+    pub servers: BTreeSet<String>,
+}
+
+impl Raft {
+    /// verify's `consul raft` check for a cluster of `expected` servers: passes while the
+    /// voters that run at their addresses are a majority of the configuration (there is a
+    /// leader), and says how many more losses it survives. A server restarted on its node has
+    /// a new address, and counts only once the leader has replaced its old one.
+    pub fn check(&self, expected: u32) -> Check {
+        let live: BTreeSet<&String> = self.peers.intersection(&self.servers).collect();
+        let quorum = self.peers.len() / 2 + 1;
+        let tolerates = live.len().saturating_sub(quorum);
+        let mut message = format!(
+            "{} of {expected} consul servers are voters at their addresses; {}",
+            live.len(),
+            if live.len() < quorum {
+                "not a majority: no leader, no registrations".to_owned()
+            } else if tolerates == 0 {
+                "one more lost server stops discovery's changes".to_owned()
+            } else {
+                format!("it survives {tolerates} more lost server(s)")
+            }
+        );
+        for gone in self.peers.difference(&self.servers) {
+            message.push_str(&format!(
+                "\n{gone} is a voter in Raft, and no running server has that address"
+            ));
+        }
+        for new in self.servers.difference(&self.peers) {
+            message.push_str(&format!(
+                "\n{new} runs a server that is not yet a voter (a restarted one has a new address)"
+            ));
+        }
+        Check::pass_if("consul raft", live.len() >= quorum, message).numbers(
+            Numbers::default()
+                .with("expected", expected)
+                .with("voters", self.peers.len() as u64)
+                .with("live", live.len() as u64)
+                .with("tolerates", tolerates as u64),
+        )
+    }
+}
+
 /// The body of a raw HTTP/1.x answer whose status is 200.
 fn http_body(answer: &str) -> anyhow::Result<&str> {
     let (head, body) = answer
@@ -200,6 +280,41 @@ pub fn passing(base: &str, service: &ServiceQuery) -> anyhow::Result<Vec<Instanc
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn raft(peers: &[&str], servers: &[&str]) -> Raft {
+        Raft {
+            peers: peers.iter().map(|s| s.to_string()).collect(),
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn raft_passes_with_a_majority_of_live_voters_and_says_what_it_survives() {
+        let whole = raft(&["a", "b", "c"], &["a", "b", "c"]).check(3);
+        assert_eq!(whole.outcome, crate::check::Outcome::Pass);
+        assert!(
+            whole.message.contains("survives 1 more"),
+            "{}",
+            whole.message
+        );
+        // c came back with a new address the leader has not taken yet.
+        let rejoining = raft(&["a", "b", "c"], &["a", "b", "d"]).check(3);
+        assert_eq!(rejoining.outcome, crate::check::Outcome::Pass);
+        assert!(
+            rejoining.message.contains("one more lost server stops")
+                && rejoining
+                    .message
+                    .contains("c is a voter in Raft, and no running server")
+                && rejoining
+                    .message
+                    .contains("d runs a server that is not yet a voter"),
+            "{}",
+            rejoining.message
+        );
+        let lost = raft(&["a", "b", "c"], &["a"]).check(3);
+        assert_eq!(lost.outcome, crate::check::Outcome::Fail);
+        assert!(lost.message.contains("not a majority"), "{}", lost.message);
+    }
 
     #[test]
     fn a_raw_answer_gives_its_body_only_when_it_is_200() {

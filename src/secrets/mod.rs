@@ -44,6 +44,13 @@ pub enum Generated {
     Token,
     /// A random (v4) UUID: consul ACL tokens, whose SecretID must be one.
     Uuid,
+    /// 32 random bytes in base64: consul's gossip encryption key (`encrypt`).
+    GossipKey,
+    /// TLS for consul's servers, in PEM: a certificate and its key, then the certificate of
+    /// the authority that signed it (made for this secret and dropped: its key is kept
+    /// nowhere). Each server presents the certificate and accepts Raft and RPC only from a
+    /// peer that presents one the authority signed.
+    ConsulServerTls,
 }
 
 impl Generated {
@@ -56,9 +63,68 @@ impl Generated {
                 bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
             }
             Generated::Uuid => uuid::Uuid::new_v4().to_string(),
+            Generated::GossipKey => {
+                use base64::Engine as _;
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes)
+                    .map_err(|err| anyhow::anyhow!("no randomness from the OS: {err}"))?;
+                base64::engine::general_purpose::STANDARD.encode(bytes)
+            }
+            Generated::ConsulServerTls => consul_server_tls()?,
         };
         Ok(SecretValue::from(text))
     }
+}
+
+/// A certificate authority made for the occasion, and a certificate for consul's servers it
+/// signs (ECDSA P-256, ten years, for TLS servers and clients alike: a server is both to its
+/// peers). consul 1.8's own `tls cert create` reads only SEC1 keys, and rcgen writes PKCS#8, so
+/// provision signs the servers' certificate itself; the TLS stack reads PKCS#8. The servers
+/// share the certificate, so none needs the authority's key, which is dropped here.
+fn consul_server_tls() -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let now = time::OffsetDateTime::now_utc();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new())
+        .context("the certificate authority's parameters")?;
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "provision consul CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+        rcgen::KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.not_before = now - time::Duration::days(1);
+    ca.not_after = now + time::Duration::days(3650);
+    let ca_key = rcgen::KeyPair::generate().context("generating the authority's key")?;
+    let authority = rcgen::CertifiedIssuer::self_signed(ca, ca_key)
+        .context("signing the certificate authority")?;
+
+    let mut server = rcgen::CertificateParams::new(vec!["server.consul".to_owned()])
+        .context("the servers' certificate's parameters")?;
+    server
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "provision consul server");
+    server.key_usages = vec![
+        rcgen::KeyUsagePurpose::DigitalSignature,
+        rcgen::KeyUsagePurpose::KeyEncipherment,
+    ];
+    server.extended_key_usages = vec![
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    server.not_before = now - time::Duration::days(1);
+    server.not_after = now + time::Duration::days(3650);
+    let key = rcgen::KeyPair::generate().context("generating the servers' key")?;
+    let cert = server
+        .signed_by(&key, &authority)
+        .context("signing the servers' certificate")?;
+    Ok(format!(
+        "{}{}{}",
+        cert.pem(),
+        key.serialize_pem(),
+        authority.pem()
+    ))
 }
 
 /// One stored secret: its name, the version of its current value, and the file that holds it.
@@ -217,6 +283,32 @@ mod tests {
     use std::os::unix::fs::MetadataExt as _;
 
     use super::*;
+
+    #[test]
+    fn consul_server_tls_is_a_certificate_its_key_and_the_authority() {
+        let bundle = Generated::ConsulServerTls.fresh().unwrap();
+        let text = bundle.expose_secret();
+        let kinds: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("-----BEGIN "))
+            .collect();
+        assert_eq!(
+            kinds,
+            ["CERTIFICATE-----", "PRIVATE KEY-----", "CERTIFICATE-----"]
+        );
+        let other = Generated::ConsulServerTls.fresh().unwrap();
+        assert_ne!(text, other.expose_secret(), "a new authority each time");
+    }
+
+    #[test]
+    fn a_gossip_key_is_32_bytes_in_base64() {
+        use base64::Engine as _;
+        let key = Generated::GossipKey.fresh().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(key.expose_secret())
+            .unwrap();
+        assert_eq!(bytes.len(), 32);
+    }
 
     fn store() -> (tempfile::TempDir, SecretStore) {
         let base = tempfile::tempdir().unwrap();

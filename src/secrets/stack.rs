@@ -15,6 +15,12 @@
 //!   and in consul-dns mode every request without a token, since HAProxy's DNS queries cannot
 //!   carry one).
 //!
+//! - `consul_gossip_key`, `consul_server_tls` (several consul servers, `consul.servers`): the
+//!   servers gossip with each other encrypted by the key, and talk Raft and RPC over TLS with
+//!   the certificate, accepting no connection without one the same authority signed
+//!   (blueprints/consul/entrypoint.sh): a container on the stack's network can neither join the
+//!   cluster nor speak Raft to it.
+//!
 //! Generated on the first apply, kept until rotated (`provision secrets rotate`).
 
 use std::path::PathBuf;
@@ -86,7 +92,27 @@ pub const STACK_SECRETS: &[StackSecret] = &[
             consul_and(stack, lb)
         },
     },
+    StackSecret {
+        name: CONSUL_GOSSIP_KEY,
+        kind: Generated::GossipKey,
+        readers: consul_servers,
+    },
+    StackSecret {
+        name: CONSUL_SERVER_TLS,
+        kind: Generated::ConsulServerTls,
+        readers: consul_servers,
+    },
 ];
+
+/// consul, when it is a cluster of servers that talk to each other over the stack's network
+/// (`consul.servers`): nobody otherwise (a single `-dev` server gossips with itself only).
+fn consul_servers(stack: &Features) -> Vec<Service> {
+    if stack.consul_cluster {
+        vec![Service::Consul]
+    } else {
+        Vec::new()
+    }
+}
 
 /// consul (which creates the token) and `others`, in a stack that runs consul; nobody otherwise.
 fn consul_and(stack: &Features, others: &[Service]) -> Vec<Service> {
@@ -104,6 +130,8 @@ pub const LB_STATS_PASSWORD: &str = "lb_stats_password";
 pub const CONSUL_MASTER_TOKEN: &str = "consul_master_token";
 pub const CONSUL_WRITER_TOKEN: &str = "consul_writer_token";
 pub const CONSUL_READER_TOKEN: &str = "consul_reader_token";
+pub const CONSUL_GOSSIP_KEY: &str = "consul_gossip_key";
+pub const CONSUL_SERVER_TLS: &str = "consul_server_tls";
 
 impl StackSecret {
     pub fn secret_name(&self) -> SecretName {
@@ -276,7 +304,12 @@ mod tests {
         let overrides = prepare(&store, &plan).unwrap();
         let compose = std::fs::read_to_string(&overrides.compose).unwrap();
         let stack = std::fs::read_to_string(&overrides.stack).unwrap();
-        for secret in STACK_SECRETS {
+        let used = StackSecret::of(&plan);
+        assert!(
+            used.iter().all(|s| s.name != CONSUL_GOSSIP_KEY),
+            "one consul server gossips with nobody"
+        );
+        for secret in used {
             let value = value(&store, secret.name).unwrap().unwrap();
             use secrecy::ExposeSecret as _;
             assert!(!compose.contains(value.expose_secret()));
@@ -295,6 +328,40 @@ mod tests {
         let before = std::fs::read_to_string(&overrides.compose).unwrap();
         prepare(&store, &plan).unwrap();
         assert_eq!(before, std::fs::read_to_string(&overrides.compose).unwrap());
+    }
+
+    #[test]
+    fn a_consul_cluster_gets_a_gossip_key_and_server_tls_for_consul_only() {
+        let plan = crate::spec::from_text(
+            "project: hits\ntarget:\n  kind: swarm\n  registry: r:5000\ndiscovery: consul-dns\n\
+             consul:\n  servers: 3\n",
+            std::path::Path::new("provision.yaml"),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        for name in [CONSUL_GOSSIP_KEY, CONSUL_SERVER_TLS] {
+            let secret = StackSecret::named(name).unwrap();
+            assert_eq!(secret.readers(&plan), [Service::Consul], "{name}");
+        }
+        let base = tempfile::tempdir().unwrap();
+        let store = SecretStore::new(StateDir::under(base.path(), "hits"));
+        let overrides = prepare(&store, &plan).unwrap();
+        let stack: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(&overrides.stack).unwrap()).unwrap();
+        let targets = |service: &str| -> Vec<String> {
+            stack["services"][service]["secrets"]
+                .as_sequence()
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|e| e["target"].as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        assert!(targets("consul").contains(&CONSUL_SERVER_TLS.to_owned()));
+        assert!(targets("consul").contains(&CONSUL_GOSSIP_KEY.to_owned()));
+        assert!(!targets("lb").contains(&CONSUL_SERVER_TLS.to_owned()));
+        assert!(!targets("web").contains(&CONSUL_GOSSIP_KEY.to_owned()));
     }
 
     #[test]

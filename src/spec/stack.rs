@@ -124,6 +124,8 @@ pub struct LiveConfig {
 pub struct Features {
     /// The stack runs a consul agent.
     pub consul: bool,
+    /// consul runs several servers (`consul.servers`), which talk to each other.
+    pub consul_cluster: bool,
     /// registrator registers the web containers in consul.
     pub registrator: bool,
     /// Each web replica registers itself in consul (its entrypoint) and deregisters on stop.
@@ -258,6 +260,7 @@ impl Plan {
         let discovery = self.discovery;
         Features {
             consul: discovery.uses_consul(),
+            consul_cluster: self.consul.servers > 1,
             registrator: self.services().contains(&Service::Registrator),
             self_registration: discovery == Discovery::ConsulDns,
             consul_dns_only_passing: discovery.lb_discovery() == LbDiscovery::ConsulSrv,

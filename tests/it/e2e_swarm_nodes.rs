@@ -816,12 +816,20 @@ fn swarm_consul_server_node_killed_discovery_and_scaling_go_on() {
     });
     // Every replica that runs is registered and passing on the two servers left, and HAProxy
     // routes them: verify passes (its registry check counts passing instances).
-    wait_for("verify passing with node3 down", TIMEOUT, || {
+    let (down_report, _) = wait_for("verify passing with node3 down", TIMEOUT, || {
         let ran = stack.run(&["verify", "--json"]);
         let report: Value = serde_json::from_str(&ran.stdout).ok()?;
         let lost = check(&report, "nodes")["numbers"]["lost"].as_u64() == Some(1);
-        (ran.code == Some(0) && lost).then_some(())
+        (ran.code == Some(0) && lost).then_some(report)
     });
+    // Two servers left, both voters: consul works, and survives no further loss.
+    let raft = check(&down_report, "consul raft");
+    note(format!(
+        "verify with node3 down: consul raft: {}",
+        raft["message"]
+    ));
+    assert_eq!(raft["numbers"]["live"], 2, "{raft}");
+    assert_eq!(raft["numbers"]["tolerates"], 0, "{raft}");
     let verified_s = killed.elapsed().as_secs_f64();
     let report = load.stop();
     note_load("consul server's node killed", &report);
@@ -865,6 +873,11 @@ fn swarm_consul_server_node_killed_discovery_and_scaling_go_on() {
         "node3 started again and Ready in {back:.1} s; its consul server was a voter at its \
          new address {rejoined_s:.1} s later"
     ));
+    // verify says so too: three live voters, one more loss survived.
+    let report = verify_passes(stack, &[]);
+    let raft = check(&report, "consul raft");
+    assert_eq!(raft["numbers"]["live"], 3, "{raft}");
+    assert_eq!(raft["numbers"]["tolerates"], 1, "{raft}");
     drop(scenario);
 }
 

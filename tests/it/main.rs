@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod cli;
+mod consul_cluster;
 mod ctmpl;
 mod ctmpl_exec;
 mod docker_cli;
