@@ -8,8 +8,8 @@ use crate::check::round1;
 use crate::poll::poll_until;
 
 impl Swarm<'_> {
-    /// `docker stack rm`, then waits until the stack's services and networks are gone (its
-    /// tasks stop a few seconds after `rm` returns). Named volumes stay unless `volumes`; they
+    /// `docker stack rm`, then waits until the stack's services, networks and tasks are gone
+    /// on every node (its tasks stop a few seconds after `rm` returns). Named volumes stay unless `volumes`; they
     /// live on the nodes that ran the tasks (redis: the node it is pinned to, by default the
     /// manager, whose volumes are listed and removed here).
     pub fn destroy(&self, volumes: bool, timeout: Duration) -> anyhow::Result<DestroyOutcome> {
@@ -72,6 +72,19 @@ impl Swarm<'_> {
                 .timeout(Duration::from_secs(30))
                 .output()?;
             let services_gone = self.services()?.is_empty();
+            // A task stopping on another node stays in the swarm's task list until that node
+            // says it ended (a replica deregistering from a consul that is gone waits for its
+            // request's timeout): the stack is gone when no task is listed on any node.
+            // `docker stack ps` exits 1 once nothing is left ("nothing found in stack").
+            let tasks = self
+                .docker
+                .call(
+                    "listing the stack's tasks on every node",
+                    ["stack", "ps", "--quiet", self.plan.project.as_str()],
+                )
+                .timeout(Duration::from_secs(30))
+                .output_unchecked()?;
+            let tasks_gone = tasks.stdout.trim().is_empty();
             if first_rm.is_err() && services_gone && !networks.trim().is_empty() {
                 // Idempotent: with the services gone it removes what is left, the networks.
                 // A network still in use fails again, and the next poll tries again.
@@ -86,7 +99,10 @@ impl Swarm<'_> {
                     .output();
             }
             Ok((self.docker.is_dry_run()
-                || (networks.trim().is_empty() && containers.trim().is_empty() && services_gone))
+                || (networks.trim().is_empty()
+                    && containers.trim().is_empty()
+                    && services_gone
+                    && tasks_gone))
                 .then_some(()))
         })?;
         if gone.is_none() {
@@ -96,7 +112,7 @@ impl Swarm<'_> {
                 .map(|e| format!(": {e:#}"))
                 .unwrap_or_default();
             anyhow::bail!(
-                "stack {}: networks or containers still there {} s after `docker stack rm`{first}",
+                "stack {}: networks, containers or tasks still there {} s after `docker stack rm`{first}",
                 self.plan.project,
                 timeout.as_secs()
             );
