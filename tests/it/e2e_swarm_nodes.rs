@@ -23,10 +23,12 @@
 //! The stack is made by the first scenario that runs and destroyed when the test process
 //! exits (`atexit`), so a run of one scenario (a name filter) costs one stack too.
 //!
-//! A measurement run (bench/README.md) may replace HAProxy's shared settings: with
-//! `PROVISION_E2E_NODES_HAPROXY_COMMON=<file>` that file stands in for
-//! `blueprints/lb/_haproxy-common.j2` (a local blueprint override), and the failed-request counts
-//! are printed instead of asserted; everything else is still checked.
+//! A measurement run (bench/README.md) may replace the lb's blueprints to try HAProxy settings:
+//! with `PROVISION_E2E_NODES_LB_BLUEPRINTS=<dir>` each file in that directory stands in for the
+//! blueprint of its name in `blueprints/lb/` (local blueprint overrides, e.g.
+//! `_haproxy-common.j2` or `haproxy.cfg.j2`), and what the settings bound (the failed requests,
+//! how soon a dead node's servers are out of HAProxy) is printed instead of asserted; everything
+//! else is still checked.
 //!
 //! Every change to the rig happens under the engine lock and is undone before it is released,
 //! also when an assertion fails (`RigGuard`): nodes started again, node3 `active`, all Ready.
@@ -291,25 +293,49 @@ fn lb_url(node: u16) -> String {
     )
 }
 
-/// The HAProxy settings a measurement run puts in place of the shipped ones, if any.
-fn haproxy_override() -> Option<String> {
-    let path = std::env::var("PROVISION_E2E_NODES_HAPROXY_COMMON").ok()?;
-    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}")))
+/// The lb blueprints a measurement run puts in place of the shipped ones: (file name, text).
+/// Empty in a normal run.
+fn lb_blueprint_overrides() -> Vec<(String, String)> {
+    let Ok(dir) = std::env::var("PROVISION_E2E_NODES_LB_BLUEPRINTS") else {
+        return Vec::new();
+    };
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("reading {dir}: {e}"));
+    let mut overrides: Vec<(String, String)> = entries
+        .map(|entry| {
+            let path = entry
+                .unwrap_or_else(|e| panic!("reading {dir}: {e}"))
+                .path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let text = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+            (name, text)
+        })
+        .collect();
+    assert!(!overrides.is_empty(), "{dir} holds no blueprint");
+    overrides.sort();
+    overrides
 }
 
-/// Asserts `ok` about the failed requests, or only says it in a measurement run.
+fn measurement_run() -> bool {
+    std::env::var_os("PROVISION_E2E_NODES_LB_BLUEPRINTS").is_some()
+}
+
+/// Asserts `ok` about what the HAProxy settings bound, or only says it in a measurement run.
 #[track_caller]
-fn failures_within(ok: bool, what: &str, report: &LoadReport) {
-    if haproxy_override().is_some() {
+fn bounded(ok: bool, what: &str, detail: &dyn std::fmt::Debug) {
+    if measurement_run() {
         note(format!(
-            "measurement run: {what}: {} ({} of {} failed)",
-            if ok { "holds" } else { "DOES NOT HOLD" },
-            report.failed,
-            report.sent
+            "measurement run: {what}: {}",
+            if ok { "holds" } else { "DOES NOT HOLD" }
         ));
     } else {
-        assert!(ok, "{what}: {report:?}");
+        assert!(ok, "{what}: {detail:?}");
     }
+}
+
+#[track_caller]
+fn failures_within(ok: bool, what: &str, report: &LoadReport) {
+    bounded(ok, what, report);
 }
 
 fn start_load() -> load::Load {
@@ -341,8 +367,14 @@ fn verify_passes(stack: &Stack, args: &[&str]) -> Value {
     report
 }
 
+/// The load's line, with its latency: how long requests caught by a kill waited shows there.
 fn note_load(what: &str, report: &LoadReport) {
-    note(load_line(what, report));
+    let latency = report
+        .latency
+        .as_ref()
+        .map(|l| format!("; latency p99 {:.1} ms, max {:.1} ms", l.p99_ms, l.max_ms))
+        .unwrap_or_default();
+    note(format!("{}{latency}", load_line(what, report)));
 }
 
 /// Kills a node's Docker-in-Docker container: its engine, tasks and addresses vanish at once,
@@ -446,9 +478,9 @@ impl Stack {
                  server_timeout: {SERVER_TIMEOUT}\n"
             ),
         );
-        if let Some(common) = haproxy_override() {
-            project.write("blueprints/lb/_haproxy-common.j2", &common);
-            note("measurement run: HAProxy's shared settings replaced (PROVISION_E2E_NODES_HAPROXY_COMMON)");
+        for (name, text) in lb_blueprint_overrides() {
+            project.write(&format!("blueprints/lb/{name}"), &text);
+            note(format!("measurement run: blueprints/lb/{name} replaced"));
         }
         let stack = Stack {
             project,
@@ -691,9 +723,10 @@ fn swarm_worker_node_killed_loses_at_most_in_flight_and_recovers() {
         "no more requests failed than were ever in flight at once",
         &report,
     );
-    assert!(
+    bounded(
         out_s <= CHECK_INTERVAL.as_secs_f64() + 1.0,
-        "HAProxy kept node3's servers for {out_s:.1} s (check interval {CHECK_INTERVAL:?})"
+        &format!("HAProxy had node3's servers out within a check interval ({CHECK_INTERVAL:?})"),
+        &out_s,
     );
     let report = verify_passes(stack, &[]);
     assert!(
