@@ -33,6 +33,43 @@ struct Cluster {
     containers: Vec<String>,
 }
 
+impl Cluster {
+    /// A consul server from outside the stack (`role` names it: node, container, data dir) that
+    /// tries to join the cluster through the name `consul`, as the stack's servers do. It runs
+    /// consul's own command, not the stack's entrypoint: no secret but what `extra` gives it.
+    fn start_outside_server(&mut self, image: &str, role: &str, extra: &[&str]) -> String {
+        let name = format!("{}-{role}", self.network);
+        self.containers.push(name.clone());
+        let data_dir = format!("/tmp/{role}");
+        let mut args = vec![
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "--network",
+            &self.network,
+            "--user",
+            "consul",
+            image,
+            "agent",
+            "-server",
+            "-data-dir",
+            &data_dir,
+            "-retry-join",
+            "consul",
+            "-retry-interval",
+            "1s",
+            "-datacenter",
+            "dc1",
+            "-node",
+            role,
+        ];
+        args.extend_from_slice(extra);
+        docker(&args).expect_success();
+        name
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         for c in &self.containers {
@@ -219,32 +256,7 @@ fn e2e_consul_servers_form_a_cluster_that_refuses_strangers() {
     assert!(refused.all_output().contains("403"), "{refused}");
 
     // A stranger without the gossip key.
-    let stranger = format!("{PROJECT}-{id}-stranger");
-    cluster.containers.push(stranger.clone());
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &stranger,
-        "--network",
-        &cluster.network,
-        "--user",
-        "consul",
-        &image,
-        "agent",
-        "-server",
-        "-data-dir",
-        "/tmp/stranger",
-        "-retry-join",
-        "consul",
-        "-retry-interval",
-        "1s",
-        "-datacenter",
-        "dc1",
-        "-node",
-        "stranger",
-    ])
-    .expect_success();
+    let stranger = cluster.start_outside_server(&image, "stranger", &[]);
     wait_for(
         "the stranger's join refused",
         Duration::from_secs(30),
@@ -259,34 +271,7 @@ fn e2e_consul_servers_form_a_cluster_that_refuses_strangers() {
 
     // A stranger with the gossip key, without the servers' certificate.
     let key = std::fs::read_to_string(secrets_dir.join("consul_gossip_key")).unwrap();
-    let insider = format!("{PROJECT}-{id}-insider");
-    cluster.containers.push(insider.clone());
-    docker(&[
-        "run",
-        "-d",
-        "--name",
-        &insider,
-        "--network",
-        &cluster.network,
-        "--user",
-        "consul",
-        &image,
-        "agent",
-        "-server",
-        "-data-dir",
-        "/tmp/insider",
-        "-retry-join",
-        "consul",
-        "-retry-interval",
-        "1s",
-        "-datacenter",
-        "dc1",
-        "-node",
-        "insider",
-        "-encrypt",
-        key.trim(),
-    ])
-    .expect_success();
+    let insider = cluster.start_outside_server(&image, "insider", &["-encrypt", key.trim()]);
     wait_for("the insider in the gossip", Duration::from_secs(30), || {
         consul(&first, "consul_master_token", &["members"])
             .stdout
