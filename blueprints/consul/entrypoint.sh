@@ -27,6 +27,12 @@ fi
 # stack's key, Raft and RPC over TLS both ways with the stack's server certificate, and no
 # connection taken from a peer without a certificate of the same authority. (The certificate
 # is the same on every server, so host names are not checked: only servers hold it.)
+# Upstream: the options and the flags below (-encrypt, -bind, -node-id, -bootstrap-expect,
+# -retry-join) as agent/config/runtime_test.go in HashiCorp's consul repository reads them (the stored
+# snapshot; the v1.8.7 tag could not be fetched here, its repository is over the size limit).
+# What this relies on is checked with the consul that runs here, Debian's 1.8.7 (the default
+# image runs consul 1.22), by tests/it/consul_cluster.rs: a cluster forms, a server
+# without the key or the certificate is kept out.
 cluster=""
 if [ -f "$secrets/consul_gossip_key" ] && [ -f "$secrets/consul_server_tls" ]; then
   tls=${TMPDIR:-/tmp}/provision-tls
