@@ -39,13 +39,20 @@ pub struct Tuning {
     pub gunicorn_keep_alive_seconds: u64,
     /// Compose's wait before SIGKILL: drain + graceful timeout + margin.
     pub stop_grace_period: String,
-    /// Swarm: the pause between two batches of a rolling update (HAProxy re-resolves every
-    /// second, so the new tasks are routed before the next old ones leave).
+    /// Swarm: the pause between two batches of a rolling update. None: a batch's old tasks leave
+    /// only after its new ones are healthy, and HAProxy routes those within a second (bench
+    /// runs: bench/runs/2026-12-06-swarm-rollout.md).
     pub swarm_update_delay: &'static str,
     /// Swarm: how long a task is watched after it was updated; a failure within it rolls the
-    /// service back. Longer than web's health check takes to call a replica unhealthy (3 failed
-    /// checks 5 s apart, 2 s each). Every rollout waits it out once, after its last batch.
+    /// service back. Every rollout waits it out once, after its last batch, so it is most of a
+    /// small rollout's time. It catches a new task that exits soon after its first passing
+    /// check; one that turns unhealthy later (3 failed checks 5 s apart) is replaced by Swarm's
+    /// restart, not rolled back.
     pub swarm_update_monitor: &'static str,
+    /// Swarm: web's health check start period, checked every second (`start_interval`): a new
+    /// replica is routed about a second after it answers. Longer than the built-in app takes to
+    /// start on a busy node.
+    pub swarm_web_start_period: &'static str,
     /// Swarm: the same watch while rolling back, to the version that ran healthy before: short,
     /// so a failed apply reports soon.
     pub swarm_rollback_monitor: &'static str,
@@ -86,8 +93,9 @@ impl Tuning {
             gunicorn_threads: 4,
             gunicorn_keep_alive_seconds: 30,
             stop_grace_period: format!("{}s", drain_seconds + graceful_timeout_seconds + 5),
-            swarm_update_delay: "2s",
-            swarm_update_monitor: "20s",
+            swarm_update_delay: "0s",
+            swarm_update_monitor: "8s",
+            swarm_web_start_period: "5s",
             swarm_rollback_monitor: "5s",
             template_wait_min: "500ms",
             template_wait_max: "2s",

@@ -30,7 +30,7 @@ pub enum Flavour {
 
 /// The stack file version of blueprints/stack.yaml.j2: the docker CLI's stack loader refuses
 /// files of different versions in one deploy ("version mismatched between two composefiles").
-pub const SWARM_FILE_VERSION: &str = "3.8";
+pub const SWARM_FILE_VERSION: &str = "3.12";
 
 #[derive(Serialize)]
 struct Override {

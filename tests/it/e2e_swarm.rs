@@ -614,7 +614,7 @@ fn check_passed(report: &Value, name: &str) -> Value {
 }
 
 /// Every service of the stack as Swarm runs it (docs/security.md): no capabilities, a read-only
-/// root, a memory limit. (Swarm takes no process limit from a version 3.8 stack file, nor
+/// root, a memory limit. (provision sets no process limit in the stack file, and Swarm takes no
 /// no-new-privileges; and this swarm cannot encrypt its overlay network, so it is not.)
 fn services_are_hardened(stack: &Stack) {
     let ids = docker(

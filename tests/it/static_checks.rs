@@ -320,7 +320,7 @@ fn stack_files_suit_swarm_and_its_loader() {
         checked += 1;
         let name = &rendered.name;
         let stack: serde_yaml::Value = serde_yaml::from_str(text).unwrap();
-        assert_eq!(stack["version"].as_str(), Some("3.8"), "{name}: version");
+        assert_eq!(stack["version"].as_str(), Some("3.12"), "{name}: version");
         assert!(stack.get("name").is_none(), "{name}: `name:` is rejected");
         let services = stack["services"].as_mapping().unwrap();
         for (service, spec) in services {

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::docker::preflight::{Finding, Status};
+use crate::docker::preflight::{parse_version, Finding, Status};
 use crate::docker::Docker;
 use crate::spec::plan::SwarmTarget;
 
@@ -26,6 +26,43 @@ pub(super) fn manager_state(docker: &Docker) -> anyhow::Result<String> {
     Ok(out.trim().to_owned())
 }
 
+/// The oldest docker CLI whose stack loader reads stack.yaml's file version, 3.12 (docker/cli's
+/// cli/compose/schema/data/config_schema_v3.12.json, first in CLI 25.0): it carries web's
+/// `healthcheck.start_interval`, which makes a new task healthy within about a second instead of
+/// a whole check interval.
+const STACK_FILE_CLI: (u32, u32, u32) = (25, 0, 0);
+/// The oldest engine API that runs `start_interval` (API 1.44, Docker Engine 25).
+const START_INTERVAL_API: (u32, u32, u32) = (1, 44, 0);
+
+/// Whether this docker CLI can deploy stack.yaml and the manager honours its health checks'
+/// start interval: the problem and what to do, or None.
+pub(super) fn stack_file_problem(docker: &Docker) -> anyhow::Result<Option<String>> {
+    let out = docker
+        .call(
+            "asking for the docker CLI's and the engine API's versions",
+            [
+                "version",
+                "--format",
+                "{{.Client.Version}} {{.Server.APIVersion}}",
+            ],
+        )
+        .timeout(Duration::from_secs(20))
+        .output()?;
+    let mut words = out.split_whitespace();
+    let (client, api) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+    Ok(match (parse_version(client), parse_version(api)) {
+        (Some(cli), _) if cli < STACK_FILE_CLI => Some(format!(
+            "docker CLI {client} cannot read stack.yaml (stack file version 3.12): \
+             `docker stack deploy` needs CLI 25 or newer"
+        )),
+        (_, Some(found)) if found < START_INTERVAL_API => Some(format!(
+            "the swarm manager's engine API {api} is older than 1.44 (Docker Engine 25): \
+             it cannot run web's health check start interval; upgrade the managers' engines"
+        )),
+        _ => None,
+    })
+}
+
 /// `provision doctor` on a Swarm target: the engine is a manager, its nodes are Ready (counted),
 /// and the registry answers. (Whether each node can pull is seen at deploy time: a task that
 /// cannot pull stays `preparing`/`rejected`, and apply names it.)
@@ -41,6 +78,15 @@ pub fn doctor(docker: &Docker, target: &SwarmTarget) -> Vec<Finding> {
         Err(err) => findings.push(Finding::fail("swarm", format!("{err:#}"), "check the engine")),
     }
     if findings.iter().all(|f| f.status == Status::Ok) {
+        findings.push(match stack_file_problem(docker) {
+            Ok(None) => Finding::ok("stack file", "docker CLI 25+ and engine API 1.44+ (stack file 3.12)"),
+            Ok(Some(problem)) => Finding::fail(
+                "stack file",
+                problem,
+                "install a docker CLI 25 or newer (Docker's docker-ce-cli) and point it at a manager running Docker Engine 25 or newer",
+            ),
+            Err(err) => Finding::fail("stack file", format!("{err:#}"), "check the engine"),
+        });
         let nodes = docker
             .call(
                 "listing the swarm's nodes",

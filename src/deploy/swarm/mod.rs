@@ -196,7 +196,7 @@ impl<'a> Swarm<'a> {
         Ok(removed)
     }
 
-    /// Fails unless docker talks to a Swarm manager.
+    /// Fails unless docker talks to a Swarm manager that, with this docker CLI, can deploy stack.yaml.
     pub fn require_manager(&self) -> anyhow::Result<()> {
         let out = doctor::manager_state(self.docker)?;
         if out != doctor::MANAGER {
@@ -205,6 +205,9 @@ impl<'a> Swarm<'a> {
                  manager (swarm state: {out}): point DOCKER_HOST at a manager, or run `docker swarm init`"
             ))
             .into());
+        }
+        if let Some(problem) = doctor::stack_file_problem(self.docker)? {
+            return Err(crate::ToolError(problem).into());
         }
         Ok(())
     }

@@ -67,6 +67,12 @@ impl UpdateConfig {
         let delay = self
             .delay
             .as_deref()
+            // `0s`: one batch right after the other.
+            .filter(|d| {
+                !d.trim_start_matches('0')
+                    .trim_start_matches(['.', 's'])
+                    .is_empty()
+            })
             .map(|d| format!(", {d} apart"))
             .unwrap_or_default();
         let monitor = self.monitor.as_deref().unwrap_or("5s");

@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::harness::{
     every_check_required, find_on_path, report_skip, run_program, skip_or_fail, Ran,
@@ -87,12 +87,29 @@ fn engine_problem(images: &[String]) -> Option<String> {
 /// The engine, held by one stack test at a time: across this binary's threads (the mutex) and
 /// across processes (an flock on a file in the temp directory, released by the kernel when the
 /// holder exits, even killed): two test runs on one engine would remove each other's stacks.
+/// Dropping it prints how long its test held the engine and waited for it: the tests' share of
+/// CI's time, one line per stack test (issue 22: CI time).
 pub struct EngineLock {
     _thread: MutexGuard<'static, ()>,
     _process: std::fs::File,
+    holder: String,
+    waited: Duration,
+    since: Instant,
+}
+
+impl Drop for EngineLock {
+    fn drop(&mut self) {
+        note(format!(
+            "engine: {} held it {:.1} s (waited {:.1} s for it)",
+            self.holder,
+            self.since.elapsed().as_secs_f64(),
+            self.waited.as_secs_f64()
+        ));
+    }
 }
 
 pub(crate) fn engine_lock() -> EngineLock {
+    let asked = Instant::now();
     // A test that panicked while holding the lock cleaned up in its guard: the lock is usable.
     let thread = ENGINE
         .lock()
@@ -115,6 +132,10 @@ pub(crate) fn engine_lock() -> EngineLock {
     EngineLock {
         _thread: thread,
         _process: file,
+        // libtest names each test's thread after the test.
+        holder: std::thread::current().name().unwrap_or("a test").to_owned(),
+        waited: asked.elapsed(),
+        since: Instant::now(),
     }
 }
 
