@@ -19,6 +19,7 @@ mod e2e_rolling;
 mod e2e_swarm;
 mod e2e_swarm_nodes;
 mod e2e_tls;
+mod entrypoint;
 mod figures;
 mod init_tty;
 mod json_schema;

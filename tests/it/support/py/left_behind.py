@@ -1,0 +1,104 @@
+"""Drives web's entrypoint (consul-dns, several consul servers) against two fake consul agents
+on 127.0.0.1 and 127.0.0.2: the first stops answering in time, the replica moves to the second,
+and the first turns out to have kept the registration. Prints one JSON line of what each
+fake agent holds after each step. Usage: python3 left_behind.py ENTRYPOINT_PY"""
+
+import http.server
+import importlib.util
+import json
+import sys
+import threading
+import time
+
+SERVERS = ["127.0.0.1", "127.0.0.2"]
+SERVICE_ID = "replica-1"
+
+
+class Fake:
+    """One consul agent: the service IDs it holds, and whether it answers late (3 s, past the
+    entrypoint's 2 s timeout) while still doing what it was asked."""
+
+    def __init__(self, address, port):
+        self.held = set()
+        self.slow = False
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def late(self):
+                # A slow agent does what it was asked after the client gave up.
+                if fake.slow:
+                    time.sleep(3)
+
+            def answer(self, code):
+                self.send_response(code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self):
+                self.late()
+                service = self.path.rsplit("/", 1)[-1]
+                self.answer(200 if service in fake.held else 404)
+
+            def do_PUT(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                self.late()
+                if self.path == "/v1/agent/service/register":
+                    fake.held.add(json.loads(body)["ID"])
+                    self.answer(200)
+                elif self.path.startswith("/v1/agent/service/deregister/"):
+                    service = self.path.rsplit("/", 1)[-1]
+                    code = 200 if service in fake.held else 404
+                    fake.held.discard(service)
+                    self.answer(code)
+                else:
+                    self.answer(400)
+
+        self.server = http.server.ThreadingHTTPServer((address, port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def main():
+    spec = importlib.util.spec_from_file_location("entrypoint", sys.argv[1])
+    ep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ep)
+    # One port number on both addresses, as every consul server listens on 8500.
+    first = Fake(SERVERS[0], 0)
+    port = first.server.server_address[1]
+    fakes = {SERVERS[0]: first, SERVERS[1]: Fake(SERVERS[1], port)}
+    ep.CONSUL_PORT = port
+    ep.Agent.servers = staticmethod(lambda: list(SERVERS))
+    ep.own_address = lambda: "10.9.9.9"
+    ep.healthy = lambda address: True
+    ep.log = lambda message: print(f"[entrypoint] {message}", file=sys.stderr)
+    ep.AGENT.address = SERVERS[0]
+
+    def held():
+        return {address: sorted(fake.held) for address, fake in fakes.items()}
+
+    steps = []
+    ep.register(SERVICE_ID, [])
+    steps.append(("registered", held()))
+    fakes[SERVERS[0]].slow = True
+    moved = not ep.registered(SERVICE_ID)
+    ep.register(SERVICE_ID, [])
+    time.sleep(1.5)  # the slow agent finishes what it was asked late
+    steps.append(("moved" if moved else "stayed", held()))
+    ep.clean_left_behind(SERVICE_ID)
+    time.sleep(1.5)
+    steps.append(("cleaned while slow", held()))
+    fakes[SERVERS[0]].slow = False
+    ep.clean_left_behind(SERVICE_ID)
+    steps.append(("cleaned", held()))
+    # A server gone from DNS is forgotten without a request.
+    ep.LEFT_BEHIND.add("127.0.0.9")
+    ep.clean_left_behind(SERVICE_ID)
+    steps.append(("left", sorted(ep.LEFT_BEHIND)))
+    print(json.dumps({"agent": ep.AGENT.address, "steps": steps}))
+
+
+if __name__ == "__main__":
+    main()
