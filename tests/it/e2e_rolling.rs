@@ -25,8 +25,10 @@ use crate::support::stack::{consul_dns_spec, Stack, APPLY_TIMEOUT, SHORT_TIMEOUT
 const PROJECT: &str = "provision-e2e-roll";
 pub(crate) const LB: u16 = 28680;
 pub(crate) const RATE: f64 = 50.0;
-/// `--timeout` of the apply that must roll back.
-const ROLLBACK_TIMEOUT: u64 = 30;
+/// `--timeout` of the apply that must roll back: the routed wait gives up after it. A healthy
+/// replica is routed within 0.4-3 s here (bench/runs/2026-12-06-rollout.md), so 15 s leaves a busy
+/// machine room and keeps each failing apply short.
+const ROLLBACK_TIMEOUT: u64 = 15;
 
 /// What `apply_under_load` saw.
 pub(crate) struct Applied {
