@@ -21,8 +21,8 @@ fn a_replica_that_moved_removes_the_registration_a_slow_server_kept() {
     let dir = tempfile::tempdir().unwrap();
     let entrypoint = dir.path().join("entrypoint.py");
     std::fs::write(&entrypoint, &rendered.files["web/entrypoint.py"]).unwrap();
-    let driver = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/it/support/py/left_behind.py");
+    let driver =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/support/py/left_behind.py");
     let out = Command::new(python)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .arg(&driver)
@@ -45,11 +45,23 @@ fn a_replica_that_moved_removes_the_registration_a_slow_server_kept() {
     };
     assert_eq!(step("registered")[slow], json!(["replica-1"]), "{seen}");
     // The slow server took the registration after the replica had moved: twice in consul.
-    assert_eq!(step("moved")[slow], json!(["replica-1"]), "{seen}\n{stderr}");
-    assert_eq!(step("moved")[other], json!(["replica-1"]), "{seen}\n{stderr}");
+    assert_eq!(
+        step("moved")[slow],
+        json!(["replica-1"]),
+        "{seen}\n{stderr}"
+    );
+    assert_eq!(
+        step("moved")[other],
+        json!(["replica-1"]),
+        "{seen}\n{stderr}"
+    );
     // Once the slow server answers, the registration it kept is gone; the new one stays.
     assert_eq!(step("cleaned")[slow], json!([]), "{seen}\n{stderr}");
-    assert_eq!(step("cleaned")[other], json!(["replica-1"]), "{seen}\n{stderr}");
+    assert_eq!(
+        step("cleaned")[other],
+        json!(["replica-1"]),
+        "{seen}\n{stderr}"
+    );
     assert_eq!(seen["agent"], other, "{seen}");
     assert!(
         stderr.contains("removed the registration left on consul server 127.0.0.1"),

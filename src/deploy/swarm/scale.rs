@@ -13,7 +13,7 @@ use crate::probe::converge::wait_routed;
 impl Swarm<'_> {
     /// Scales web in batches with `docker service scale`, each batch routed before the next.
     /// Going down, Swarm takes the leaving tasks out of DNS before it stops them, and each
-    /// replica drains itself (HAProxy re-resolves every second and retries a refused request
+    /// replica drains itself (HAProxy re-resolves every 500 ms and retries a refused request
     /// on another server).
     pub fn scale_web(&self, n: u32, timeout: Duration, batch: u32) -> anyhow::Result<ScaleAction> {
         let started = Instant::now();
