@@ -49,8 +49,16 @@ pub(super) fn stack_file_problem(docker: &Docker) -> anyhow::Result<Option<Strin
         .timeout(Duration::from_secs(20))
         .output()?;
     let mut words = out.split_whitespace();
-    let (client, api) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    Ok(match (parse_version(client), parse_version(api)) {
+    Ok(stack_file_verdict(
+        words.next().unwrap_or(""),
+        words.next().unwrap_or(""),
+    ))
+}
+
+/// What is too old to deploy stack.yaml, given the CLI's version and the engine's API version;
+/// None when both will do (or cannot be read: docker then says what it refuses).
+fn stack_file_verdict(client: &str, api: &str) -> Option<String> {
+    match (parse_version(client), parse_version(api)) {
         (Some(cli), _) if cli < STACK_FILE_CLI => Some(format!(
             "docker CLI {client} cannot read stack.yaml (stack file version 3.12): \
              `docker stack deploy` needs CLI 25 or newer"
@@ -60,7 +68,7 @@ pub(super) fn stack_file_problem(docker: &Docker) -> anyhow::Result<Option<Strin
              it cannot run web's health check start interval; upgrade the managers' engines"
         )),
         _ => None,
-    })
+    }
 }
 
 /// `provision doctor` on a Swarm target: the engine is a manager, its nodes are Ready (counted),
@@ -145,4 +153,27 @@ pub fn doctor(docker: &Docker, target: &SwarmTarget) -> Vec<Finding> {
         ),
     });
     findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stack_file_verdict;
+
+    #[test]
+    fn stack_file_3_12_needs_cli_25_and_api_1_44() {
+        assert_eq!(stack_file_verdict("28.2.2", "1.45"), None);
+        assert_eq!(stack_file_verdict("25.0.0", "1.44"), None);
+        let old_cli = stack_file_verdict("20.10.24+dfsg1", "1.45").unwrap();
+        assert!(
+            old_cli.contains("docker CLI 20.10.24+dfsg1") && old_cli.contains("CLI 25"),
+            "{old_cli}"
+        );
+        let old_engine = stack_file_verdict("28.2.2", "1.41").unwrap();
+        assert!(
+            old_engine.contains("API 1.41") && old_engine.contains("Docker Engine 25"),
+            "{old_engine}"
+        );
+        // Unreadable versions: docker itself says what it refuses.
+        assert_eq!(stack_file_verdict("", ""), None);
+    }
 }
