@@ -51,9 +51,16 @@ class Fake:
                     self.answer(200)
                 elif self.path.startswith("/v1/agent/service/deregister/"):
                     service = self.path.rsplit("/", 1)[-1]
-                    code = 200 if service in fake.held else 404
-                    fake.held.discard(service)
-                    self.answer(code)
+                    if service in fake.held:
+                        fake.held.discard(service)
+                        self.answer(200)
+                    else:
+                        # What consul 1.8.7 answers for a service it does not hold.
+                        body = f'Unknown service {{"{service}" {{}}}}'.encode()
+                        self.send_response(500)
+                        self.send_header("Content-Length", str(len(body)))
+                        self.end_headers()
+                        self.wfile.write(body)
                 else:
                     self.answer(400)
 
