@@ -5,7 +5,9 @@
 GET /            increments the redis key `hits` and answers
                  "Hello World! I have been seen N times. My Host name is H", or
                  {"hits": N, "hostname": "H"} when the request accepts application/json.
-GET <health>     200 when redis answers PING, 503 otherwise.
+GET <health>     200 when redis answers PING, 503 otherwise; 421 when the request names
+                 another replica in the X-Provision-Replica header (consul's check does:
+                 its registration outlived that replica, and this one now has its address).
 
 H is the container's hostname (its short id), so answers show which replica served them.
 """
@@ -23,6 +25,7 @@ from redis.retry import Retry
 
 HEALTH_PATH = "/health"
 HOSTNAME = socket.gethostname()
+REPLICA_HEADER = "X-Provision-Replica"
 # After redis failed, answer 503 without asking it again for this long (see redis_call).
 PAUSE_AFTER_FAILURE_SECONDS = 0.5
 
@@ -107,6 +110,9 @@ def hello():
 
 @app.route(HEALTH_PATH)
 def health():
+    named = request.headers.get(REPLICA_HEADER)
+    if named is not None and named != HOSTNAME:
+        return "misdirected: another replica's check\n", 421, {"Content-Type": "text/plain"}
     try:
         redis_call("ping")
     except RedisError as err:

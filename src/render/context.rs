@@ -19,6 +19,13 @@ pub const HASHICORP_PGP_FINGERPRINT: &str = "C874011F0AB405110D02105534365D9472D
 /// has no handler for it.
 pub const DRAINED_SIGNAL: &str = "SIGUSR1";
 
+/// consul-dns: the header consul's check of a web replica carries, naming the replica it was
+/// registered for. The built-in app's health path answers 421 (Misdirected Request) when it
+/// names another one: on a Swarm a killed task's registration can outlive it on a live consul
+/// server, and once Swarm gives its address to a new task, an unnamed check would pass there
+/// and keep a dead replica listed (the node-loss e2e saw "8 of 6 passing").
+pub const REPLICA_HEADER: &str = "X-Provision-Replica";
+
 /// Timings the blueprints share, in one place so they stay consistent with each other.
 #[derive(Debug, Clone, Serialize)]
 pub struct Tuning {
@@ -136,4 +143,5 @@ pub(super) struct Context<'a> {
     pub web_context: String,
     pub tuning: Tuning,
     pub hashicorp_pgp_fingerprint: &'static str,
+    pub replica_header: &'static str,
 }

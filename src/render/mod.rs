@@ -26,7 +26,7 @@ use crate::spec::stack::BuildContext;
 use crate::spec::Plan;
 use crate::UsageError;
 
-pub use context::{Tuning, DRAINED_SIGNAL, HASHICORP_PGP_FINGERPRINT};
+pub use context::{Tuning, DRAINED_SIGNAL, HASHICORP_PGP_FINGERPRINT, REPLICA_HEADER};
 pub use hashing::{hash_files, sha256_hex};
 pub use manifest::{parse_manifest, MANIFEST};
 pub use project::Project;
@@ -200,6 +200,7 @@ fn render_with(project: &Project, blueprints: &Blueprints) -> anyhow::Result<Ren
         web_context,
         tuning: Tuning::standard(),
         hashicorp_pgp_fingerprint: HASHICORP_PGP_FINGERPRINT,
+        replica_header: REPLICA_HEADER,
     };
 
     let mut files = BTreeMap::new();

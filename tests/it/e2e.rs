@@ -127,6 +127,7 @@ fn e2e_consul_dns_apply_verify_5_2_reapply_stop_destroy() {
     );
     each_consul_lists_its_own_replicas_beside_another_project(&stack, 28500);
     consul_refuses_strangers(&stack, &project, PROJECT, &ran_first_apply);
+    a_registration_outliving_its_replica_fails_its_check(&stack, &project, PROJECT, 28500);
 
     // The JUnit report of the same run, as CI systems consume it.
     let ran = project.run(&["verify", "--junit", "verify.xml"], &[], VERIFY_TIMEOUT);
@@ -342,6 +343,104 @@ fn consul_refuses_strangers(
         "consul refused a stranger's registration, key and ACL reads (403) in {:.1}s",
         started.elapsed().as_secs_f64()
     ));
+}
+
+/// A killed replica's registration can outlive it on a consul server that still runs, and on a
+/// Swarm its address then goes to a new task. Here such registrations are made by hand at a
+/// live replica's address, with the check the entrypoint makes for itself (an HTTP check of the
+/// health path naming the replica in `X-Provision-Replica`): the real consul 1.8.7 runs it
+/// against the real app, which answers 421 to "ghost", so that check stays critical. The same
+/// check without the header (as before) passes there: the header is what tells them apart (the
+/// last node-loss failure: "consul lists 8 of 6 web instances passing").
+fn a_registration_outliving_its_replica_fails_its_check(
+    stack: &Stack,
+    project: &Project,
+    name: &str,
+    consul_port: u16,
+) {
+    let started = Instant::now();
+    let token = stack_secret(&project.state_base(), name, "consul_writer_token");
+    let token = token.trim();
+    let api = |path: &str| format!("http://127.0.0.1:{consul_port}/v1/{path}");
+    let live = wait_for_catalog(&api("catalog/service/web"));
+    let live = live.first().expect("consul lists a web replica");
+    let (address, port) = (
+        live["ServiceAddress"].as_str().unwrap().to_owned(),
+        live["ServicePort"].as_u64().unwrap(),
+    );
+    let register = |id: &str, header: Value| {
+        let registration = serde_json::json!({
+            "ID": id,
+            // The service the writer token may write; no project tag: verify never counts it.
+            "Name": "web",
+            "Address": address,
+            "Port": port,
+            "Check": {
+                "HTTP": format!("http://{address}:{port}/health"),
+                "Header": header,
+                "Interval": "1s",
+                "Timeout": "1s",
+            },
+        });
+        ureq::put(&api("agent/service/register"))
+            .set("X-Consul-Token", token)
+            .send_string(&registration.to_string())
+            .unwrap_or_else(|e| panic!("registering {id} with the writer token: {e}"));
+    };
+    register(
+        "ghost",
+        serde_json::json!({"X-Provision-Replica": ["ghost"]}),
+    );
+    register("unnamed", serde_json::json!({}));
+    // The agent's own view: the catalog keeps a check's first output until its status changes.
+    let (mut ghost, mut unnamed) = (Value::Null, Value::Null);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let checks = consul_get(&api("agent/checks"), token);
+        ghost = checks["service:ghost"].clone();
+        unnamed = checks["service:unnamed"].clone();
+        assert_ne!(
+            ghost["Status"], "passing",
+            "a registration for another replica passed its check at {address}:{port}: {ghost}"
+        );
+        if ghost["Output"].as_str().unwrap_or("").contains(" 421 ")
+            && unnamed["Status"] == "passing"
+        {
+            break;
+        }
+    }
+    for id in ["ghost", "unnamed"] {
+        ureq::put(&api(&format!("agent/service/deregister/{id}")))
+            .set("X-Consul-Token", token)
+            .call()
+            .unwrap_or_else(|e| panic!("deregistering {id}: {e}"));
+    }
+    assert!(
+        ghost["Output"].as_str().unwrap_or("").contains(" 421 "),
+        "consul's check of the ghost never saw the app's 421: {ghost}"
+    );
+    assert_eq!(
+        unnamed["Status"], "passing",
+        "the check without the header should pass at a live replica's address: {unnamed}"
+    );
+    stack.step(&format!(
+        "at {address}:{port}, a check naming another replica stayed critical (421), the same \
+         check unnamed passed; {:.1}s",
+        started.elapsed().as_secs_f64()
+    ));
+}
+
+/// A GET of consul's API with `token`, as JSON (Null when it does not answer).
+fn consul_get(url: &str, token: &str) -> Value {
+    ureq::get(url)
+        .set("X-Consul-Token", token)
+        .timeout(Duration::from_secs(3))
+        .call()
+        .ok()
+        .and_then(|answer| answer.into_string().ok())
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default()
 }
 
 /// consul's `/v1/catalog/service/web` answer, once it lists at least one instance (10 s at most).

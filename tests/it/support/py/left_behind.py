@@ -79,7 +79,7 @@ def main():
     ep.CONSUL_PORT = port
     ep.Agent.servers = staticmethod(lambda: list(SERVERS))
     ep.own_address = lambda: "10.9.9.9"
-    ep.healthy = lambda address: True
+    ep.healthy = lambda address, service_id: True
     ep.log = lambda message: print(f"[entrypoint] {message}", file=sys.stderr)
     ep.AGENT.address = SERVERS[0]
 
