@@ -153,7 +153,7 @@ pub fn run(global: &Global, args: VerifyArgs) -> anyhow::Result<ExitStatus> {
             Err(err) => Check::new(
                 "consul raft",
                 Outcome::Fail,
-                format!("could not read consul's Raft peers: {err:#}"),
+                format!("could not read consul's Raft peers or its servers: {err:#}"),
             ),
         },
     });

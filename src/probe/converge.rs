@@ -142,10 +142,25 @@ fn not_among(target: &BTreeMap<String, String>, seen: &BTreeSet<String>, what: &
     }
 }
 
-/// One look; None when everything matches.
+/// One look; None when everything matches. HAProxy's servers and consul's passing instances
+/// are read at the same time: each is a `docker exec` into the lb container (about 0.1 s), and
+/// a rollout looks several times per batch.
 fn look(target: &Expected<'_>, result: &mut Convergence) -> Option<String> {
+    let (servers, passing) = std::thread::scope(|scope| {
+        let passing = target
+            .consul
+            .as_ref()
+            .map(|(source, service)| scope.spawn(move || source.passing(service)));
+        let servers = target.stats.fetch();
+        let passing = passing.map(|reading| {
+            reading
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        });
+        (servers, passing)
+    });
     let want = target.ips.len();
-    let servers = match target.stats.fetch() {
+    let servers = match servers {
         Ok(servers) => servers,
         Err(err) => {
             if err.chain().any(|c| c.is::<stats::HiddenAddresses>()) {
@@ -173,21 +188,20 @@ fn look(target: &Expected<'_>, result: &mut Convergence) -> Option<String> {
             not_among(&target.ips, &up, "UP")
         ));
     }
-    if let Some((source, service)) = &target.consul {
-        match source.passing(service) {
-            Ok(instances) => {
-                result.passing = Some(instances.len() as u32);
-                let addrs: BTreeSet<String> = instances.iter().map(|i| i.address.clone()).collect();
-                if !target.ips.keys().eq(addrs.iter()) || instances.len() != want {
-                    problems.push(format!(
-                        "consul lists {} of {want} passing{}",
-                        instances.len(),
-                        not_among(&target.ips, &addrs, "passing")
-                    ));
-                }
+    match passing {
+        None => {}
+        Some(Ok(instances)) => {
+            result.passing = Some(instances.len() as u32);
+            let addrs: BTreeSet<String> = instances.iter().map(|i| i.address.clone()).collect();
+            if !target.ips.keys().eq(addrs.iter()) || instances.len() != want {
+                problems.push(format!(
+                    "consul lists {} of {want} passing{}",
+                    instances.len(),
+                    not_among(&target.ips, &addrs, "passing")
+                ));
             }
-            Err(err) => problems.push(format!("consul not readable: {err:#}")),
         }
+        Some(Err(err)) => problems.push(format!("consul not readable: {err:#}")),
     }
     if problems.is_empty() {
         None

@@ -13,6 +13,11 @@ use secrecy::{ExposeSecret as _, SecretString};
 use crate::check::{Check, Numbers};
 use crate::docker::Docker;
 
+/// How many times consul's name is resolved before its servers count as none, and the pause
+/// between tries.
+const RESOLVE_TRIES: u32 = 3;
+const RESOLVE_PAUSE: Duration = Duration::from_millis(300);
+
 /// One passing instance of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Instance {
@@ -117,7 +122,7 @@ impl Source<'_> {
                         .to_owned()
                 })
                 .collect(),
-            servers: self.servers(container).into_iter().collect(),
+            servers: self.servers(container)?.into_iter().collect(),
         })
     }
 
@@ -161,7 +166,7 @@ impl Source<'_> {
             Err(err) => err,
         };
         let mut errors = vec![format!("consul: {first:#}")];
-        for server in self.servers(container) {
+        for server in self.servers(container).unwrap_or_default() {
             match ask(&server) {
                 Ok(body) => return Ok(body),
                 Err(err) => errors.push(format!("{server}: {err:#}")),
@@ -174,24 +179,43 @@ impl Source<'_> {
     }
 
     /// Every address `consul` resolves to in the lb container (each server's, with several).
-    fn servers(&self, container: &str) -> Vec<String> {
-        let Ok(found) = self
-            .docker
-            .call(
-                "resolving consul's servers in the lb container",
-                ["exec", container, "getent", "ahostsv4", "consul"],
-            )
-            .timeout(Duration::from_secs(10))
-            .output()
-        else {
-            return Vec::new();
-        };
-        let addresses: std::collections::BTreeSet<String> = found
-            .lines()
-            .filter_map(|l| l.split_whitespace().next())
-            .map(str::to_owned)
-            .collect();
-        addresses.into_iter().collect()
+    /// Asked again, up to [`RESOLVE_TRIES`] times, while the answer is an error or empty: a CI
+    /// run's `verify` once found no address at all a moment after two that found three, and
+    /// counted the cluster as having no live voter.
+    fn servers(&self, container: &str) -> anyhow::Result<Vec<String>> {
+        let mut last = None;
+        for attempt in 1..=RESOLVE_TRIES {
+            if attempt > 1 {
+                std::thread::sleep(RESOLVE_PAUSE);
+            }
+            let found = self
+                .docker
+                .call(
+                    "resolving consul's servers in the lb container",
+                    ["exec", container, "getent", "ahostsv4", "consul"],
+                )
+                .timeout(Duration::from_secs(10))
+                .output();
+            match found {
+                Ok(found) => {
+                    let addresses: BTreeSet<String> = found
+                        .lines()
+                        .filter_map(|l| l.split_whitespace().next())
+                        .map(str::to_owned)
+                        .collect();
+                    if !addresses.is_empty() {
+                        return Ok(addresses.into_iter().collect());
+                    }
+                    last = Some(anyhow::anyhow!("`consul` resolved to no address"));
+                }
+                Err(err) => last = Some(err),
+            }
+        }
+        Err(last
+            .unwrap_or_else(|| anyhow::anyhow!("not asked"))
+            .context(format!(
+                "resolving `consul` in the lb container ({RESOLVE_TRIES} tries)"
+            )))
     }
 
     /// Where it is read, for messages.
