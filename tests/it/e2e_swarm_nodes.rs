@@ -39,7 +39,7 @@ use std::collections::BTreeMap;
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
-use provision::probe::load::{self, LoadOptions, LoadReport};
+use provision::probe::load::{self, FailureKind, LoadOptions, LoadReport};
 use serde_json::Value;
 
 use crate::support::deploys::load_line;
@@ -975,9 +975,11 @@ fn swarm_redis_node_killed_answers_fast_503s_and_the_counter_survives() {
 
     let mut options = LoadOptions::new(format!("http://127.0.0.1:{PORT}/"), 50.0);
     options.timeout = CLIENT_TIMEOUT;
+    let load_started = Instant::now();
     let load = load::start(options).expect("starting the load");
     std::thread::sleep(Duration::from_secs(2));
     let killed = kill(NODE3);
+    let killed_at = killed.duration_since(load_started).as_secs_f64();
     wait_for("the manager says node3 is down", TIMEOUT, || {
         (node_states(&host).get(NODE3).map(|(s, _)| s.as_str()) == Some("down")).then_some(())
     });
@@ -1001,10 +1003,27 @@ fn swarm_redis_node_killed_answers_fast_503s_and_the_counter_survives() {
     ));
     assert_eq!(while_down, None, "the counter answered with its redis gone");
     assert!(report.failed > 0, "no request failed with redis gone");
-    // Every failure an answer, none a timeout or a refused connection: HAProxy or the app
-    // said 5xx at once.
-    assert_eq!(report.failures.timeout, 0, "{report:?}");
-    assert_eq!(report.failures.connection, 0, "{report:?}");
+    // Every failure an answer, 5xx: HAProxy or the app said so at once. Except for requests in
+    // flight when the node died: node3 also ran web tasks (3 replicas over 3 nodes), and a
+    // request on its way to one of them may end without an answer, as in the worker scenario:
+    // at most as many as were ever in flight at once, each sent within the server timeout of
+    // the kill (one CI run had one such "Unexpected EOF", sent 0.04 s after the kill, in 14 runs).
+    let unanswered = report.failures.connection + report.failures.timeout + report.failures.other;
+    assert!(
+        unanswered <= report.workers as u64,
+        "{unanswered} requests failed without an answer: {report:?}"
+    );
+    let window = killed_at - 0.5..=killed_at + 2.5;
+    for sample in &report.failure_samples {
+        if !matches!(sample.kind, FailureKind::Status { .. }) {
+            assert!(
+                window.contains(&sample.at_secs),
+                "a request sent at {:.2} s failed without an answer, outside the kill's \
+                 window ({killed_at:.2} s, the load's start as 0): {report:?}",
+                sample.at_secs
+            );
+        }
+    }
     assert!(
         report.failures.status.keys().all(|code| *code >= 500),
         "{report:?}"
