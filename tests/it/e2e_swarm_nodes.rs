@@ -899,12 +899,17 @@ fn swarm_consul_server_node_killed_discovery_and_scaling_go_on() {
         "{status}"
     );
     let back = scenario.rig.restore();
+    // Two waits, timed apart: Swarm starting node3's consul task again, then the leader taking
+    // the restarted server in as a voter at its new address (CI runs saw 64–81 s in all).
+    let (_, running_s) = wait_for("node3's consul server running again", TIMEOUT, || {
+        (stack.consul_servers_running() == 3).then_some(())
+    });
     let (_, rejoined_s) = wait_for("node3's consul server back in Raft", TIMEOUT, || {
         (stack.consul_servers_running() == 3 && stack.raft_whole()).then_some(())
     });
     note(format!(
-        "node3 started again and Ready in {back:.1} s; its consul server was a voter at its \
-         new address {rejoined_s:.1} s later"
+        "node3 started again and Ready in {back:.1} s; its consul task ran again {running_s:.1} s \
+         later, and the server was a voter at its new address {rejoined_s:.1} s after that"
     ));
     // verify says so too: three live voters, one more loss survived.
     let report = verify_passes(stack, &[]);
