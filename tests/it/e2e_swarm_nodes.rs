@@ -948,10 +948,20 @@ fn swarm_redis_node_killed_answers_fast_503s_and_the_counter_survives() {
         );
         return;
     }
-    // The shared stack stays: it lives through this node loss unwatched, and the next
-    // scenario's reset brings it back (tasks spread again, consul's Raft whole). What once made
-    // that reset fail, registrations of killed tasks passing at addresses Swarm gave new tasks
-    // ("5 passing of 2"), their checks now fail: each names its replica (X-Provision-Replica).
+    // The shared stack must not live through this test's node loss unwatched: the scenario
+    // after it would start from what that loss left. Two CI runs failed that way: stop 28's
+    // ("5 passing of 2": killed tasks' registrations passing at addresses Swarm gave new
+    // tasks, since fixed by the named check) and this stop's last ("3 of 2 passing": one
+    // listed at an address no running replica had, for 120 s; not explained yet). Destroyed
+    // here; the next scenario creates it again.
+    if let Some(shared) = SHARED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take()
+    {
+        note("destroying the shared stack before killing node3 under a stack of its own");
+        drop(shared);
+    }
     const PORT: u16 = 28186;
     let registry =
         std::env::var("PROVISION_SWARM_REGISTRY").unwrap_or_else(|_| "127.0.0.1:5000".into());
