@@ -12,6 +12,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::check::{Check, Numbers};
 use crate::docker::Docker;
+use crate::poll::poll_until;
 
 /// How many times consul's name is resolved before its servers count as none, and the pause
 /// between tries.
@@ -184,11 +185,8 @@ impl Source<'_> {
     /// counted the cluster as having no live voter.
     fn servers(&self, container: &str) -> anyhow::Result<Vec<String>> {
         let mut last = None;
-        for attempt in 1..=RESOLVE_TRIES {
-            if attempt > 1 {
-                std::thread::sleep(RESOLVE_PAUSE);
-            }
-            let found = self
+        let found = poll_until(RESOLVE_PAUSE * (RESOLVE_TRIES - 1), RESOLVE_PAUSE, || {
+            let answer = self
                 .docker
                 .call(
                     "resolving consul's servers in the lb container",
@@ -196,26 +194,31 @@ impl Source<'_> {
                 )
                 .timeout(Duration::from_secs(10))
                 .output();
-            match found {
-                Ok(found) => {
-                    let addresses: BTreeSet<String> = found
+            match answer {
+                Ok(text) => {
+                    let addresses: BTreeSet<String> = text
                         .lines()
                         .filter_map(|l| l.split_whitespace().next())
                         .map(str::to_owned)
                         .collect();
-                    if !addresses.is_empty() {
-                        return Ok(addresses.into_iter().collect());
+                    if addresses.is_empty() {
+                        last = Some(anyhow::anyhow!("`consul` resolved to no address"));
+                        return Ok(None);
                     }
-                    last = Some(anyhow::anyhow!("`consul` resolved to no address"));
+                    Ok(Some(addresses.into_iter().collect()))
                 }
-                Err(err) => last = Some(err),
+                Err(err) => {
+                    last = Some(err);
+                    Ok(None)
+                }
             }
-        }
-        Err(last
-            .unwrap_or_else(|| anyhow::anyhow!("not asked"))
-            .context(format!(
-                "resolving `consul` in the lb container ({RESOLVE_TRIES} tries)"
-            )))
+        })?;
+        found.ok_or_else(|| {
+            last.unwrap_or_else(|| anyhow::anyhow!("`consul` did not resolve"))
+                .context(format!(
+                    "resolving `consul` in the lb container ({RESOLVE_TRIES} tries)"
+                ))
+        })
     }
 
     /// Where it is read, for messages.
