@@ -45,11 +45,25 @@ if [ -f "$secrets/consul_gossip_key" ] && [ -f "$secrets/consul_server_tls" ]; t
   cluster=$(printf ', "encrypt": "%s", "ca_file": "%s", "cert_file": "%s", "key_file": "%s", "verify_incoming_rpc": true, "verify_outgoing": true, "verify_server_hostname": false' \
     "$(cat "$secrets/consul_gossip_key")" "$tls/ca.pem" "$tls/server.pem" "$tls/server-key.pem")
 fi
+# A server of a cluster also gets an agent master token: the one token its agent accepts with
+# no leader in reach (the master token is looked up in the catalog: "ACL not found" until the
+# server has one), which the rejoin below needs (checked with consul 1.8.7: `consul join`
+# answered 403 with the master token and joined with this one). It may act on this agent
+# only; it is made from the master token, so it is as secret, and it is written only to this
+# container's tmpfs (the configuration, and the file the rejoin reads).
+agent_master=""
+agent_master_file=${TMPDIR:-/tmp}/provision-agent-master
+if [ -n "${PROVISION_CONSUL_NODE:-}" ]; then
+  printf 'provision agent master %s' "$master" | sha256sum \
+    | sed 's/^\(.\{8\}\)\(.\{4\}\)\(.\{4\}\)\(.\{4\}\)\(.\{12\}\).*/\1-\2-\3-\4-\5/' \
+    >"$agent_master_file"
+  agent_master=", \"agent_master\": \"$(cat "$agent_master_file")\""
+fi
 config=${TMPDIR:-/tmp}/provision-acl.json
 cat >"$config" <<JSON
 {"acl": {"enabled": true, "default_policy": "deny", "down_policy": "extend-cache",
   "enable_token_persistence": false,
-  "tokens": {"master": "$master", "agent": "$master"$default_token}}$cluster}
+  "tokens": {"master": "$master", "agent": "$master"$default_token$agent_master}}$cluster}
 JSON
 
 # A server of a cluster (PROVISION_CONSUL_NODE, the Swarm node's ID, is set): its node ID is
@@ -73,6 +87,30 @@ log() { echo "[consul-entrypoint] $*" >&2; }
 
 # The CLI below reads the master token from its file: no token in the environment.
 export CONSUL_HTTP_TOKEN_FILE="$secrets/consul_master_token"
+
+# A server restarted under its old name at a new address (its node came back, its task was
+# replaced) is refused by the others for 30 s after they saw the old one die: memberlist accepts
+# a new address for a name only from a node that left, or died longer ago than its
+# DeadNodeReclaimTime (memberlist's state.go, `aliveNode`, read at hashicorp/memberlist
+# 1f5ed72; consul sets 30 s), and logs "Conflicting address ... Old state: 2". -retry-join has
+# joined by then (the others answered), so the next try was memberlist's own push/pull, 30 s
+# later again: measured with consul 1.8.7 on the swarm rig, the server joined 37 s after it
+# started, and was a voter 17 s after that (autopilot). So until the server is in Raft's
+# configuration (the leader has added it and replicated to it), it joins again every 2 s with
+# the agent master token; each join sends its new address, taken once the old one may be
+# replaced.
+if [ -n "${PROVISION_CONSUL_NODE:-}" ]; then
+  (
+    while kill -0 "$agent" 2>/dev/null; do
+      sleep 2
+      if consul operator raft list-peers -stale 2>/dev/null | grep -q " $address:8300 "; then
+        log "in Raft's configuration at $address"
+        exit 0
+      fi
+      CONSUL_HTTP_TOKEN_FILE=$agent_master_file consul join consul >/dev/null 2>&1 || true
+    done
+  ) &
+fi
 until consul acl policy list >/dev/null 2>&1; do
   if ! kill -0 "$agent" 2>/dev/null; then
     wait "$agent" && status=0 || status=$?
