@@ -41,6 +41,7 @@ fn reload_script_in(dir: &Path) -> String {
         ("cfg=/run/haproxy/haproxy.cfg", "haproxy.cfg"),
         ("state=/run/haproxy/server-state", "server-state"),
         ("sock=/run/haproxy/admin.sock", "admin.sock"),
+        ("lock=/run/haproxy/reload.lock", "reload.lock"),
     ] {
         assert!(
             script.lines().any(|l| l == line),
@@ -102,7 +103,12 @@ fn haproxy_reload_with_an_invalid_file_changes_nothing() {
     left.sort();
     assert_eq!(
         left,
-        ["haproxy-reload", "haproxy.cfg", "server-state"],
+        [
+            "haproxy-reload",
+            "haproxy.cfg",
+            "reload.lock",
+            "server-state"
+        ],
         "files written or left behind (the invalid file must be removed)"
     );
 
