@@ -89,16 +89,15 @@ log() { echo "[consul-entrypoint] $*" >&2; }
 export CONSUL_HTTP_TOKEN_FILE="$secrets/consul_master_token"
 
 # A server restarted under its old name at a new address (its node came back, its task was
-# replaced) is refused by the others for 30 s after they saw the old one die: memberlist accepts
+# replaced) is refused by the others for 30 s after they saw the old one die: memberlist takes
 # a new address for a name only from a node that left, or died longer ago than its
-# DeadNodeReclaimTime (memberlist's state.go, `aliveNode`, read at hashicorp/memberlist
-# 1f5ed72; consul sets 30 s), and logs "Conflicting address ... Old state: 2". -retry-join has
-# joined by then (the others answered), so the next try was memberlist's own push/pull, 30 s
-# later again: measured with consul 1.8.7 on the swarm rig, the server joined 37 s after it
-# started, and was a voter 17 s after that (autopilot). So until the server is in Raft's
-# configuration (the leader has added it and replicated to it), it joins again every 2 s with
-# the agent master token; each join sends its new address, taken once the old one may be
-# replaced.
+# DeadNodeReclaimTime (state.go, `aliveNode`, in HashiCorp's memberlist repository at 1f5ed72;
+# consul sets 30 s), and logs "Conflicting address ... Old state: 2". -retry-join has joined
+# by then (the others answered), so the next try was memberlist's own push/pull, 30 s later
+# again: measured with consul 1.8.7 on the swarm rig, the server joined 37 s after it started,
+# and was a voter 17 s after that (autopilot). So until the server is in Raft's configuration
+# (the leader has added it and replicated to it), it joins again every 2 s with the agent
+# master token; each join sends its new address, taken once the old one may be replaced.
 if [ -n "${PROVISION_CONSUL_NODE:-}" ]; then
   (
     while kill -0 "$agent" 2>/dev/null; do
