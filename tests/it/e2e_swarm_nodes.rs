@@ -20,8 +20,9 @@
 //!   `verify --scale 8` converges while node3 is down, and the failed requests stay within
 //!   those in flight.
 //! - `consul_servers_rolling_update`: Swarm replaces the three consul servers one at a time
-//!   (`service update --force`): a server that has seen a leader never loses it, and all
-//!   three are voters at their new addresses after.
+//!   (`service update --force`): a server that has seen a leader loses it for an election at
+//!   most (the replaced leader's), all three are voters at their new addresses after, the lbs
+//!   reload HAProxy for the new addresses, and `verify` passes.
 //!
 //! The stack is made by the first scenario that runs and destroyed when the test process
 //! exits (`atexit`), so a run of one scenario (a name filter) costs one stack too.
@@ -966,6 +967,10 @@ fn swarm_consul_server_node_killed_discovery_and_scaling_go_on() {
 /// on this rig by hand, 2026-12-06): a replacement could not join for 30-60 s, the next stop
 /// took the majority, and the update ended with one voter in Raft, and that one gone: consul
 /// had no leader again.
+/// The longest time without a leader that a consul update may cost: an election, with room
+/// for a loaded 2-core machine (the samples are about a second apart).
+const LEADER_ELECTION_BOUND: Duration = Duration::from_secs(10);
+
 #[test]
 fn swarm_consul_servers_rolling_update_keeps_a_leader() {
     let Some(scenario) = Scenario::start("consul servers' rolling update") else {
@@ -982,10 +987,15 @@ fn swarm_consul_servers_rolling_update_keeps_a_leader() {
     .expect_success();
     // Until Swarm says the update completed: node1's server, asked for Raft's peers about once
     // a second (more often slowed the update on this 2-core rig). A server that has not joined
-    // yet answers "No cluster leader" on its own; one that has seen a leader must not lose it.
+    // yet answers "No cluster leader" on its own. One that has seen a leader may lose it only
+    // for an election: when the leader itself is replaced it leaves, and the two others elect
+    // one (raft_multiplier 1: a 1 s election timeout; a CI run saw 2 samples, 1.1 s apart).
+    // Before the fix the cluster had no leader for minutes, and then for good.
     let mut samples = 0;
     let mut led: BTreeSet<String> = BTreeSet::new();
-    let mut lost: Vec<String> = Vec::new();
+    // Each stretch without a leader, seen by a server that had seen one: (server, from, to).
+    let mut leaderless: Vec<(String, f64, f64)> = Vec::new();
+    let mut open: Option<(String, f64)> = None;
     let started = Instant::now();
     let (_, update_s) = wait_for("Swarm's update of consul completed", TIMEOUT, || {
         std::thread::sleep(Duration::from_millis(800));
@@ -994,9 +1004,12 @@ fn swarm_consul_servers_rolling_update_keeps_a_leader() {
             samples += 1;
             let at = started.elapsed().as_secs_f64();
             if peers.stdout.contains("leader") {
+                if let Some((server, from)) = open.take() {
+                    leaderless.push((server, from, at));
+                }
                 led.insert(consul);
             } else if peers.stderr.contains("No cluster leader") && led.contains(&consul) {
-                lost.push(format!("{at:.1} s: {consul}: {}", peers.stderr.trim()));
+                open.get_or_insert((consul, at));
             }
         }
         let state = manager(
@@ -1016,6 +1029,9 @@ fn swarm_consul_servers_rolling_update_keeps_a_leader() {
         Duration::from_secs(60),
         || (stack.consul_servers_running() == 3 && stack.raft_whole()).then_some(()),
     );
+    if let Some((server, from)) = open.take() {
+        leaderless.push((server, from, started.elapsed().as_secs_f64()));
+    }
     let after = stack.consul_containers();
     // Each lb found the new servers' addresses and reloaded HAProxy with them
     // (lb/consul-nameservers.sh): without that it would ask only the servers it started with.
@@ -1036,15 +1052,20 @@ fn swarm_consul_servers_rolling_update_keeps_a_leader() {
         reloads >= 2,
         "the two lbs did not follow the new servers\n{logs}"
     );
+    let longest = leaderless
+        .iter()
+        .map(|(_, from, to)| to - from)
+        .fold(0.0, f64::max);
     note(format!(
         "Swarm's rolling update of consul's 3 servers: completed in {update_s:.1} s, all three \
-         voters at their new addresses {whole_s:.1} s after; node1's server asked {samples} times, \
-         {} servers seen with a leader, lost after: {lost:?}",
+         voters at their new addresses {whole_s:.1} s after; node1's server asked {samples} \
+         times, {} servers seen with a leader; without a leader after having one: {leaderless:?} \
+         (longest {longest:.1} s)",
         led.len()
     ));
     assert!(
-        lost.is_empty(),
-        "consul lost its leader during the update: {lost:?}"
+        longest <= LEADER_ELECTION_BOUND.as_secs_f64(),
+        "consul was without a leader for longer than an election: {leaderless:?}"
     );
     assert!(
         after.is_disjoint(&before) && after.len() == 3,
