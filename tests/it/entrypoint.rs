@@ -67,6 +67,19 @@ fn a_replica_that_moved_removes_the_registration_a_slow_server_kept() {
         stderr.contains("removed the registration left on consul server 127.0.0.1"),
         "{stderr}"
     );
+    // A move to the server the name picks that timed out: the late registration there is
+    // removed once that server answers, and the replica stays on its agent.
+    assert_eq!(
+        step("spread timed out")[slow],
+        json!(["replica-1"]),
+        "{seen}\n{stderr}"
+    );
+    assert_eq!(step("spread cleaned")[slow], json!([]), "{seen}\n{stderr}");
+    assert_eq!(
+        step("spread cleaned")[other],
+        json!(["replica-1"]),
+        "{seen}\n{stderr}"
+    );
     // A server no longer in consul's DNS is forgotten (it took its registrations with it).
     assert_eq!(step("left"), json!([]), "{seen}");
 }

@@ -100,6 +100,19 @@ def main():
     fakes[SERVERS[0]].slow = False
     ep.clean_left_behind(SERVICE_ID)
     steps.append(("cleaned", held()))
+    # The replica's name now picks the slow server: `spread` tries to move there, its one
+    # registration times out and lands late, and the replica stays where it is. The late one
+    # is remembered and removed once that server answers (here the name picks the agent again,
+    # so no further move hides it).
+    fakes[SERVERS[0]].slow = True
+    ep.Agent.pick = classmethod(lambda cls: SERVERS[0])
+    ep.spread(SERVICE_ID, [])
+    time.sleep(1.5)
+    steps.append(("spread timed out", held()))
+    fakes[SERVERS[0]].slow = False
+    ep.Agent.pick = classmethod(lambda cls: SERVERS[1])
+    ep.clean_left_behind(SERVICE_ID)
+    steps.append(("spread cleaned", held()))
     # A server gone from DNS is forgotten without a request.
     ep.LEFT_BEHIND.add("127.0.0.9")
     ep.clean_left_behind(SERVICE_ID)
