@@ -106,14 +106,30 @@ impl Source<'_> {
     /// consul's Raft as its servers stand (several servers, `consul.servers`): the voters'
     /// addresses in the Raft configuration (`/v1/status/peers`, which needs no token) and the
     /// servers' addresses in Docker's DNS.
+    ///
+    /// Each server answers `/v1/status/peers` from its own copy of Raft's configuration, and a
+    /// server restarted at a new address has an empty one until the leader takes it in (a CI
+    /// run's `verify` asked such a server first and counted 0 of 3 voters). So the peers are
+    /// the leader's, as the first server that knows one names it (`/v1/status/leader`); with
+    /// no leader known anywhere, the first server's that answers.
     pub fn raft(&self) -> anyhow::Result<Raft> {
-        let body = self.get("/v1/status/peers")?;
-        let peers: Vec<String> = serde_json::from_str(&body)
-            .with_context(|| format!("reading consul's Raft peers from {body:?}"))?;
         let container = self
             .container
             .as_deref()
             .context("no lb container runs, and consul is asked from inside it")?;
+        let servers = self.servers(container)?;
+        let leader = servers.iter().find_map(|server| {
+            let body = self.ask(container, server, "/v1/status/leader").ok()?;
+            let leader: String = serde_json::from_str(&body).ok()?;
+            let ip = leader.rsplit_once(':').map(|(ip, _)| ip.to_owned())?;
+            (!ip.is_empty()).then_some(ip)
+        });
+        let body = match &leader {
+            Some(leader) => self.ask(container, leader, "/v1/status/peers")?,
+            None => self.get("/v1/status/peers")?,
+        };
+        let peers: Vec<String> = serde_json::from_str(&body)
+            .with_context(|| format!("reading consul's Raft peers from {body:?}"))?;
         Ok(Raft {
             peers: peers
                 .iter()
@@ -123,7 +139,7 @@ impl Source<'_> {
                         .to_owned()
                 })
                 .collect(),
-            servers: self.servers(container)?.into_iter().collect(),
+            servers: servers.into_iter().collect(),
         })
     }
 
@@ -133,32 +149,7 @@ impl Source<'_> {
             .container
             .as_deref()
             .context("no lb container runs, and consul is asked from inside it")?;
-        // The token goes on stdin, never into a command line.
-        let token = self
-            .token
-            .as_ref()
-            .map(|t| format!("X-Consul-Token: {}\r\n", t.expose_secret().trim()))
-            .unwrap_or_default();
-        let request = format!("GET {path} HTTP/1.0\r\nHost: consul\r\n{token}\r\n");
-        let ask = |server: &str| -> anyhow::Result<String> {
-            let answer = self
-                .docker
-                .call(
-                    format!("asking consul ({server}) for {path} from the lb container"),
-                    [
-                        "exec",
-                        "-i",
-                        container,
-                        "socat",
-                        "-",
-                        &format!("TCP:{server}:8500,connect-timeout=2"),
-                    ],
-                )
-                .stdin(request.clone())
-                .timeout(Duration::from_secs(10))
-                .output()?;
-            http_body(&answer).map(str::to_owned)
-        };
+        let ask = |server: &str| self.ask(container, server, path);
         // `consul` is the first address Docker's DNS gives. With several servers
         // (`consul.servers`) that one may be lost, or restarted and not yet caught up with the
         // leader (it refuses the token then): each of the others is asked in turn.
@@ -177,6 +168,34 @@ impl Source<'_> {
             "asking consul for {path} through docker exec: {}",
             errors.join("; ")
         )
+    }
+
+    /// The body of `server`'s 200 answer to GET `path`, asked from inside the lb container.
+    fn ask(&self, container: &str, server: &str, path: &str) -> anyhow::Result<String> {
+        // The token goes on stdin, never into a command line.
+        let token = self
+            .token
+            .as_ref()
+            .map(|t| format!("X-Consul-Token: {}\r\n", t.expose_secret().trim()))
+            .unwrap_or_default();
+        let request = format!("GET {path} HTTP/1.0\r\nHost: consul\r\n{token}\r\n");
+        let answer = self
+            .docker
+            .call(
+                format!("asking consul ({server}) for {path} from the lb container"),
+                [
+                    "exec",
+                    "-i",
+                    container,
+                    "socat",
+                    "-",
+                    &format!("TCP:{server}:8500,connect-timeout=2"),
+                ],
+            )
+            .stdin(request)
+            .timeout(Duration::from_secs(10))
+            .output()?;
+        http_body(&answer).map(str::to_owned)
     }
 
     /// Every address `consul` resolves to in the lb container (each server's, with several).
