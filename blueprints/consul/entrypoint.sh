@@ -98,15 +98,37 @@ export CONSUL_HTTP_TOKEN_FILE="$secrets/consul_master_token"
 # and was a voter 17 s after that (autopilot). So until the server is in Raft's configuration
 # (the leader has added it and replicated to it), it joins again every 2 s with the agent
 # master token; each join sends its new address, taken once the old one may be replaced.
+#
+# The same loop says when this server counts: it writes $member_file, which the health check
+# wants, once the server is a voter in Raft's configuration. Swarm names a task in DNS, and
+# moves on to the next server of a rolling update, only once it is healthy: so the next server
+# stops only after this one counts for the majority (a fixed pause guessed at that before), and
+# the lbs and the replicas never find a server that is not in the cluster yet. With no other
+# server healthy (the name `consul` resolves to no other address: a new cluster, or every
+# server restarted at once) there is no cluster to be a voter of: the file is written at once,
+# or the servers, which find each other by that name, would never form one.
+member_file=${TMPDIR:-/tmp}/provision-consul-member
 if [ -n "${PROVISION_CONSUL_NODE:-}" ]; then
   (
     while kill -0 "$agent" 2>/dev/null; do
       sleep 2
-      if consul operator raft list-peers -stale 2>/dev/null | grep -q " $address:8300 "; then
-        log "in Raft's configuration at $address"
+      # Node, ID, Address, State, Voter, RaftProtocol
+      voter=$(consul operator raft list-peers -stale 2>/dev/null \
+        | awk -v at="$address:8300" '$3 == at { print $5 }')
+      if [ "$voter" = true ]; then
+        touch "$member_file"
+        log "a voter in Raft's configuration at $address"
         exit 0
       fi
-      CONSUL_HTTP_TOKEN_FILE=$agent_master_file consul join consul >/dev/null 2>&1 || true
+      if [ ! -f "$member_file" ] \
+        && ! getent ahosts consul | awk '{ print $1 }' | grep -qvx "$address"; then
+        touch "$member_file"
+        log "no other server is healthy: this one counts before it is a voter"
+      fi
+      # Not in the configuration yet (a voter-to-be is in it already: autopilot promotes it).
+      if [ -z "$voter" ]; then
+        CONSUL_HTTP_TOKEN_FILE=$agent_master_file consul join consul >/dev/null 2>&1 || true
+      fi
     done
   ) &
 fi
