@@ -19,13 +19,14 @@
 //! leaves no service, task or network. A drop guard destroys the stack (and its volume) also when
 //! an assertion fails. Timings are printed.
 //!
-//! Then, on the same stack (about 75 s more per discovery mode), Swarm's own rolling update at 3
-//! replicas under 50 requests per second through the lb (`provision::probe::load`): a changed app
-//! (a local blueprint override, as in e2e_rolling.rs) rolls out with no failed request and every
-//! task answers as the new version; a version whose health check never passes makes Swarm roll
-//! back, apply exits 1 saying so and why, no request fails, the very tasks that ran before still
-//! answer, and `verify` passes. In the docker-dns test only, `provision rollback 1` then goes
-//! back to the first version through Swarm's update under the same load, `logs web` shows every
+//! Then, on the same stack, Swarm's own rolling update at 3 replicas under 50 requests per
+//! second through the lb (`provision::probe::load`): a changed app (a local blueprint override,
+//! as in e2e_rolling.rs) rolls out with no failed request and every task answers as the new
+//! version. What does not depend on how the lb finds the replicas runs once, in the consul-dns
+//! test (`Coverage`): a version whose health check never passes makes Swarm roll back, apply
+//! exits 1 saying so and why, no request fails, the very tasks that ran before still answer, and
+//! `verify` passes; a new `lb.balance` reloads the lb in place; `provision rollback 1` goes back
+//! to the first version through Swarm's update under the same load, `logs web` shows every
 //! task's lines prefixed by its task, and maintenance mode answers 503 under load
 //! (`e2e_releases.rs`).
 
@@ -401,9 +402,22 @@ fn api_key_versions(stack: &Stack) -> Vec<String> {
         .collect()
 }
 
+/// What runs once, on one of the two stacks: what does not depend on how the lb finds the
+/// replicas. A version that never turns healthy never enters Swarm's DNS nor passes in consul,
+/// an lb reload and the releases' commands are the same in both: they run on the consul-dns
+/// stack, and the docker-dns stack (CI time, issue 22) runs the rolling update only.
+#[derive(Clone, Copy, PartialEq)]
+enum Coverage {
+    /// The rolling update, under load.
+    RollingUpdate,
+    /// That, then a rejected update, an lb reload in place, rollback, logs, maintenance.
+    Everything,
+}
+
 /// Swarm's own rolling update on the running stack, at 3 replicas, under load: a changed app
-/// rolls out, then a version that never turns healthy is rolled back.
-fn rolling_updates(stack: &Stack, lb_port: u16, releases: bool) {
+/// rolls out; with `Coverage::Everything`, a version that never turns healthy is rolled back
+/// next, and so on.
+fn rolling_updates(stack: &Stack, lb_port: u16, coverage: Coverage) {
     stack.ok(&["verify", "--scale", "3"], VERIFY_TIMEOUT);
     assert_all_on(stack, lb_port, "original");
 
@@ -451,6 +465,9 @@ fn rolling_updates(stack: &Stack, lb_port: u16, releases: bool) {
         versions.len() == 1 && versions != old_versions,
         "API_KEY's versions on the swarm: {old_versions:?} before, {versions:?} after\n{ran}"
     );
+    if coverage == Coverage::RollingUpdate {
+        return;
+    }
 
     // A version whose health check never passes: Swarm rolls it back by itself.
     let before = stack.web_tasks();
@@ -552,9 +569,7 @@ fn rolling_updates(stack: &Stack, lb_port: u16, releases: bool) {
     assert!(!again.stderr.contains("reloaded in place"), "{again}");
     assert_eq!(stack.lb_task(), lb_before, "a second apply replaced the lb");
     assert_eq!(stack.haproxy_worker(&lb_after.1), worker_after);
-    if releases {
-        rollback_logs_maintenance(stack, lb_port);
-    }
+    rollback_logs_maintenance(stack, lb_port);
 }
 
 /// On the same stack: `rollback 1` (the first version, and the lb's first balance) through
@@ -815,7 +830,12 @@ fn swarm_stack(discovery: &str, lb_port: u16) {
         "the second apply replaced web tasks"
     );
 
-    rolling_updates(&stack, lb_port, discovery == "docker-dns");
+    let coverage = if discovery == "consul-dns" {
+        Coverage::Everything
+    } else {
+        Coverage::RollingUpdate
+    };
+    rolling_updates(&stack, lb_port, coverage);
 
     let t = Instant::now();
     stack.ok(&["destroy"], VERIFY_TIMEOUT);

@@ -6,6 +6,7 @@
 
 mod cli;
 mod consul_cluster;
+mod consul_membership;
 mod consul_nameservers;
 mod ctmpl;
 mod ctmpl_exec;
