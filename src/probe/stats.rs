@@ -62,14 +62,21 @@ impl Server {
         self.status == "UP" || self.status.starts_with("UP ")
     }
 
-    /// UP and its last health check passed (or it has no check). A `server-template` slot that
-    /// DNS has just filled is UP at once, before any check (`INI`; HAProxy 2.6 and 3.0 have no
-    /// `init-state`), and live traffic then met a replica not yet listening: the canary's
-    /// first requests failed to connect and HAProxy marked it down (an e2e run in CI). Waits
-    /// for a routed replica count this, not [`Server::is_up`].
+    /// UP and its last health check passed (or it has no check), at the address it has now.
+    /// HAProxy's status says so: a checked server that is fully up reads `UP`; `UP 1/2` is one
+    /// either failing its checks or not checked since it left maintenance. A `server-template`
+    /// slot that DNS has just filled is the latter: UP at once, before any check (HAProxy 2.6
+    /// and 3.0 have no `init-state`), and live traffic then met a replica not yet listening (the
+    /// canary's first requests failed to connect, an e2e run in CI). Its `check_status` is no
+    /// help: it still reads the last check of the slot's previous address (`L7OK` when a replica
+    /// that had left made room for it; checked with HAProxy 2.6: a server put in maintenance,
+    /// moved to an address nothing listened on and made ready read `UP 1/2`, `L7OK`, health 1,
+    /// and `DOWN`, `L4CON` at its first check), and a CI run's verify counted such a replica
+    /// routed before HAProxy had checked it, which its first check then took down. Waits for a
+    /// routed replica count this, not [`Server::is_up`].
     pub fn is_up_and_checked(&self) -> bool {
         let check = self.check_status.trim_start_matches("* ");
-        self.is_up()
+        self.status == "UP"
             && (check.is_empty()
                 || ["L4OK", "L6OK", "L7OK"]
                     .iter()
@@ -330,6 +337,10 @@ web,BACKEND,0,0,0,1,1000,3,285,486,0,0,,0,0,0,0,UP,1,1,0,,0,9,0,,1,4,0,,3,,1,3,,
             "resolved, never checked"
         );
         assert!(!checked("UP 1/2", "L4CON").is_up_and_checked());
+        assert!(
+            !checked("UP 1/2", "L7OK").is_up_and_checked(),
+            "a reused slot at its new address: the previous address's check, not its own"
+        );
         assert!(!checked("DOWN", "L7OK").is_up_and_checked());
         assert!(!server("DOWN 1/2").is_up());
         assert!(!server("MAINT").is_up());
