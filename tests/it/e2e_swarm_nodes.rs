@@ -864,8 +864,9 @@ fn swarm_consul_server_node_killed_discovery_and_scaling_go_on() {
     };
     let stack = scenario.stack();
     let server = format!("consul-{NODE3}");
-    // Replicas spread over the servers by name, and move to the one their name picks within
-    // 30 s of its start (web's entrypoint): wait until node3's server holds some.
+    // Replicas spread over the servers by slot (6 over 3: 2 each), and move to the one their
+    // slot picks within 30 s of its start (web's entrypoint): wait until node3's server holds
+    // some.
     let (held, _) = wait_for(
         "node3's consul server holding registrations",
         TIMEOUT,
