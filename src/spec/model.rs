@@ -525,9 +525,12 @@ impl Default for LoadBalancer {
             port: 8080,
             stats_port: 8404,
             balance: Balance::Roundrobin,
+            // 1 s, not 2: a new replica's first check comes at its HAProxy slot's next tick
+            // of this interval, and a rollout waits for it in every batch (median 12.0 s for
+            // 3 replicas at 2 s, 9.3 s at 1 s: bench/runs/2026-12-06-rollout.md, part 5).
             check_interval: Duration {
-                millis: 2000,
-                text: "2s".into(),
+                millis: 1000,
+                text: "1s".into(),
             },
             server_timeout: Duration {
                 millis: 30_000,
