@@ -1209,8 +1209,28 @@ fn swarm_redis_node_killed_answers_fast_503s_and_the_counter_survives() {
     );
     // Swarm replaced the web tasks whose health check failed while redis was gone; the new
     // ones start once it answers again.
+    // Each failing verify's failing checks, said once each: what a long wait waited on (a CI
+    // run waited 127.7 s here, with nothing to tell why).
+    let mut said = BTreeSet::new();
+    let waiting = Instant::now();
     let (_, whole_s) = wait_for("verify passing again", TIMEOUT, || {
-        (stack.run(&["verify"]).code == Some(0)).then_some(())
+        let ran = stack.run(&["verify"]);
+        if ran.code == Some(0) {
+            return Some(());
+        }
+        let failing: Vec<&str> = ran
+            .stdout
+            .lines()
+            .filter(|l| l.trim_start().starts_with("FAIL"))
+            .collect();
+        let failing = failing.join(" | ");
+        if said.insert(failing.clone()) {
+            note(format!(
+                "verify failed {:.1} s after node3 was started: {failing}",
+                back_s + waiting.elapsed().as_secs_f64()
+            ));
+        }
+        None
     });
     note(format!(
         "verify passed again {:.1} s after node3 was started",
