@@ -16,22 +16,13 @@
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::fixtures::render_fixture;
-use crate::support::harness::{external_tool, repo_root};
+use crate::support::harness::{external_tool, repo_root, wait_until, write_executable};
 
 const CHECK: &str = "a consul server is healthy once it counts";
 const OWN: &str = "10.0.7.5";
-
-fn write_executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    Command::new("chmod")
-        .arg("0755")
-        .arg(path)
-        .status()
-        .unwrap();
-}
 
 /// The entrypoint with its 2 s between looks made 0.1 s.
 fn entrypoint() -> String {
@@ -191,17 +182,6 @@ impl Drop for Server {
             libc::kill(-(self.group.id() as i32), libc::SIGKILL);
         }
         let _ = self.group.wait();
-    }
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{what}: not within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -12,10 +12,10 @@
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::fixtures::render_fixture;
-use crate::support::harness::external_tool;
+use crate::support::harness::{external_tool, wait_until, write_executable};
 
 const CHECK: &str = "consul-nameservers follows the consul servers";
 
@@ -42,15 +42,6 @@ fn script_in(dir: &Path) -> String {
         moved = moved.replace(&line, &replacement);
     }
     moved
-}
-
-fn write_executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    Command::new("chmod")
-        .arg("0755")
-        .arg(path)
-        .status()
-        .unwrap();
 }
 
 /// `getent ahostsv4 consul` as glibc prints it, one address per line, from `addresses`.
@@ -97,17 +88,6 @@ impl Drop for Group {
             libc::kill(-(self.0.id() as i32), libc::SIGKILL);
         }
         let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !ok() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "{what}: not within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

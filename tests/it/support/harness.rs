@@ -201,3 +201,22 @@ pub fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 pub use provision::skip_rule::{
     every_check_required, external_tool, find_on_path, report_skip, skip_or_fail,
 };
+
+/// Writes an executable script (a stand-in for a command a generated script calls).
+pub fn write_executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Polls `ok` every 50 ms; fails the test naming `what` after 10 s.
+pub fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !ok() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{what}: not within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
