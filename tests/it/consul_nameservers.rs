@@ -6,8 +6,11 @@
 //!
 //! What it must do: write every server's address as HAProxy's first configuration file before
 //! HAProxy starts; leave it (and HAProxy) alone while servers only go away; rewrite it and
-//! reload HAProxy once when Swarm's DNS names a server it does not list. The real thing runs in
-//! `e2e_swarm_nodes.rs` (`swarm_consul_servers_rolling_update_keeps_a_leader`).
+//! reload HAProxy once when Swarm's DNS names a server it does not list; and end once HAProxy's
+//! master has no worker left, since the master exits only when it has no child at all (the loop
+//! is one). The stand-in master starts a worker named `haproxy` (a link to `sleep`), as HAProxy's
+//! master forks its worker. The real thing runs in `e2e_swarm_nodes.rs`
+//! (`swarm_consul_servers_rolling_update_keeps_a_leader`, and every destroy of its stack).
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -20,7 +23,7 @@ use crate::support::harness::{external_tool, wait_until, write_executable};
 const CHECK: &str = "consul-nameservers follows the consul servers";
 
 /// The script as the swarm-consul-cluster fixture (3 servers) generates it, with its file
-/// under `dir` and 0.2 s between looks.
+/// under `dir`, a tick of 0.04 s and so 0.2 s between looks.
 fn script_in(dir: &Path) -> String {
     let script = render_fixture("swarm-consul-cluster")
         .files
@@ -33,7 +36,7 @@ fn script_in(dir: &Path) -> String {
             "file=/run/haproxy/consul-nameservers.cfg".to_owned(),
             format!("file={}", dir.join("consul-nameservers.cfg").display()),
         ),
-        ("interval=5".to_owned(), "interval=0.2".to_owned()),
+        ("tick=1".to_owned(), "tick=0.04".to_owned()),
     ] {
         assert!(
             script.lines().any(|l| l == line),
@@ -111,9 +114,16 @@ fn consul_nameservers_writes_the_servers_and_reloads_haproxy_only_for_a_new_one(
              tr '\\n' ' ')\" >>{d}/reloads\n"
         ),
     );
+    // The master: starts its worker, and once that has ended lives on (as HAProxy's master
+    // does while it has a child), so that what is left of its children can be looked at.
+    let sleep_path = which("sleep").expect("sleep on PATH");
+    std::os::unix::fs::symlink(&sleep_path, bin.join("haproxy")).unwrap();
     write_executable(
         &bin.join("fake-haproxy"),
-        &format!("#!/bin/sh\necho \"$*\" >{d}/started\nexec sleep 60\n"),
+        &format!(
+            "#!/bin/sh\nhaproxy 60 &\necho $! >{d}/worker\necho \"$*\" >{d}/started\n\
+             wait\nexec sleep 60\n"
+        ),
     );
     let script = dir.path().join("consul-nameservers");
     std::fs::write(&script, script_in(dir.path())).unwrap();
@@ -176,5 +186,48 @@ fn consul_nameservers_writes_the_servers_and_reloads_haproxy_only_for_a_new_one(
         ["--same NS1 10.0.5.2 NS2 10.0.5.3 NS3 10.0.5.9 "],
         "HAProxy must reload once, after the file names the new server"
     );
+
+    // While the worker runs, the loop is the master's other child; once the worker has ended
+    // (a soft stop done), the loop ends too, and the master has no child left.
+    let master = group.0.id();
+    let worker: u32 = std::fs::read_to_string(dir.path().join("worker"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Its living children: one that ended is a zombie until reaped, which HAProxy's master
+    // does at once (SIGCHLD) and the stand-in, `sleep` by then, never does.
+    let children = || -> Vec<u32> {
+        std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(|pid| pid.parse().unwrap())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                // `pid (comm) state ...`
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            })
+            .collect()
+    };
+    let before = children();
+    assert!(
+        before.len() == 2 && before.contains(&worker),
+        "the master's children should be its worker ({worker}) and the loop: {before:?}"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(children().len(), 2, "the loop ended while the worker ran");
+    // SAFETY: signals the stand-in worker this test started; no memory is involved.
+    unsafe {
+        libc::kill(worker as i32, libc::SIGTERM);
+    }
+    wait_until("the master with no child left", || children().is_empty());
     drop(group);
+}
+
+/// `name`'s path on PATH.
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
 }
