@@ -26,9 +26,10 @@ const PROJECT: &str = "provision-e2e-roll";
 pub(crate) const LB: u16 = 28680;
 pub(crate) const RATE: f64 = 50.0;
 /// `--timeout` of the apply that must roll back: the routed wait gives up after it. A healthy
-/// replica is routed within 0.4-3 s here (bench/runs/2026-12-06-rollout.md), so 15 s leaves a busy
-/// machine room and keeps each failing apply short.
-const ROLLBACK_TIMEOUT: u64 = 15;
+/// replica is routed 0.8-1.6 s after it starts here (bench/runs/2026-12-06-rollout.md, part 5:
+/// the 1 s check interval), so 10 s leaves a busy machine six times that, and keeps each failing
+/// apply short (each of the two waits its whole timeout).
+const ROLLBACK_TIMEOUT: u64 = 10;
 
 /// What `apply_under_load` saw.
 pub(crate) struct Applied {
