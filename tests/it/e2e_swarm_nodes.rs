@@ -26,11 +26,12 @@
 //!
 //! The stack is made by the first scenario that runs and destroyed when the test process
 //! exits (`atexit`), so a run of one scenario (a name filter) costs one stack too. The redis
-//! scenario runs a stack of its own and destroys the shared one first (see there); the
-//! scenarios' names sort it last (libtest starts tests in name order, and they take the engine
-//! lock in that order), so that a full run makes and destroys the shared stack once, not
-//! twice (36 s of CI time). The order changes no result: a scenario after it would make the
-//! shared stack again.
+//! scenario runs a stack of its own and destroys the shared one first (see there). The names
+//! order a full run (libtest starts tests in name order, and they take the engine lock in that
+//! order): the redis scenario last, so the shared stack is made and destroyed once, not twice;
+//! and the killed worker just before it, so nobody waits for the consul server of the node it
+//! killed to be a voter again (a scenario after it would: its reset wants three). The order
+//! changes no result, only how long a full run takes.
 //!
 //! A measurement run (bench/README.md) may replace the lb's blueprints to try HAProxy settings:
 //! with `PROVISION_E2E_NODES_LB_BLUEPRINTS=<dir>` each file in that directory stands in for the
@@ -728,7 +729,7 @@ fn swarm_node_drained_loses_no_request_and_takes_tasks_again() {
 }
 
 #[test]
-fn swarm_a_worker_node_killed_loses_at_most_in_flight_and_recovers() {
+fn swarm_worker_node_killed_loses_at_most_in_flight_and_recovers() {
     let Some(scenario) = Scenario::start("worker node killed") else {
         return;
     };
@@ -1096,7 +1097,7 @@ fn hits(port: u16) -> Option<u64> {
 }
 
 #[test]
-fn swarm_redis_node_killed_answers_fast_503s_and_the_counter_survives() {
+fn swarm_worker_node_with_redis_killed_answers_fast_503s_and_the_counter_survives() {
     // redis runs once, pinned with its volume; the rig's redis sits on the manager by default,
     // which the other scenarios never kill. This stack of its own pins redis to node3 (a
     // worker) and kills that node.

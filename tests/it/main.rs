@@ -34,3 +34,4 @@ mod render_snapshots;
 mod report_page;
 mod static_checks;
 mod support;
+mod web_healthcheck;
