@@ -58,7 +58,7 @@ const CONSUL_RELIST_BOUND: Duration = Duration::from_secs(15);
 /// and an answer should not wait longer than they do.
 const REDIS_DOWN_ANSWER_BOUND: Duration = Duration::from_secs(1);
 /// lb.check_interval (the spec's default): HAProxy's health checks run this often.
-const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Load before and after a fault, so a failure just outside the fault's window is seen too.
 const SETTLE: Duration = Duration::from_secs(3);
 
