@@ -65,6 +65,32 @@ fn describe_ended(t: &TaskLine, ran: bool) -> String {
     )
 }
 
+/// The tasks of an update that are not running, as apply lists them: those that ended by
+/// themselves or failed, then those the rollback shut down, then those it stopped before they
+/// ran (still `Starting` or earlier: no log to read yet).
+fn order_ended(tasks: Vec<&TaskLine>) -> Vec<&TaskLine> {
+    let rank = |t: &TaskLine| match t.state.as_str() {
+        "Complete" | "Failed" | "Rejected" | "Orphaned" | "Remove" => 0,
+        "Shutdown" => 1,
+        _ => 2,
+    };
+    let mut tasks = tasks;
+    tasks.sort_by_key(|t| rank(t));
+    tasks
+}
+
+/// Whose log to show, in order, the first that has one: the task Swarm names in its reason
+/// (`… early termination of task <id>`), then the others as listed. The first listed alone was
+/// once a task stopped while starting, with no log, and apply said nothing of why (a CI run).
+fn log_candidates<'t>(ended: &[&'t TaskLine], why: &str) -> Vec<&'t TaskLine> {
+    let named = |t: &TaskLine| {
+        let short: String = t.id.chars().take(12).collect();
+        !short.is_empty() && why.contains(&short)
+    };
+    let (first, rest): (Vec<&TaskLine>, Vec<&TaskLine>) = ended.iter().partition(|t| named(t));
+    first.into_iter().chain(rest).collect()
+}
+
 /// What the stack looked like before the deploy: its services and every task id they had.
 #[derive(Debug, Clone, Default)]
 pub struct Before {
@@ -341,17 +367,16 @@ impl Swarm<'_> {
                             && t.state != "Running"
                     })
                     .collect();
-                // Those that ended by themselves or failed, before those the rollback shut down.
-                let (own, shut): (Vec<&TaskLine>, Vec<&TaskLine>) =
-                    ended.into_iter().partition(|t| t.state != "Shutdown");
-                let ended: Vec<&TaskLine> = own.into_iter().chain(shut).collect();
+                let ended = order_ended(ended);
                 failure.task_errors = ended
                     .iter()
                     .map(|t| describe_ended(t, ran.contains(&t.id)))
                     .collect();
-                if let Some(first) = ended.first() {
-                    failure.last_log = self.task_log(&first.id);
-                }
+                failure.last_log = log_candidates(&ended, &failure.why)
+                    .into_iter()
+                    .map(|t| self.task_log(&t.id))
+                    .find(|log| !log.is_empty())
+                    .unwrap_or_default();
             }
         }
         Ok(rollout)
@@ -387,6 +412,33 @@ mod tests {
 
     fn parse(services: &[String]) -> BTreeMap<String, ServiceState> {
         parse_services(&format!("[{}]", services.join(","))).unwrap()
+    }
+
+    #[test]
+    fn the_task_swarm_names_gives_the_log_and_tasks_stopped_starting_come_last() {
+        // As in a CI run: the rollback stopped a task while it was starting (no log yet); the
+        // one that failed its health check is the one Swarm's reason names.
+        let tasks = parse_task_lines(
+            "zjlvyuaas5tz0000\thits_web.3\tnode2\tStarting 2 seconds ago\t\n\
+             ugm5kyouepcf0000\thits_web.2\tnode2\tShutdown 3 seconds ago\t\n\
+             x141rvsr52vpx5nv\thits_web.3\tnode2\tComplete 5 seconds ago\t\n\
+             a1b2c3d4e5f60000\thits_web.1\tnode3\tFailed 9 seconds ago\ttask: non-zero exit (1)\n",
+        );
+        let ended = order_ended(tasks.iter().collect());
+        let order: Vec<&str> = ended.iter().map(|t| &t.id[..4]).collect();
+        assert_eq!(order, ["x141", "a1b2", "ugm5", "zjlv"]);
+        let why = "update rolled back due to failure or early termination of task \
+                   a1b2c3d4e5f60000aaaaaaaaa";
+        let logs: Vec<&str> = log_candidates(&ended, why)
+            .iter()
+            .map(|t| &t.id[..4])
+            .collect();
+        assert_eq!(logs, ["a1b2", "x141", "ugm5", "zjlv"]);
+        let unnamed: Vec<&str> = log_candidates(&ended, "rollback completed")
+            .iter()
+            .map(|t| &t.id[..4])
+            .collect();
+        assert_eq!(unnamed, ["x141", "a1b2", "ugm5", "zjlv"]);
     }
 
     #[test]
