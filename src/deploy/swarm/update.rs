@@ -111,9 +111,18 @@ pub struct Failure {
     pub rollback_seconds: Option<f64>,
     /// The tasks this update started that ended: node, task, state, error.
     pub task_errors: Vec<String>,
-    /// The last lines of the first such task's log (`docker service logs`, from any node): why
-    /// its health check failed, when it said so.
-    pub last_log: Vec<String>,
+    /// The last lines of one such task's log (`docker service logs`, from any node): why its
+    /// health check failed, when it said so. The task Swarm's reason names, or else the first
+    /// listed that has a log (`log_candidates`).
+    pub last_log: Option<TaskLog>,
+}
+
+/// The last lines of a task's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskLog {
+    /// Its ID's first 12 characters, as the list of ended tasks shows them.
+    pub task: String,
+    pub lines: Vec<String>,
 }
 
 /// How the updates of one deploy went.
@@ -160,11 +169,11 @@ impl Rollout {
             for e in &f.task_errors {
                 out.push_str(&format!("    {e}\n"));
             }
-            if !f.last_log.is_empty() {
-                out.push_str("  the last log lines of the first:\n");
-            }
-            for line in &f.last_log {
-                out.push_str(&format!("    {line}\n"));
+            if let Some(log) = &f.last_log {
+                out.push_str(&format!("  the last log lines of task {}:\n", log.task));
+                for line in &log.lines {
+                    out.push_str(&format!("    {line}\n"));
+                }
             }
         }
         let paused = self
@@ -291,7 +300,7 @@ impl Swarm<'_> {
                                 .as_ref()
                                 .map(|(_, at)| round1(at.elapsed().as_secs_f64())),
                             task_errors: Vec::new(),
-                            last_log: Vec::new(),
+                            last_log: None,
                         });
                     }
                     continue;
@@ -374,9 +383,11 @@ impl Swarm<'_> {
                     .collect();
                 failure.last_log = log_candidates(&ended, &failure.why)
                     .into_iter()
-                    .map(|t| self.task_log(&t.id))
-                    .find(|log| !log.is_empty())
-                    .unwrap_or_default();
+                    .map(|t| TaskLog {
+                        task: t.id.chars().take(12).collect(),
+                        lines: self.task_log(&t.id),
+                    })
+                    .find(|log| !log.lines.is_empty());
             }
         }
         Ok(rollout)
@@ -520,10 +531,14 @@ mod tests {
                     )[0],
                     false,
                 )],
-                last_log: vec![
-                    "[healthcheck] unhealthy: http://127.0.0.1:8000/healthz: HTTP Error 500".into(),
-                    "[INFO] Handling signal: term".into(),
-                ],
+                last_log: Some(TaskLog {
+                    task: "v4wootagi2th".into(),
+                    lines: vec![
+                        "[healthcheck] unhealthy: http://127.0.0.1:8000/healthz: HTTP Error 500"
+                            .into(),
+                        "[INFO] Handling signal: term".into(),
+                    ],
+                }),
             }],
             seconds: 31.5,
         };
@@ -531,7 +546,7 @@ mod tests {
         rolled back: Swarm's update of web failed and Swarm rolled it back (in 7.2 s, 31.5 s after the deploy): update rolled back due to failure or early termination of task tspm6
           its new tasks that ended:
             node2: hits_web.1 (task v4wootagi2th) complete: ended before it ever ran healthy
-          the last log lines of the first:
+          the last log lines of task v4wootagi2th:
             [healthcheck] unhealthy: http://127.0.0.1:8000/healthz: HTTP Error 500
             [INFO] Handling signal: term
         the tasks that ran before keep serving
