@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::fixtures::render_fixture;
-use crate::support::harness::{external_tool, wait_until, write_executable};
+use crate::support::harness::{external_tool, find_on_path, wait_until, write_executable};
 
 const CHECK: &str = "consul-nameservers follows the consul servers";
 
@@ -116,7 +116,7 @@ fn consul_nameservers_writes_the_servers_and_reloads_haproxy_only_for_a_new_one(
     );
     // The master: starts its worker, and once that has ended lives on (as HAProxy's master
     // does while it has a child), so that what is left of its children can be looked at.
-    let sleep_path = which("sleep").expect("sleep on PATH");
+    let sleep_path = find_on_path("sleep").expect("sleep on PATH");
     std::os::unix::fs::symlink(&sleep_path, bin.join("haproxy")).unwrap();
     write_executable(
         &bin.join("fake-haproxy"),
@@ -223,11 +223,4 @@ fn consul_nameservers_writes_the_servers_and_reloads_haproxy_only_for_a_new_one(
     }
     wait_until("the master with no child left", || children().is_empty());
     drop(group);
-}
-
-/// `name`'s path on PATH.
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
 }
