@@ -37,6 +37,66 @@ pub enum CanaryEnd {
     RolledBack(String),
 }
 
+/// How long a canary taken out of rotation by one failed connection takes to be UP and checked
+/// again: HAProxy checks a DOWN server every 250 ms (`downinter`, or `inter` when shorter), one
+/// passing check brings it back (`rise 1`) and a second makes it fully UP (`fall 2`). Five such
+/// checks, each allowed `timeout check` (1 s) at most for the last.
+fn back_in_rotation(check_interval_ms: u64) -> Duration {
+    Duration::from_millis(5 * check_interval_ms.min(250) + 1000)
+}
+
+/// HAProxy's web servers at one reading, split into the canary's (by the new containers'
+/// addresses) and the old ones, by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Split {
+    /// The canary's servers that are UP and checked at their address now.
+    canary: Vec<String>,
+    /// The other servers that are UP.
+    old: Vec<String>,
+    /// The canary's servers that are not UP and checked: `name STATUS (check)`.
+    canary_down: Vec<String>,
+}
+
+impl Split {
+    fn of(servers: &[Server], new_ips: &BTreeSet<&str>) -> Self {
+        let mut split = Split {
+            canary: Vec::new(),
+            old: Vec::new(),
+            canary_down: Vec::new(),
+        };
+        for server in servers {
+            if new_ips.contains(server.ip()) {
+                if server.is_up_and_checked() {
+                    split.canary.push(server.name.clone());
+                } else {
+                    split.canary_down.push(format!(
+                        "{} {} ({})",
+                        server.name,
+                        server.status,
+                        if server.check_status.is_empty() {
+                            "no check result"
+                        } else {
+                            server.check_status.as_str()
+                        }
+                    ));
+                }
+            } else if server.is_up() {
+                split.old.push(server.name.clone());
+            }
+        }
+        split
+    }
+
+    /// ` (HAProxy has web3 DOWN (L4CON))`, or nothing when every canary server listed is UP.
+    fn canary_not_up(&self) -> String {
+        if self.canary_down.is_empty() {
+            String::new()
+        } else {
+            format!(" (HAProxy has {})", self.canary_down.join(", "))
+        }
+    }
+}
+
 impl Scaler<'_> {
     /// Runs the canary of the new version beside `old` (the outdated web replicas, at least
     /// one). Errors are the tool's own (docker or HAProxy unreachable); a canary that fails is
@@ -102,20 +162,46 @@ impl Scaler<'_> {
             ));
         };
         let new_ips: BTreeSet<&str> = fresh.iter().filter_map(|c| c.ip.as_deref()).collect();
-        let servers = source.fetch()?;
-        let (canary, others): (Vec<&Server>, Vec<&Server>) = servers
-            .iter()
-            .filter(|s| s.is_up())
-            .partition(|s| new_ips.contains(s.ip()));
-        let canary_names: Vec<String> = canary.iter().map(|s| s.name.clone()).collect();
-        let old_names: Vec<String> = others.iter().map(|s| s.name.clone()).collect();
-        if canary_names.is_empty() || old_names.is_empty() {
+        // The window starts on a reading where the canary is UP and checked. Routed a moment
+        // ago, it can be DOWN at the next one: one connection HAProxy could not make to it takes
+        // it out at once (`observe layer4 error-limit 1`), and its next checks put it back. CI
+        // runs saw exactly that (HAProxy's log: "DOWN ... L4 unsuccessful connection", then "UP
+        // ... Layer7 check passed"), and a canary that was about to be judged was rolled back
+        // with "nothing to compare".
+        let grace = back_in_rotation(self.host.plan.lb.check_interval_ms);
+        let looked = Instant::now();
+        let mut first_look: Option<Split> = None;
+        let mut servers = Vec::new();
+        let split = poll_until(grace, Duration::from_millis(250), || {
+            servers = source.fetch()?;
+            let split = Split::of(&servers, &new_ips);
+            first_look.get_or_insert_with(|| split.clone());
+            Ok((!split.canary.is_empty() && !split.old.is_empty()).then_some(split))
+        })?;
+        let Some(Split {
+            canary: canary_names,
+            old: old_names,
+            ..
+        }) = split
+        else {
+            let last = Split::of(&servers, &new_ips);
             remove_containers(docker, &fresh)?;
             return Ok(CanaryEnd::RolledBack(format!(
-                "HAProxy has {} canary and {} old server(s) UP: nothing to compare",
-                canary_names.len(),
-                old_names.len()
+                "HAProxy has {} canary and {} old server(s) UP for {:.1} s after it was routed: \
+                 nothing to compare{}",
+                last.canary.len(),
+                last.old.len(),
+                grace.as_secs_f64(),
+                last.canary_not_up()
             )));
+        };
+        if let Some(first) = first_look.filter(|first| first.canary.is_empty()) {
+            printer.note(format!(
+                "the canary was not UP a moment after it was routed{}; UP and checked again \
+                 after {:.1} s",
+                first.canary_not_up(),
+                looked.elapsed().as_secs_f64()
+            ));
         }
         let (w_old, w_new) = weights(arg.percent, old_names.len() as u32);
         let line = lbadmin::set_weight_line(
@@ -290,5 +376,73 @@ impl Scaler<'_> {
         if let Err(err) = lbadmin::command(self.host.docker, lb, &line) {
             printer.note(format!("warning: HAProxy's weights not put back: {err:#}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(name: &str, status: &str, addr: &str, check: &str) -> Server {
+        Server {
+            backend: stats::WEB_BACKEND.into(),
+            name: name.into(),
+            status: status.into(),
+            addr: addr.into(),
+            check_status: check.into(),
+            counters: Counters::default(),
+        }
+    }
+
+    #[test]
+    fn a_canary_counts_once_up_and_checked_at_its_new_address() {
+        let new_ips = BTreeSet::from(["10.0.0.9"]);
+        let old = [
+            server("web1", "UP", "10.0.0.2:5000", "L7OK"),
+            server("web2", "UP", "10.0.0.3:5000", "L7OK"),
+            server("web4", "MAINT (resolution)", "", ""),
+        ];
+        // Just taken down by a connection it refused (the CI runs' case), then not yet checked
+        // since it came back, then fully UP.
+        for (status, check, counted) in [
+            ("DOWN", "L7OK", false),
+            ("UP 1/2", "L7OK", false),
+            ("UP", "L7OK", true),
+        ] {
+            let mut servers = old.to_vec();
+            servers.push(server("web3", status, "10.0.0.9:5000", check));
+            let split = Split::of(&servers, &new_ips);
+            assert_eq!(split.old, ["web1", "web2"], "{status}");
+            assert_eq!(split.canary.len(), usize::from(counted), "{status}");
+            if counted {
+                assert_eq!(split.canary_not_up(), "");
+            } else {
+                assert_eq!(
+                    split.canary_not_up(),
+                    format!(" (HAProxy has web3 {status} (L7OK))")
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_old_server_down_is_not_compared_against() {
+        let new_ips = BTreeSet::from(["10.0.0.9"]);
+        let servers = [
+            server("web1", "DOWN", "10.0.0.2:5000", "L4CON"),
+            server("web2", "UP", "10.0.0.3:5000", "L7OK"),
+            server("web3", "UP", "10.0.0.9:5000", "L7OK"),
+        ];
+        let split = Split::of(&servers, &new_ips);
+        assert_eq!(
+            (split.canary, split.old),
+            (vec!["web3".into()], vec!["web2".into()])
+        );
+    }
+
+    #[test]
+    fn the_grace_covers_five_checks_at_the_down_interval() {
+        assert_eq!(back_in_rotation(1000), Duration::from_millis(2250));
+        assert_eq!(back_in_rotation(100), Duration::from_millis(1500));
     }
 }
