@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use provision::probe::load::{self, LoadOptions, LoadReport};
 
 use crate::support::deploys::{
-    app_version, app_with, json_through_lb, load_line, version_of, worker_pid, ANSWER, SHOW_INFO,
+    app_version, app_with, json_through_lb, load_line, version_of, worker_pid, ANSWER, LOAD_LEAD,
+    SHOW_INFO,
 };
 use crate::support::engine::{note, rig_image, start};
 use crate::support::harness::{Project, Ran};
@@ -42,11 +43,12 @@ pub(crate) struct Applied {
     pub running: Running,
 }
 
-/// `provision ARGS` with RATE requests per second through the lb from 2 s before to 2 s after.
+/// `provision ARGS` with RATE requests per second through the lb from `LOAD_LEAD` before to 2 s
+/// after.
 pub(crate) fn apply_under_load(project: &Project, args: &[&str]) -> Applied {
     let load = load::start(LoadOptions::new(format!("http://127.0.0.1:{LB}/"), RATE))
         .expect("starting load");
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(LOAD_LEAD);
     let watch = RunningWatch::start();
     let t = Instant::now();
     let ran = project.run(args, &[], APPLY_TIMEOUT);

@@ -41,7 +41,7 @@ use serde_json::Value;
 
 use crate::e2e_releases;
 use crate::support::deploys::{
-    app_version, json_through_lb, load_line, version_of, worker_pid, SHOW_INFO,
+    app_version, json_through_lb, load_line, version_of, worker_pid, LOAD_LEAD, SHOW_INFO,
 };
 use crate::support::harness::{every_check_required, report_skip, Project, Ran};
 
@@ -320,7 +320,7 @@ fn apply_under_load(stack: &Stack, lb_port: u16, timeout: u64) -> (Ran, f64, Loa
         RATE,
     ))
     .expect("starting the load");
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(LOAD_LEAD);
     let t = Instant::now();
     let ran = stack.run(&["apply", "--timeout", &timeout.to_string()], APPLY_TIMEOUT);
     let seconds = t.elapsed().as_secs_f64();
@@ -585,7 +585,7 @@ fn rollback_logs_maintenance(stack: &Stack, lb_port: u16) {
         RATE,
     ))
     .expect("starting the load");
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(LOAD_LEAD);
     let t = Instant::now();
     let ran = stack.run(&["rollback", "1"], APPLY_TIMEOUT);
     let seconds = t.elapsed().as_secs_f64();

@@ -9,6 +9,11 @@ use serde_json::Value;
 
 use super::harness::repo_root;
 
+/// How long a deploy test's load runs before the deploy starts: long enough to be sending at its
+/// rate (50 requests a second here) when the deploy's first container changes. It runs 2 s
+/// past the deploy's end, which is where a late failure (a drained replica, a reload) would show.
+pub(crate) const LOAD_LEAD: Duration = Duration::from_secs(1);
+
 /// The counter's JSON answer in the app blueprint.
 pub(crate) const ANSWER: &str = "jsonify(hits=count, hostname=HOSTNAME)";
 /// The start of the health path's healthy answer in the app blueprint.
