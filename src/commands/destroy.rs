@@ -1,4 +1,5 @@
-//! `provision destroy`: `docker compose down --remove-orphans`, or on a Swarm `docker stack rm`
+//! `provision destroy`: `docker compose down --remove-orphans` (consul-dns: the lb stopped and
+//! the web replicas told they are drained first), or on a Swarm `docker stack rm`
 //! and a wait until the stack's networks are gone. The redis volume (the hit counter) is kept
 //! unless `--volumes`, and the output says which.
 

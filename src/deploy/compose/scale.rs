@@ -245,7 +245,7 @@ impl Scaler<'_> {
         // Nothing routed to them, nothing in flight: a self-registering replica need not wait
         // for HAProxy to drop it, nor finish requests it does not have.
         if idle && !drained.is_empty() && self.host.plan.features().self_registration {
-            self.tell_drained(chunk);
+            tell_drained(self.host.docker, chunk);
         }
         remove_containers(self.host.docker, chunk)?;
         // A slot keeps its maintenance flag after its address is gone; a replica resolved
@@ -282,28 +282,28 @@ impl Scaler<'_> {
     }
 }
 
-impl Scaler<'_> {
-    /// Sends `chunk` [`DRAINED_SIGNAL`]: their entrypoints stop gunicorn at once, without their
-    /// own drain wait. Only for replicas HAProxy routes nothing to and has no request on. Best
-    /// effort: a replica that did not get it drains as on a plain stop, which follows anyway.
-    fn tell_drained(&self, chunk: &[Container]) {
-        let mut args = vec!["kill", "--signal", DRAINED_SIGNAL];
-        args.extend(chunk.iter().map(|c| c.id.as_str()));
-        let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
-        if let Err(err) = self
-            .host
-            .docker
-            .call(
-                format!("telling {} they are drained", names.join(", ")),
-                args,
-            )
-            .changes_state()
-            .output()
-        {
-            self.host.docker.printer().note(format!(
-                "warning: {err:#}; they stop after their own drain wait"
-            ));
-        }
+/// Sends `chunk` [`DRAINED_SIGNAL`]: their entrypoints stop gunicorn at once, without their
+/// own drain wait. Only for replicas nothing will send a request to and that have none in
+/// flight. Best effort: a replica that did not get it drains as on a plain stop, which follows
+/// anyway.
+pub(super) fn tell_drained(docker: &Docker, chunk: &[Container]) {
+    if chunk.is_empty() {
+        return;
+    }
+    let mut args = vec!["kill", "--signal", DRAINED_SIGNAL];
+    args.extend(chunk.iter().map(|c| c.id.as_str()));
+    let names: Vec<&str> = chunk.iter().map(|c| c.name.as_str()).collect();
+    if let Err(err) = docker
+        .call(
+            format!("telling {} they are drained", names.join(", ")),
+            args,
+        )
+        .changes_state()
+        .output()
+    {
+        docker.printer().note(format!(
+            "warning: {err:#}; they stop after their own drain wait"
+        ));
     }
 }
 
