@@ -141,9 +141,7 @@ impl<'a> ComposeHost<'a> {
             volumes: found_volumes,
         })
     }
-}
 
-impl ComposeHost<'_> {
     /// Before `down`: requests reach web only through the lb, so once the lb has stopped the
     /// web replicas have nothing left to drain, and are told so ([`scale::tell_drained`]).
     /// `down` alone stops the lb first too, but each replica then waited its drain time and
