@@ -75,7 +75,7 @@ for name in "${VARIANTS[@]}"; do
         export PROVISION_E2E_NODES_LB_BLUEPRINTS=$dir
     fi
     log "variant $name: running the worker and lb node scenarios (output: $WORK/$name.log)"
-    (cd "$ROOT" && cargo test --locked --test it -- swarm_worker_node_killed swarm_lb_node_killed \
+    (cd "$ROOT" && cargo test --locked --test it -- swarm_consul_server_node_killed swarm_lb_node_killed \
         --nocapture --test-threads 1) >"$WORK/$name.log" 2>&1 \
         || log "variant $name: the tests failed; their output follows"
     grep -q '^test result: ok' "$WORK/$name.log" || sed 's/^/    /' "$WORK/$name.log" >&2
