@@ -2,7 +2,8 @@
 //! consul agents (tests/it/support/py/left_behind.py): a server that answers too late still
 //! takes the registration, so the replica that moved away stood twice in consul. That happened
 //! in the node-loss e2e when the killed node's server was the Raft leader: while the others
-//! elected a new one, they answered the replicas after the entrypoint's 2 s timeout.
+//! elected a new one, they answered the replicas after the entrypoint's 2 s timeout. And a
+//! second registration the replica does not remember is removed by its sweep of the catalog.
 
 use std::process::Command;
 
@@ -82,4 +83,21 @@ fn a_replica_that_moved_removes_the_registration_a_slow_server_kept() {
     );
     // A server no longer in consul's DNS is forgotten (it took its registrations with it).
     assert_eq!(step("left"), json!([]), "{seen}");
+    // A second registration the replica does not remember stays until the catalog's sweep:
+    // then only the agent's is left.
+    assert_eq!(
+        step("unknown second")[slow],
+        json!(["replica-1"]),
+        "{seen}\n{stderr}"
+    );
+    assert_eq!(step("swept")[slow], json!([]), "{seen}\n{stderr}");
+    assert_eq!(
+        step("swept")[other],
+        json!(["replica-1"]),
+        "{seen}\n{stderr}"
+    );
+    assert!(
+        stderr.contains("removed a second registration, held by consul server 127.0.0.1"),
+        "{stderr}"
+    );
 }

@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 import time
+import urllib.parse
 
 SERVERS = ["127.0.0.1", "127.0.0.2"]
 SERVICE_ID = "replica-1"
@@ -16,12 +17,17 @@ SERVICE_ID = "replica-1"
 
 class Fake:
     """One consul agent: the service IDs it holds, and whether it answers late (3 s, past the
-    entrypoint's 2 s timeout) while still doing what it was asked."""
+    entrypoint's 2 s timeout) while still doing what it was asked. Each also answers for the
+    catalog: every fake's registrations, each at its fake's address (a consul server's node
+    address), filtered by the one expression the entrypoint sends."""
+
+    all = {}
 
     def __init__(self, address, port):
         self.held = set()
         self.slow = False
         fake = self
+        Fake.all[address] = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -39,6 +45,22 @@ class Fake:
 
             def do_GET(self):
                 self.late()
+                if self.path.startswith("/v1/catalog/service/"):
+                    path, _, query = self.path.partition("?")
+                    wanted = urllib.parse.parse_qs(query)["filter"][0]
+                    entries = [
+                        {"Node": f"consul-{address}", "Address": address,
+                         "ServiceName": path.rsplit("/", 1)[-1], "ServiceID": service}
+                        for address, other in sorted(Fake.all.items())
+                        for service in sorted(other.held)
+                        if wanted == f'ServiceID == "{service}"'
+                    ]
+                    body = json.dumps(entries).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 service = self.path.rsplit("/", 1)[-1]
                 self.answer(200 if service in fake.held else 404)
 
@@ -117,6 +139,15 @@ def main():
     ep.LEFT_BEHIND.add("127.0.0.9")
     ep.clean_left_behind(SERVICE_ID)
     steps.append(("left", sorted(ep.LEFT_BEHIND)))
+    # A second registration the replica does not know of (it forgot the server, or the server
+    # took a registration after answering "unknown" to its removal): what it remembers cannot
+    # remove it; the catalog's sweep does, and leaves the agent's.
+    fakes[SERVERS[0]].held.add(SERVICE_ID)
+    ep.LEFT_BEHIND.clear()
+    ep.clean_left_behind(SERVICE_ID)
+    steps.append(("unknown second", held()))
+    ep.remove_second_registrations(SERVICE_ID)
+    steps.append(("swept", held()))
     print(json.dumps({"agent": ep.AGENT.address, "steps": steps}))
 
 
