@@ -4,6 +4,7 @@
 // Tests say why they skip, and what an engine run did, on their own output.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod build_features;
 mod cli;
 mod consul_cluster;
 mod consul_membership;
