@@ -31,6 +31,7 @@ fn rig_registry() -> Option<String> {
         );
         return None;
     };
+    crate::e2e_swarm::wait_for_the_rig();
     Some(format!("localhost:{port}"))
 }
 

@@ -92,7 +92,10 @@ pub(crate) fn swarm_host_for(check: &str) -> Option<String> {
         return None;
     }
     match std::env::var("PROVISION_SWARM_DOCKER_HOST") {
-        Ok(host) if !host.is_empty() => Some(host),
+        Ok(host) if !host.is_empty() => {
+            wait_for_the_rig();
+            Some(host)
+        }
         _ if required => panic!(
             "{check} must run here (PROVISION_SWARM=require), but PROVISION_SWARM_DOCKER_HOST \
              is not set: run `.ci/swarm-rig.sh up` and `eval \"$(.ci/swarm-rig.sh env)\"`"
@@ -104,6 +107,50 @@ pub(crate) fn swarm_host_for(check: &str) -> Option<String> {
             );
             None
         }
+    }
+}
+
+/// How long the rig may take to come up beside the tests before one that needs it fails.
+const RIG_WAIT: Duration = Duration::from_secs(900);
+
+/// Waits for the swarm rig when it is still being built: `.ci/run` brings it up beside the
+/// first tests, which need only this machine's engine (issue 22: CI time), and names a
+/// directory in `PROVISION_SWARM_RIG_STATE` where it leaves `up`, or `failed` beside the rig's
+/// `log`. Without the variable the rig is taken as up (`.ci/swarm-rig.sh up` by hand).
+pub(crate) fn wait_for_the_rig() {
+    let dir = match std::env::var("PROVISION_SWARM_RIG_STATE") {
+        Ok(dir) if !dir.is_empty() => std::path::PathBuf::from(dir),
+        _ => return,
+    };
+    let started = Instant::now();
+    let mut said = false;
+    loop {
+        if dir.join("up").exists() {
+            if said {
+                crate::support::engine::note(format!(
+                    "the swarm rig is up (waited {:.1} s for it)",
+                    started.elapsed().as_secs_f64()
+                ));
+            }
+            return;
+        }
+        if dir.join("failed").exists() {
+            let log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+            panic!(
+                "the swarm rig did not come up ({}); its log:\n{log}",
+                dir.display()
+            );
+        }
+        assert!(
+            started.elapsed() < RIG_WAIT,
+            "the swarm rig was not up after {RIG_WAIT:?} ({})",
+            dir.display()
+        );
+        if !said {
+            crate::support::engine::note("waiting for the swarm rig, still being built");
+            said = true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
