@@ -47,6 +47,13 @@ PORT_FIRST=28180
 PORT_LAST=28189
 HOST_PORT_STEP=100
 READY_TIMEOUT=60
+# How often each node tells the manager it is alive. The manager takes a node for down after 3
+# periods without one (moby/swarmkit, manager/dispatcher/dispatcher.go: DefaultHeartBeatPeriod
+# 5 s, defaultGracePeriodMultiplier 3): with Swarm's 5 s a killed node was down 11.4-12.9 s
+# after the kill in CI runs, and each node scenario waited that long. 2 s: about 6 s. An
+# operator may set the same (`docker swarm update --dispatcher-heartbeat`); docs/swarm.md says
+# what the default costs.
+HEARTBEAT=2s
 
 log() { printf '[swarm-rig] %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -297,9 +304,12 @@ cmd_up() {
   t0=$(now)
   local manager_new=0
   if [ "$(swarm_state 1)" != "active true" ]; then
-    node_docker 1 swarm init --advertise-addr "$(node_ip 1)" >/dev/null
+    node_docker 1 swarm init --advertise-addr "$(node_ip 1)" \
+      --dispatcher-heartbeat "$HEARTBEAT" >/dev/null
     manager_new=1
     log "swarm initialised on $(node_name 1) ($(node_ip 1)) in $(since "$t0")"
+  else
+    node_docker 1 swarm update --dispatcher-heartbeat "$HEARTBEAT" >/dev/null
   fi
 
   t0=$(now)
