@@ -239,6 +239,21 @@ impl Stack {
         by_node
     }
 
+    /// Waits until web runs its tasks again, none of them on `node`; the seconds it waited.
+    fn wait_for_web_off(&self, node: &str) -> f64 {
+        let (_, waited) = wait_for(
+            &format!("web's tasks running again off {node}"),
+            TIMEOUT,
+            || {
+                let by_node = self.web_by_node();
+                (!by_node.contains_key(node)
+                    && by_node.values().map(Vec::len).sum::<usize>() == REPLICAS)
+                    .then_some(())
+            },
+        );
+        waited
+    }
+
     /// The lb container on the manager (node1): only its engine is reachable with docker exec.
     fn manager_lb(&self) -> String {
         let ps = manager(
@@ -384,6 +399,20 @@ fn note_load(what: &str, report: &LoadReport) {
         .map(|l| format!("; latency p99 {:.1} ms, max {:.1} ms", l.p99_ms, l.max_ms))
         .unwrap_or_default();
     note(format!("{}{latency}", load_line(what, report)));
+}
+
+/// Waits until the manager says `node` is down.
+fn wait_until_down(host: &str, node: &str) {
+    wait_for(&format!("the manager says {node} is down"), TIMEOUT, || {
+        (node_states(host).get(node).map(|(s, _)| s.as_str()) == Some("down")).then_some(())
+    });
+}
+
+/// Asserts that verify's nodes check says `text` (a node's state).
+#[track_caller]
+fn assert_nodes_say(report: &Value, text: &str) {
+    let message = check(report, "nodes")["message"].as_str().unwrap();
+    assert!(message.contains(text), "{report}");
 }
 
 /// Kills a node's Docker-in-Docker container: its engine, tasks and addresses vanish at once,
@@ -703,11 +732,7 @@ fn swarm_node_drained_loses_no_request_and_takes_tasks_again() {
     std::thread::sleep(Duration::from_secs(1));
     let t = Instant::now();
     manager(host, &["node", "update", "--availability", "drain", NODE3]).expect_success();
-    let (_, moved_s) = wait_for("web tasks moved off the drained node", TIMEOUT, || {
-        let by_node = stack.web_by_node();
-        (!by_node.contains_key(NODE3) && by_node.values().map(Vec::len).sum::<usize>() == REPLICAS)
-            .then_some(())
-    });
+    let moved_s = stack.wait_for_web_off(NODE3);
     std::thread::sleep(Duration::from_secs(2));
     let report = load.stop();
     note_load("node drained", &report);
@@ -724,13 +749,7 @@ fn swarm_node_drained_loses_no_request_and_takes_tasks_again() {
     // Its consul server stopped with it (one per node): the replicas it held registered with
     // the other two, which keep a majority; verify's registry check says all are passing.
     let report = verify_passes(stack, &[]);
-    assert!(
-        check(&report, "nodes")["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("{NODE3} is drain")),
-        "{report}"
-    );
+    assert_nodes_say(&report, &format!("{NODE3} is drain"));
     assert_eq!(stack.consul_servers_running(), 2);
     manager(host, &["node", "update", "--availability", "active", NODE3]).expect_success();
     // Swarm moves no running task back; the next scale places the new ones on the emptiest node.
@@ -753,18 +772,12 @@ fn swarm_lb_node_killed_the_other_lb_loses_at_most_in_flight() {
     let load = start_load();
     std::thread::sleep(Duration::from_secs(2));
     let killed = kill(NODE2);
-    wait_for("the manager says node2 is down", TIMEOUT, || {
-        (node_states(host).get(NODE2).map(|(s, _)| s.as_str()) == Some("down")).then_some(())
-    });
+    wait_until_down(host, NODE2);
     let down_s = killed.elapsed().as_secs_f64();
     let status = stack.ok(&["status", "--json"]);
     let status: Value = serde_json::from_str(&status.stdout).unwrap();
     let text = stack.ok(&["status"]);
-    wait_for("Swarm back to the web tasks off node2", TIMEOUT, || {
-        let by_node = stack.web_by_node();
-        (!by_node.contains_key(NODE2) && by_node.values().map(Vec::len).sum::<usize>() == REPLICAS)
-            .then_some(())
-    });
+    stack.wait_for_web_off(NODE2);
     let back_s = killed.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(2));
     let report = load.stop();
@@ -860,17 +873,11 @@ fn swarm_consul_server_node_killed_loses_at_most_in_flight_discovery_and_scaling
         (!up.iter().any(|a| doomed.contains(a))).then_some(())
     });
     let out_s = killed.elapsed().as_secs_f64();
-    wait_for("the manager says node3 is down", TIMEOUT, || {
-        (node_states(host).get(NODE3).map(|(s, _)| s.as_str()) == Some("down")).then_some(())
-    });
+    wait_until_down(host, NODE3);
     let down_s = killed.elapsed().as_secs_f64();
     // Until the manager declares node3 down, Swarm counts its tasks as running, and verify
     // would wait for HAProxy to route them.
-    wait_for("Swarm back to the web tasks off node3", TIMEOUT, || {
-        let by_node = stack.web_by_node();
-        (!by_node.contains_key(NODE3) && by_node.values().map(Vec::len).sum::<usize>() == REPLICAS)
-            .then_some(())
-    });
+    stack.wait_for_web_off(NODE3);
     let back_s = killed.elapsed().as_secs_f64();
     // Every replica that runs is registered and passing on the two servers left, and HAProxy
     // routes them: verify passes (its registry check counts passing instances).
@@ -880,13 +887,7 @@ fn swarm_consul_server_node_killed_loses_at_most_in_flight_discovery_and_scaling
         let lost = check(&report, "nodes")["numbers"]["lost"].as_u64() == Some(1);
         (ran.code == Some(0) && lost).then_some(report)
     });
-    assert!(
-        check(&down_report, "nodes")["message"]
-            .as_str()
-            .unwrap()
-            .contains(&format!("{NODE3} is down")),
-        "{down_report}"
-    );
+    assert_nodes_say(&down_report, &format!("{NODE3} is down"));
     // Two servers left, both voters: consul works, and survives no further loss.
     let raft = check(&down_report, "consul raft");
     note(format!(
@@ -1155,9 +1156,7 @@ fn swarm_worker_node_with_redis_killed_answers_fast_503s_and_the_counter_survive
     std::thread::sleep(Duration::from_secs(2));
     let killed = kill(NODE3);
     let killed_at = killed.duration_since(load_started).as_secs_f64();
-    wait_for("the manager says node3 is down", TIMEOUT, || {
-        (node_states(&host).get(NODE3).map(|(s, _)| s.as_str()) == Some("down")).then_some(())
-    });
+    wait_until_down(&host, NODE3);
     let down_s = killed.elapsed().as_secs_f64();
     // While redis is gone: the lb answers, and fast, with an error.
     std::thread::sleep(Duration::from_secs(5));
