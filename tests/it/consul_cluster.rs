@@ -254,6 +254,47 @@ fn e2e_consul_servers_form_a_cluster_that_refuses_strangers() {
         "the reader registered a service: {refused}"
     );
     assert!(refused.all_output().contains("403"), "{refused}");
+    // What web's entrypoint reads to find a second registration of itself
+    // (`remove_second_registrations`): the catalog, filtered by the service ID, asked of another
+    // server with the writer token, answers the one entry at the address of the server that
+    // holds it, the address it binds on the stack's network (and `consul` resolves to).
+    let address = |container: &str| {
+        docker(&[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            container,
+        ])
+        .stdout
+        .trim()
+        .to_owned()
+    };
+    let writer = std::fs::read_to_string(secrets_dir.join("consul_writer_token")).unwrap();
+    let url = format!(
+        "http://{}:8500/v1/catalog/service/web?filter=ServiceID%20%3D%3D%20%22w1%22",
+        address(&first)
+    );
+    let mut entries = serde_json::Value::Null;
+    wait_for("w1 in the catalog", Duration::from_secs(10), || {
+        let answer = ureq::get(&url)
+            .set("X-Consul-Token", writer.trim())
+            .timeout(Duration::from_secs(5))
+            .call();
+        entries = answer
+            .ok()
+            .and_then(|a| a.into_string().ok())
+            .and_then(|body| serde_json::from_str(&body).ok())
+            .unwrap_or(serde_json::Value::Null);
+        entries.as_array().is_some_and(|e| !e.is_empty())
+    });
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["ServiceID"], "w1", "{entries:?}");
+    assert_eq!(
+        entries[0]["Address"],
+        address(&cluster.containers[1]).as_str(),
+        "{entries:?}"
+    );
 
     // A stranger without the gossip key.
     let stranger = cluster.start_outside_server(&image, "stranger", &[]);
