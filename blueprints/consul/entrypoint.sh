@@ -66,17 +66,24 @@ cat >"$config" <<JSON
   "tokens": {"master": "$master", "agent": "$master"$default_token$agent_master}}$cluster}
 JSON
 
-# A server of a cluster (PROVISION_CONSUL_NODE, the Swarm node's ID, is set): its node ID is
-# made from the node's, so that the server restarted on its node rejoins Raft as the same
-# server; and it binds its address on the stack's network (a Swarm task has another on
-# docker_gwbridge, and consul refuses to choose between two private addresses). Docker writes
-# that address for the container's hostname in /etc/hosts.
+# A server of a cluster (PROVISION_CONSUL_NODE, its Swarm task's ID, is set): it is a new
+# server in gossip and in Raft, named after the container's host name and the task, with a node
+# ID made from the task's. Not the node's identity: a server that comes back under the name of
+# one that died is refused by the others until 30 s after they saw it die (below), so a
+# server whose node was lost ran again about 30 s after its node was back (e2e_swarm_nodes:
+# 30.0-32.0 s). A new name joins at once; the dead server's entry is removed by autopilot, which
+# takes a failed server out of Raft while a majority is left (agent/consul/autopilot/
+# autopilot.go, `pruneDeadServers`, in HashiCorp's consul repository, the stored snapshot) and
+# looks again when it promotes a server. It binds its address on the stack's network (a Swarm
+# task has another on docker_gwbridge, and consul refuses to choose between two private
+# addresses). Docker writes that address for the container's hostname in /etc/hosts.
 set -- "$@" -config-file "$config"
 if [ -n "${PROVISION_CONSUL_NODE:-}" ]; then
   node_id=$(printf '%s' "$PROVISION_CONSUL_NODE" | md5sum \
     | sed 's/^\(.\{8\}\)\(.\{4\}\)\(.\{4\}\)\(.\{4\}\)\(.\{12\}\).*/\1-\2-\3-\4-\5/')
+  node_name="$(hostname)-$(printf '%s' "$PROVISION_CONSUL_NODE" | cut -c1-6)"
   address=$(getent hosts "$(hostname)" | awk '{ print $1; exit }')
-  set -- "$@" -node-id "$node_id" -bind "$address"
+  set -- "$@" -node "$node_name" -node-id "$node_id" -bind "$address"
 fi
 
 consul "$@" &
@@ -88,16 +95,16 @@ log() { echo "[consul-entrypoint] $*" >&2; }
 # The CLI below reads the master token from its file: no token in the environment.
 export CONSUL_HTTP_TOKEN_FILE="$secrets/consul_master_token"
 
-# A server restarted under its old name at a new address (its node came back, its task was
-# replaced) is refused by the others for 30 s after they saw the old one die: memberlist takes
-# a new address for a name only from a node that left, or died longer ago than its
-# DeadNodeReclaimTime (state.go, `aliveNode`, in HashiCorp's memberlist repository at 1f5ed72;
-# consul sets 30 s), and logs "Conflicting address ... Old state: 2". -retry-join has joined
-# by then (the others answered), so the next try was memberlist's own push/pull, 30 s later
-# again: measured with consul 1.8.7 on the swarm rig, the server joined 37 s after it started,
-# and was a voter 17 s after that (autopilot). So until the server is in Raft's configuration
-# (the leader has added it and replicated to it), it joins again every 2 s with the agent
-# master token; each join sends its new address, taken once the old one may be replaced.
+# Why servers are named by task: a server restarted under its old name at a new address was
+# refused by the others for 30 s after they saw the old one die. memberlist takes a new address
+# for a name only from a node that left, or died longer ago than its DeadNodeReclaimTime
+# (state.go, `aliveNode`, in HashiCorp's memberlist repository at 1f5ed72; consul sets 30 s),
+# and logs "Conflicting address ... Old state: 2". A join answered by the others is not tried
+# again by -retry-join, so the next try was memberlist's own push/pull, 30 s later again
+# (measured with consul 1.8.7 on the swarm rig: joined 37 s after it started). So until the
+# server is in Raft's configuration (the leader has added it and replicated to it), it joins
+# again every 2 s with the agent master token: a join lost to a busy or electing cluster is
+# not left to that push/pull either.
 #
 # The same loop says when this server counts: it writes $member_file, which the health check
 # wants, once the server is a voter in Raft's configuration. Swarm names a task in DNS, and

@@ -701,7 +701,9 @@ impl Stack {
     }
 
     /// The web registrations in consul's catalog by the server that holds them (passing or
-    /// not), asked of node1's consul server with its reader token (the container's own).
+    /// not), asked of node1's consul server with its reader token (the container's own). A
+    /// server is named `consul-<node>-<task>` (its host name and its task: the consul
+    /// entrypoint); it is counted here as `consul-<node>`, the Swarm node it runs on.
     fn registrations_by_server(&self) -> BTreeMap<String, usize> {
         let Some(consul) = self.consul_on_node1() else {
             return BTreeMap::new();
@@ -715,7 +717,11 @@ impl Stack {
         let mut by_server = BTreeMap::new();
         for line in nodes.stdout.lines().skip(1) {
             if let Some(server) = line.split_whitespace().next() {
-                *by_server.entry(server.to_owned()).or_default() += 1;
+                let (on_node, task) = server.rsplit_once('-').unwrap_or_else(|| {
+                    panic!("consul server {server:?} is not named <host>-<task>")
+                });
+                assert_eq!(task.len(), 6, "consul server {server:?}: no task in its name");
+                *by_server.entry(on_node.to_owned()).or_default() += 1;
             }
         }
         by_server
