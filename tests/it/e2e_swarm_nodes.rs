@@ -720,7 +720,11 @@ impl Stack {
                 let (on_node, task) = server.rsplit_once('-').unwrap_or_else(|| {
                     panic!("consul server {server:?} is not named <host>-<task>")
                 });
-                assert_eq!(task.len(), 6, "consul server {server:?}: no task in its name");
+                assert_eq!(
+                    task.len(),
+                    6,
+                    "consul server {server:?}: no task in its name"
+                );
                 *by_server.entry(on_node.to_owned()).or_default() += 1;
             }
         }
