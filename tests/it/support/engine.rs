@@ -4,7 +4,7 @@
 //! under test.
 
 use std::io::Write;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::harness::{
@@ -13,8 +13,72 @@ use super::harness::{
 
 const DOCKER_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// One stack at a time, across every test of this binary.
-static ENGINE: Mutex<()> = Mutex::new(());
+/// One stack at a time, across every test of this binary, in the order the tests asked for the
+/// engine: a ticket each, served in turn. A plain mutex hands the engine to any of its waiters,
+/// and the test binary runs several threads (`RUST_TEST_THREADS` in .cargo/config.toml), so
+/// several stack tests wait at once; the order matters where scenarios share a stack
+/// (e2e_swarm_nodes: the one that destroys the shared stack must come last, or the next one
+/// builds it again). Tests ask in the order libtest starts them, which is their names' order.
+static ENGINE: TicketQueue = TicketQueue::new();
+
+/// Turns served in the order they were asked for.
+pub(crate) struct TicketQueue {
+    tickets: Mutex<Tickets>,
+    served: Condvar,
+}
+
+struct Tickets {
+    next: u64,
+    serving: u64,
+}
+
+/// A ticket whose turn has come; dropping it serves the next one.
+pub(crate) struct Turn<'q> {
+    queue: &'q TicketQueue,
+}
+
+impl TicketQueue {
+    pub(crate) const fn new() -> TicketQueue {
+        TicketQueue {
+            tickets: Mutex::new(Tickets {
+                next: 0,
+                serving: 0,
+            }),
+            served: Condvar::new(),
+        }
+    }
+
+    /// Takes a ticket and waits for its turn.
+    pub(crate) fn wait(&self) -> Turn<'_> {
+        // A test that panicked holding its turn still dropped it: the queue is usable.
+        let mut tickets = self
+            .tickets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let ticket = tickets.next;
+        tickets.next += 1;
+        while tickets.serving != ticket {
+            tickets = self
+                .served
+                .wait(tickets)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        Turn { queue: self }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut tickets = self
+            .queue
+            .tickets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        tickets.serving += 1;
+        drop(tickets);
+        self.queue.served.notify_all();
+    }
+}
 
 /// A line on the test's stderr, written directly so that it shows while the test runs (libtest
 /// captures only `print!`/`eprint!`); in CI this is the readable story of each e2e run.
@@ -90,8 +154,9 @@ fn engine_problem(images: &[String]) -> Option<String> {
 /// Dropping it prints how long its test held the engine and waited for it: the tests' share of
 /// CI's time, one line per stack test (issue 22: CI time).
 pub struct EngineLock {
-    _thread: MutexGuard<'static, ()>,
+    // Fields drop in this order: the other process's lock first, then the next test's turn.
     _process: std::fs::File,
+    _turn: Turn<'static>,
     holder: String,
     waited: Duration,
     since: Instant,
@@ -110,10 +175,7 @@ impl Drop for EngineLock {
 
 pub(crate) fn engine_lock() -> EngineLock {
     let asked = Instant::now();
-    // A test that panicked while holding the lock cleaned up in its guard: the lock is usable.
-    let thread = ENGINE
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let turn = ENGINE.wait();
     let path = std::env::temp_dir().join("provision-e2e-engine.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -130,8 +192,8 @@ pub(crate) fn engine_lock() -> EngineLock {
             .unwrap_or_else(|e| panic!("locking {}: {e}", path.display()));
     }
     EngineLock {
-        _thread: thread,
         _process: file,
+        _turn: turn,
         // libtest names each test's thread after the test.
         holder: std::thread::current().name().unwrap_or("a test").to_owned(),
         waited: asked.elapsed(),
@@ -158,5 +220,44 @@ pub(crate) fn start(images: &[String]) -> Option<EngineLock> {
             skip_or_fail(STACK_CHECK, &problem);
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TicketQueue;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// Waiters are served in the order they asked, not in whatever order the scheduler wakes
+    /// them: the shared-stack scenarios rely on it (see ENGINE).
+    #[test]
+    fn turns_are_served_in_the_order_they_were_asked_for() {
+        static QUEUE: TicketQueue = TicketQueue::new();
+        static SERVED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+        let asked = |n: u64| QUEUE.tickets.lock().unwrap().next == n;
+        let first = QUEUE.wait();
+        let mut waiters = Vec::new();
+        for i in 0..6 {
+            waiters.push(std::thread::spawn(move || {
+                let _turn = QUEUE.wait();
+                SERVED.lock().unwrap().push(i);
+                std::thread::sleep(Duration::from_millis(5));
+            }));
+            // The next waiter asks only once this one holds its ticket.
+            while !asked(i as u64 + 2) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        // Served, and at once asking again: a plain mutex lets this running thread take it
+        // before the woken waiters can (barging), a queue sends it to the back.
+        drop(first);
+        let again = QUEUE.wait();
+        SERVED.lock().unwrap().push(99);
+        drop(again);
+        for waiter in waiters {
+            waiter.join().unwrap();
+        }
+        assert_eq!(*SERVED.lock().unwrap(), vec![0, 1, 2, 3, 4, 5, 99]);
     }
 }
