@@ -22,7 +22,7 @@ const DOCKER_TIMEOUT: Duration = Duration::from_secs(90);
 static ENGINE: TicketQueue = TicketQueue::new();
 
 /// Turns served in the order they were asked for.
-pub(crate) struct TicketQueue {
+struct TicketQueue {
     tickets: Mutex<Tickets>,
     served: Condvar,
 }
@@ -33,12 +33,12 @@ struct Tickets {
 }
 
 /// A ticket whose turn has come; dropping it serves the next one.
-pub(crate) struct Turn<'q> {
+struct Turn<'q> {
     queue: &'q TicketQueue,
 }
 
 impl TicketQueue {
-    pub(crate) const fn new() -> TicketQueue {
+    const fn new() -> TicketQueue {
         TicketQueue {
             tickets: Mutex::new(Tickets {
                 next: 0,
@@ -49,7 +49,7 @@ impl TicketQueue {
     }
 
     /// Takes a ticket and waits for its turn.
-    pub(crate) fn wait(&self) -> Turn<'_> {
+    fn wait(&self) -> Turn<'_> {
         // A test that panicked holding its turn still dropped it: the queue is usable.
         let mut tickets = self
             .tickets
